@@ -1,0 +1,235 @@
+"""The ``renewal`` command line: the same core as the app.
+
+JSON goes to stdout; errors go to stderr in Chinese and English; the exit
+code is 0 on success, 2 on bad input (3 refused, 4 conflict).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import RenewalError
+from .settings import ROOT, Settings
+
+
+def _print_json(obj) -> None:
+    json.dump(obj, sys.stdout, ensure_ascii=False, indent=1, default=str)
+    sys.stdout.write("\n")
+
+
+def _store(args):
+    from .store import Store
+
+    return Store.open(args.settings)
+
+
+def cmd_demo(args) -> int:
+    from .demo import build_demo, build_demo_raster
+
+    out = Path(args.out) if args.out else args.settings.demo_store
+    summary = build_demo(out, seed=args.seed)
+    raster = Path(args.raster) if args.raster else args.settings.raster
+    if raster:
+        build_demo_raster(raster, seed=args.seed, gpkg_path=out)
+        summary["raster"] = str(raster)
+    if args.reset_store:
+        from .store import seed_store
+
+        seed_store(out, args.settings.store_path)
+        summary["store"] = str(args.settings.store_path)
+    summary["gpkg"] = str(out)
+    _print_json(summary)
+    return 0
+
+
+def cmd_layers(args) -> int:
+    from .catalog import load_layer_catalog
+
+    store = _store(args)
+    cat = load_layer_catalog(args.settings.layers_dir / "catalog.toml")
+    present = set(store.layer_names())
+    counts = {}
+    rows = []
+    for lyr in cat.layers:
+        if lyr.is_parcels:
+            if "parcels" not in counts:
+                counts["parcels"] = store.parcels(geometry=False)
+            n = int(counts["parcels"]["kind"].isin(lyr.kinds).sum())
+            available = True
+        elif lyr.is_raster:
+            r = args.settings.raster
+            available = bool(r and Path(r).exists())
+            n = 1 if available else 0
+        else:
+            available = lyr.source in present
+            n = len(store.layer(lyr.source)) if available else 0
+        rows.append({
+            "id": lyr.id, "label": lyr.label(args.lang), "label_zh": lyr.label_zh, "label_en": lyr.label_en,
+            "group": lyr.group, "group_label": cat.groups[lyr.group].label(args.lang),
+            "source": lyr.source, "kinds": list(lyr.kinds), "features": n, "available": available,
+        })
+    if args.json:
+        _print_json(rows)
+    else:
+        for r in rows:
+            print(f"{r['id']:<16} {r['features']:>6}  {r['group_label']} / {r['label']}")
+    return 0
+
+
+def cmd_parcels(args) -> int:
+    store = _store(args)
+    df = store.parcels(kind=args.kind, zone=args.zone, village=args.village, stage=args.stage,
+                       search=args.search, geometry=False)
+    rows = [store.describe(r, args.lang) for r in df.to_dict("records")]
+    if args.json:
+        _print_json(rows)
+    else:
+        for r in rows:
+            print(f"{r['code']:<10} {r['name']:<16} {r['stage_label']:<10} {r['area_mu']:>8.2f} 亩")
+    return 0
+
+
+def cmd_advance(args) -> int:
+    store = _store(args)
+    ev = store.advance(args.code, args.to, args.date, args.by or args.settings.user, note=args.note or "",
+                       correction=args.correction, share=args.share)
+    _print_json({"event": ev.as_dict(), "parcel": store.parcel(args.code, args.lang)})
+    return 0
+
+
+def cmd_block(args) -> int:
+    store = _store(args)
+    ev = store.set_blocked(args.code, not args.clear, args.reason or "", args.by or args.settings.user, args.date)
+    _print_json({"event": ev.as_dict(), "parcel": store.parcel(args.code, args.lang)})
+    return 0
+
+
+def cmd_history(args) -> int:
+    store = _store(args)
+    p = store.parcel(args.code, args.lang)
+    events = [e.as_dict() for e in store.history(args.code)]
+    cat = store.catalog
+    for e in events:
+        e["from_label"] = cat.stage_label(p["kind"], e["from_stage"], args.lang)
+        e["to_label"] = cat.stage_label(p["kind"], e["to_stage"], args.lang)
+    if args.json:
+        _print_json(events)
+    else:
+        for e in events:
+            print(f"{e['event_date']}  {e['action']:<10} {e['from_label']} → {e['to_label']}  {e['recorded_by']}  {e['note'] or ''}")
+    return 0
+
+
+def cmd_villages(args) -> int:
+    from .board import village_progress
+
+    store = _store(args)
+    board = village_progress(store.parcels(kind="village", geometry=False), store.layer("villages"),
+                             store.events(), store.catalog, args.lang)
+    if args.json:
+        _print_json(board.to_dict("records"))
+    else:
+        print(board[["code", "name", "parcels", "area_mu", "cleared_share", "blocked", "status"]].to_string(index=False))
+    return 0
+
+
+def cmd_serve(args) -> int:
+    # seed the working store before Streamlit starts, so a broken setup fails here, readably
+    _store(args)
+    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+           "--server.port", str(args.port or args.settings.port), "--server.headless", "true"]
+    env = dict(os.environ)
+    if args.store:
+        env["RENEWAL_STORE"] = str(args.store)
+    if args.lang_set:
+        env["RENEWAL_LANG"] = args.lang
+    return subprocess.call(cmd, cwd=ROOT, env=env)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are bilingual like every other error."""
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(2, f"错误 Error: 命令参数有误 / invalid arguments: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="renewal", description="城市更新一张图 Renewal Atlas")
+    p.add_argument("--version", action="version", version=__version__)
+    p.add_argument("--store", help="GeoPackage store (default: var/renewal.gpkg, seeded from the demo)")
+    p.add_argument("--lang", choices=["zh", "en"], help="language of labels (default: zh)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("demo", help="rebuild the fictional demo district (deterministic)")
+    s.add_argument("--seed", type=int, default=2026)
+    s.add_argument("--out", help="GeoPackage to write (default: data/parcels/demo.gpkg)")
+    s.add_argument("--raster", help="GeoTIFF basemap to write (default: data/raster/demo_basemap.tif)")
+    s.add_argument("--reset-store", action="store_true", help="also replace the working store with the new demo")
+    s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("layers", help="list the map layers")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_layers)
+
+    s = sub.add_parser("parcels", help="list tracked parcels")
+    for opt in ("kind", "zone", "village", "stage", "search"):
+        s.add_argument(f"--{opt}")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_parcels)
+
+    s = sub.add_parser("advance", help="move a parcel to a stage")
+    s.add_argument("code")
+    s.add_argument("--to", required=True, help="stage key, e.g. signing")
+    s.add_argument("--date", help="business date YYYY-MM-DD (default: today)")
+    s.add_argument("--by", help="who records this")
+    s.add_argument("--note", default="")
+    s.add_argument("--correction", help="reason, to go back or skip as a correction")
+    s.add_argument("--share", type=float, help="share for a gated stage, e.g. 0.86 for a vote")
+    s.set_defaults(func=cmd_advance)
+
+    s = sub.add_parser("block", help="flag a parcel as blocked (卡点), or --clear the flag")
+    s.add_argument("code")
+    s.add_argument("--reason")
+    s.add_argument("--by")
+    s.add_argument("--date")
+    s.add_argument("--clear", action="store_true")
+    s.set_defaults(func=cmd_block)
+
+    s = sub.add_parser("history", help="a parcel's stage history")
+    s.add_argument("code")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_history)
+
+    s = sub.add_parser("villages", help="progress of every old village")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_villages)
+
+    s = sub.add_parser("serve", help="run the web app")
+    s.add_argument("--port", type=int)
+    s.set_defaults(func=cmd_serve)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.lang_set = args.lang is not None
+        args.settings = Settings.load(store=args.store, lang=args.lang)
+        args.lang = args.settings.lang
+        return args.func(args)
+    except RenewalError as e:
+        print(f"错误 Error: {e.bilingual()}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

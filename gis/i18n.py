@@ -1,0 +1,54 @@
+"""String catalogues: one TOML file per language under ``gis/locales``.
+
+``t(key, lang, **params)`` looks a key up and formats it; an unknown key falls
+back to Chinese, then to the key itself, so a missing string never crashes a
+page (a test keeps the catalogues complete).
+"""
+from __future__ import annotations
+
+import tomllib
+from functools import cache
+from pathlib import Path
+
+LANGUAGES = ("zh", "en")
+DEFAULT_LANGUAGE = "zh"
+_DIR = Path(__file__).with_name("locales")
+
+
+@cache
+def catalogue(lang: str) -> dict[str, str]:
+    """Flattened ``{"section.key": text}`` for a language."""
+    if lang not in LANGUAGES:
+        lang = DEFAULT_LANGUAGE
+    with open(_DIR / f"{lang}.toml", "rb") as f:
+        data = tomllib.load(f)
+    flat: dict[str, str] = {}
+
+    def walk(prefix: str, node: dict) -> None:
+        for k, v in node.items():
+            name = f"{prefix}.{k}" if prefix else k
+            if isinstance(v, dict):
+                walk(name, v)
+            else:
+                flat[name] = str(v)
+
+    walk("", data)
+    return flat
+
+
+def t(key: str, lang: str = DEFAULT_LANGUAGE, **params) -> str:
+    text = catalogue(lang).get(key) or catalogue(DEFAULT_LANGUAGE).get(key) or key
+    if params:
+        try:
+            return text.format(**params)
+        except (KeyError, IndexError, ValueError):
+            return text
+    return text
+
+
+def label(obj, lang: str) -> str:
+    """``label_zh``/``label_en`` (or ``name``/``name_en``) of a record in a language."""
+    get = obj.get if isinstance(obj, dict) else lambda k, d=None: getattr(obj, k, d)
+    if lang == "en":
+        return get("label_en") or get("name_en") or get("label_zh") or get("name") or ""
+    return get("label_zh") or get("name") or get("label_en") or ""

@@ -1,0 +1,118 @@
+"""Shared fixtures. Test data is made in code, small."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+import shapely
+
+from gis.pipelines import load_catalog
+from gis.units import areas_m2
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "data" / "parcels" / "demo.gpkg"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "browser: drives headless Chromium against a real server")
+    config.addinivalue_line("markers", "slow: takes more than a few seconds")
+
+
+@pytest.fixture(scope="session")
+def catalog():
+    return load_catalog()
+
+
+def _box(x, y, w=0.001, h=0.001):
+    return shapely.MultiPolygon([shapely.box(x, y, x + w, y + h)])
+
+
+def write_tiny_store(path: Path) -> Path:
+    """A store with two zones, one village of three parcels, one park parcel and one ministry plot."""
+    crs = "EPSG:4490"
+    x0, y0 = 121.30, 37.40
+    layer = dict(driver="GPKG", engine="pyogrio", layer_options={"GEOMETRY_NAME": "geom"})
+    gpd.GeoDataFrame(
+        {"name": ["测试区"], "name_en": ["Test district"]}, geometry=[_box(x0, y0, 0.02, 0.02)], crs=crs
+    ).to_file(path, layer="district", **layer)
+    gpd.GeoDataFrame(
+        {"code": ["north", "south"], "name": ["北部", "南部"], "name_en": ["North", "South"],
+         "strategy": ["北优", "南拓"], "roles": ["城市会客厅；人才蓄水池", "前庭花园；乡村振兴样板区"],
+         "roles_en": ["City living room; talent reservoir", "Front garden; rural revitalisation"]},
+        geometry=[_box(x0, y0 + 0.01, 0.02, 0.01), _box(x0, y0, 0.02, 0.01)], crs=crs,
+    ).to_file(path, layer="zones", **layer)
+    gpd.GeoDataFrame(
+        {"code": ["V01"], "name": ["<b>东岙村</b>"], "name_en": ["Dong'ao"], "zone": ["south"]},
+        geometry=[_box(x0, y0, 0.006, 0.002)], crs=crs,
+    ).to_file(path, layer="villages", **layer)
+    gpd.GeoDataFrame(
+        {"code": ["hsr_ai"], "name": ["高铁南站电子信息和人工智能产业园"], "name_en": ["HSR South AI Park"],
+         "industry": ["电子信息和人工智能"]},
+        geometry=[_box(x0 + 0.01, y0, 0.004, 0.004)], crs=crs,
+    ).to_file(path, layer="parks", **layer)
+    parcels = gpd.GeoDataFrame(
+        {
+            "code": ["V01-001", "V01-002", "V01-003", "HSR-001", "MIN-01"],
+            "name": ["东岙村1号地块", "东岙村2号地块", "东岙村3号地块", "产业园1号地块", "某部委闲置地"],
+            "kind": ["village", "village", "village", "park", "ministry"],
+            "zone": ["south", "south", "south", "south", "north"],
+            "village": ["V01", "V01", "V01", "", ""],
+            "park": ["", "", "", "hsr_ai", ""],
+            "unit": ["凤凰街道办事处"] * 3 + ["区城市更新集团", "区自然资源局"],
+            "owner": ["", "", "", "", "某部直属单位（虚构）"],
+            "land_use": ["宅基地"] * 3 + ["工业", "仓储"],
+            "stage": [None, "survey", "signing", "layout", None],
+            "stage_date": [None, "2024-03-01", "2025-06-01", "2023-01-10", None],
+            "blocked": [0, 0, 1, 0, 0],
+            "blocked_reason": [None, None, "个别户未签约", None, None],
+            "note": [None] * 5,
+            "version": [1] * 5,
+            "updated_at": ["2025-06-01T09:00:00+00:00"] * 5,
+            "updated_by": ["张伟"] * 5,
+        },
+        geometry=[_box(x0 + i * 0.002, y0) for i in range(3)] + [_box(x0 + 0.011, y0), _box(x0, y0 + 0.015)],
+        crs=crs,
+    )
+    parcels["area_m2"] = areas_m2(parcels)
+    parcels.to_file(path, layer="parcels", **layer)
+    events = pd.DataFrame(
+        {
+            "parcel": ["V01-002", "V01-003", "HSR-001"],
+            "action": ["advance", "advance", "advance"],
+            "from_stage": [None, "partner", None],
+            "to_stage": ["survey", "signing", "layout"],
+            "event_date": ["2024-03-01", "2025-06-01", "2023-01-10"],
+            "recorded_at": ["2024-03-01T09:00:00+00:00", "2025-06-01T09:00:00+00:00", "2023-01-10T09:00:00+00:00"],
+            "recorded_by": ["张伟", "李娜", "王强"],
+            "unit": ["凤凰街道办事处", "凤凰街道办事处", "区城市更新集团"],
+            "note": ["启动意愿征询", None, None],
+            "reason": [None, None, None],
+            "share": [None, 0.9, None],
+        }
+    )
+    import pyogrio
+
+    pyogrio.write_dataframe(events, path, layer="stage_events", driver="GPKG", layer_options={"FID": "id"})
+    pyogrio.write_dataframe(
+        pd.DataFrame({"key": ["demo", "data_version", "data_source"], "value": ["1", "0", "测试数据"]}),
+        path, layer="meta", driver="GPKG",
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_store_template(tmp_path_factory):
+    return write_tiny_store(tmp_path_factory.mktemp("tiny") / "tiny.gpkg")
+
+
+@pytest.fixture
+def tiny_store(tiny_store_template, tmp_path, catalog):
+    """A fresh copy of the tiny store for each test."""
+    from gis.store import Store
+
+    path = tmp_path / "store.gpkg"
+    shutil.copy(tiny_store_template, path)
+    return Store(path, catalog)
