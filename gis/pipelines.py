@@ -220,3 +220,32 @@ def load_catalog(path: Path | str | None = None) -> Catalog:
             if s.phase not in phases:
                 raise InputError("error.bad_catalog", path=str(path), detail=f"stage {s.key}: no phase {s.phase}")
     return Catalog(kinds=kinds, pipelines=pipelines, phases=phases)
+
+
+def stage_timeline(catalog: Catalog, kind: str, stage: str | None, events, lang: str = "zh") -> list[dict]:
+    """Every stage of a parcel's pipeline with its status and date.
+
+    ``status`` is ``done`` (with the date it was reached), ``current`` or
+    ``ahead``. Dates come from the latest event that entered each stage, so a
+    correction that went back and forward again shows the newer date.
+    ``events``: StageEvent objects or dicts, oldest first.
+    """
+    pipe = catalog.pipeline_for(kind)
+    cur = pipe.index(stage)
+    reached: dict[str, str] = {}
+    for e in events:
+        get = e.get if isinstance(e, dict) else lambda k: getattr(e, k)
+        if get("action") in ("advance", "correction") and get("to_stage"):
+            reached[get("to_stage")] = get("event_date")
+    out = []
+    for i, s in enumerate(pipe.stages):
+        status = "done" if i < cur else "current" if i == cur else "ahead"
+        out.append({
+            "key": s.key,
+            "label": s.label(lang),
+            "status": status,
+            "date": reached.get(s.key) if i <= cur else None,
+            "gate": s.gate(lang),
+            "color": catalog.phases[s.phase].color,
+        })
+    return out

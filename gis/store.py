@@ -160,12 +160,22 @@ class Store:
         present = set(self.layer_names())
         return {n: self.layer(n) for n in CONTEXT_LAYERS if n in present}
 
-    def names(self, table: str) -> dict[str, tuple[str, str]]:
-        """``{code: (name, name_en)}`` of zones, villages or parks, without reading geometry."""
-        if table not in ("zones", "villages", "parks"):
+    def attributes(self, table: str) -> dict[str, dict]:
+        """``{code: {field: value}}`` of zones, villages, parks or points, without reading geometry.
+
+        Raises:
+            NotFoundError: not one of those tables.
+        """
+        if table not in ("zones", "villages", "parks", "points", "devzone"):
             raise NotFoundError("error.no_layer", layer=table)
         with self._connect() as con:
-            return {r[0]: (r[1], r[2]) for r in con.execute(f'SELECT code, name, name_en FROM "{table}"')}
+            cols = [r[1] for r in con.execute(f'PRAGMA table_info("{table}")') if r[1] not in ("fid", "geom")]
+            rows = con.execute(f'SELECT {", ".join(cols)} FROM "{table}"').fetchall()
+        return {r["code"]: dict(r) for r in rows}
+
+    def names(self, table: str) -> dict[str, tuple[str, str]]:
+        """``{code: (name, name_en)}`` of zones, villages or parks."""
+        return {c: (r.get("name"), r.get("name_en")) for c, r in self.attributes(table).items()}
 
     def parcels(
         self,
@@ -184,6 +194,15 @@ class Store:
         """
         df = pyogrio.read_dataframe(self.path, layer="parcels", read_geometry=geometry, fid_as_index=False)
         df = df[[c for c in PARCEL_FIELDS if c in df.columns] + (["geometry"] if geometry else [])]
+        return self.filter(df, kind=kind, zone=zone, village=village, stage=stage, search=search, blocked=blocked)
+
+    def filter(self, df, kind=None, zone=None, village=None, stage=None, search=None, blocked=None):
+        """Filter a parcel table already in memory (the app filters its cached copy).
+
+        Raises:
+            NotFoundError: unknown zone or village; InputError: unknown kind;
+            StageTransitionError: unknown stage.
+        """
         if kind:
             self.catalog.kind(kind)
             df = df[df["kind"] == kind]
@@ -204,7 +223,7 @@ class Store:
                 df = df[df["stage"] == stage]
         if blocked is not None:
             df = df[df["blocked"].astype(bool) == blocked]
-        if search:
+        if search and search.strip():
             s = search.strip().lower()
             df = df[df["code"].str.lower().str.contains(s, regex=False) | df["name"].str.lower().str.contains(s, regex=False)]
         return df.reset_index(drop=True)

@@ -195,6 +195,10 @@ def test_error_keys_used_in_code_exist():
     used = set()
     for py in list((root / "gis").rglob("*.py")) + list((root / "ui").rglob("*.py")) + [root / "app.py"]:
         used |= set(re.findall(r'"((?:error|ui|board|map|app)\.[a-z_0-9.]+)"', py.read_text(encoding="utf-8")))
+    used = {k for k in used if not k.endswith(".py")}
+    # keys built at run time
+    used |= {f"ui.actions.{a}" for a in ("advance", "correction", "block", "unblock")}
+    used |= {f"board.{s}" for s in ("done", "in_progress", "not_started")}
     missing = sorted(k for k in used if k not in i18n.catalogue("zh"))
     assert not missing
 
@@ -220,3 +224,36 @@ def test_duplicate_layer_ids_are_refused(tmp_path):
         "[[layers]]\nid='x'\nlabel_zh='x'\nlabel_en='x'\ngroup='a'\nsource='zones'\n", encoding="utf-8")
     with pytest.raises(InputError, match="duplicate"):
         load_layer_catalog(p)
+
+
+# ------------------------------------------------------------------ spatial
+def test_parcel_index_finds_the_clicked_parcel():
+    from gis.spatial import ParcelIndex, fit_bounds
+
+    gdf = gpd.GeoDataFrame({"code": ["A", "B"]},
+                           geometry=[shapely.box(121.30, 37.40, 121.31, 37.41), shapely.box(121.31, 37.40, 121.32, 37.41)],
+                           crs=4490)
+    idx = ParcelIndex(gdf)
+    assert idx.at(121.305, 37.405) == "A"
+    assert idx.at(121.315, 37.405) == "B"
+    assert idx.at(121.35, 37.405) is None
+    (s, w), (n, e) = fit_bounds(gdf)
+    assert s < 37.40 and w < 121.30 and n > 37.41 and e > 121.32
+    assert fit_bounds(gdf.iloc[:0]) is None
+
+
+def test_stage_timeline_marks_done_current_and_ahead(catalog):
+    from gis.pipelines import stage_timeline
+
+    events = [
+        {"action": "advance", "to_stage": "survey", "event_date": "2024-01-01"},
+        {"action": "advance", "to_stage": "listed", "event_date": "2024-01-10"},
+        {"action": "block", "to_stage": "listed", "event_date": "2024-02-01"},
+        {"action": "advance", "to_stage": "baseline", "event_date": "2024-03-01"},
+    ]
+    tl = stage_timeline(catalog, "village", "baseline", events)
+    assert [x["status"] for x in tl[:4]] == ["done", "done", "current", "ahead"]
+    assert tl[1]["date"] == "2024-01-10" and tl[2]["date"] == "2024-03-01" and tl[3]["date"] is None
+    assert len(tl) == 13
+    assert all(x["status"] == "ahead" for x in stage_timeline(catalog, "village", None, []))
+    assert stage_timeline(catalog, "park", "layout", [], "en")[0]["label"] == "Layout planned"

@@ -1,0 +1,94 @@
+"""The village board: every old village's progress, sortable; a row opens it on the map."""
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from ui.common import board_table, lang, shown_errors, store, tr
+
+
+def _chart(board: pd.DataFrame) -> alt.Chart:
+    cat = store().catalog
+    phases = list(cat.phases.values())
+    long = board.melt(id_vars=["name"], value_vars=[f"phase_{p.key}" for p in phases],
+                      var_name="phase", value_name="parcels")
+    labels = {f"phase_{p.key}": p.label(lang()) for p in phases}
+    long["phase"] = long["phase"].map(labels)
+    long["order"] = long["phase"].map({p.label(lang()): i for i, p in enumerate(phases)})
+    return (
+        alt.Chart(long)
+        .mark_bar()
+        .encode(
+            y=alt.Y("name:N", sort=list(board["name"]), title=None),
+            x=alt.X("parcels:Q", stack="zero", title=tr("board.parcels")),
+            color=alt.Color("phase:N", title=tr("ui.stage"),
+                            scale=alt.Scale(domain=[p.label(lang()) for p in phases], range=[p.color for p in phases])),
+            order=alt.Order("order:Q"),
+            tooltip=["name:N", "phase:N", "parcels:Q"],
+        )
+        .properties(height=max(300, 18 * len(board)))
+    )
+
+
+def page() -> None:
+    s = store()
+    st.title(tr("board.title"))
+    st.caption(tr("board.subtitle"))
+    board = board_table(str(s.path), s.data_version(), lang())
+    status = board["status"].value_counts()
+    c = st.columns(4)
+    c[0].metric(tr("board.done"), int(status.get("done", 0)))
+    c[1].metric(tr("board.in_progress"), int(status.get("in_progress", 0)))
+    c[2].metric(tr("board.not_started"), int(status.get("not_started", 0)))
+    c[3].metric(tr("board.total_parcels"), int(board["parcels"].sum()))
+
+    zones = {code: (r.get("name_en") if lang() == "en" else r["name"]) for code, r in s.attributes("zones").items()}
+    table = pd.DataFrame({
+        "code": board["code"],
+        "name": board["name"],
+        "zone": board["zone"].map(zones),
+        "parcels": board["parcels"],
+        "area_mu": board["area_mu"],
+        "cleared_share": board["cleared_share"] * 100,
+        "signed_share": board["signed_share"] * 100,
+        "demolished_share": board["demolished_share"] * 100,
+        "blocked": board["blocked"],
+        "last_activity": pd.to_datetime(board["last_activity"]),
+        "status": board["status"].map(lambda v: tr(f"board.{v}")),
+    })
+    pct = lambda key: st.column_config.ProgressColumn(tr(key), min_value=0, max_value=100, format="%.0f%%")
+    st.caption(tr("board.select_hint"))
+    event = st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        on_select="rerun",
+        selection_mode="single-row",
+        key="board-table",
+        column_config={
+            "code": tr("ui.code"),
+            "name": tr("ui.village"),
+            "zone": tr("ui.zone"),
+            "parcels": st.column_config.NumberColumn(tr("board.parcels")),
+            "area_mu": st.column_config.NumberColumn(tr("board.area_mu"), format="%.1f"),
+            "cleared_share": pct("board.cleared_share"),
+            "signed_share": pct("board.signed_share"),
+            "demolished_share": pct("board.demolished_share"),
+            "blocked": st.column_config.NumberColumn(tr("board.blocked")),
+            "last_activity": st.column_config.DateColumn(tr("board.last_activity"), format="YYYY-MM-DD"),
+            "status": tr("board.status"),
+        },
+    )
+    rows = event.selection.rows if event and event.selection else []
+    if rows:
+        st.session_state["goto_village"] = table.iloc[rows[0]]["code"]
+        st.session_state.pop("selected", None)
+        st.switch_page("ui/map_page.py")
+
+    st.subheader(tr("board.chart"))
+    st.altair_chart(_chart(board), width="stretch")
+
+
+with shown_errors():
+    page()

@@ -1,0 +1,150 @@
+"""What every page shares: settings, the store, cached data, language, the
+error edge and the sidebar. The only place, with the pages, that imports
+streamlit; everything it caches is computed by ``gis`` functions."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import streamlit as st
+
+from gis.board import village_progress
+from gis.errors import RenewalError
+from gis.i18n import LANGUAGES, t
+from gis.settings import Settings
+from gis.spatial import ParcelIndex
+from gis.store import Store
+
+LANG_NAMES = {"zh": "中文", "en": "English"}
+
+
+# --------------------------------------------------------------- language
+def lang() -> str:
+    return st.session_state.get("lang") or settings().lang
+
+
+def tr(key: str, **params) -> str:
+    return t(key, lang(), **params)
+
+
+_MD_SPECIAL = set("\\`*_{}[]()<>#+-.!|~$:")
+
+
+def plain(text) -> str:
+    """User data made safe for Streamlit's markdown: every markup character escaped."""
+    return "".join("\\" + c if c in _MD_SPECIAL else c for c in str(text or ""))
+
+
+@contextmanager
+def shown_errors():
+    """The one edge where project errors become a message in the user's language.
+
+    Streamlit's own control flow (rerun, page switch) passes through untouched.
+    """
+    try:
+        yield
+    except RenewalError as e:
+        st.error(e.message(lang()))
+
+
+# --------------------------------------------------------------- resources
+@st.cache_resource
+def settings() -> Settings:
+    return Settings.load()
+
+
+@st.cache_resource
+def store() -> Store:
+    return Store.open(settings())
+
+
+def data_version() -> int:
+    return store().data_version()
+
+
+# Caches key on the store path and its data version: a click or a filter
+# change reuses them; a stage update (which bumps the version) refreshes them.
+@st.cache_resource(max_entries=2)
+def context_layers(path: str) -> dict:
+    return store().context()
+
+
+@st.cache_resource(max_entries=4)
+def all_parcels(path: str, version: int):
+    return store().parcels()
+
+
+@st.cache_resource(max_entries=4)
+def parcel_index(path: str, version: int) -> ParcelIndex:
+    return ParcelIndex(all_parcels(path, version))
+
+
+@st.cache_data(max_entries=8)
+def board_table(path: str, version: int, language: str):
+    s = store()
+    return village_progress(s.parcels(kind="village", geometry=False), s.layer("villages"),
+                            s.events(), s.catalog, language)
+
+
+def current_parcels():
+    s = store()
+    return all_parcels(str(s.path), s.data_version())
+
+
+# --------------------------------------------------------------- sidebar
+def sidebar() -> None:
+    with st.sidebar:
+        st.radio(
+            t("app.language", lang()) + " / Language",
+            LANGUAGES,
+            format_func=LANG_NAMES.get,
+            key="lang",
+            horizontal=True,
+            index=LANGUAGES.index(settings().lang),
+        )
+        if store().is_demo:
+            st.caption("⚠️ " + tr("ui.demo_notice"))
+        st.caption(settings().classification)
+
+
+# --------------------------------------------------------------- filters
+def _choice(label: str, options: list, fmt, key: str):
+    if st.session_state.get(key) not in options:
+        st.session_state.pop(key, None)
+    return st.selectbox(label, options, format_func=lambda v: tr("ui.all") if v == "" else fmt(v), key=key)
+
+
+def sidebar_filters():
+    """Zone, kind, village, stage and text filters in the sidebar.
+
+    Returns the filtered parcels (from the cached table: nothing is re-read)
+    and their codes as a tuple, or None for the codes when no filter is set.
+    """
+    s = store()
+    if "goto_village" in st.session_state:  # set by the village board
+        st.session_state["f_village"] = st.session_state.pop("goto_village")
+        st.session_state.pop("f_zone", None)
+    parcels = current_parcels()
+    cat = s.catalog
+    zones, villages = s.attributes("zones"), s.attributes("villages")
+    name = (lambda r: r.get("name_en") or r["name"]) if lang() == "en" else (lambda r: r["name"])
+    with st.sidebar:
+        st.subheader(tr("ui.filters"))
+        zone = _choice(tr("ui.zone"), [""] + sorted(zones), lambda c: name(zones[c]), "f_zone")
+        kind = _choice(tr("ui.kind"), [""] + list(cat.kinds), lambda k: cat.kinds[k].label(lang()), "f_kind")
+        vcodes = sorted(c for c, r in villages.items() if not zone or r.get("zone") == zone)
+        village = _choice(tr("ui.village"), [""] + vcodes, lambda c: name(villages[c]), "f_village")
+        if kind or village:
+            pipe = cat.pipeline_for(kind or "village")
+            stages = ["not_started"] + pipe.keys
+            label = lambda k: cat.stage_label(kind or "village", k, lang())
+        else:
+            stages = ["not_started"] + sorted({k for p in cat.pipelines.values() for k in p.keys})
+            first = {k: p for p in cat.pipelines.values() for k in reversed(p.keys)}
+            label = lambda k: cat.stage_label("village", None, lang()) if k == "not_started" else first[k].stage(k).label(lang())
+        stage = _choice(tr("ui.stage"), [""] + stages, label, "f_stage")
+        search = st.text_input(tr("ui.search"), key="f_search")
+    if not any((zone, kind, village, stage, search.strip())):
+        return parcels, None
+    filtered = s.filter(parcels, kind=kind or None, zone=zone or None, village=village or None,
+                        stage=stage or None, search=search or None)
+    return filtered, tuple(filtered["code"])
