@@ -1,0 +1,168 @@
+"""The real thing: `streamlit run app.py` on localhost, driven by Debian's headless Chromium,
+with every request to a non-localhost address blocked (an intranet with no internet)."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import shapely
+
+from gis.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "data" / "parcels" / "demo.gpkg"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = [pytest.mark.browser]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A Streamlit server on a private copy of the demo district."""
+    work = tmp_path_factory.mktemp("app")
+    shutil.copy(DEMO, work / "renewal.gpkg")
+    port = _free_port()
+    env = dict(os.environ, RENEWAL_DATA_DIR=str(work))
+    env.pop("RENEWAL_STORE", None)
+    env.pop("RENEWAL_LANG", None)
+    log = open(work / "streamlit.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
+         "--server.headless", "true", "--server.address", "127.0.0.1"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not start: " + (work / "streamlit.log").read_text())
+    yield {"url": url, "store": work / "renewal.gpkg", "log": work / "streamlit.log"}
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A page whose requests may only reach localhost; the others are blocked and recorded."""
+    ctx = browser.new_context(viewport={"width": 1500, "height": 950}, locale="zh-CN")
+    blocked = []
+
+    def guard(route):
+        host = urlparse(route.request.url).hostname
+        if host in ("127.0.0.1", "localhost", "::1") or route.request.url.startswith(("data:", "blob:")):
+            route.continue_()
+        else:
+            blocked.append(route.request.url)
+            route.abort()
+
+    ctx.route("**/*", guard)
+    pg = ctx.new_page()
+    pg.blocked = blocked
+    yield pg
+    ctx.close()
+
+
+def _map_frame(page, timeout=60):
+    """The streamlit-folium iframe once Leaflet has drawn the parcels."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for fr in page.frames:
+            try:
+                n = fr.evaluate("() => window.map && document.querySelectorAll('path.leaflet-interactive').length")
+            except Exception:
+                continue
+            if n and n > 50:
+                return fr
+        page.wait_for_timeout(300)
+    raise AssertionError("the map never drew its polygons")
+
+
+def _iframe_box(page):
+    return page.locator("iframe[title*='st_folium']").first.bounding_box()
+
+
+def test_map_shows_the_district_offline_and_a_click_advances_a_parcel(server, page):
+    page.goto(server["url"], wait_until="domcontentloaded")
+    frame = _map_frame(page)
+    n_paths = frame.evaluate("() => document.querySelectorAll('path.leaflet-interactive').length")
+    assert n_paths > 2000  # village parcels and the rest
+    # Leaflet came from the app itself, not a CDN
+    assert frame.evaluate("() => typeof L === 'object' && L.version.startsWith('1.')")
+    page.wait_for_timeout(1500)
+    shot_dir = Path(os.environ.get("RENEWAL_SCREENSHOTS", server["store"].parent))
+    shot_dir.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shot_dir / "map.png"))
+
+    # pick a village parcel at 'signing', find it by its code (the map zooms to it), click it
+    store = Store(server["store"])
+    p = store.parcels(kind="village", stage="signing", blocked=False).iloc[0]
+    code = p["code"]
+    pt = shapely.point_on_surface(p.geometry)
+    page.get_by_label("搜索名称或编号").fill(code)
+    page.get_by_label("搜索名称或编号").press("Enter")
+    page.get_by_text("符合条件的地块：1 个").wait_for(timeout=30000)
+    deadline = time.time() + 30
+    while True:  # until the re-rendered map has zoomed to the parcel
+        frame = _map_frame(page)
+        zoom = frame.evaluate("() => window.map.getZoom()")
+        inside = frame.evaluate(f"() => window.map.getBounds().contains([{pt.y}, {pt.x}])")
+        if zoom >= 15 and inside:
+            break
+        assert time.time() < deadline, f"map did not zoom to the parcel (zoom {zoom})"
+        page.wait_for_timeout(300)
+    page.wait_for_timeout(800)
+    xy = frame.evaluate(f"() => {{ const p = window.map.latLngToContainerPoint([{pt.y}, {pt.x}]); return [p.x, p.y]; }}")
+    box = _iframe_box(page)
+    page.mouse.click(box["x"] + xy[0], box["y"] + xy[1])
+
+    # the panel opens with this parcel's facts
+    page.get_by_role("heading", name=p["name"]).wait_for(timeout=30000)
+    assert page.get_by_text("签约").first.is_visible()
+    page.get_by_label("经办人").first.fill("浏览器测试")
+    page.get_by_role("button", name="提交").click()
+    page.get_by_text(f"已将 {code} 推进到“拆除”").wait_for(timeout=30000)
+    after = Store(server["store"]).parcel(code)
+    assert after["stage"] == "demolition" and after["updated_by"] == "浏览器测试"
+    assert page.blocked == [], page.blocked
+
+
+def test_village_board_opens_a_village_on_the_map(server, page):
+    page.goto(server["url"] + "/board", wait_until="domcontentloaded")
+    page.get_by_text("30个旧村改造进度").wait_for(timeout=30000)
+    page.wait_for_timeout(1000)
+    assert page.blocked == [], page.blocked
