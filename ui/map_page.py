@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 from streamlit_folium import st_folium
 
-from gis.mapview import build_map, render_basemap_png
+from gis.mapview import build_map, render_basemap_png, selection_group
 from gis.spatial import fit_bounds
 
 from ui.common import (context_layers, current_parcels, lang, parcel_index, settings, shown_errors,
@@ -17,32 +17,30 @@ def _basemap(tif: str) -> dict | None:
     return render_basemap_png(tif, settings().generated_dir)
 
 
-@st.cache_resource(max_entries=16)
-def _map(path: str, version: int, codes: tuple, selected: str | None, language: str, bounds_key: tuple):
-    """The folium map for one data version, filter result and selection (rebuilt only when one changes)."""
+def _map(codes: tuple | None, bounds):
+    """The folium map of the current filter result. Built each run (≈0.1 s for the demo) from
+    cached layers: folium maps are mutated by st_folium, so the object itself is not cached."""
     s = store()
     parcels = current_parcels()
     shown = parcels[parcels["code"].isin(codes)] if codes is not None else parcels
     raster = settings().raster
     basemap = _basemap(str(raster)) if raster and raster.exists() else None
-    bounds = [list(bounds_key[:2]), list(bounds_key[2:])] if bounds_key else None
-    return build_map(context_layers(path), shown, s.catalog, lang=language, basemap=basemap,
-                     bounds=bounds, selected=selected, demo=s.is_demo)
+    return build_map(context_layers(str(s.path)), shown, s.catalog, lang=lang(), basemap=basemap,
+                     bounds=bounds, demo=s.is_demo)
 
 
 def _clicked_code(out: dict | None) -> str | None:
     """The parcel a new click picked: from the clicked feature's properties, else by location."""
     if not out:
         return None
-    click = out.get("last_object_clicked") or out.get("last_clicked")
-    feature = out.get("last_active_drawing") or {}
-    token = repr((click, (feature.get("properties") or {}).get("code")))
-    if click is None or token == st.session_state.get("_last_click"):
+    # last_clicked changes on every click; the feature fields keep their old value
+    # after a click on empty map, so the location decides (an STR-tree look-up)
+    click = out.get("last_clicked") or out.get("last_object_clicked")
+    if click is None or repr(click) == st.session_state.get("_last_click"):
         return None
-    st.session_state["_last_click"] = token
+    st.session_state["_last_click"] = repr(click)
     s = store()
-    code = parcel_index(str(s.path), s.data_version()).at(click["lng"], click["lat"])
-    return code or (feature.get("properties") or {}).get("code")
+    return parcel_index(str(s.path), s.data_version()).at(click["lng"], click["lat"])
 
 
 def page() -> None:
@@ -60,9 +58,10 @@ def page() -> None:
     left, right = st.columns([3, 2]) if selected else (st.container(), None)
     with left:
         bounds = fit_bounds(filtered) if codes is not None and len(filtered) else None
-        bounds_key = tuple(round(v, 6) for pair in bounds for v in pair) if bounds else ()
-        m = _map(str(s.path), s.data_version(), codes, selected, lang(), bounds_key)
-        out = st_folium(m, height=680, width=None, key="district-map",
+        # the selection outline is sent as a separate feature group, so selecting a
+        # parcel does not reload the map (and lose the planner's pan and zoom)
+        out = st_folium(_map(codes, bounds), height=680, width=None, key="district-map",
+                        feature_group_to_add=selection_group(current_parcels(), selected, lang()),
                         returned_objects=["last_clicked", "last_object_clicked", "last_active_drawing"])
         code = _clicked_code(out)
         if code and code != selected:
