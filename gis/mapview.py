@@ -54,7 +54,7 @@ import shapely
 from branca.element import Element, MacroElement
 from folium.template import Template
 
-from .i18n import t
+from .i18n import LANGUAGES, catalogue, t
 from .pipelines import NOT_STARTED, Catalog
 from .units import STORE_CRS, WEB_CRS
 
@@ -73,29 +73,9 @@ COORD_DECIMALS = 6  # ≈ 0.1 m: keeps the HTML small
 # permanent labels of layers with a catalogue ``label_field``: from which zoom on
 LABEL_MIN_ZOOM = {"zones": 0, "villages": 14}
 
-# Map-only strings (the rest comes from gis/locales via ``t``).
-_TEXT = {
-    "zh": {
-        "legend": "图例", "stage": "建设阶段", "blocked": "卡点（红框）", "blocked_tip": "⚠ 卡点",
-        "selected": "选中地块", "sep": "：",
-        "field.code": "编号", "field.name": "名称", "field.stage": "阶段", "field.village": "所属村",
-        "field.park": "所属园区", "field.owner": "权属单位", "field.strategy": "战略",
-        "field.roles": "功能定位", "field.industry": "主导产业", "field.kind": "类型",
-        "basemap": "影像底图",
-    },
-    "en": {
-        "legend": "Legend", "stage": "Stage", "blocked": "Blocked (red outline)", "blocked_tip": "⚠ Blocked",
-        "selected": "Selected parcel", "sep": ": ",
-        "field.code": "Code", "field.name": "Name", "field.stage": "Stage", "field.village": "Village",
-        "field.park": "Park", "field.owner": "Owner", "field.strategy": "Strategy",
-        "field.roles": "Roles", "field.industry": "Leading industry", "field.kind": "Kind",
-        "basemap": "Imagery",
-    },
-}
-
-
 def _tx(key: str, lang: str) -> str:
-    return _TEXT.get(lang, _TEXT["zh"]).get(key) or _TEXT["zh"].get(key, key)
+    """A map string from the ``[map]`` section of the catalogues."""
+    return t(f"map.{key.replace('.', '_')}", lang)
 
 
 # --------------------------------------------------------------------------- escaping
@@ -273,7 +253,7 @@ _PARCEL_FIELD_PROP = {"stage": "stage_label", "village": "village_name", "park":
 
 
 def _tooltip_fields(spec, lang: str) -> list[list[str]]:
-    return [[_tx(f"field.{f}", lang) if f"field.{f}" in _TEXT["zh"] else f,
+    return [[_tx(f"field.{f}", lang) if f"map.field_{f}" in catalogue("zh") else f,
              _PARCEL_FIELD_PROP.get(f, f) if spec.is_parcels else f] for f in spec.tooltip]
 
 
@@ -623,7 +603,7 @@ def build_map(
     from .catalog import load_layer_catalog
 
     layers = layers or load_layer_catalog()
-    lang = lang if lang in _TEXT else "zh"
+    lang = lang if lang in LANGUAGES else "zh"
     context = {k: _to_web(v) for k, v in (context or {}).items() if v is not None and len(v)}
     parcels = _to_web(parcels) if parcels is not None else None
 
