@@ -29,7 +29,7 @@ def village_progress(parcels: pd.DataFrame, villages: pd.DataFrame, events: pd.D
     demolished_from = idx["demolition"] + 1 if "demolition" in idx else len(pipe.keys)
 
     p = parcels[parcels["village"].isin(villages["code"])].copy()
-    stage = p["stage"].where(p["stage"].notna(), None)
+    stage = [s if isinstance(s, str) and s else None for s in p["stage"]]
     p["phase"] = [catalog.phase_of("village", s).key for s in stage]
     p["i"] = [idx.get(s, -1) if s else -1 for s in stage]
     p["cleared"] = p["stage"].isin(past_clear)

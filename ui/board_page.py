@@ -11,8 +11,8 @@ from ui.common import board_table, lang, shown_errors, store, tr
 def _chart(board: pd.DataFrame) -> alt.Chart:
     cat = store().catalog
     phases = list(cat.phases.values())
-    long = board.melt(id_vars=["name"], value_vars=[f"phase_{p.key}" for p in phases],
-                      var_name="phase", value_name="parcels")
+    long = board[["name"] + [f"phase_{p.key}" for p in phases]].melt(
+        id_vars=["name"], var_name="phase", value_name="count")
     labels = {f"phase_{p.key}": p.label(lang()) for p in phases}
     long["phase"] = long["phase"].map(labels)
     long["order"] = long["phase"].map({p.label(lang()): i for i, p in enumerate(phases)})
@@ -21,11 +21,11 @@ def _chart(board: pd.DataFrame) -> alt.Chart:
         .mark_bar()
         .encode(
             y=alt.Y("name:N", sort=list(board["name"]), title=None),
-            x=alt.X("parcels:Q", stack="zero", title=tr("board.parcels")),
+            x=alt.X("count:Q", stack="zero", title=tr("board.parcels")),
             color=alt.Color("phase:N", title=tr("ui.stage"),
                             scale=alt.Scale(domain=[p.label(lang()) for p in phases], range=[p.color for p in phases])),
             order=alt.Order("order:Q"),
-            tooltip=["name:N", "phase:N", "parcels:Q"],
+            tooltip=["name:N", "phase:N", "count:Q"],
         )
         .properties(height=max(300, 18 * len(board)))
     )
