@@ -7,7 +7,7 @@ st.set_page_config(page_title="城市更新一张图 Renewal Atlas", page_icon="
 with shown_errors():
     sidebar()
     page = st.navigation([
-        st.Page("ui/map_page.py", title=tr("ui.page_map"), icon="🗺️", default=True, url_path="map"),
-        st.Page("ui/board_page.py", title=tr("ui.page_board"), icon="📊", url_path="board"),
+        st.Page("ui/map_page.py", title=tr("ui.page_map"), icon=":material/map:", default=True, url_path="map"),
+        st.Page("ui/board_page.py", title=tr("ui.page_board"), icon=":material/bar_chart:", url_path="board"),
     ])
     page.run()

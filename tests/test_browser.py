@@ -97,7 +97,7 @@ def page(browser):
     ctx.close()
 
 
-def _map_frame(page, timeout=60):
+def _map_frame(page, timeout=60, min_paths=20):
     """The streamlit-folium iframe once Leaflet has drawn the parcels."""
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -106,7 +106,7 @@ def _map_frame(page, timeout=60):
                 n = fr.evaluate("() => window.map && document.querySelectorAll('path.leaflet-interactive').length")
             except Exception:
                 continue
-            if n and n > 50:
+            if n and n >= min_paths:
                 return fr
         page.wait_for_timeout(300)
     raise AssertionError("the map never drew its polygons")
@@ -156,6 +156,8 @@ def test_map_shows_the_district_offline_and_a_click_advances_a_parcel(server, pa
     page.get_by_label("经办人").first.fill("浏览器测试")
     page.get_by_role("button", name="提交").click()
     page.get_by_text(f"已将 {code} 推进到“拆除”").wait_for(timeout=30000)
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(shot_dir / "panel.png"))
     after = Store(server["store"]).parcel(code)
     assert after["stage"] == "demolition" and after["updated_by"] == "浏览器测试"
     assert page.blocked == [], page.blocked
@@ -164,5 +166,15 @@ def test_map_shows_the_district_offline_and_a_click_advances_a_parcel(server, pa
 def test_village_board_opens_a_village_on_the_map(server, page):
     page.goto(server["url"] + "/board", wait_until="domcontentloaded")
     page.get_by_text("30个旧村改造进度").wait_for(timeout=30000)
-    page.wait_for_timeout(1000)
+    page.wait_for_timeout(2500)
+    shot_dir = Path(os.environ.get("RENEWAL_SCREENSHOTS", server["store"].parent))
+    page.screenshot(path=str(shot_dir / "board.png"), full_page=True)
+    # selecting a village's row opens the map filtered to that village
+    grid = page.locator("[data-testid='stDataFrame']").first
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 16, box["y"] + 35 + 35 * 2 + 17)  # the row-selection cell of the 3rd village
+    page.get_by_text("符合条件的地块：").wait_for(timeout=30000)
+    frame = _map_frame(page)
+    page.wait_for_timeout(500)
+    assert frame.evaluate("() => window.map.getZoom()") >= 14
     assert page.blocked == [], page.blocked

@@ -17,7 +17,7 @@ def _basemap(tif: str) -> dict | None:
     return render_basemap_png(tif, settings().generated_dir)
 
 
-def _map(codes: tuple | None, bounds):
+def _map(codes: tuple | None, bounds, narrow: bool):
     """The folium map of the current filter result. Built each run (≈0.1 s for the demo) from
     cached layers: folium maps are mutated by st_folium, so the object itself is not cached."""
     s = store()
@@ -26,7 +26,7 @@ def _map(codes: tuple | None, bounds):
     raster = settings().raster
     basemap = _basemap(str(raster)) if raster and raster.exists() else None
     return build_map(context_layers(str(s.path)), shown, s.catalog, lang=lang(), basemap=basemap,
-                     bounds=bounds, demo=s.is_demo)
+                     bounds=bounds, demo=s.is_demo, collapsed=narrow)
 
 
 def _clicked_code(out: dict | None) -> str | None:
@@ -60,8 +60,10 @@ def page() -> None:
         bounds = fit_bounds(filtered) if codes is not None and len(filtered) else None
         # the selection outline is sent as a separate feature group, so selecting a
         # parcel does not reload the map (and lose the planner's pan and zoom)
-        out = st_folium(_map(codes, bounds), height=680, width=None, key="district-map",
-                        feature_group_to_add=selection_group(current_parcels(), selected, lang()),
+        parcels = current_parcels()
+        highlight = parcels[parcels["code"] == selected] if selected else parcels.iloc[:0]
+        out = st_folium(_map(codes, bounds, narrow=bool(selected)), height=680, width=None, key="district-map",
+                        feature_group_to_add=selection_group(highlight, lang=lang()),
                         returned_objects=["last_clicked", "last_object_clicked", "last_active_drawing"])
         code = _clicked_code(out)
         if code and code != selected:

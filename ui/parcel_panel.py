@@ -12,7 +12,8 @@ from gis.units import format_area
 
 from .common import lang, plain, settings, shown_errors, store, tr
 
-_MARK = {"done": "✅", "current": "🔶", "ahead": "⬜"}
+# symbols every CJK font has (no emoji font on many office machines)
+_MARK = {"done": ":green[●]", "current": ":orange[◆]", "ahead": ":gray[○]"}
 
 
 def _zone_roles(code: str | None) -> str:
@@ -41,8 +42,7 @@ def _facts(p: dict) -> None:
         (tr("ui.note"), p.get("note")),
         (tr("ui.updated"), f"{p['updated_at'] or ''} {p['updated_by'] or ''}".strip()),
     ]
-    # st.table renders cell text as text, never as markup
-    st.table(pd.DataFrame([(k, v) for k, v in rows if v], columns=["", " "]).set_index(""))
+    st.markdown("  \n".join(f"**{k}**：{plain(v)}" for k, v in rows if v))
 
 
 def _timeline(p: dict, history) -> None:
@@ -50,7 +50,8 @@ def _timeline(p: dict, history) -> None:
     lines = []
     for s in stage_timeline(store().catalog, p["kind"], p["stage"], history, lang()):
         date = f" {s['date']}" if s["date"] else ""
-        lines.append(f"{_MARK[s['status']]} {plain(s['label'])}{date}")
+        label = plain(s["label"])
+        lines.append(f"{_MARK[s['status']]} {'**' + label + '**' if s['status'] == 'current' else label}{date}")
     st.markdown("  \n".join(lines))
 
 
