@@ -258,7 +258,12 @@ class Store:
             row = dict(self._row(con, code))
         return self.describe(row, lang)
 
-    def describe(self, row: dict, lang: str = "zh") -> dict:
+    def describe_many(self, rows, lang: str = "zh") -> list[dict]:
+        """``describe`` for many records, looking the zone, village and park names up once."""
+        names = {t: self.names(t) for t in ("zones", "villages", "parks")}
+        return [self.describe(r, lang, names) for r in rows]
+
+    def describe(self, row: dict, lang: str = "zh", names: dict | None = None) -> dict:
         """A parcel record (from ``parcels()`` or SQL) with labels, next stage and areas added."""
         cat = self.catalog
         row = {k: (None if not isinstance(v, str) and k != "geometry" and pd.isna(v) else v) for k, v in row.items()}
@@ -267,7 +272,8 @@ class Store:
         pipe = cat.pipeline_for(kind)
         nxt = pipe.next_stage(stage)
         area = float(row.get("area_m2") or 0.0)
-        zones, villages, parks = self.names("zones"), self.names("villages"), self.names("parks")
+        names = names or {t: self.names(t) for t in ("zones", "villages", "parks")}
+        zones, villages, parks = names["zones"], names["villages"], names["parks"]
         pick = (lambda d, c: (d.get(c) or ("", ""))[1 if lang == "en" else 0] if c else "")
         out = {k: v for k, v in row.items() if k != "geometry"}
         out.update(
