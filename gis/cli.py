@@ -138,6 +138,73 @@ def cmd_villages(args) -> int:
     return 0
 
 
+def _raster_choice(args):
+    """--no-raster: none; --raster FILE: that file (checked when used); else the configured basemap if present."""
+    from .briefing import default_raster
+
+    if args.no_raster:
+        return None
+    if args.raster:
+        return Path(args.raster)
+    return default_raster(args.settings)
+
+
+def _progress_bar(stream=None):
+    """A progress bar on a terminal; a line per tenth of the work otherwise."""
+    stream = stream or sys.stderr
+    tty = stream.isatty()
+
+    def show(done: int, total: int, label: str) -> None:
+        if tty:
+            n = int(30 * done / max(total, 1))
+            stream.write(f"\r[{'#' * n}{'.' * (30 - n)}] {done}/{total} {label:<12.12}")
+            if done >= total:
+                stream.write("\n")
+        elif done >= total or done % max(1, total // 10) == 0:
+            stream.write(f"{done}/{total}\n")
+        stream.flush()
+
+    return show
+
+
+def cmd_brief(args) -> int:
+    """One briefing page (PDF or PNG) of a parcel, or of a village with --village."""
+    from .briefing import render_parcel_page, render_village_page
+    from .errors import InputError
+
+    if bool(args.code) == bool(args.village):
+        raise InputError("brief.code_or_village")
+    store = _store(args)
+    kw = dict(paper=args.paper, raster=_raster_choice(args), lang=args.lang, settings=args.settings, dpi=args.dpi)
+    if args.village:
+        out = render_village_page(store, args.village, args.output, **kw)
+    else:
+        out = render_parcel_page(store, args.code, args.output, **kw)
+    _print_json({"output": str(out), "bytes": out.stat().st_size})
+    return 0
+
+
+def cmd_atlas(args) -> int:
+    """A briefing atlas: cover, index, a page per village (--villages) or per parcel of a filter."""
+    from .briefing import render_atlas, select_parcels, select_villages
+
+    from .errors import InputError
+
+    if not any((args.villages, args.village, args.zone, args.kind, args.stage, args.search)):
+        raise InputError("brief.atlas_what")
+    store = _store(args)
+    if args.villages:
+        selection = select_villages(store, zone=args.zone)
+    else:
+        selection = select_parcels(store, kind=args.kind, zone=args.zone, village=args.village,
+                                   stage=args.stage, search=args.search)
+    result = render_atlas(store, selection, args.output, png_zip=args.png_zip, paper=args.paper,
+                          raster=_raster_choice(args), lang=args.lang, settings=args.settings,
+                          progress=None if args.quiet else _progress_bar(), jobs=args.jobs, dpi=args.dpi)
+    _print_json(result)
+    return 0
+
+
 def cmd_serve(args) -> int:
     # seed the working store before Streamlit starts, so a broken setup fails here, readably
     _store(args)
@@ -157,6 +224,14 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):
         self.print_usage(sys.stderr)
         self.exit(2, f"错误 Error: 命令参数有误 / invalid arguments: {message}\n")
+
+
+def _page_options(s, flag: str, help_out: str) -> None:
+    s.add_argument(flag, "--output", required=True, help=help_out)
+    s.add_argument("--paper", choices=["A4", "A3"], default="A4", help="paper, landscape (default A4)")
+    s.add_argument("--raster", help="background GeoTIFF, any CRS (default: the configured basemap)")
+    s.add_argument("--no-raster", action="store_true", help="no background image")
+    s.add_argument("--dpi", type=int, default=150, help="resolution of PNG output (default 150)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -209,6 +284,23 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("villages", help="progress of every old village")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_villages)
+
+    s = sub.add_parser("brief", help="a briefing map page (PDF or PNG) of a parcel, or of a village")
+    s.add_argument("code", nargs="?", help="parcel code, e.g. V07-023")
+    s.add_argument("--village", help="a village page instead: village code or name")
+    _page_options(s, "-o", "file to write: .pdf or .png")
+    s.set_defaults(func=cmd_brief)
+
+    s = sub.add_parser("atlas", help="a briefing atlas: cover, index and one page per village or parcel")
+    what = s.add_argument_group("what to print (at least one)")
+    what.add_argument("--villages", action="store_true", help="one page per old village (with --zone: of that zone)")
+    for opt in ("village", "zone", "kind", "stage", "search"):
+        what.add_argument(f"--{opt}", help=f"one page per parcel, filtered by {opt}")
+    _page_options(s, "-o", "PDF file to write")
+    s.add_argument("--png-zip", help="also write the pages as PNG images in this zip file")
+    s.add_argument("--jobs", type=int, help="processes rendering pages (default: the CPUs available)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_atlas)
 
     s = sub.add_parser("serve", help="run the web app")
     s.add_argument("--port", type=int)
