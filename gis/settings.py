@@ -31,6 +31,8 @@ class Settings:
     store: Path | None = None
     #: the committed demo district the working store is seeded from
     demo_store: Path = ROOT / "data" / "parcels" / "demo.gpkg"
+    #: PostgreSQL/PostGIS URL (postgresql://user@host/db); empty: the embedded GeoPackage
+    database_url: str = ""
     #: offline basemap GeoTIFF (any CRS); empty for none
     raster: Path | None = ROOT / "data" / "raster" / "demo_basemap.tif"
     #: folder with ``pipelines.toml`` and ``catalog.toml``

@@ -11,6 +11,7 @@ and the file still opens in QGIS (see docs/DATA_MODEL.md).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 import sqlite3
 import tempfile
@@ -22,8 +23,10 @@ import geopandas as gpd
 import pandas as pd
 import pyogrio
 
+from . import accounts, schema
+from .accounts import User
+from .errors import ConflictError, InputError, NotFoundError, PermissionRefused, StageTransitionError
 from .gpkg import register_functions
-from .errors import ConflictError, InputError, NotFoundError, StageTransitionError
 from .pipelines import Catalog, load_catalog
 from .units import M2_PER_HA, M2_PER_MU
 
@@ -77,23 +80,40 @@ def parse_date(value: str | dt.date | None, *, today: dt.date | None = None) -> 
 
 
 class Store:
-    """A GeoPackage store. Cheap to construct; opens a connection per operation."""
+    """A GeoPackage store (the embedded back end). Cheap to construct; a connection per operation.
+
+    ``PostgisStore`` (gis/store_pg.py) shares every rule and overrides only the
+    primitives: connecting, reading geometry, listing tables.
+    """
+
+    backend = "gpkg"
 
     def __init__(self, path: Path | str, catalog: Catalog | None = None):
         self.path = Path(path)
         if not self.path.exists():
             raise NotFoundError("error.no_store", path=str(self.path))
         self.catalog = catalog or load_catalog()
-        self._ensure_indexes()
+        self._prepare()
+
+    @property
+    def location(self) -> str:
+        """Where the data lives, for messages and cache keys."""
+        return str(self.path)
 
     # ----------------------------------------------------------- opening
     @classmethod
     def open(cls, settings) -> "Store":
-        """The working store of ``settings``, seeded from the demo on first use."""
+        """The store of ``settings``: PostGIS when ``database_url`` is set, else the
+        working GeoPackage, seeded from the demo on first use."""
+        catalog = load_catalog(settings.layers_dir / "pipelines.toml")
+        if settings.database_url:
+            from .store_pg import PostgisStore
+
+            return PostgisStore(settings.database_url, catalog)
         path = settings.store_path
         if not path.exists():
             seed_store(settings.demo_store, path)
-        return cls(path, load_catalog(settings.layers_dir / "pipelines.toml"))
+        return cls(path, catalog)
 
     @contextmanager
     def _connect(self, write: bool = False):
@@ -118,14 +138,46 @@ class Store:
         finally:
             con.close()
 
-    def _ensure_indexes(self) -> None:
+    def _tables(self, con) -> set[str]:
+        return {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+    def _prepare(self) -> None:
+        """Check the layout and apply pending migrations (one transaction)."""
         with self._connect() as con:
-            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            missing = {"parcels", "stage_events", "meta"} - tables
+            # WAL: readers (GDAL, other planners) never wait for a writer
+            con.execute("PRAGMA journal_mode = WAL")
+        with self._connect(write=True) as con:
+            missing = {"parcels", "stage_events", "meta"} - self._tables(con)
             if missing:
-                raise InputError("error.bad_store", path=str(self.path), detail="missing " + ", ".join(sorted(missing)))
+                raise InputError("error.bad_store", path=self.location, detail="missing " + ", ".join(sorted(missing)))
             con.execute("CREATE UNIQUE INDEX IF NOT EXISTS parcels_code_idx ON parcels(code)")
             con.execute("CREATE INDEX IF NOT EXISTS stage_events_parcel_idx ON stage_events(parcel)")
+            self._migrate(con)
+
+    def _migrate(self, con) -> None:
+        row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        current = int(row[0]) if row else 1
+        todo = schema.pending(current)
+        for version in todo:
+            for sql in schema.statements(version, self.backend):
+                con.execute(sql)
+        if todo:
+            if row:
+                con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(todo[-1]),))
+            else:
+                con.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(todo[-1]),))
+
+    def _columns(self, con, table: str) -> list[str]:
+        return [r[1] for r in con.execute(f'PRAGMA table_info("{table}")')]
+
+    def _touch(self, con, tables=("parcels", "stage_events", "meta")) -> None:
+        """Record the change time GeoPackage readers look at (gpkg_contents.last_change)."""
+        names = ", ".join(f"'{t}'" for t in tables)
+        con.execute("UPDATE gpkg_contents SET last_change = strftime('%Y-%m-%dT%H:%M:%fZ','now')"
+                    f" WHERE table_name IN ({names})")
+
+    def _read(self, table: str, geometry: bool = True):
+        return pyogrio.read_dataframe(self.path, layer=table, read_geometry=geometry, fid_as_index=False)
 
     # ----------------------------------------------------------- reading
     def meta(self) -> dict[str, str]:
@@ -153,7 +205,7 @@ class Store:
         """
         if name not in self.layer_names():
             raise NotFoundError("error.no_layer", layer=name)
-        return pyogrio.read_dataframe(self.path, layer=name)
+        return self._read(name)
 
     def context(self) -> dict[str, gpd.GeoDataFrame]:
         """Every context layer that the store has (zones, villages, parks, …)."""
@@ -169,7 +221,7 @@ class Store:
         if table not in ("zones", "villages", "parks", "points", "devzone"):
             raise NotFoundError("error.no_layer", layer=table)
         with self._connect() as con:
-            cols = [r[1] for r in con.execute(f'PRAGMA table_info("{table}")') if r[1] not in ("fid", "geom")]
+            cols = [c for c in self._columns(con, table) if c not in ("fid", "geom")]
             rows = con.execute(f'SELECT {", ".join(cols)} FROM "{table}"').fetchall()
         return {r["code"]: dict(r) for r in rows}
 
@@ -192,7 +244,7 @@ class Store:
         ``village`` and ``zone`` accept a code or a name; ``search`` matches
         code or name, case-insensitively.
         """
-        df = pyogrio.read_dataframe(self.path, layer="parcels", read_geometry=geometry, fid_as_index=False)
+        df = self._read("parcels", geometry)
         df = df[[c for c in PARCEL_FIELDS if c in df.columns] + (["geometry"] if geometry else [])]
         return self.filter(df, kind=kind, zone=zone, village=village, stage=stage, search=search, blocked=blocked)
 
@@ -240,9 +292,11 @@ class Store:
             raise NotFoundError("error.no_village", village=village)
         return code
 
-    def _row(self, con, code: str) -> sqlite3.Row:
+    _lock = ""  # PostGIS: " FOR UPDATE" (SQLite's BEGIN IMMEDIATE already serialises writers)
+
+    def _row(self, con, code: str, lock: bool = False):
         row = con.execute(
-            f"SELECT {', '.join(PARCEL_FIELDS)} FROM parcels WHERE code = ?", (code,)
+            f"SELECT {', '.join(PARCEL_FIELDS)} FROM parcels WHERE code = ?" + (self._lock if lock else ""), (code,)
         ).fetchone()
         if row is None:
             raise NotFoundError("error.no_parcel", code=code)
@@ -317,28 +371,29 @@ class Store:
             sql += " JOIN parcels p ON p.code = e.parcel WHERE p.village = ?"
             params = (self.village_code(village),)
         with self._connect() as con:
-            return pd.read_sql_query(sql + " ORDER BY e.id", con, params=params)
+            cur = con.execute(sql + " ORDER BY e.id", params)
+            names = [d[0] for d in cur.description]
+            return pd.DataFrame([tuple(r) if not isinstance(r, dict) else tuple(r.values()) for r in cur.fetchall()],
+                                columns=names)
 
     # ----------------------------------------------------------- writing
     def _write_event(self, con, row, action, to_stage, date, by, note, reason, share, changes) -> StageEvent:
         now = _utcnow()
-        cur = con.execute(
+        event_id = con.execute(
             "INSERT INTO stage_events (parcel, action, from_stage, to_stage, event_date, recorded_at,"
-            " recorded_by, unit, note, reason, share) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            " recorded_by, unit, note, reason, share) VALUES (?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
             (row["code"], action, row["stage"], to_stage, date.isoformat(), now, by, row["unit"], note or None, reason or None, share),
-        )
+        ).fetchone()[0]
         sets = ", ".join(f"{k} = ?" for k in changes)
         con.execute(
             f"UPDATE parcels SET {sets}, version = version + 1, updated_at = ?, updated_by = ? WHERE code = ?",
             (*changes.values(), now, by, row["code"]),
         )
-        con.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'data_version'")
-        con.execute(
-            "UPDATE gpkg_contents SET last_change = strftime('%Y-%m-%dT%H:%M:%fZ','now')"
-            " WHERE table_name IN ('parcels', 'stage_events', 'meta')"
-        )
+        self._bump(con)
+        after = dict(self._row(con, row["code"]))
+        self._audit(con, by, action, row["code"], "ok", dict(row), after, note or reason or "")
         return StageEvent(
-            id=cur.lastrowid, parcel=row["code"], action=action, from_stage=row["stage"], to_stage=to_stage,
+            id=event_id, parcel=row["code"], action=action, from_stage=row["stage"], to_stage=to_stage,
             event_date=date.isoformat(), recorded_at=now, recorded_by=by, unit=row["unit"],
             note=note or None, reason=reason or None, share=share,
         )
@@ -354,6 +409,184 @@ class Store:
         if not by:
             raise InputError("error.no_author")
         return by
+
+    def _bump(self, con) -> None:
+        con.execute("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'data_version'")
+        self._touch(con)
+
+    def _audit(self, con, actor, action, target, outcome, before=None, after=None, detail="") -> None:
+        """One line of the audit trail (append-only): who, when, what, before and after."""
+        dump = (lambda d: None if d is None else json.dumps(d, ensure_ascii=False, default=str, sort_keys=True))
+        con.execute("INSERT INTO audit (at, actor, action, target, outcome, before, after, detail)"
+                    " VALUES (?,?,?,?,?,?,?,?)",
+                    (_utcnow(), actor, action, target, outcome, dump(before), dump(after), detail or None))
+
+    @contextmanager
+    def _refusals_logged(self, actor: str, action: str, target: str):
+        """A refused write leaves nothing but its line in the audit trail (written after the rollback)."""
+        try:
+            yield
+        except PermissionRefused as e:
+            with self._connect(write=True) as con:
+                self._audit(con, actor, action, target, "refused", detail=e.message("en"))
+            raise
+
+    # ----------------------------------------------------------- accounts
+    def _user(self, con, username: str) -> User | None:
+        row = con.execute("SELECT username, display_name, role, disabled FROM users WHERE username = ?",
+                          (username,)).fetchone()
+        if row is None or row["disabled"]:
+            return None
+        scopes = con.execute("SELECT scope, code FROM assignments WHERE username = ?", (username,)).fetchall()
+        return User(row["username"], row["display_name"] or "", row["role"],
+                    frozenset(r["code"] for r in scopes if r["scope"] == "zone"),
+                    frozenset(r["code"] for r in scopes if r["scope"] == "village"))
+
+    def _accounts_on(self, con) -> bool:
+        return con.execute("SELECT 1 FROM users LIMIT 1").fetchone() is not None
+
+    def _may_edit(self, con, by: str, row) -> str:
+        """The name to record for ``by`` changing ``row``.
+
+        A store without accounts (a planner's own file) records ``by`` as given;
+        a store with accounts needs a known user allowed to edit the parcel.
+        """
+        if not self._accounts_on(con):
+            return by
+        user = self._user(con, by)
+        if user is None:
+            raise PermissionRefused("error.unknown_user", user=by)
+        accounts.require_edit(user, dict(row))
+        return user.username
+
+    def accounts_enabled(self) -> bool:
+        with self._connect() as con:
+            return self._accounts_on(con)
+
+    def user(self, username: str) -> User | None:
+        with self._connect() as con:
+            return self._user(con, username)
+
+    def users(self) -> list[dict]:
+        with self._connect() as con:
+            rows = [dict(r) for r in con.execute(
+                "SELECT username, display_name, role, disabled, created_at FROM users ORDER BY username")]
+            for r in rows:
+                r["assignments"] = [f"{a['scope']}:{a['code']}" for a in con.execute(
+                    "SELECT scope, code FROM assignments WHERE username = ? ORDER BY scope, code", (r["username"],))]
+        return rows
+
+    def _admin(self, con, by: str, action: str) -> None:
+        if self._accounts_on(con):
+            accounts.require_admin(self._user(con, by), action)
+
+    def add_user(self, username: str, password: str, role: str, by: str, display_name: str = "",
+                 password_hash: str | None = None) -> None:
+        """Create an account. The first account may be created by anyone (bootstrap); then admins only.
+
+        Raises:
+            InputError: bad name, role or weak password; the name exists.
+            PermissionRefused: ``by`` is not an admin.
+        """
+        username = (username or "").strip()
+        if not username or any(c.isspace() for c in username):
+            raise InputError("error.bad_username", user=username)
+        accounts.check_role(role)
+        hashed = password_hash or accounts.hash_password(password)
+        with self._refusals_logged(by, "user_add", username):
+            with self._connect(write=True) as con:
+                self._admin(con, by, "user add")
+                if con.execute("SELECT 1 FROM users WHERE username = ?", (username,)).fetchone():
+                    raise InputError("error.user_exists", user=username)
+                con.execute("INSERT INTO users (username, display_name, role, password_hash, failed_count, created_at,"
+                            " disabled) VALUES (?,?,?,?,0,?,0)", (username, display_name, role, hashed, _utcnow()))
+                self._audit(con, by, "user_add", username, "ok", None,
+                            {"username": username, "role": role, "display_name": display_name})
+
+    def set_password(self, username: str, password: str, by: str) -> None:
+        """Change a password: an admin for anyone, a user for themself."""
+        hashed = accounts.hash_password(password)
+        with self._refusals_logged(by, "user_passwd", username):
+            with self._connect(write=True) as con:
+                if by != username:
+                    self._admin(con, by, "user passwd")
+                if not con.execute("SELECT 1 FROM users WHERE username = ?", (username,)).fetchone():
+                    raise NotFoundError("error.no_user", user=username)
+                con.execute("UPDATE users SET password_hash = ?, failed_count = 0 WHERE username = ?",
+                            (hashed, username))
+                self._audit(con, by, "user_passwd", username, "ok")
+
+    def assign(self, username: str, scope: str, code: str, by: str, remove: bool = False) -> None:
+        """Give (or take back) an editor's zone or village."""
+        if scope not in accounts.SCOPES:
+            raise InputError("error.bad_scope", scope=scope)
+        code = self.village_code(code) if scope == "village" else self._zone_code(code)
+        with self._refusals_logged(by, "user_assign", username):
+            with self._connect(write=True) as con:
+                self._admin(con, by, "user assign")
+                if not con.execute("SELECT 1 FROM users WHERE username = ?", (username,)).fetchone():
+                    raise NotFoundError("error.no_user", user=username)
+                if remove:
+                    con.execute("DELETE FROM assignments WHERE username = ? AND scope = ? AND code = ?",
+                                (username, scope, code))
+                elif not con.execute("SELECT 1 FROM assignments WHERE username = ? AND scope = ? AND code = ?",
+                                     (username, scope, code)).fetchone():
+                    con.execute("INSERT INTO assignments (username, scope, code) VALUES (?,?,?)", (username, scope, code))
+                self._audit(con, by, "user_unassign" if remove else "user_assign", username, "ok",
+                            None, {"scope": scope, "code": code})
+
+    def authenticate(self, username: str, password: str, now: dt.datetime | None = None) -> User:
+        """The user if the password is right; failures are counted and slow further attempts down.
+
+        Raises:
+            PermissionRefused: wrong name or password, a disabled account, or too soon after failures.
+        """
+        now = now or dt.datetime.now(dt.timezone.utc)
+        with self._connect(write=True) as con:
+            row = con.execute("SELECT username, password_hash, failed_count, last_failed_at, disabled FROM users"
+                              " WHERE username = ?", (username,)).fetchone()
+            wait = accounts.seconds_to_wait(row["failed_count"], row["last_failed_at"], now) if row else 0
+            if wait:
+                self._audit(con, username, "login", username, "refused", detail=f"throttled {wait}s")
+                refusal = PermissionRefused("error.login_wait", seconds=wait)
+            elif row and not row["disabled"] and accounts.verify_password(row["password_hash"], password):
+                con.execute("UPDATE users SET failed_count = 0, last_failed_at = NULL WHERE username = ?", (username,))
+                self._audit(con, username, "login", username, "ok")
+                refusal = None
+            else:
+                if row:
+                    con.execute("UPDATE users SET failed_count = failed_count + 1, last_failed_at = ? WHERE username = ?",
+                                (now.isoformat(), username))
+                self._audit(con, username, "login", username, "refused", detail="bad credentials")
+                refusal = PermissionRefused("error.bad_login")
+        if refusal:
+            raise refusal
+        return self.user(username)
+
+    def audit(self, actor: str | None = None, action: str | None = None, outcome: str | None = None,
+              target: str | None = None, limit: int = 5000) -> pd.DataFrame:
+        """The audit trail, newest first, filtered."""
+        where, params = [], []
+        for col, val in (("actor", actor), ("action", action), ("outcome", outcome), ("target", target)):
+            if val:
+                where.append(f"{col} = ?")
+                params.append(val)
+        sql = "SELECT id, at, actor, action, target, outcome, before, after, detail FROM audit"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY id DESC LIMIT {int(limit)}"
+        with self._connect() as con:
+            cur = con.execute(sql, tuple(params))
+            cols = [d[0] for d in cur.description]
+            return pd.DataFrame([tuple(r) if not isinstance(r, dict) else tuple(r.values()) for r in cur.fetchall()],
+                                columns=cols)
+
+    def _zone_code(self, zone: str) -> str:
+        zones = self.names("zones")
+        code = next((c for c, (n, e) in zones.items() if zone in (c, n, e)), None)
+        if code is None:
+            raise NotFoundError("error.no_zone", zone=zone, known=", ".join(n for n, _ in zones.values()))
+        return code
 
     def advance(
         self,
@@ -379,8 +612,9 @@ class Store:
         """
         by = self._require_author(by)
         when = parse_date(date, today=today)
-        with self._connect(write=True) as con:
-            row = self._row(con, code)
+        with self._refusals_logged(by, "advance", code), self._connect(write=True) as con:
+            row = self._row(con, code, lock=True)
+            by = self._may_edit(con, by, row)
             self._check_version(row, expected_version)
             current_date = parse_date(row["stage_date"]) if row["stage_date"] else None
             action = self.catalog.check_transition(
@@ -416,8 +650,9 @@ class Store:
         reason = (reason or "").strip()
         if blocked and not reason:
             raise StageTransitionError("error.block_reason")
-        with self._connect(write=True) as con:
-            row = self._row(con, code)
+        with self._refusals_logged(by, "block" if blocked else "unblock", code), self._connect(write=True) as con:
+            row = self._row(con, code, lock=True)
+            by = self._may_edit(con, by, row)
             self._check_version(row, expected_version)
             if bool(row["blocked"]) == blocked:
                 raise StageTransitionError("error.already_blocked" if blocked else "error.not_blocked", code=code)
@@ -425,6 +660,22 @@ class Store:
                 con, row, "block" if blocked else "unblock", row["stage"], when, by, "", reason, None,
                 {"blocked": int(blocked), "blocked_reason": reason if blocked else None},
             )
+
+    def set_note(self, code: str, note: str, by: str, expected_version: int | None = None) -> None:
+        """Replace a parcel's note (audited; no stage event).
+
+        Raises:
+            NotFoundError, ConflictError, PermissionRefused, InputError.
+        """
+        by = self._require_author(by)
+        with self._refusals_logged(by, "note", code), self._connect(write=True) as con:
+            row = self._row(con, code, lock=True)
+            by = self._may_edit(con, by, row)
+            self._check_version(row, expected_version)
+            con.execute("UPDATE parcels SET note = ?, version = version + 1, updated_at = ?, updated_by = ?"
+                        " WHERE code = ?", (note or None, _utcnow(), by, code))
+            self._bump(con)
+            self._audit(con, by, "note", code, "ok", {"note": row["note"]}, {"note": note or None})
 
     # ----------------------------------------------------------- importing
     def upsert_parcels(
@@ -449,9 +700,13 @@ class Store:
 
         Returns ``{"inserted", "updated", "events", "data_version"}``.
 
+        With accounts on, ``by`` must be a user allowed to edit every parcel
+        written (its zone or village); the import is one line of the audit trail.
+
         Raises:
             InputError: no author, a new parcel without kind, an unknown kind.
             StageTransitionError: a stage outside the parcel's pipeline.
+            PermissionRefused: ``by`` may not edit one of the parcels.
         """
         by = self._require_author(by)
         today_s = (today or dt.date.today()).isoformat()
@@ -461,15 +716,26 @@ class Store:
         with_history = {str(e["parcel"]) for e in history or ()}
         event_sql = ("INSERT INTO stage_events (parcel, action, from_stage, to_stage, event_date, recorded_at,"
                      " recorded_by, unit, note, reason, share) VALUES (?,?,?,?,?,?,?,?,?,?,?)")
-        with self._connect(write=True) as con:
-            old = {r[0]: r for r in con.execute("SELECT code, kind, stage, unit FROM parcels")}
+        with self._refusals_logged(by, "import", note or "import"), self._connect(write=True) as con:
+            user = None
+            if self._accounts_on(con):
+                user = self._user(con, by)
+                if user is None:
+                    raise PermissionRefused("error.unknown_user", user=by)
+                by = user.username
+            old = {r["code"]: dict(r) for r in con.execute(
+                "SELECT code, kind, stage, unit, zone, village, park FROM parcels")}
             inserts, updates, events, new_codes = [], {}, [], set()
             for p in parcels:
                 code = str(p["code"])
                 given = {k: p[k] for k in settable if k in p}
                 stage = given.get("stage")
+                if user is not None:  # allowed to edit the parcel as it is, and as it will be
+                    if code in old:
+                        accounts.require_edit(user, old[code])
+                    accounts.require_edit(user, {**old.get(code, {}), **given, "code": code})
                 if code in old:
-                    _, old_kind, old_stage, old_unit = old[code]
+                    old_kind, old_stage, old_unit = old[code]["kind"], old[code]["stage"], old[code]["unit"]
                     kind = given.get("kind") or old_kind
                     if "stage" in given:
                         self.catalog.pipeline_for(kind).index(stage)
@@ -490,7 +756,7 @@ class Store:
                            "updated_at": now, "updated_by": by}
                     inserts.append((p["geom"], *(row.get(f) for f in PARCEL_FIELDS)))
                     new_codes.add(code)
-                    old[code] = (code, kind, stage, row.get("unit"))
+                    old[code] = {k: row.get(k) for k in ("code", "kind", "stage", "unit", "zone", "village", "park")}
                     if stage and code not in with_history:
                         events.append((code, "import", None, stage, given.get("stage_date") or today_s, now, by,
                                        row.get("unit"), note or None, None, None))
@@ -504,15 +770,14 @@ class Store:
                                                  "recorded_at", "recorded_by", "unit", "note", "reason", "share"))
                        for e in history or () if str(e["parcel"]) in new_codes]
             con.executemany(event_sql, carried + events)
-            con.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'data_version'")
-            extent = "last_change = strftime('%Y-%m-%dT%H:%M:%fZ','now')"
+            self._bump(con)
             if con.execute("SELECT 1 FROM sqlite_master WHERE name = 'rtree_parcels_geom'").fetchone():
-                extent += "".join(f", {c} = (SELECT {f}({a}) FROM rtree_parcels_geom)" for c, f, a in (
+                extent = ", ".join(f"{c} = (SELECT {f}({a}) FROM rtree_parcels_geom)" for c, f, a in (
                     ("min_x", "min", "minx"), ("min_y", "min", "miny"), ("max_x", "max", "maxx"), ("max_y", "max", "maxy")))
-            con.execute(f"UPDATE gpkg_contents SET {extent} WHERE table_name = 'parcels'")
-            con.execute("UPDATE gpkg_contents SET last_change = strftime('%Y-%m-%dT%H:%M:%fZ','now')"
-                        " WHERE table_name IN ('stage_events', 'meta')")
+                con.execute(f"UPDATE gpkg_contents SET {extent} WHERE table_name = 'parcels'")
             version = con.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchone()[0]
+            self._audit(con, by, "import", note or "import", "ok", None,
+                        {"inserted": len(inserts), "updated": sum(len(r) for r in updates.values())}, note)
         return {"inserted": len(inserts), "updated": sum(len(r) for r in updates.values()),
                 "events": len(carried) + len(events), "data_version": int(version)}
 

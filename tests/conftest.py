@@ -116,3 +116,54 @@ def tiny_store(tiny_store_template, tmp_path, catalog):
     path = tmp_path / "store.gpkg"
     shutil.copy(tiny_store_template, path)
     return Store(path, catalog)
+
+
+# ------------------------------------------------------------------ both back ends
+@pytest.fixture(scope="session")
+def pg_server():
+    """A throwaway PostgreSQL/PostGIS cluster for the session (Debian's packages; .ci/install)."""
+    from gis.pgtest import TempPostgres
+
+    with TempPostgres(dbname="postgres_base") as pg:
+        yield pg
+
+
+def pg_database(pg_server, name: str, template: str | None = None) -> str:
+    import psycopg
+
+    admin = pg_server.url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as con:
+        con.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        con.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    return pg_server.url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(scope="session")
+def pg_tiny_template(pg_server, tiny_store_template, catalog):
+    from gis.store import Store
+    from gis.store_pg import PostgisStore, load_store_into
+
+    url = pg_database(pg_server, "tiny_template")
+    target = PostgisStore(url, catalog, create=True)
+    load_store_into(Store(tiny_store_template, catalog), target)
+    return "tiny_template"
+
+
+_db_counter = iter(range(1, 10**6))
+
+
+@pytest.fixture(params=["gpkg", "postgis"])
+def any_store(request, tiny_store_template, tmp_path, catalog):
+    """The tiny store on each back end: a GeoPackage copy, and a PostGIS database made from a template."""
+    if request.param == "gpkg":
+        from gis.store import Store
+
+        path = tmp_path / "store.gpkg"
+        shutil.copy(tiny_store_template, path)
+        return Store(path, catalog)
+    from gis.store_pg import PostgisStore
+
+    pg_server = request.getfixturevalue("pg_server")
+    template = request.getfixturevalue("pg_tiny_template")
+    url = pg_database(pg_server, f"t{next(_db_counter)}", template=template)
+    return PostgisStore(url, catalog)

@@ -13,47 +13,48 @@ from gis.store import Store
 TODAY = dt.date(2026, 11, 28)
 
 
-def _snapshot(path):
-    con = sqlite3.connect(path)
-    try:
-        return (con.execute("SELECT * FROM parcels ORDER BY code").fetchall(),
-                con.execute("SELECT * FROM stage_events ORDER BY id").fetchall(),
-                con.execute("SELECT * FROM meta ORDER BY key").fetchall())
-    finally:
-        con.close()
+def _snapshot(store):
+    """Everything a write could change, read through the back end's own connection."""
+    with store._connect() as con:
+        return tuple(
+            [tuple(r) for r in con.execute(sql).fetchall()]
+            for sql in ("SELECT code, stage, stage_date, blocked, blocked_reason, note, version, updated_by"
+                        " FROM parcels ORDER BY code",
+                        "SELECT id, parcel, action, to_stage FROM stage_events ORDER BY id",
+                        "SELECT key, value FROM meta ORDER BY key"))
 
 
-def test_parcel_describes_units_and_next_stage(tiny_store):
-    p = tiny_store.parcel("V01-003")
+def test_parcel_describes_units_and_next_stage(any_store):
+    p = any_store.parcel("V01-003")
     assert p["stage"] == "signing" and p["stage_label"] == "签约"
     assert p["next_stage"] == "demolition" and p["next_stage_label"] == "拆除"
     assert p["area_mu"] == pytest.approx(p["area_m2"] / (10000 / 15), abs=0.01)
     assert p["village_name"] == "<b>东岙村</b>"
     assert p["blocked"] is True and p["blocked_reason"] == "个别户未签约"
-    assert tiny_store.parcel("V01-001")["stage"] is None
-    assert tiny_store.parcel("V01-001")["next_stage"] == "survey"
-    assert tiny_store.parcel("V01-003", "en")["stage_label"] == "Agreements signed"
+    assert any_store.parcel("V01-001")["stage"] is None
+    assert any_store.parcel("V01-001")["next_stage"] == "survey"
+    assert any_store.parcel("V01-003", "en")["stage_label"] == "Agreements signed"
 
 
-def test_filters(tiny_store):
-    assert len(tiny_store.parcels(kind="village")) == 3
-    assert list(tiny_store.parcels(zone="北部")["code"]) == ["MIN-01"]
-    assert len(tiny_store.parcels(village="<b>东岙村</b>")) == 3
-    assert list(tiny_store.parcels(stage="not_started")["code"]) == ["V01-001", "MIN-01"]
-    assert list(tiny_store.parcels(search="hsr")["code"]) == ["HSR-001"]
-    assert list(tiny_store.parcels(search="2号")["code"]) == ["V01-002"]
-    assert list(tiny_store.parcels(blocked=True)["code"]) == ["V01-003"]
+def test_filters(any_store):
+    assert len(any_store.parcels(kind="village")) == 3
+    assert list(any_store.parcels(zone="北部")["code"]) == ["MIN-01"]
+    assert len(any_store.parcels(village="<b>东岙村</b>")) == 3
+    assert list(any_store.parcels(stage="not_started")["code"]) == ["V01-001", "MIN-01"]
+    assert list(any_store.parcels(search="hsr")["code"]) == ["HSR-001"]
+    assert list(any_store.parcels(search="2号")["code"]) == ["V01-002"]
+    assert list(any_store.parcels(blocked=True)["code"]) == ["V01-003"]
     with pytest.raises(NotFoundError):
-        tiny_store.parcels(village="不存在村")
+        any_store.parcels(village="不存在村")
     with pytest.raises(StageTransitionError):
-        tiny_store.parcels(stage="nonsense")
+        any_store.parcels(stage="nonsense")
 
 
-def test_advance_appends_an_event_and_survives_reopen(tiny_store, catalog):
-    v0 = tiny_store.data_version()
-    ev = tiny_store.advance("V01-002", "listed", "2024-03-20", "王芳", note="已公示7天", today=TODAY)
+def test_advance_appends_an_event_and_survives_reopen(any_store, catalog):
+    v0 = any_store.data_version()
+    ev = any_store.advance("V01-002", "listed", "2024-03-20", "王芳", note="已公示7天", today=TODAY)
     assert ev.from_stage == "survey" and ev.to_stage == "listed" and ev.action == "advance"
-    reopened = Store(tiny_store.path, catalog)
+    reopened = type(any_store)(any_store.path or any_store.url, catalog)
     p = reopened.parcel("V01-002")
     assert p["stage"] == "listed" and p["stage_date"] == "2024-03-20"
     assert p["updated_by"] == "王芳" and p["version"] == 2 and p["note"] == "已公示7天"
@@ -74,38 +75,39 @@ def test_advance_appends_an_event_and_survives_reopen(tiny_store, catalog):
     ("V01-002", "listed", "2024-04-01", {"by": " "}, InputError),         # nobody
     ("V01-002", "listed", "2024-04-01", {"expected_version": 7}, ConflictError),
 ])
-def test_bad_advance_writes_nothing(tiny_store, code, target, date, kwargs, error):
-    before = _snapshot(tiny_store.path)
+def test_bad_advance_writes_nothing(any_store, code, target, date, kwargs, error):
+    before = _snapshot(any_store)
+    kwargs = dict(kwargs)  # the parameter dict is shared between back ends
     by = kwargs.pop("by", "王芳")
     with pytest.raises(error):
-        tiny_store.advance(code, target, date, by, today=TODAY, **kwargs)
-    assert _snapshot(tiny_store.path) == before
+        any_store.advance(code, target, date, by, today=TODAY, **kwargs)
+    assert _snapshot(any_store) == before
 
 
-def test_correction_goes_back_and_is_recorded(tiny_store):
-    ev = tiny_store.advance("V01-003", "partner", "2025-07-01", "李娜", correction="签约录入有误", today=TODAY)
+def test_correction_goes_back_and_is_recorded(any_store):
+    ev = any_store.advance("V01-003", "partner", "2025-07-01", "李娜", correction="签约录入有误", today=TODAY)
     assert ev.action == "correction" and ev.reason == "签约录入有误"
-    assert tiny_store.parcel("V01-003")["stage"] == "partner"
+    assert any_store.parcel("V01-003")["stage"] == "partner"
 
 
-def test_block_and_unblock(tiny_store):
-    tiny_store.set_blocked("V01-002", True, "权属争议", "张伟", "2025-01-01", today=TODAY)
-    p = tiny_store.parcel("V01-002")
+def test_block_and_unblock(any_store):
+    any_store.set_blocked("V01-002", True, "权属争议", "张伟", "2025-01-01", today=TODAY)
+    p = any_store.parcel("V01-002")
     assert p["blocked"] and p["blocked_reason"] == "权属争议"
     with pytest.raises(StageTransitionError):
-        tiny_store.set_blocked("V01-002", True, "again", "张伟", today=TODAY)
+        any_store.set_blocked("V01-002", True, "again", "张伟", today=TODAY)
     with pytest.raises(StageTransitionError):
-        tiny_store.set_blocked("V01-001", True, "", "张伟", today=TODAY)
-    tiny_store.set_blocked("V01-002", False, "", "张伟", "2025-02-01", today=TODAY)
-    assert not tiny_store.parcel("V01-002")["blocked"]
-    assert [e.action for e in tiny_store.history("V01-002")][-2:] == ["block", "unblock"]
+        any_store.set_blocked("V01-001", True, "", "张伟", today=TODAY)
+    any_store.set_blocked("V01-002", False, "", "张伟", "2025-02-01", today=TODAY)
+    assert not any_store.parcel("V01-002")["blocked"]
+    assert [e.action for e in any_store.history("V01-002")][-2:] == ["block", "unblock"]
 
 
-def test_optimistic_version_check(tiny_store):
-    v = tiny_store.parcel("V01-002")["version"]
-    tiny_store.advance("V01-002", "listed", "2024-04-01", "甲", expected_version=v, today=TODAY)
+def test_optimistic_version_check(any_store):
+    v = any_store.parcel("V01-002")["version"]
+    any_store.advance("V01-002", "listed", "2024-04-01", "甲", expected_version=v, today=TODAY)
     with pytest.raises(ConflictError) as exc:
-        tiny_store.advance("V01-002", "baseline", "2024-04-02", "乙", expected_version=v, today=TODAY)
+        any_store.advance("V01-002", "baseline", "2024-04-02", "乙", expected_version=v, today=TODAY)
     assert "甲" in exc.value.message("zh")
 
 

@@ -1,0 +1,101 @@
+"""Versioned schema migrations, one list for both back ends.
+
+``meta.schema_version`` says which migrations a store has. Opening a store
+applies the missing ones in one transaction. Version 1 is the base layout of
+docs/DATA_MODEL.md (written by GDAL into a GeoPackage; created by SQL on
+PostGIS); version 2 adds accounts, assignments and the audit trail, and makes
+the event and audit tables append-only with triggers.
+"""
+from __future__ import annotations
+
+POLY_LAYERS = ("district", "sea", "zones", "devzone", "parks", "villages")
+LAYER_FIELDS = {
+    "district": ("name", "name_en"),
+    "sea": ("name", "name_en"),
+    "zones": ("code", "name", "name_en", "strategy", "roles", "roles_en"),
+    "devzone": ("code", "name", "name_en"),
+    "parks": ("code", "name", "name_en", "industry"),
+    "villages": ("code", "name", "name_en", "zone"),
+    "points": ("code", "name", "name_en", "kind"),
+}
+PARCEL_COLUMNS = (
+    ("code", "TEXT NOT NULL UNIQUE"), ("name", "TEXT"), ("kind", "TEXT"), ("zone", "TEXT"), ("village", "TEXT"),
+    ("park", "TEXT"), ("unit", "TEXT"), ("owner", "TEXT"), ("land_use", "TEXT"), ("stage", "TEXT"),
+    ("stage_date", "TEXT"), ("blocked", "INTEGER"), ("blocked_reason", "TEXT"), ("note", "TEXT"),
+    ("area_m2", "DOUBLE PRECISION"), ("version", "INTEGER"), ("updated_at", "TEXT"), ("updated_by", "TEXT"),
+)
+EVENT_COLUMNS = (
+    ("parcel", "TEXT"), ("action", "TEXT"), ("from_stage", "TEXT"), ("to_stage", "TEXT"), ("event_date", "TEXT"),
+    ("recorded_at", "TEXT"), ("recorded_by", "TEXT"), ("unit", "TEXT"), ("note", "TEXT"), ("reason", "TEXT"),
+    ("share", "DOUBLE PRECISION"),
+)
+ACCOUNT_TABLES = {
+    "users": (("username", "TEXT NOT NULL UNIQUE"), ("display_name", "TEXT"), ("role", "TEXT NOT NULL"),
+              ("password_hash", "TEXT"), ("failed_count", "INTEGER NOT NULL DEFAULT 0"), ("last_failed_at", "TEXT"),
+              ("created_at", "TEXT"), ("disabled", "INTEGER NOT NULL DEFAULT 0")),
+    "assignments": (("username", "TEXT NOT NULL"), ("scope", "TEXT NOT NULL"), ("code", "TEXT NOT NULL")),
+    "audit": (("at", "TEXT NOT NULL"), ("actor", "TEXT"), ("action", "TEXT NOT NULL"), ("target", "TEXT"),
+              ("outcome", "TEXT NOT NULL"), ("before", "TEXT"), ("after", "TEXT"), ("detail", "TEXT")),
+}
+APPEND_ONLY = ("stage_events", "audit")
+LATEST = 2
+
+
+def _cols(cols) -> str:
+    return ", ".join(f'"{n}" {t}' for n, t in cols)
+
+
+def _pg_v1() -> list[str]:
+    sql = []
+    for layer, fields in LAYER_FIELDS.items():
+        gtype = "Point" if layer == "points" else "MultiPolygon"
+        sql.append(f'CREATE TABLE "{layer}" (fid BIGSERIAL PRIMARY KEY, geom geometry({gtype}, 4490), '
+                   + ", ".join(f'"{f}" TEXT' for f in fields) + ")")
+        sql.append(f'CREATE INDEX "{layer}_geom_idx" ON "{layer}" USING GIST (geom)')
+    sql.append(f"CREATE TABLE parcels (fid BIGSERIAL PRIMARY KEY, geom geometry(MultiPolygon, 4490), {_cols(PARCEL_COLUMNS)})")
+    sql.append("CREATE INDEX parcels_geom_idx ON parcels USING GIST (geom)")
+    sql.append(f"CREATE TABLE stage_events (id BIGSERIAL PRIMARY KEY, {_cols(EVENT_COLUMNS)})")
+    sql.append("CREATE INDEX stage_events_parcel_idx ON stage_events(parcel)")
+    sql.append("CREATE TABLE meta (fid BIGSERIAL PRIMARY KEY, key TEXT NOT NULL UNIQUE, value TEXT)")
+    sql.append("INSERT INTO meta (key, value) VALUES ('data_version', '0'), ('schema_version', '1')")
+    return sql
+
+
+def _accounts(backend: str) -> list[str]:
+    pk = "id BIGSERIAL PRIMARY KEY" if backend == "pg" else "id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL"
+    sql = [f'CREATE TABLE "{t}" ({pk}, {_cols(cols)})' for t, cols in ACCOUNT_TABLES.items()]
+    sql.append("CREATE UNIQUE INDEX assignments_uniq ON assignments(username, scope, code)")
+    sql.append("CREATE INDEX audit_at_idx ON audit(at)")
+    if backend == "gpkg":
+        # registered as attribute tables so the file stays a valid GeoPackage
+        for t in ACCOUNT_TABLES:
+            sql.append("INSERT INTO gpkg_contents (table_name, data_type, identifier, description, last_change, srs_id)"
+                       f" VALUES ('{t}', 'attributes', '{t}', '', strftime('%Y-%m-%dT%H:%M:%fZ','now'), 0)")
+        for t in APPEND_ONLY:
+            for op in ("UPDATE", "DELETE"):
+                sql.append(f"CREATE TRIGGER {t}_no_{op.lower()} BEFORE {op} ON {t} "
+                           f"BEGIN SELECT RAISE(ABORT, '{t} is append-only'); END")
+    else:
+        sql.append("CREATE OR REPLACE FUNCTION renewal_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                   "BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END $$")
+        for t in APPEND_ONLY:
+            sql.append(f"CREATE TRIGGER {t}_append_only BEFORE UPDATE OR DELETE ON {t} "
+                       "FOR EACH ROW EXECUTE FUNCTION renewal_append_only()")
+            sql.append(f"CREATE TRIGGER {t}_no_truncate BEFORE TRUNCATE ON {t} "
+                       "FOR EACH STATEMENT EXECUTE FUNCTION renewal_append_only()")
+    return sql
+
+
+MIGRATIONS = {
+    # version: (what, {backend: statements})
+    1: ("base layout", {"gpkg": [], "pg": _pg_v1()}),
+    2: ("accounts, assignments, audit; append-only event log", {"gpkg": _accounts("gpkg"), "pg": _accounts("pg")}),
+}
+
+
+def pending(current: int) -> list[int]:
+    return [v for v in sorted(MIGRATIONS) if v > current]
+
+
+def statements(version: int, backend: str) -> list[str]:
+    return MIGRATIONS[version][1][backend]
