@@ -1394,12 +1394,34 @@ _JOB: _Job | None = None  # set before the worker processes fork; they inherit i
 _QUEUE = None
 
 
+class _CarriedError(Exception):
+    """A project error on its way back from a worker process: its key and parameters
+    survive pickling (a RenewalError would come back with only its English text)."""
+
+    def restore(self):
+        from . import errors
+
+        cls = getattr(errors, self.args[0], errors.RenewalError)
+        return cls(self.args[1], **self.args[2])
+
+
 def _render_chunk(args, on_page=None) -> str:
     """Render items [i0, i1) of the selection into one PDF (and PNGs); returns the PDF path.
 
     In a worker process, each finished page is reported on the queue; in this
     process, to ``on_page(code)``.
     """
+    from .errors import RenewalError
+
+    try:
+        return _render_items(args, on_page)
+    except RenewalError as e:
+        if on_page is not None:
+            raise
+        raise _CarriedError(type(e).__name__, e.key, e.params) from None
+
+
+def _render_items(args, on_page) -> str:
     from matplotlib.backends.backend_pdf import PdfPages
 
     i0, i1, pdf_path = args
@@ -1511,6 +1533,9 @@ def render_atlas(store, selection: AtlasSelection, out_pdf, png_zip=None, paper:
                             time.sleep(0.02)
                         drain()
                         parts = ([mine] if mine else []) + [f.result() for f in futures]  # re-raises
+                    except _CarriedError as e:
+                        ex.shutdown(wait=False, cancel_futures=True)
+                        raise e.restore() from None
                     except BaseException:
                         ex.shutdown(wait=False, cancel_futures=True)
                         raise

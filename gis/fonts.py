@@ -9,6 +9,7 @@ poppler, and the text stays selectable and extractable.
 """
 from __future__ import annotations
 
+import dataclasses
 from functools import cache
 from pathlib import Path
 
@@ -18,6 +19,11 @@ from .settings import ROOT
 FONT_DIR = ROOT / "data" / "fonts"
 SYSTEM_FAMILY = "Noto Sans CJK SC"
 SHIPPED_FAMILY = "Renewal CJK SC"
+# The shipped bold face holds GB 2312's hanzi only. matplotlib falls back along
+# the family list at the same weight, so the regular face is also listed under
+# a second family name: bold text with a rarer character (垵, 塱) then takes it
+# from the regular face instead of printing a box.
+FALLBACK_FAMILY = "Renewal CJK SC Fallback"
 
 
 @cache
@@ -38,14 +44,17 @@ def cjk_family(prefer_system: bool = True) -> str:
             raise InputError("brief.no_font", path=str(FONT_DIR))
         for f in files:
             fm.addfont(str(f))
+        regular = [f for f in fm.ttflist if f.name == SHIPPED_FAMILY and f.fname.endswith("-Regular.otf")]
+        fm.ttflist.extend(dataclasses.replace(f, name=FALLBACK_FAMILY) for f in regular[:1])
     return SHIPPED_FAMILY
 
 
 def rc_params(prefer_system: bool = True) -> dict:
     """matplotlib settings for an export: the CJK font embedded as Type 3, no mathtext in user text."""
     family = cjk_family(prefer_system)
+    families = [family, FALLBACK_FAMILY] if family == SHIPPED_FAMILY else [family]
     return {
-        "font.family": [family, "DejaVu Sans"],
+        "font.family": families + ["DejaVu Sans"],
         "pdf.fonttype": 3,
         "text.parse_math": False,  # a "$" in a village name or a note is text, not TeX
         "axes.unicode_minus": False,

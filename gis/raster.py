@@ -37,7 +37,7 @@ def _open(path):
     try:
         ds = rasterio.open(p)
     except (RasterioError, OSError) as e:
-        raise InputError("brief.bad_raster", path=str(path), detail=str(e).splitlines()[0][:200]) from e
+        raise InputError("brief.bad_raster", path=str(path), detail=_detail(e)) from e
     if ds.count == 0 or ds.width == 0 or ds.height == 0:
         ds.close()
         raise InputError("brief.bad_raster", path=str(path), detail={"zh": "没有栅格波段", "en": "no raster bands"})
@@ -45,6 +45,12 @@ def _open(path):
         ds.close()
         raise InputError("brief.raster_no_crs", path=str(path))
     return ds
+
+
+def _detail(e: Exception) -> str:
+    """GDAL's own words: rasterio's "Read failed" points at the error it chained."""
+    text = str(e.__cause__ or e) or str(e)
+    return text.splitlines()[0][:200]
 
 
 def raster_bounds(path, epsg: int) -> tuple[float, float, float, float]:
@@ -194,10 +200,10 @@ def read_background(path, bounds, epsg: int, width_px: int, height_px: int) -> B
             data = ds.read(bands, window=win, out_shape=(len(bands), oh, ow), resampling=Resampling.bilinear)
             valid = _valid(ds, alpha, win, (oh, ow))
             rgb = _rgb(ds, bands, data, valid)
-            src_transform = ds.window_transform(win) * rasterio.Affine.scale(win.width / ow, win.height / oh)
+            src_transform = ds.window_transform(win) @ rasterio.Affine.scale(win.width / ow, win.height / oh)
             src_crs = ds.crs
     except RasterioError as e:
-        raise InputError("brief.bad_raster", path=str(path), detail=str(e).splitlines()[0][:200]) from e
+        raise InputError("brief.bad_raster", path=str(path), detail=_detail(e)) from e
 
     rgba = np.concatenate([rgb, (valid * np.uint8(255))[None]], axis=0)
 
@@ -210,7 +216,7 @@ def read_background(path, bounds, epsg: int, width_px: int, height_px: int) -> B
         reproject(rgba, out, src_transform=src_transform, src_crs=src_crs,
                   dst_transform=dst_transform, dst_crs=page_crs, resampling=Resampling.bilinear)
     except RasterioError as e:
-        raise InputError("brief.bad_raster", path=str(path), detail=str(e).splitlines()[0][:200]) from e
+        raise InputError("brief.bad_raster", path=str(path), detail=_detail(e)) from e
     out[3] = np.where(out[3] > 127, 255, 0)
     if not out[3].any():
         return None
