@@ -500,49 +500,59 @@ _GLYPHS: dict = {}
 
 
 def _glyph_path(text: str, weight: str):
-    """Outline of a short label at 100 pt, centred on its bounding box (cached)."""
-    key = (text, weight)
+    """Outline of a short label at 100 pt, centred on its bounding box, and its half size (cached)."""
+    import matplotlib
+
+    family = tuple(matplotlib.rcParams["font.family"])
+    key = (text, weight, family)
     g = _GLYPHS.get(key)
     if g is None:
         from matplotlib.font_manager import FontProperties
         from matplotlib.textpath import text_to_path
 
-        import matplotlib
-
-        prop = FontProperties(family=matplotlib.rcParams["font.family"], weight=weight, size=100)
+        prop = FontProperties(family=list(family), weight=weight, size=100)
         verts, codes = text_to_path.get_text_path(prop, text)
         verts = np.asarray(verts, dtype=float).reshape(-1, 2)
+        half = np.zeros(2)
         if len(verts):
             lo, hi = verts.min(axis=0), verts.max(axis=0)
             verts = verts - (lo + hi) / 2
-        g = _GLYPHS[key] = (verts, np.asarray(codes, dtype=np.uint8))
+            half = (hi - lo) / 2
+        g = _GLYPHS[key] = (verts, np.asarray(codes, dtype=np.uint8), half)
     return g
 
 
-def _label_artist(xs, ys, texts, size: float, color: str, halo: float, weight: str = "normal", zorder: float = 10):
-    """Many map labels as one filled outline with a white halo.
+def _label_artist(xs, ys, texts, size: float, color: str, halo: float, weight: str = "normal", zorder: float = 10,
+                  ha: str = "center", va: str = "center", coords: str = "data", alpha: float = 1.0):
+    """Labels drawn as one filled outline (with a white halo when ``halo`` > 0).
 
     A matplotlib Text costs about a millisecond to lay out and write; a village
     page has a hundred parcel numbers. Drawn as one path they cost next to
-    nothing. They are then shapes, not selectable text: the page's facts (names,
-    codes, stages, areas) stay real text elsewhere on the page.
+    nothing. They are then shapes, not selectable text: map annotations only;
+    the page's facts (names, codes, stages, areas) stay real text.
+    ``coords``: "data" or "axes" (fractions of the axes).
     """
     from matplotlib.artist import Artist
+    from matplotlib.colors import to_rgba
     from matplotlib.path import Path as MPath
     from matplotlib.transforms import IdentityTransform
+
+    sx = {"center": 0, "left": 1, "right": -1}[ha]
+    sy = {"center": 0, "bottom": 1, "top": -1}[va]
 
     class Labels(Artist):
         def draw(self, renderer):
             if not self.get_visible() or not len(texts):
                 return
             ax = self.axes
-            anchors = ax.transData.transform(np.column_stack([xs, ys]))
+            tr = ax.transData if coords == "data" else ax.transAxes
+            anchors = tr.transform(np.column_stack([xs, ys]))
             scale = size / 100 * renderer.points_to_pixels(1.0)
             vs, cs = [], []
             for (px, py), s in zip(anchors, texts):
-                v, c = _glyph_path(s, weight)
+                v, c, half = _glyph_path(s, weight)
                 if len(v):
-                    vs.append(v * scale + (px, py))
+                    vs.append(v * scale + (px + sx * half[0] * scale, py + sy * half[1] * scale))
                     cs.append(c)
             if not vs:
                 return
@@ -550,15 +560,14 @@ def _label_artist(xs, ys, texts, size: float, color: str, halo: float, weight: s
             gc = renderer.new_gc()
             gc.set_clip_rectangle(ax.bbox)
             gc.set_joinstyle("round")
+            gc.set_alpha(alpha)
             if halo:
                 gc.set_foreground("white")
                 gc.set_linewidth(halo)
                 renderer.draw_path(gc, path, IdentityTransform())
             gc.set_linewidth(0)
             gc.set_foreground(color)
-            from matplotlib.colors import to_rgba
-
-            renderer.draw_path(gc, path, IdentityTransform(), to_rgba(color))
+            renderer.draw_path(gc, path, IdentityTransform(), to_rgba(color, alpha))
             gc.restore()
 
     art = Labels()
@@ -672,16 +681,13 @@ def draw_map(page: Page, rect, extent, *, raster=None, focus_rows=(), focus_vill
             ax.add_artist(_label_artist(xs[inside], ys[inside], labels, 5.6 * k, "#333333", 1.4 * k))
     if "villages" in sh.layers and label_mode != "none":
         vg = sh.layers["villages"]
-        hit = vg.sindex.query(view, predicate="intersects")
-        for i in hit:
-            code = vg["code"].iat[i]
-            if code == focus_village:
-                continue
-            pt = shapely.point_on_surface(vg.geometry.iat[i].intersection(view))
-            if pt.is_empty:
-                continue
-            ax.text(pt.x, pt.y, _name(sh.villages.get(code), page.lang), fontsize=8 * k, ha="center", va="center",
-                    color=VILLAGE_EDGE, weight="bold", path_effects=halo, zorder=11, clip_on=True, alpha=0.9)
+        hit = [i for i in vg.sindex.query(view, predicate="intersects") if vg["code"].iat[i] != focus_village]
+        if hit:
+            pts = [shapely.point_on_surface(vg.geometry.iat[i].intersection(view)) for i in hit]
+            keep = [(pt, i) for pt, i in zip(pts, hit) if not pt.is_empty]
+            ax.add_artist(_label_artist([pt.x for pt, _ in keep], [pt.y for pt, _ in keep],
+                                        [_name(sh.villages.get(vg["code"].iat[i]), page.lang) for _, i in keep],
+                                        8 * k, VILLAGE_EDGE, 1.6 * k, weight="bold", zorder=11))
     for r in sorted(focus):
         pt = p.geometry.values[r].point_on_surface()
         ax.text(pt.x, pt.y, p["code"].iat[r], fontsize=9 * k, ha="center", va="center", color=HIGHLIGHT,
@@ -712,8 +718,8 @@ def north_arrow(page: Page, ax, convergence: float) -> None:
         ax.add_patch(Polygon(xy, closed=True, transform=ax.transAxes, facecolor=fc, edgecolor=INK,
                              linewidth=0.6 * k, zorder=20))
     tip = to_axes.transform(rot.transform([[0, s * 1.2]]))[0]
-    ax.text(tip[0], tip[1], "N", transform=ax.transAxes, fontsize=9 * k, ha="center", va="bottom",
-            weight="bold", zorder=20, color=INK)
+    ax.add_artist(_label_artist([tip[0]], [tip[1]], ["N"], 9 * k, INK, 0, weight="bold", zorder=20, va="bottom",
+                                coords="axes"))
 
 
 def scale_bar(page: Page, ax, extent, map_w_mm: float) -> None:
@@ -733,14 +739,15 @@ def scale_bar(page: Page, ax, extent, map_w_mm: float) -> None:
     for i in range(4):
         ax.add_patch(Rectangle((x0 + i * seg, y0), seg, hbar, facecolor=INK if i % 2 == 0 else "white",
                                edgecolor=INK, linewidth=0.4 * k, zorder=20))
-    for v in (0, length / 2, length):
-        lab = _fmt_len(v, page.lang) if v == length else f"{v / 1000:g}" if length >= 1000 else f"{v:g}"
-        ax.text(x0 + v, y0 + hbar + 0.8 * k * m_per_mm, lab, fontsize=6 * k, ha="center", va="bottom",
-                zorder=21, color=INK)
+    marks = (0, length / 2, length)
+    labels = [_fmt_len(v, page.lang) if v == length else f"{v / 1000:g}" if length >= 1000 else f"{v:g}"
+              for v in marks]
+    ax.add_artist(_label_artist([x0 + v for v in marks], [y0 + hbar + 0.8 * k * m_per_mm] * 3, labels, 6 * k,
+                                INK, 0, va="bottom", zorder=21))
     ratio = (maxx - minx) / (map_w_mm * k / 1000)
     ratio = round(ratio, -int(math.floor(math.log10(ratio))) + 1) if ratio > 0 else 0
-    ax.text(x0, y0 - 1.2 * k * m_per_mm, f"1:{ratio:,.0f}", fontsize=6 * k, ha="left", va="top", zorder=21,
-            color=INK)
+    ax.add_artist(_label_artist([x0], [y0 - 1.2 * k * m_per_mm], [f"1:{ratio:,.0f}"], 6 * k, INK, 0, ha="left",
+                                va="top", zorder=21))
 
 
 def draw_locator(page: Page, rect, extent=None, points=()):
@@ -760,10 +767,9 @@ def draw_locator(page: Page, rect, extent=None, points=()):
         fills = [ZONE_FILLS.get(c, "#eeeeee") for c in zg["code"]]
         ax.add_collection(_collection(sh.layer_paths("zones", tol), facecolors=fills, edgecolor="#888888",
                                       linewidths=0.4 * k))
-        for i, code in enumerate(zg["code"]):
-            pt = zg.geometry.iat[i].representative_point()
-            ax.text(pt.x, pt.y, _name(sh.zones.get(code), page.lang), fontsize=6.5 * k, ha="center",
-                    va="center", color=GREY)
+        pts = shapely.point_on_surface(zg.geometry.values)
+        ax.add_artist(_label_artist(shapely.get_x(pts), shapely.get_y(pts),
+                                    [_name(sh.zones.get(c), page.lang) for c in zg["code"]], 6.5 * k, GREY, 0))
     for name, color in (("villages", "#c9b79c"), ("parks", "#cab2d6"), ("devzone", None)):
         if name in sh.layers:
             ax.add_collection(_collection(sh.layer_paths(name, tol), facecolor=color or "none",
@@ -1323,12 +1329,11 @@ def compose_cover(store, selection: AtlasSelection, paper: str, lang: str, class
     ax.set_aspect("equal", adjustable="box")
     if "zones" in sheet.layers:
         zg = sheet.layers["zones"]
-        for i, code in enumerate(zg["code"]):
-            pt = zg.geometry.iat[i].representative_point()
-            z = sheet.zones.get(code, {})
-            lab = _name(z, lang) + ("" if lang == "en" else f"·{z.get('strategy', '')}")
-            ax.text(pt.x, pt.y, lab, fontsize=12 * k, ha="center", va="center", color="#555555", alpha=0.55,
-                    weight="bold", zorder=2)
+        pts = shapely.point_on_surface(zg.geometry.values)
+        labels = [_name(sheet.zones.get(c, {}), lang) + ("" if lang == "en" else f"·{sheet.zones.get(c, {}).get('strategy', '')}")
+                  for c in zg["code"]]
+        ax.add_artist(_label_artist(shapely.get_x(pts), shapely.get_y(pts), labels, 12 * k, "#555555", 0,
+                                    weight="bold", zorder=2, alpha=0.55))
     north_arrow(page, ax, sheet.convergence)
     scale_bar(page, ax, ext, w)
     page.footer()
