@@ -24,6 +24,7 @@ import datetime as dt
 import math
 import os
 import tempfile
+import threading
 import time
 import zipfile
 from contextlib import contextmanager
@@ -1278,6 +1279,11 @@ def _index_pages(n_items: int) -> int:
     return max(1, math.ceil(n_items / INDEX_ROWS_PER_PAGE))
 
 
+def atlas_page_count(n_items: int) -> int:
+    """Pages of an atlas of ``n_items`` villages or parcels: cover, index pages, one per item."""
+    return 1 + _index_pages(n_items) + n_items
+
+
 def compose_cover(store, selection: AtlasSelection, paper: str, lang: str, classification: str,
                   pages: int) -> Page:
     """Title, date, the set it covers, an overview map with the selection highlighted."""
@@ -1615,13 +1621,29 @@ def _merge(paths: list[str], out: Path, labels: list[str], n_index: int, title: 
 
 
 # =============================================================== helpers
+_RENDER_LOCK = threading.RLock()
+
+
+def _fresh_lock_after_fork() -> None:
+    global _RENDER_LOCK
+    _RENDER_LOCK = threading.RLock()  # another thread may have held it when an atlas worker forked
+
+
+os.register_at_fork(after_in_child=_fresh_lock_after_fork)
+
+
 @contextmanager
 def _rc():
+    """Export settings for matplotlib, one render at a time in this process.
+
+    matplotlib's settings are global: in the app, two sessions rendering at
+    once would swap each other's fonts mid-page (and PdfPages reads them again
+    when it closes), so renders in one process take turns."""
     import matplotlib
 
     from .fonts import rc_params
 
-    with matplotlib.rc_context(rc_params()):
+    with _RENDER_LOCK, matplotlib.rc_context(rc_params()):
         yield
 
 

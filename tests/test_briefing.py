@@ -422,3 +422,65 @@ def test_cli_bad_input_exits_2_and_writes_nothing(store_file, tmp_path, args, fr
     assert r.returncode == 2, r.stderr
     assert fragment in r.stderr and "Traceback" not in r.stderr
     assert list(out.iterdir()) == []
+
+
+# ------------------------------------------------------------------ the app
+@pytest.fixture
+def app_env(tiny_store_template, tmp_path, monkeypatch):
+    """The app's settings pointed at a private tiny store, no basemap."""
+    import streamlit as st
+
+    shutil.copy(tiny_store_template, tmp_path / "renewal.gpkg")
+    monkeypatch.setenv("RENEWAL_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("RENEWAL_RASTER", "")
+    monkeypatch.delenv("RENEWAL_STORE", raising=False)
+    monkeypatch.delenv("RENEWAL_LANG", raising=False)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield tmp_path
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def test_export_page_builds_an_atlas_and_offers_the_download(app_env):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "ui" / "export_page.py"), default_timeout=90).run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "导出简报图集"
+    assert any("共 3 页" in c.value for c in at.caption)
+    at.button(key="export_build").click().run()
+    assert not at.exception, at.exception
+    assert "图集已生成：3 页" in at.success[0].value
+    assert [b.proto.label for b in at.get("download_button")] == ["下载 PDF 图集"]
+    at.radio(key="export_what").set_value("filter").run()
+    assert "请先在左侧设置筛选条件" in at.info[0].value
+    at.sidebar.text_input[0].set_value("V01-00").run()
+    assert not at.exception and any("3 个地块" in c.value and "共 5 页" in c.value for c in at.caption)
+
+
+def test_download_buttons_render_the_page_only_when_clicked(app_env):
+    from streamlit.testing.v1 import AppTest
+
+    from ui import downloads
+
+    def script():
+        from ui.downloads import parcel_downloads, village_downloads
+
+        parcel_downloads("V01-002")
+        village_downloads("V01")
+
+    calls = []
+    real = downloads._render
+    downloads._render = lambda *a, **k: calls.append(a[2:5]) or real(*a, **k)
+    try:
+        at = AppTest.from_function(script, default_timeout=60).run()
+        assert not at.exception, at.exception
+        assert [b.proto.label for b in at.get("download_button")] == ["简报图 PDF", "简报图 PNG"] * 2
+        assert calls == []  # nothing rendered until a button is clicked
+        make = downloads._deferred("parcel", "V01-002", "pdf")
+        data = make()
+        assert data.startswith(b"%PDF") and make() is data and len(calls) == 1
+        assert downloads._deferred("village", "V01", "png")().startswith(b"\x89PNG")
+    finally:
+        downloads._render = real
