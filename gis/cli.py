@@ -205,6 +205,21 @@ def cmd_atlas(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    """Export the (filtered) parcels as gpkg, geojson, shp (zip) or xlsx; prints a JSON summary."""
+    from .exporter import SUFFIX, export
+
+    fmt = args.format or next((f for f, suf in SUFFIX.items() if args.output.lower().endswith(suf)), None)
+    store = _store(args)
+    codes = None
+    if any((args.kind, args.zone, args.village, args.stage, args.search, args.blocked)):
+        codes = store.parcels(kind=args.kind, zone=args.zone, village=args.village, stage=args.stage,
+                              search=args.search, blocked=True if args.blocked else None, geometry=False)["code"]
+    fmt = fmt or Path(args.output).suffix.lstrip(".") or "?"
+    _print_json(export(store, fmt, args.output, codes, encoding=args.encoding, lang=args.lang))
+    return 0
+
+
 def cmd_serve(args) -> int:
     # seed the working store before Streamlit starts, so a broken setup fails here, readably
     _store(args)
@@ -305,6 +320,15 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the web app")
     s.add_argument("--port", type=int)
     s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("export", help="export parcels as gpkg, geojson, shp (zip) or xlsx (the ledger)")
+    s.add_argument("--format", choices=["gpkg", "geojson", "shp", "xlsx"], help="default: from the file name")
+    s.add_argument("-o", "--output", required=True, help="file to write")
+    for opt in ("kind", "zone", "village", "stage", "search"):
+        s.add_argument(f"--{opt}")
+    s.add_argument("--blocked", action="store_true", help="only parcels flagged as blocked")
+    s.add_argument("--encoding", help="shapefile text encoding: utf-8 (default) or gbk")
+    s.set_defaults(func=cmd_export)
     return p
 
 
