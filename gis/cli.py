@@ -205,6 +205,36 @@ def cmd_atlas(args) -> int:
     return 0
 
 
+def cmd_import(args) -> int:
+    """Import parcels from a file; the report is JSON. Nothing importable (or a refused file) exits 2."""
+    import getpass
+
+    from .errors import InputError
+    from .importer import ImportOptions, import_file
+
+    mapping = {}
+    for item in args.map or []:
+        target, sep, source = item.partition("=")
+        if not sep or not target.strip():
+            raise InputError("import.bad_map", item=item)
+        mapping[target.strip()] = source.strip()
+    opts = ImportOptions(layer=args.layer, crs=args.crs, encoding=args.encoding, mapping=mapping, kind=args.kind,
+                         gcj02=args.gcj02, derive=not args.no_derive, lang=args.lang)
+    by = getattr(args, "as_user", None) or args.by or args.settings.user or getpass.getuser()
+    report = import_file(_store(args), args.file, opts, by=by, dry_run=args.dry_run)
+    if args.json:
+        _print_json(report)
+    else:
+        print(f"{report['features_read']} read, {report['features_imported']} imported "
+              f"({report['new']} new, {report['updated']} updated), {report['repaired']} repaired, "
+              f"{len(report['rejected'])} rejected; EPSG:{report['crs']} ({report['crs_source']}), {report['encoding']}")
+        for r in report["rejected"]:
+            print(f"  row {r['row']} {r['code']}: {r['reason']}")
+    if report["features_read"] and not report["features_imported"] and not report["unchanged"]:
+        raise InputError("import.nothing_to_import", read=report["features_read"])
+    return 0
+
+
 def cmd_export(args) -> int:
     """Export the (filtered) parcels as gpkg, geojson, shp (zip) or xlsx; prints a JSON summary."""
     from .exporter import SUFFIX, export
@@ -320,6 +350,21 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the web app")
     s.add_argument("--port", type=int)
     s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("import", help="import parcels from a file (zip/shp, gpkg, geojson, kml/kmz, dxf, csv)")
+    s.add_argument("file")
+    s.add_argument("--layer", help="layer to read (GeoPackage, KML, a zip of several shapefiles)")
+    s.add_argument("--crs", help="coordinate system of the file's coordinates, e.g. 4528 or EPSG:4528")
+    s.add_argument("--encoding", help="text encoding of the attributes, e.g. gbk, utf-8")
+    s.add_argument("--map", action="append", metavar="TARGET=SOURCE",
+                   help="field mapping, e.g. code=宗地编号 (repeatable; TARGET= to leave a field out)")
+    s.add_argument("--kind", help="kind of the parcels when the file has no kind column, e.g. village")
+    s.add_argument("--gcj02", action="store_true", help="coordinates are GCJ-02 (AMap): convert to CGCS2000")
+    s.add_argument("--no-derive", action="store_true", help="do not fill zone/village from the location")
+    s.add_argument("--by", help="who records this import (default: RENEWAL_USER, else the login name)")
+    s.add_argument("--dry-run", action="store_true", help="check and report only; write nothing")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_import)
 
     s = sub.add_parser("export", help="export parcels as gpkg, geojson, shp (zip) or xlsx (the ledger)")
     s.add_argument("--format", choices=["gpkg", "geojson", "shp", "xlsx"], help="default: from the file name")
