@@ -900,6 +900,7 @@ def parcel_facts(store, code: str, lang: str = "zh") -> dict:
     history = store.history(code)
     p["timeline"] = stage_timeline(store.catalog, p["kind"], p["stage"], history, lang)
     p["first_date"] = history[0].event_date if history else None
+    p["history"] = history
     return p
 
 
@@ -934,7 +935,8 @@ def compose_parcel_page(store, code: str, paper: str = "A4", raster=None, lang: 
     draw_locator(page, (190, 25, 97, 56), extent, [(c.x, c.y)])
     y = draw_legend(page, 190, 86.5, 97, page.tr("brief.this_parcel"))
     page.heading(190, y + 4, page.tr("brief.facts"))
-    stage = p["stage_label"] + (f"（{p['stage_date']}）" if p.get("stage_date") else "")
+    paren = " ({})" if lang == "en" else "（{}）"
+    stage = p["stage_label"] + (paren.format(p["stage_date"]) if p.get("stage_date") else "")
     upd = " ".join(s for s in ((p.get("updated_at") or "")[:10], p.get("updated_by") or "") if s)
     rows = [
         (page.tr("brief.code"), code),
@@ -953,9 +955,30 @@ def compose_parcel_page(store, code: str, paper: str = "A4", raster=None, lang: 
          HIGHLIGHT),
         (page.tr("brief.note"), p.get("note")),
     ]
-    draw_rows(page, 190, y + 8.5, rows, key_w=19, val_w=77)
+    key_w = max(14.0, max(text_width_mm(r[0], 7.0) for r in rows if r[1]) + 2.5)
+    y = draw_rows(page, 190, y + 8.5, rows, key_w=key_w, val_w=96 - key_w)
+    draw_history(page, 190, y + 3.5, p, 96)
     page.footer()
     return page
+
+
+def draw_history(page: Page, x: float, y: float, p: dict, w: float, max_y: float = 192.5) -> None:
+    """The latest events of the parcel's log, newest first, as many as fit."""
+    pitch = 3.6
+    room = int((max_y - y - 4.4) / pitch)
+    events = list(reversed(p.get("history") or []))
+    if room < 2 or not events:
+        return
+    cat = page.sheet.catalog
+    page.heading(x, y, page.tr("brief.history"))
+    lines = []
+    for e in events[:room]:
+        action = page.tr(f"ui.actions.{e.action}")
+        stage = cat.stage_label(p["kind"], e.to_stage, page.lang)
+        what = f"{action} → {stage}" if e.action in ("advance", "correction") else action
+        who = f" · {e.recorded_by}" if e.recorded_by else ""
+        lines.append(wrap(f"{e.event_date}  {what}{who}", w, 6.5, max_lines=1)[0])
+    page.lines(x, y + 4.4, [(ln, GREY, "normal") for ln in lines], 6.5, pitch)
 
 
 def render_parcel_page(store, code: str, out, fmt: str | None = None, paper: str = "A4", raster=None,
@@ -1340,6 +1363,9 @@ def compose_cover(store, selection: AtlasSelection, paper: str, lang: str, class
                   for c in zg["code"]]
         ax.add_artist(_label_artist(shapely.get_x(pts), shapely.get_y(pts), labels, 12 * k, "#555555", 0,
                                     weight="bold", zorder=2, alpha=0.55))
+    if selection.kind == "village":
+        page.text(x + 2, y + 5, page.tr("brief.cover_numbers"), 7, color=GREY,
+                  bbox=dict(boxstyle="square,pad=0.2", fc="white", ec="none", alpha=0.8))
     north_arrow(page, ax, sheet.convergence)
     scale_bar(page, ax, ext, w)
     page.footer()
