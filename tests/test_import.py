@@ -691,3 +691,64 @@ def test_cli_import_reports_json_and_refuses_bad_files(clean_store, tmp_path):
     assert out.returncode == 2 and out.stdout == "" and "OGR VRT" in out.stderr and "Traceback" not in out.stderr
     out = run_cli("import", str(src), "--kind", "nope", store=clean_store.path)
     assert out.returncode == 2 and "nope" in out.stderr
+
+
+# ------------------------------------------------------------------ the page
+def _page_script():
+    """Runs ui/import_page.py with st.file_uploader answering with the test's files (AppTest cannot upload)."""
+    import runpy
+
+    import streamlit as st
+
+    class Uploaded:
+        def __init__(self, name, data):
+            self.name, self.size, self.file_id, self._data = name, len(data), name, data
+
+        def getvalue(self):
+            return self._data
+
+    files = st.session_state.get("_test_files")
+    real = st.file_uploader
+    st.file_uploader = lambda *a, **k: [Uploaded(n, d) for n, d in files] if files else None
+    try:
+        runpy.run_path(st.session_state["_page"], run_name="__main__")
+    finally:
+        st.file_uploader = real
+
+
+@pytest.mark.skipif(not DEMO.exists(), reason="demo GeoPackage not generated yet")
+def test_import_page_checks_previews_and_commits(tmp_path, monkeypatch):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    shutil.copy(DEMO, tmp_path / "renewal.gpkg")
+    monkeypatch.setenv("RENEWAL_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("RENEWAL_STORE", raising=False)
+    monkeypatch.delenv("RENEWAL_LANG", raising=False)
+    st.cache_resource.clear()
+    lot = shapely.box(121.3, 37.40, 121.3008, 37.4008)
+    bad = shapely.Polygon([(121.31, 37.41), (121.3108, 37.4108), (121.3108, 37.41), (121.31, 37.4108)])
+    files = [("地块.geojson", geojson_bytes([({"编号": "UI-1", "名称": "<b>界面</b>地块"}, lot),
+                                             ({"编号": "UI-2"}, bad), ({"编号": "UI-3"}, None)]))]
+    at = AppTest.from_function(_page_script, default_timeout=90)
+    at.session_state["_page"] = str(ROOT / "ui" / "import_page.py")
+    at.session_state["user"] = "admin"
+    at.session_state["_test_files"] = files
+    try:
+        at.run()
+        assert not at.exception and not at.error, (at.exception, at.error)
+        assert at.title[0].value == "数据导入导出"
+        mapping = {s.label: s.value for s in at.selectbox if s.key and s.key.startswith("imp_map_")}
+        assert mapping["地块编号"] == "编号" and mapping["名称"] == "名称"
+        at.button(key="imp_check").click().run()
+        assert not at.exception and not at.error, (at.exception, at.error)
+        metrics = {m.label: m.value for m in at.metric}
+        assert (metrics["读取要素"], metrics["新增"], metrics["已修复"], metrics["已拒绝"]) == ("3", "2", "1", "1")
+        assert any("几何为空" in str(df.value.values) for df in at.dataframe)
+        at.button(key="imp_commit").click().run()
+        assert not at.exception, at.exception
+        assert "新增 2 宗" in at.success[0].value
+        s = Store(tmp_path / "renewal.gpkg")
+        assert s.parcel("UI-1")["name"] == "<b>界面</b>地块" and s.history("UI-2") == []
+    finally:
+        st.cache_resource.clear()
