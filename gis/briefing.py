@@ -43,7 +43,7 @@ from .units import M2_PER_HA, M2_PER_MU, STORE_CRS, gk_epsg
 PAPERS = {"A4": (297.0, 210.0), "A3": (420.0, 297.0)}  # landscape, millimetres
 FORMATS = ("pdf", "png")
 PNG_DPI = 150
-IMAGE_DPI = 120  # resolution of a raster background on paper (PNG-compressed in the PDF: the main cost of a page)
+IMAGE_DPI = 100  # resolution of a raster background on paper (PNG-compressed in the PDF: the main cost of a page)
 MM_PER_PT = 25.4 / 72
 
 HIGHLIGHT = "#d7191c"

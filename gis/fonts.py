@@ -59,6 +59,10 @@ def rc_params(prefer_system: bool = True) -> dict:
         "text.parse_math": False,  # a "$" in a village name or a note is text, not TeX
         "axes.unicode_minus": False,
         "pdf.compression": 3,
+        # hinting only sharpens small text on screens; PDF text is vector, and
+        # skipping it makes laying out each line of CJK text ~40 % cheaper
+        "text.hinting": "no_hinting",
+        "text.hinting_factor": 1,
         "hatch.linewidth": 0.6,
         "savefig.facecolor": "white",
     }
