@@ -16,6 +16,7 @@ import shutil
 import sqlite3
 import tempfile
 from contextlib import contextmanager
+from operator import itemgetter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -712,8 +713,13 @@ class Store:
         by = self._require_author(by)
         today_s = (today or dt.date.today()).isoformat()
         now = _utcnow()
-        settable = [f for f in PARCEL_FIELDS if f not in ("code", "version", "updated_at", "updated_by")]
+        settable = frozenset(PARCEL_FIELDS) - {"code", "version", "updated_at", "updated_by"}
         insert_cols = ["geom", *PARCEL_FIELDS]
+        as_row = itemgetter(*PARCEL_FIELDS)
+        base = dict.fromkeys(PARCEL_FIELDS)
+        base.update(zone="", village="", park="", unit="", owner="", land_use="", blocked=0, version=1,
+                    updated_at=now, updated_by=by)
+        pipelines = {k: self.catalog.pipeline_for(k) for k in self.catalog.kinds}
         with_history = {str(e["parcel"]) for e in history or ()}
         event_sql = ("INSERT INTO stage_events (parcel, action, from_stage, to_stage, event_date, recorded_at,"
                      " recorded_by, unit, note, reason, share) VALUES (?,?,?,?,?,?,?,?,?,?,?)")
@@ -724,14 +730,16 @@ class Store:
                 if user is None:
                     raise PermissionRefused("error.unknown_user", user=by)
                 by = user.username
+                base["updated_by"] = by
+            check_edit = user is not None and user.role != "admin"  # an admin may edit every parcel
             old = {r["code"]: dict(r) for r in con.execute(
                 "SELECT code, kind, stage, unit, zone, village, park FROM parcels")}
             inserts, updates, events, new_codes = [], {}, [], set()
             for p in parcels:
                 code = str(p["code"])
-                given = {k: p[k] for k in settable if k in p}
+                given = {k: v for k, v in p.items() if k in settable}
                 stage = given.get("stage")
-                if user is not None:  # allowed to edit the parcel as it is, and as it will be
+                if check_edit:  # allowed to edit the parcel as it is, and as it will be
                     if code in old:
                         accounts.require_edit(user, old[code])
                     accounts.require_edit(user, {**old.get(code, {}), **given, "code": code})
@@ -739,7 +747,8 @@ class Store:
                     old_kind, old_stage, old_unit = old[code]["kind"], old[code]["stage"], old[code]["unit"]
                     kind = given.get("kind") or old_kind
                     if "stage" in given:
-                        self.catalog.pipeline_for(kind).index(stage)
+                        self.catalog.kind(kind)
+                        pipelines[kind].index(stage)
                     new_stage = stage if "stage" in given else old_stage
                     changed = "stage" in given and new_stage != old_stage
                     keys = ("geom", *sorted(given))
@@ -751,13 +760,15 @@ class Store:
                     kind = given.get("kind")
                     if not kind:
                         raise InputError("import.row_no_kind", code=code)
-                    self.catalog.pipeline_for(kind).index(stage)
-                    row = {"name": code, "zone": "", "village": "", "park": "", "unit": "", "owner": "",
-                           "land_use": "", "blocked": 0, **given, "code": code, "version": 1,
-                           "updated_at": now, "updated_by": by}
-                    inserts.append((p["geom"], *(row.get(f) for f in PARCEL_FIELDS)))
+                    if stage:
+                        self.catalog.kind(kind)
+                        pipelines[kind].index(stage)
+                    elif kind not in pipelines:
+                        self.catalog.kind(kind)  # raises: unknown kind
+                    row = {**base, "name": code, **given, "code": code}
+                    inserts.append((p["geom"], *as_row(row)))
                     new_codes.add(code)
-                    old[code] = {k: row.get(k) for k in ("code", "kind", "stage", "unit", "zone", "village", "park")}
+                    old[code] = row
                     if stage and code not in with_history:
                         events.append((code, "import", None, stage, given.get("stage_date") or today_s, now, by,
                                        row.get("unit"), note or None, None, None))

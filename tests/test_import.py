@@ -752,3 +752,24 @@ def test_import_page_checks_previews_and_commits(tmp_path, monkeypatch):
         assert s.parcel("UI-1")["name"] == "<b>界面</b>地块" and s.history("UI-2") == []
     finally:
         st.cache_resource.clear()
+
+
+@pytest.mark.skipif(not DEMO.exists(), reason="demo GeoPackage not generated yet")
+def test_accounts_an_editor_imports_only_in_their_zone_and_the_import_is_audited(tmp_path, catalog):
+    from gis.errors import PermissionRefused
+
+    path = tmp_path / "demo.gpkg"
+    shutil.copy(DEMO, path)
+    store = Store(path, catalog)
+    assert store.accounts_enabled()
+    zones = store.layer("zones").set_index("code")
+    north, south = (zones.geometry[z].representative_point() for z in ("north", "south"))
+    lot = lambda p: shapely.box(p.x - 0.0002, p.y - 0.0002, p.x + 0.0002, p.y + 0.0002)  # noqa: E731
+    src = _write(tmp_path / "z.geojson", geojson_bytes([({"code": "AC-N"}, lot(north)), ({"code": "AC-S"}, lot(south))]))
+    n, v = count(store), store.data_version()
+    with pytest.raises(PermissionRefused):
+        import_file(store, src, ImportOptions(kind="landmark"), by="editor_north")
+    assert (count(store), store.data_version()) == (n, v)
+    assert store.audit(actor="editor_north", action="import")["outcome"].tolist() == ["refused"]
+    rep = import_file(store, src, ImportOptions(kind="landmark"), by="admin")
+    assert rep["new"] == 2 and store.audit(actor="admin", action="import")["outcome"].tolist() == ["ok"]
