@@ -1,13 +1,22 @@
 """Renewal Atlas (城市更新一张图): Streamlit entry point, page navigation only."""
 import streamlit as st
 
-from ui.common import shown_errors, sidebar, tr
+from ui.common import accounts_on, current_user, shown_errors, sidebar, tr, user_box
 
 st.set_page_config(page_title="城市更新一张图 Renewal Atlas", page_icon="🗺️", layout="wide")
 with shown_errors():
     sidebar()
-    page = st.navigation([
-        st.Page("ui/map_page.py", title=tr("ui.page_map"), icon=":material/map:", default=True, url_path="map"),
-        st.Page("ui/board_page.py", title=tr("ui.page_board"), icon=":material/bar_chart:", url_path="board"),
-    ])
+    user = current_user()
+    if accounts_on() and user is None:
+        pages = [st.Page("ui/login_page.py", title=tr("ui.login"), icon=":material/login:", url_path="login")]
+    else:
+        user_box()
+        pages = [
+            st.Page("ui/map_page.py", title=tr("ui.page_map"), icon=":material/map:", default=True, url_path="map"),
+            st.Page("ui/board_page.py", title=tr("ui.page_board"), icon=":material/bar_chart:", url_path="board"),
+        ]
+        if user is not None and user.role == "admin":
+            pages.append(st.Page("ui/audit_page.py", title=tr("ui.page_audit"), icon=":material/history:",
+                                 url_path="audit"))
+    page = st.navigation(pages)
     page.run()

@@ -915,6 +915,7 @@ def build_demo(gpkg_path, seed: int = 2026) -> dict:
                                 layer_options={"FID": "id", "DESCRIPTION": "示例数据（虚构）"})
         pyogrio.write_dataframe(demo.meta, tmp, layer="meta", driver="GPKG",
                                 layer_options={"DESCRIPTION": "示例数据（虚构）"})
+        add_demo_accounts(tmp, seed, demo.events["event_date"].max() + "T00:00:00.000Z")
         os.replace(tmp, target)
     finally:
         pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": old})
@@ -922,6 +923,50 @@ def build_demo(gpkg_path, seed: int = 2026) -> dict:
     out = _summary(demo)
     out["path"] = str(target)
     return out
+
+
+# Demo accounts, with the passwords README.md gives. Fictional, for trying the roles out.
+DEMO_USERS = (
+    # username, display name, role, password, zone whose villages it edits
+    ("admin", "管理员（示例）", "admin", "renewal-admin", None),
+    ("viewer", "查看者（示例）", "viewer", "renewal-viewer", None),
+    ("editor_north", "北部编辑（示例）", "editor", "renewal-north", "north"),
+    ("editor_central", "中部编辑（示例）", "editor", "renewal-central", "central"),
+    ("editor_south", "南部编辑（示例）", "editor", "renewal-south", "south"),
+)
+
+
+def add_demo_accounts(gpkg_path, seed: int, stamp: str) -> None:
+    """Apply the store's migrations to a fresh demo file and add the demo accounts.
+
+    Hashes use salts derived from the seed and every timestamp is ``stamp``,
+    so that rebuilds stay byte-identical.
+    """
+    import sqlite3
+
+    from . import schema
+    from .accounts import demo_salt, hash_password
+    from .gpkg import register_functions
+
+    con = sqlite3.connect(gpkg_path, isolation_level=None)
+    try:
+        register_functions(con)
+        con.execute("BEGIN")
+        for version in schema.pending(1):
+            for sql in schema.statements(version, "gpkg"):
+                con.execute(sql)
+        con.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(schema.LATEST),))
+        villages = con.execute("SELECT code, zone FROM villages ORDER BY code").fetchall()
+        for username, display, role, password, zone in DEMO_USERS:
+            con.execute("INSERT INTO users (username, display_name, role, password_hash, failed_count, created_at,"
+                        " disabled) VALUES (?,?,?,?,0,?,0)",
+                        (username, display, role, hash_password(password, demo_salt(seed, username)), stamp))
+            con.executemany("INSERT INTO assignments (username, scope, code) VALUES (?, 'village', ?)",
+                            [(username, code) for code, z in villages if z == zone])
+        con.execute("UPDATE gpkg_contents SET last_change = ?", (stamp,))
+        con.execute("COMMIT")
+    finally:
+        con.close()
 
 
 # --------------------------------------------------------------------------- raster

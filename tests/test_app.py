@@ -25,6 +25,7 @@ def app(tmp_path, monkeypatch):
     st.cache_data.clear()
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
     at.store_path = tmp_path / "renewal.gpkg"
+    at.session_state["user"] = "admin"  # the demo has accounts; the login page is tested below
     yield at
     st.cache_resource.clear()
     st.cache_data.clear()
@@ -40,7 +41,7 @@ def test_map_page_renders_in_chinese(app):
     assert app.title[0].value == "城市更新一张图"
     assert any("示例数据" in c.value for c in app.sidebar.caption)
     labels = [s.label for s in app.sidebar.selectbox]
-    assert labels == ["片区", "类型", "村", "阶段"]
+    assert labels == ["片区", "类型", "村", "阶段", "底图"]
 
 
 def test_language_switch_to_english(app):
@@ -48,7 +49,7 @@ def test_language_switch_to_english(app):
     app.sidebar.radio[0].set_value("en").run()
     assert not app.exception
     assert app.title[0].value == "Renewal Atlas"
-    assert [s.label for s in app.sidebar.selectbox] == ["Zone", "Kind", "Village", "Stage"]
+    assert [s.label for s in app.sidebar.selectbox] == ["Zone", "Kind", "Village", "Stage", "Basemap"]
 
 
 def test_filter_by_search_narrows_the_result(app):
@@ -67,13 +68,12 @@ def test_parcel_panel_advances_the_parcel(app):
     app.run()
     assert not app.exception, app.exception
     assert any(code.replace("-", "\\-") in m.value for m in app.markdown)  # escaped markdown
-    _by_label(app.text_input, "经办人").set_value("测试员")
     _by_label(app.text_area, "备注").set_value("拆除完成")
     submit = next(b for b in app.button if b.label == "提交")
     submit.click().run()
     assert not app.exception, app.exception
     p = Store(app.store_path).parcel(code)
-    assert p["stage"] == "demolition" and p["updated_by"] == "测试员"
+    assert p["stage"] == "demolition" and p["updated_by"] == "admin"
     assert any("拆除" in m.value for m in app.success)
 
 
@@ -83,7 +83,6 @@ def test_parcel_panel_shows_a_refused_advance_in_chinese(app):
     app.session_state["selected"] = code
     app.run()
     _by_label(app.selectbox, "目标阶段").set_value("completed")
-    _by_label(app.text_input, "经办人").set_value("测试员")
     next(b for b in app.button if b.label == "提交").click().run()
     assert not app.exception
     assert any("不能跳到" in e.value for e in app.error)
@@ -97,3 +96,39 @@ def test_board_page_lists_30_villages(app):
     assert app.title[0].value == "30个旧村改造进度"
     assert len(app.dataframe[0].value) == 30
     assert sum(int(m.value) for m in app.metric[:3]) == 30
+
+
+def test_login_page_when_nobody_is_signed_in(app):
+    del app.session_state["user"]
+    app.run()
+    assert not app.exception
+    assert app.subheader[0].value == "登录"
+    _by_label(app.text_input, "用户名").set_value("editor_north")
+    _by_label(app.text_input, "密码").set_value("wrong-password")
+    next(b for b in app.button if b.label == "登录").click().run()
+    assert any("用户名或密码错误" in e.value for e in app.error)
+    _by_label(app.text_input, "密码").set_value("renewal-north")
+    next(b for b in app.button if b.label == "登录").click().run()
+    assert not app.exception
+    assert app.title[0].value == "城市更新一张图"
+    assert any("北部编辑" in c.value for c in app.sidebar.caption)
+
+
+def test_editor_is_refused_outside_their_villages(app):
+    s = Store(app.store_path)
+    code = s.parcels(kind="village", zone="south", stage="signing", blocked=False, geometry=False)["code"].iloc[0]
+    app.session_state["user"] = "editor_north"
+    app.session_state["selected"] = code
+    app.run()
+    assert any("无权修改" in i.value for i in app.info)
+    next(b for b in app.button if b.label == "提交").click().run()
+    assert any("无权修改地块" in e.value for e in app.error)
+    assert Store(app.store_path).parcel(code)["stage"] == "signing"
+    assert (Store(app.store_path).audit(actor="editor_north", outcome="refused")["target"] == code).any()
+
+
+def test_audit_page_for_admins(app):
+    app.run()
+    app.switch_page("ui/audit_page.py").run()
+    assert not app.exception, app.exception
+    assert app.title[0].value == "操作审计"

@@ -112,29 +112,19 @@ def _map_frame(page, timeout=60, min_paths=20):
     raise AssertionError("the map never drew its polygons")
 
 
-def _iframe_box(page):
-    return page.locator("iframe[title*='st_folium']").first.bounding_box()
+def _login(page, url, username, password):
+    page.goto(url, wait_until="domcontentloaded")
+    page.get_by_label("用户名").fill(username)
+    page.get_by_label("密码").fill(password)
+    page.get_by_role("button", name="登录").click()
 
 
-def test_map_shows_the_district_offline_and_a_click_advances_a_parcel(server, page):
-    page.goto(server["url"], wait_until="domcontentloaded")
-    frame = _map_frame(page)
-    n_paths = frame.evaluate("() => document.querySelectorAll('path.leaflet-interactive').length")
-    assert n_paths > 2000  # village parcels and the rest
-    # Leaflet came from the app itself, not a CDN
-    assert frame.evaluate("() => typeof L === 'object' && L.version.startsWith('1.')")
-    page.wait_for_timeout(1500)
-    shot_dir = Path(os.environ.get("RENEWAL_SCREENSHOTS", server["store"].parent))
-    shot_dir.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(shot_dir / "map.png"))
-
-    # pick a village parcel at 'signing', find it by its code (the map zooms to it), click it
-    store = Store(server["store"])
-    p = store.parcels(kind="village", stage="signing", blocked=False).iloc[0]
-    code = p["code"]
-    pt = shapely.point_on_surface(p.geometry)
-    page.get_by_label("搜索名称或编号").fill(code)
-    page.get_by_label("搜索名称或编号").press("Enter")
+def _open_parcel(page, code, geom):
+    """Find a parcel by its code (the map zooms to it) and click it on the map."""
+    pt = shapely.point_on_surface(geom)
+    box_input = page.get_by_label("搜索名称或编号")
+    box_input.fill(code)
+    box_input.press("Enter")
     page.get_by_text("符合条件的地块：1 个").wait_for(timeout=30000)
     deadline = time.time() + 30
     while True:  # until the re-rendered map has zoomed to the parcel
@@ -150,21 +140,52 @@ def test_map_shows_the_district_offline_and_a_click_advances_a_parcel(server, pa
     box = _iframe_box(page)
     page.mouse.click(box["x"] + xy[0], box["y"] + xy[1])
 
-    # the panel opens with this parcel's facts
+
+def _iframe_box(page):
+    return page.locator("iframe[title*='st_folium']").first.bounding_box()
+
+
+def test_map_shows_the_district_offline_and_a_click_advances_a_parcel(server, page):
+    _login(page, server["url"], "editor_north", "renewal-north")
+    frame = _map_frame(page)
+    n_paths = frame.evaluate("() => document.querySelectorAll('path.leaflet-interactive').length")
+    assert n_paths > 2000  # village parcels and the rest
+    # Leaflet came from the app itself, not a CDN
+    assert frame.evaluate("() => typeof L === 'object' && L.version.startsWith('1.')")
+    page.wait_for_timeout(1500)
+    shot_dir = Path(os.environ.get("RENEWAL_SCREENSHOTS", server["store"].parent))
+    shot_dir.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shot_dir / "map.png"))
+
+    # a parcel at 'signing' in one of editor_north's villages: found by code, clicked, advanced
+    store = Store(server["store"])
+    p = store.parcels(kind="village", zone="north", stage="signing", blocked=False).iloc[0]
+    code = p["code"]
+    _open_parcel(page, code, p.geometry)
     page.get_by_role("heading", name=p["name"]).wait_for(timeout=30000)
     assert page.get_by_text("签约").first.is_visible()
-    page.get_by_label("经办人").first.fill("浏览器测试")
     page.get_by_role("button", name="提交").click()
     page.get_by_text(f"已将 {code} 推进到“拆除”").wait_for(timeout=30000)
     page.wait_for_timeout(1500)
     page.screenshot(path=str(shot_dir / "panel.png"))
     after = Store(server["store"]).parcel(code)
-    assert after["stage"] == "demolition" and after["updated_by"] == "浏览器测试"
+    assert after["stage"] == "demolition" and after["updated_by"] == "editor_north"
+
+    # a parcel of a southern village: the panel says read-only and the store refuses the write
+    q = store.parcels(kind="village", zone="south", stage="signing", blocked=False).iloc[0]
+    _open_parcel(page, q["code"], q.geometry)
+    page.get_by_role("heading", name=q["name"]).wait_for(timeout=30000)
+    page.get_by_text("您无权修改此地块").wait_for(timeout=10000)
+    page.get_by_role("button", name="提交").click()
+    page.get_by_text(f"无权修改地块 {q['code']}").wait_for(timeout=30000)
+    assert Store(server["store"]).parcel(q["code"])["stage"] == "signing"
     assert page.blocked == [], page.blocked
 
 
 def test_village_board_opens_a_village_on_the_map(server, page):
-    page.goto(server["url"] + "/board", wait_until="domcontentloaded")
+    _login(page, server["url"], "viewer", "renewal-viewer")
+    _map_frame(page)
+    page.get_by_role("link", name="旧村改造进度").click()  # a reload would start a new, signed-out session
     page.get_by_text("30个旧村改造进度").wait_for(timeout=30000)
     page.wait_for_timeout(2500)
     shot_dir = Path(os.environ.get("RENEWAL_SCREENSHOTS", server["store"].parent))

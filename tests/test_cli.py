@@ -133,11 +133,26 @@ def test_demo_layers_show_every_layer_of_the_plan(demo_copy):
 def test_demo_advance_then_history(demo_copy):
     rows = json.loads(run("parcels", "--kind", "village", "--stage", "signing", "--json", store=demo_copy).stdout)
     p = next(r for r in rows if not r["blocked"])
-    out = run("advance", p["code"], "--to", p["next_stage"], "--date", "2026-11-20", "--by", "测试员",
+    out = run("--as", "admin", "advance", p["code"], "--to", p["next_stage"], "--date", "2026-11-20",
               "--note", "拆除完成", store=demo_copy)
     assert out.returncode == 0, out.stderr
     hist = json.loads(run("history", p["code"], "--json", store=demo_copy).stdout)
-    assert hist[-1]["to_stage"] == "demolition" and hist[-1]["recorded_by"] == "测试员"
+    assert hist[-1]["to_stage"] == "demolition" and hist[-1]["recorded_by"] == "admin"
+
+
+def test_demo_refused_write_exits_3_and_is_audited(demo_copy):
+    rows = json.loads(run("parcels", "--kind", "village", "--zone", "south", "--stage", "signing", "--json",
+                          store=demo_copy).stdout)
+    code = next(r for r in rows if not r["blocked"])["code"]
+    for who in ("viewer", "editor_north", "nobody"):
+        out = run("--as", who, "advance", code, "--to", "demolition", "--date", "2026-11-20", store=demo_copy)
+        assert out.returncode == 3, (who, out.stderr)
+        assert "无权" in out.stderr or "不存在" in out.stderr
+    out = run("--as", "editor_south", "advance", code, "--to", "demolition", "--date", "2026-11-20", store=demo_copy)
+    assert out.returncode == 0, out.stderr
+    audit = json.loads(run("--as", "admin", "audit", "--target", code, store=demo_copy).stdout)
+    assert [a["outcome"] for a in audit] == ["ok", "refused", "refused", "refused"]
+    assert run("--as", "viewer", "audit", store=demo_copy).returncode == 3
 
 
 def test_demo_villages_board(demo_copy):

@@ -148,3 +148,37 @@ def sidebar_filters():
     filtered = s.filter(parcels, kind=kind or None, zone=zone or None, village=village or None,
                         stage=stage or None, search=search or None)
     return filtered, tuple(filtered["code"])
+
+
+# --------------------------------------------------------------- accounts
+def accounts_on() -> bool:
+    return store().accounts_enabled()
+
+
+def current_user():
+    """The logged-in User, or None (not logged in, or a store without accounts)."""
+    name = st.session_state.get("user")
+    return store().user(name) if name else None
+
+
+def author_field(key: str) -> str:
+    """Who records a change: the logged-in user where the store has accounts, else a name typed in."""
+    user = current_user()
+    if user is not None:
+        st.caption(f"{tr('ui.by')}：{plain(user.label)}")
+        return user.username
+    value = st.text_input(tr("ui.by"), value=st.session_state.get("author", settings().user), key=key)
+    st.session_state["author"] = value
+    return value
+
+
+def user_box() -> None:
+    """The sidebar's signed-in user with a log-out button."""
+    user = current_user()
+    if user is None:
+        return
+    with st.sidebar:
+        st.caption(tr("ui.signed_in", user=plain(user.label), role=tr(f"ui.roles.{user.role}")))
+        if st.button(tr("ui.logout"), key="logout"):
+            st.session_state.pop("user", None)
+            st.rerun()

@@ -7,10 +7,11 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
+from gis.accounts import may_edit
 from gis.pipelines import stage_timeline
 from gis.units import format_area
 
-from .common import lang, plain, settings, shown_errors, store, tr
+from .common import author_field, current_user, lang, plain, shown_errors, store, tr
 
 # symbols every CJK font has (no emoji font on many office machines)
 _MARK = {"done": ":green[●]", "current": ":orange[◆]", "ahead": ":gray[○]"}
@@ -85,14 +86,13 @@ def _advance_form(p: dict) -> None:
                               format_func=lambda k: pipe.stage(k).label(lang()))
         gate = pipe.stage(target).gate(lang()) if target else ""
         date = st.date_input(tr("ui.date"), value=dt.date.today(), max_value=dt.date.today())
-        by = st.text_input(tr("ui.by"), value=st.session_state.get("author", settings().user))
+        by = author_field(f"by-{p['code']}")
         note = st.text_area(tr("ui.note"), height=68)
         share = st.number_input(tr("ui.share"), min_value=0.0, max_value=1.0, value=None, step=0.01,
                                 help=gate or None)
         correction = st.checkbox(tr("ui.correction"))
         reason = st.text_input(tr("ui.correction_reason"))
         if st.form_submit_button(tr("ui.submit_advance"), type="primary"):
-            st.session_state["author"] = by
             with shown_errors():
                 ev = store().advance(p["code"], target, date, by, note=note,
                                      correction=reason if correction else None, share=share,
@@ -106,10 +106,9 @@ def _block_form(p: dict) -> None:
     with st.form(f"block-{p['code']}"):
         st.markdown(f"**{tr('ui.clear_block') if p['blocked'] else tr('ui.flag_block')}**")
         reason = "" if p["blocked"] else st.text_input(tr("ui.block_reason"))
-        by = st.text_input(tr("ui.by"), value=st.session_state.get("author", settings().user), key=f"bb-{p['code']}")
+        by = author_field(f"bb-{p['code']}")
         label = tr("ui.submit_unblock") if p["blocked"] else tr("ui.submit_block")
         if st.form_submit_button(label):
-            st.session_state["author"] = by
             with shown_errors():
                 store().set_blocked(p["code"], not p["blocked"], reason, by, expected_version=p["version"])
                 key = "ui.unblocked_saved" if p["blocked"] else "ui.blocked_saved"
@@ -129,5 +128,8 @@ def parcel_panel(code: str) -> None:
         _facts(p)
         _timeline(p, history)
         _history(p, history)
+        if s.accounts_enabled() and not may_edit(current_user(), p):
+            # the store refuses such a write anyway; this only says so before one tries
+            st.info(tr("ui.no_edit_right"))
         _advance_form(p)
         _block_form(p)

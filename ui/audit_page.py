@@ -1,0 +1,28 @@
+"""The audit trail, for admins: who changed what, when, before and after; refusals too."""
+from __future__ import annotations
+
+import streamlit as st
+
+from gis.accounts import require_admin
+from ui.common import current_user, shown_errors, store, tr
+
+
+def page() -> None:
+    st.title(tr("ui.page_audit"))
+    require_admin(current_user(), "audit")
+    c = st.columns(4)
+    actor = c[0].text_input(tr("ui.audit_actor"))
+    action = c[1].text_input(tr("ui.audit_action"))
+    outcome = c[2].selectbox(tr("ui.audit_outcome"), ["", "ok", "refused"],
+                             format_func=lambda v: tr("ui.all") if not v else v)
+    target = c[3].text_input(tr("ui.audit_target"))
+    df = store().audit(actor=actor.strip() or None, action=action.strip() or None,
+                       outcome=outcome or None, target=target.strip() or None)
+    st.caption(tr("ui.results", n=len(df)))
+    st.dataframe(df, hide_index=True, width="stretch")
+    st.download_button(tr("ui.audit_csv"), df.to_csv(index=False).encode("utf-8-sig"),
+                       file_name="audit.csv", mime="text/csv")
+
+
+with shown_errors():
+    page()
