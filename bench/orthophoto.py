@@ -1,0 +1,229 @@
+"""Benchmark: a big orthophoto (DOM) on the web map.
+
+    python3 -m bench.orthophoto            # 20,000 × 20,000 px (built once into var/bench/, ≈ 1 min)
+    python3 -m bench.orthophoto --size 8000
+
+Figures printed (issue 7 budgets: open ≤ 2 s, each pan/zoom redraw ≤ 0.5 s
+of server time):
+
+- ``prepare``: ``renewal raster prepare`` (overviews) on the file, once;
+- ``open``: what the map page does when the orthophoto is chosen — read the
+  file's description and render the whole-image underlay from an overview
+  (cold: nothing cached on disk);
+- ``redraw``: one view-sized image for a pan or zoom (``gis.rasterview.render_view``)
+  at zoom levels from the whole district to single buildings, cold;
+- for comparison, the same view as 256-px Web-Mercator tiles rendered one by
+  one (what a tile layer over ``static/`` would cost) and the naive way
+  (reading the whole file at full resolution, only estimated from one strip).
+
+The test image is synthetic but shaped like a real DOM: RGB, 8-bit, 512-px
+JPEG (YCbCr) tiles, in a CGCS2000 Gauss-Krüger zone with the zone prefix
+(EPSG:4528), 0.5 m pixels over the centre of the demo district; its content is
+the demo basemap resampled, with field texture and a 50 m grid of tracks so
+that zooming in shows detail.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_RASTER = ROOT / "data" / "raster" / "demo_basemap.tif"
+CACHE = ROOT / "var" / "bench"
+# centre of the demo district (lon, lat); EPSG:4528 is CGCS2000 GK zone 40 with the zone prefix
+CENTRE = (121.345, 37.41)
+
+
+def make_orthophoto(path, size: int = 20000, pixel_m: float = 0.5, epsg: int = 4528,
+                    centre=CENTRE, block: int = 512, overviews: bool = False) -> Path:
+    """Write a synthetic RGB orthophoto of ``size`` × ``size`` pixels centred on ``centre``.
+
+    Written block by block (memory stays small); JPEG-compressed tiles as
+    DOMs are usually delivered. ``overviews`` also builds them (else the file
+    has none, as delivered files often do).
+    """
+    import rasterio
+    from pyproj import Transformer
+    from rasterio.enums import Resampling
+    from rasterio.transform import from_origin
+    from rasterio.warp import reproject
+    from rasterio.windows import Window
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cx, cy = Transformer.from_crs("EPSG:4490", f"EPSG:{epsg}", always_xy=True).transform(*centre)
+    half = size * pixel_m / 2
+    transform = from_origin(cx - half, cy + half, pixel_m, pixel_m)
+    with rasterio.open(DEMO_RASTER) as demo:
+        src, src_t, src_crs = demo.read(), demo.transform, demo.crs
+    profile = dict(driver="GTiff", width=size, height=size, count=3, dtype="uint8", crs=f"EPSG:{epsg}",
+                   transform=transform, tiled=True, blockxsize=block, blockysize=block,
+                   compress="JPEG", photometric="YCBCR", jpeg_quality=85, BIGTIFF="IF_SAFER")
+    rng = np.random.default_rng(7)
+    texture = rng.normal(0.0, 9.0, size=(block, block)).astype(np.float32)
+    tmp = path.with_suffix(".part.tif")
+    with rasterio.open(tmp, "w", **profile) as dst:
+        for row in range(0, size, block):
+            for col in range(0, size, block):
+                h, w = min(block, size - row), min(block, size - col)
+                bt = transform * rasterio.Affine.translation(col, row)
+                out = np.zeros((3, h, w), np.uint8)
+                reproject(src, out, src_transform=src_t, src_crs=src_crs, dst_transform=bt,
+                          dst_crs=f"EPSG:{epsg}", resampling=Resampling.bilinear)
+                img = out.astype(np.float32) + texture[:h, :w]
+                # a 50 m grid of light tracks: detail that only full resolution shows
+                ys = (row + np.arange(h)) * pixel_m
+                xs = (col + np.arange(w)) * pixel_m
+                track = (np.mod(ys, 50.0) < 1.5)[:, None] | (np.mod(xs, 50.0) < 1.5)[None, :]
+                img[:, track] = img[:, track] * 0.5 + 120
+                dst.write(np.clip(img, 0, 255).astype(np.uint8), window=Window(col, row, w, h))
+    tmp.replace(path)
+    if overviews:
+        from gis.rasterview import build_overviews
+
+        build_overviews(path)
+    return path
+
+
+def _timed(fn, *a, **kw):
+    t = time.perf_counter()
+    out = fn(*a, **kw)
+    return time.perf_counter() - t, out
+
+
+def _view(centre, zoom, width=1200, height=680):
+    """Leaflet-style view bounds [[s, w], [n, e]] of a map ``width`` × ``height`` px at ``zoom``."""
+    from pyproj import Transformer
+
+    to_m = Transformer.from_crs("EPSG:4326", "EPSG:3857", always_xy=True)
+    to_ll = Transformer.from_crs("EPSG:3857", "EPSG:4326", always_xy=True)
+    x, y = to_m.transform(*centre)
+    mpp = 2 * math.pi * 6378137 / (256 * 2 ** zoom)
+    w, s = to_ll.transform(x - width / 2 * mpp, y - height / 2 * mpp)
+    e, n = to_ll.transform(x + width / 2 * mpp, y + height / 2 * mpp)
+    return [[s, w], [n, e]]
+
+
+def _tiles_cost(path, view, zoom, out_dir) -> tuple[float, int]:
+    """Render the view as 256-px XYZ tiles, one warp each: (seconds, tiles)."""
+    from PIL import Image
+
+    from gis.raster import read_background
+
+    (s, w), (n, e) = view
+    z = int(math.floor(zoom))
+
+    def tile_xy(lon, lat):
+        k = 2 ** z
+        x = (lon + 180) / 360 * k
+        y = (1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * k
+        return int(x), int(y)
+
+    x0, y0 = tile_xy(w, n)
+    x1, y1 = tile_xy(e, s)
+    size = 2 * math.pi * 6378137 / 2 ** z
+    t = time.perf_counter()
+    n_tiles = 0
+    for tx in range(x0, x1 + 1):
+        for ty in range(y0, y1 + 1):
+            minx = -math.pi * 6378137 + tx * size
+            maxy = math.pi * 6378137 - ty * size
+            bg = read_background(path, (minx, maxy - size, minx + size, maxy), 3857, 256, 256)
+            if bg is not None:
+                Image.fromarray(bg.image).save(out_dir / f"{z}_{tx}_{ty}.png", compress_level=1)
+                n_tiles += 1
+    return time.perf_counter() - t, n_tiles
+
+
+def main(argv=None) -> int:
+    from gis import rasterview
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=20000, help="pixels per side (default 20000)")
+    ap.add_argument("--keep", action="store_true", help="keep the rendered views")
+    args = ap.parse_args(argv)
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    src = CACHE / f"ortho_{args.size}.tif"
+    if not src.exists():
+        secs, _ = _timed(make_orthophoto, src, size=args.size)
+        print(f"made {src.name}: {args.size} x {args.size} px, {src.stat().st_size / 1e6:.0f} MB, {secs:.1f} s")
+    work = Path(tempfile.mkdtemp(prefix="ortho_bench_"))
+    try:
+        tif = work / src.name
+        shutil.copy(src, tif)  # a fresh copy without overviews each run
+        mb = tif.stat().st_size / 1e6
+        print(f"orthophoto: {args.size} x {args.size} px RGB, JPEG tiles, {mb:.0f} MB, EPSG:4528, 0.5 m")
+
+        secs, info = _timed(rasterview.raster_info, tif)
+        print(f"without overviews: raster_info {secs:.3f} s, needs_overviews={info.needs_overviews}")
+        for zoom in (16, 18):
+            secs, out = _timed(rasterview.render_view, tif, _view(CENTRE, zoom), zoom, work / "raw", "/x")
+            what = "refused: needs overviews" if out is None else f"{out['width']} x {out['height']} px"
+            print(f"without overviews: a zoom-{zoom} view {secs:.3f} s ({what})")
+
+        last = [0.0]
+
+        def progress(done, total, label):
+            last[0] = done / total
+
+        secs, levels = _timed(rasterview.build_overviews, tif, progress=progress)
+        print(f"prepare (overviews {levels}): {secs:.1f} s")
+
+        out_dir = work / "generated"
+        t0 = time.perf_counter()
+        info = rasterview.raster_info(tif)
+        t_info = time.perf_counter() - t0
+        secs, under = _timed(rasterview.render_underlay, tif, out_dir, "/x")
+        print(f"open: raster_info {t_info:.3f} s + underlay {secs:.3f} s "
+              f"({under['width']} x {under['height']} px) = {t_info + secs:.3f} s  [budget 2 s]")
+        secs2, _ = _timed(rasterview.render_underlay, tif, out_dir, "/x")
+        print(f"open again (underlay cached on disk): {t_info + secs2:.3f} s")
+
+        rows = []
+        for zoom in (13, 14, 15, 16, 17, 18, 19):
+            times, shown = [], None
+            for dx, dy in [(0, 0), (0.004, 0.002), (-0.006, 0.003), (0.008, -0.004), (-0.003, -0.005)]:
+                c = (CENTRE[0] + dx * 2 ** (15 - zoom), CENTRE[1] + dy * 2 ** (15 - zoom))
+                v = _view(c, zoom)
+                secs, out = _timed(rasterview.render_view, tif, v, zoom, out_dir, "/x", underlay=under)
+                if out is not None:
+                    shown = out
+                    times.append(secs)
+            rows.append((zoom, times, shown))
+        print("redraw (one view-sized image per pan/zoom of a 1200 x 680 px map, cold, 5 places per zoom):")
+        for zoom, times, out in rows:
+            if not times:
+                print(f"  zoom {zoom:>2}: no view image (the underlay shows as much)")
+                continue
+            print(f"  zoom {zoom:>2}: median {statistics.median(times):.3f} s, max {max(times):.3f} s  "
+                  f"({out['width']} x {out['height']} px {out['format']}, {len(times)} drawn)  [budget 0.5 s]")
+
+        tiles_dir = work / "tiles"
+        tiles_dir.mkdir()
+        for zoom in (15, 17):
+            secs, n = _tiles_cost(tif, _view(CENTRE, zoom), zoom, tiles_dir)
+            print(f"tiles instead: zoom {zoom} view = {n} tiles of 256 px, {secs:.3f} s ({secs / max(n, 1) * 1000:.0f} ms/tile)")
+
+        import rasterio
+        from rasterio.windows import Window
+
+        with rasterio.open(tif) as ds:
+            secs, _ = _timed(ds.read, window=Window(0, 0, ds.width, 512))
+        print(f"naive: reading the whole file at full resolution ≈ {secs * ds.height / 512:.0f} s "
+              f"(one 512-row strip: {secs:.2f} s), {3 * args.size ** 2 / 1e9:.1f} GB in memory")
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
