@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .cli_basemap import register as register_basemap
 from .errors import RenewalError
 from .settings import ROOT, Settings
 
@@ -374,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--blocked", action="store_true", help="only parcels flagged as blocked")
     s.add_argument("--encoding", help="shapefile text encoding: utf-8 (default) or gbk")
     s.set_defaults(func=cmd_export)
+    register_basemap(sub)
     return p
 
 
