@@ -35,6 +35,17 @@ class Settings:
     database_url: str = ""
     #: offline basemap GeoTIFF (any CRS); empty for none
     raster: Path | None = ROOT / "data" / "raster" / "demo_basemap.tif"
+    #: basemap shown when a user has chosen none: ``none``, ``raster``, ``orthophoto``,
+    #: ``tianditu_img``, ``tianditu_vec``, ``amap_road``, ``amap_sat`` or ``custom`` (gis/basemaps.py)
+    basemap: str = "raster"
+    #: the district's orthophoto (DOM) GeoTIFF, any CRS and size; empty for none
+    orthophoto: Path | None = None
+    #: Tianditu key (tk); from the environment or the data folder's config, never the repository
+    tianditu_key: str = field(default="", repr=False)
+    #: XYZ or WMTS tile URL template of an intranet tile server (``custom`` basemap)
+    tile_url: str = ""
+    #: attribution shown for ``tile_url``
+    tile_attribution: str = ""
     #: folder with ``pipelines.toml`` and ``catalog.toml``
     layers_dir: Path = ROOT / "layers"
     #: interface language: ``zh`` (default) or ``en``
@@ -93,13 +104,19 @@ class Settings:
                 raise InputError("error.unknown_setting", name=k, known=", ".join(known))
             if k in ("data_dir", "demo_store", "layers_dir"):
                 kwargs[k] = Path(v).expanduser()
-            elif k in ("store", "raster"):
+            elif k in ("store", "raster", "orthophoto"):
                 kwargs[k] = Path(v).expanduser() if str(v) else None
             elif k == "port":
                 try:
                     kwargs[k] = int(v)
                 except (TypeError, ValueError):
                     raise InputError("error.bad_setting", name=k, value=str(v)) from None
+            elif k == "basemap":
+                from .basemaps import KINDS
+
+                if v not in KINDS:
+                    raise InputError("error.bad_setting", name=k, value=str(v))
+                kwargs[k] = v
             elif k == "lang":
                 if v not in ("zh", "en"):
                     raise InputError("error.bad_setting", name=k, value=str(v))
