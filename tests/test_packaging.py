@@ -11,12 +11,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _name(req: str) -> str:
-    return re.split(r"[<>=!~ ]", req.strip(), maxsplit=1)[0].lower()
+    return re.split(r"[<>=!~ \[]", req.strip(), maxsplit=1)[0].lower()
+
+
+def _spec(req: str) -> str:
+    """A requirement without pip extras (conda has none): 'psycopg[binary]>=3.2' → 'psycopg>=3.2'."""
+    return re.sub(r"\[.*?\]", "", req).replace(" ", "")
 
 
 def test_environment_yml_lists_the_same_dependencies_as_pyproject():
     py = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    wanted = {_name(r): r.replace(" ", "") for r in py["dependencies"] + py["optional-dependencies"]["test"]}
+    wanted = {_name(r): _spec(r) for r in py["dependencies"] + py["optional-dependencies"]["test"]}
     env = {}
     for line in (ROOT / "environment.yml").read_text(encoding="utf-8").splitlines():
         m = re.match(r"\s+-\s+([A-Za-z0-9_.\-]+)(.*)$", line)
