@@ -77,6 +77,7 @@ class Sheet:
     is_demo: bool
     convergence: float  # degrees from grid north to true north, anticlockwise
     catalog: object
+    col: dict = field(default_factory=dict)  # parcel columns as numpy arrays (GeoDataFrame access is slow)
     _paths: dict = field(default_factory=dict, repr=False)
 
     def parcel_paths(self, rows) -> list:
@@ -131,6 +132,7 @@ def _build_sheet(store, version: int) -> Sheet:
     parcels["phase"] = [p.key for p in phases]
     parcels["color"] = [p.color for p in phases]
     parcels["blocked"] = parcels["blocked"].fillna(0).astype(int).astype(bool)
+    arrays = {c: parcels[c].to_numpy() for c in ("code", "color", "village", "blocked", "kind", "stage")}
     layers = {name: gdf.to_crs(epsg) for name, gdf in context.items()}
     try:
         conv = float(Proj(f"EPSG:{epsg}").get_factors(lon, lat).meridian_convergence)
@@ -144,7 +146,7 @@ def _build_sheet(store, version: int) -> Sheet:
         zones=store.attributes("zones") if "zones" in layers else {},
         villages=store.attributes("villages") if "villages" in layers else {},
         parks=store.attributes("parks") if "parks" in layers else {},
-        meta=store.meta(), is_demo=store.is_demo, convergence=conv, catalog=cat,
+        meta=store.meta(), is_demo=store.is_demo, convergence=conv, catalog=cat, col=arrays,
     )
 
 
@@ -271,13 +273,11 @@ class Page:
         return 1 - y * self.k / self.H
 
     def axes(self, x, y, w, h, frame=True):
+        """Axes for a map, with no ticks (creating them is most of an Axes' cost) and a thin frame."""
         ax = self.fig.add_axes((self.fx(x), self.fy(y + h), w * self.k / self.W, h * self.k / self.H))
-        ax.set_xticks([])
-        ax.set_yticks([])
-        for s in ax.spines.values():
-            s.set_visible(frame)
-            s.set_linewidth(0.6 * self.k)
-            s.set_color(INK)
+        ax.set_axis_off()
+        if frame:
+            self.box(x, y, w, h, ec=INK, lw=0.6, zorder=30)
         return ax
 
     def text(self, x, y, s, size=8.0, **kw):
@@ -533,27 +533,38 @@ def _label_artist(xs, ys, texts, size: float, color: str, halo: float, weight: s
     the page's facts (names, codes, stages, areas) stay real text.
     ``coords``: "data" or "axes" (fractions of the axes).
     """
+    art = _Labels(np.asarray(xs, dtype=float), np.asarray(ys, dtype=float), list(texts), size, color, halo,
+                  weight, ha, va, coords, alpha)
+    art.set_zorder(zorder)
+    return art
+
+
+def _labels_class():
     from matplotlib.artist import Artist
     from matplotlib.colors import to_rgba
     from matplotlib.path import Path as MPath
     from matplotlib.transforms import IdentityTransform
 
-    sx = {"center": 0, "left": 1, "right": -1}[ha]
-    sy = {"center": 0, "bottom": 1, "top": -1}[va]
-
     class Labels(Artist):
+        def __init__(self, xs, ys, texts, size, color, halo, weight, ha, va, coords, alpha):
+            super().__init__()
+            self.xs, self.ys, self.texts = xs, ys, texts
+            self.size, self.color, self.halo, self.weight, self.coords, self.alpha_ = size, color, halo, weight, coords, alpha
+            self.sx = {"center": 0, "left": 1, "right": -1}[ha]
+            self.sy = {"center": 0, "bottom": 1, "top": -1}[va]
+
         def draw(self, renderer):
-            if not self.get_visible() or not len(texts):
+            if not self.get_visible() or not len(self.texts):
                 return
             ax = self.axes
-            tr = ax.transData if coords == "data" else ax.transAxes
-            anchors = tr.transform(np.column_stack([xs, ys]))
-            scale = size / 100 * renderer.points_to_pixels(1.0)
+            tr = ax.transData if self.coords == "data" else ax.transAxes
+            anchors = tr.transform(np.column_stack([self.xs, self.ys]))
+            scale = self.size / 100 * renderer.points_to_pixels(1.0)
             vs, cs = [], []
-            for (px, py), s in zip(anchors, texts):
-                v, c, half = _glyph_path(s, weight)
+            for (px, py), s in zip(anchors, self.texts):
+                v, c, half = _glyph_path(s, self.weight)
                 if len(v):
-                    vs.append(v * scale + (px + sx * half[0] * scale, py + sy * half[1] * scale))
+                    vs.append(v * scale + (px + self.sx * half[0] * scale, py + self.sy * half[1] * scale))
                     cs.append(c)
             if not vs:
                 return
@@ -561,19 +572,31 @@ def _label_artist(xs, ys, texts, size: float, color: str, halo: float, weight: s
             gc = renderer.new_gc()
             gc.set_clip_rectangle(ax.bbox)
             gc.set_joinstyle("round")
-            gc.set_alpha(alpha)
-            if halo:
+            gc.set_alpha(self.alpha_)
+            if self.halo:
                 gc.set_foreground("white")
-                gc.set_linewidth(halo)
+                gc.set_linewidth(self.halo)
                 renderer.draw_path(gc, path, IdentityTransform())
             gc.set_linewidth(0)
-            gc.set_foreground(color)
-            renderer.draw_path(gc, path, IdentityTransform(), to_rgba(color, alpha))
+            gc.set_foreground(self.color)
+            renderer.draw_path(gc, path, IdentityTransform(), to_rgba(self.color, self.alpha_))
             gc.restore()
 
-    art = Labels()
-    art.set_zorder(zorder)
-    return art
+    return Labels
+
+
+class _LazyLabels:
+    """The Labels artist class, defined on first use (matplotlib is imported lazily)."""
+
+    cls = None
+
+    def __call__(self, *args):
+        if _LazyLabels.cls is None:
+            _LazyLabels.cls = _labels_class()
+        return _LazyLabels.cls(*args)
+
+
+_Labels = _LazyLabels()
 
 
 def _palette(img: np.ndarray) -> np.ndarray:
@@ -585,6 +608,11 @@ def _palette(img: np.ndarray) -> np.ndarray:
 
     q = Image.fromarray(img).quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
     return np.asarray(q.convert("RGB"))
+
+
+def _add(ax, artist):
+    """Add a collection without matplotlib recomputing data limits: every map sets its own."""
+    return ax.add_collection(artist, autolim=False)
 
 
 def _collection(paths, **kw):
@@ -615,24 +643,24 @@ def draw_map(page: Page, rect, extent, *, raster=None, focus_rows=(), focus_vill
     if bg is not None:
         ax.imshow(_palette(bg.image), extent=bg.extent, interpolation="none", zorder=0)
     elif "sea" in sh.layers:
-        ax.add_collection(_collection(sh.layer_paths("sea"), facecolor="#cfe3f3", edgecolor="none", zorder=0))
+        _add(ax, _collection(sh.layer_paths("sea"), facecolor="#cfe3f3", edgecolor="none", zorder=0))
     alpha = 0.62 if bg is not None else 0.9
 
     rows = parcels_in_view(sh, extent)
     focus = set(int(r) for r in focus_rows)
     p = sh.parcels
     if len(rows):
-        cols = p["color"].to_numpy()[rows]
+        cols = sh.col["color"][rows]
         if dim_others and focus_village:
-            inside = p["village"].to_numpy()[rows] == focus_village
+            inside = sh.col["village"][rows] == focus_village
             fc = [c if i else "#e3e3e3" for c, i in zip(cols, inside)]
         else:
             fc = list(cols)
-        ax.add_collection(_collection(sh.parcel_paths(rows), facecolors=fc, edgecolors="#ffffff",
+        _add(ax, _collection(sh.parcel_paths(rows), facecolors=fc, edgecolors="#ffffff",
                                       linewidths=0.35 * k, alpha=alpha, zorder=2))
-        blocked = [r for r in rows if p["blocked"].iat[r]]
-        if blocked:
-            ax.add_collection(_collection(sh.parcel_paths(blocked), facecolor="none", edgecolor=HIGHLIGHT,
+        blocked = rows[sh.col["blocked"][rows]]
+        if len(blocked):
+            _add(ax, _collection(sh.parcel_paths(blocked), facecolor="none", edgecolor=HIGHLIGHT,
                                           linewidths=0.5 * k, hatch="////", zorder=3))
     # outlines: parks, villages, zones
     view = shapely.box(*extent)
@@ -645,20 +673,20 @@ def draw_map(page: Page, rect, extent, *, raster=None, focus_rows=(), focus_vill
         if not len(hit):
             continue
         paths = [sh.layer_paths(name)[i] for i in sorted(hit)]
-        ax.add_collection(_collection(paths, facecolor="none", edgecolor=color, linewidths=lw * k,
+        _add(ax, _collection(paths, facecolor="none", edgecolor=color, linewidths=lw * k,
                                       linestyle=ls, zorder=z))
     if focus_village and "villages" in sh.layers:
         vg = sh.layers["villages"]
         idx = np.flatnonzero(vg["code"].to_numpy() == focus_village)
         if len(idx):
-            ax.add_collection(_collection([sh.layer_paths("villages")[i] for i in idx], facecolor="none",
+            _add(ax, _collection([sh.layer_paths("villages")[i] for i in idx], facecolor="none",
                                           edgecolor="white", linewidths=3.2 * k, zorder=6))
-            ax.add_collection(_collection([sh.layer_paths("villages")[i] for i in idx], facecolor="none",
+            _add(ax, _collection([sh.layer_paths("villages")[i] for i in idx], facecolor="none",
                                           edgecolor=VILLAGE_EDGE, linewidths=1.6 * k, zorder=7))
     if focus:
         fp = sh.parcel_paths(sorted(focus))
-        ax.add_collection(_collection(fp, facecolor="none", edgecolor="white", linewidths=4.0 * k, zorder=8))
-        ax.add_collection(_collection(fp, facecolor="none", edgecolor=HIGHLIGHT, linewidths=2.0 * k, zorder=9))
+        _add(ax, _collection(fp, facecolor="none", edgecolor="white", linewidths=4.0 * k, zorder=8))
+        _add(ax, _collection(fp, facecolor="none", edgecolor=HIGHLIGHT, linewidths=2.0 * k, zorder=9))
 
     # labels: parcels big enough on paper, then village names, then the focus
     halo = [patheffects.withStroke(linewidth=1.6 * k, foreground="white")]
@@ -669,14 +697,14 @@ def draw_map(page: Page, rect, extent, *, raster=None, focus_rows=(), focus_vill
         big = np.minimum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) * mm_per_m >= (7.0 if label_mode == "code" else 4.5)
         cand = [r for r, ok in zip(rows, big) if ok and r not in focus]
         if label_mode == "number" and focus_village:
-            vill = p["village"].to_numpy()
+            vill = sh.col["village"]
             cand = [r for r in cand if vill[r] == focus_village]
         if len(cand) > 150:
             cand = []
         if cand:
             pts = shapely.point_on_surface(p.geometry.values[cand])
             xs, ys = shapely.get_x(pts), shapely.get_y(pts)
-            codes = p["code"].to_numpy()[cand]
+            codes = sh.col["code"][cand]
             inside = (xs > minx) & (xs < maxx) & (ys > miny) & (ys < maxy)
             labels = [c.rsplit("-", 1)[-1] if label_mode == "number" else c for c in codes[inside]]
             ax.add_artist(_label_artist(xs[inside], ys[inside], labels, 5.6 * k, "#333333", 1.4 * k))
@@ -691,7 +719,7 @@ def draw_map(page: Page, rect, extent, *, raster=None, focus_rows=(), focus_vill
                                         8 * k, VILLAGE_EDGE, 1.6 * k, weight="bold", zorder=11))
     for r in sorted(focus):
         pt = p.geometry.values[r].point_on_surface()
-        ax.text(pt.x, pt.y, p["code"].iat[r], fontsize=9 * k, ha="center", va="center", color=HIGHLIGHT,
+        ax.text(pt.x, pt.y, sh.col["code"][r], fontsize=9 * k, ha="center", va="center", color=HIGHLIGHT,
                 weight="bold", path_effects=[patheffects.withStroke(linewidth=2.6 * k, foreground="white")],
                 zorder=12, clip_on=True)
     north_arrow(page, ax, sh.convergence)
@@ -716,7 +744,7 @@ def north_arrow(page: Page, ax, convergence: float) -> None:
     to_axes = Affine2D().scale(1 / wpt, 1 / hpt).translate(cx, cy)
     for pts, fc in ((left, INK), (right, "white")):
         xy = to_axes.transform(rot.transform(pts))
-        ax.add_patch(Polygon(xy, closed=True, transform=ax.transAxes, facecolor=fc, edgecolor=INK,
+        ax.add_artist(Polygon(xy, closed=True, transform=ax.transAxes, facecolor=fc, edgecolor=INK,
                              linewidth=0.6 * k, zorder=20))
     tip = to_axes.transform(rot.transform([[0, s * 1.2]]))[0]
     ax.add_artist(_label_artist([tip[0]], [tip[1]], ["N"], 9 * k, INK, 0, weight="bold", zorder=20, va="bottom",
@@ -735,10 +763,10 @@ def scale_bar(page: Page, ax, extent, map_w_mm: float) -> None:
     x0 = minx + 6 * k * m_per_mm
     y0 = miny + 7 * k * m_per_mm
     hbar = 1.3 * k * m_per_mm
-    ax.add_patch(Rectangle((x0 - 3 * k * m_per_mm, y0 - 5 * k * m_per_mm), length + 12 * k * m_per_mm,
+    ax.add_artist(Rectangle((x0 - 3 * k * m_per_mm, y0 - 5 * k * m_per_mm), length + 12 * k * m_per_mm,
                            12.5 * k * m_per_mm, facecolor="white", edgecolor="none", alpha=0.8, zorder=19))
     for i in range(4):
-        ax.add_patch(Rectangle((x0 + i * seg, y0), seg, hbar, facecolor=INK if i % 2 == 0 else "white",
+        ax.add_artist(Rectangle((x0 + i * seg, y0), seg, hbar, facecolor=INK if i % 2 == 0 else "white",
                                edgecolor=INK, linewidth=0.4 * k, zorder=20))
     marks = (0, length / 2, length)
     labels = [_fmt_len(v, page.lang) if v == length else f"{v / 1000:g}" if length >= 1000 else f"{v:g}"
@@ -762,22 +790,22 @@ def draw_locator(page: Page, rect, extent=None, points=()):
     ax.set_facecolor("#eef4f8")
     tol = 30.0
     if "sea" in sh.layers:
-        ax.add_collection(_collection(sh.layer_paths("sea", tol), facecolor="#cfe3f3", edgecolor="none"))
+        _add(ax, _collection(sh.layer_paths("sea", tol), facecolor="#cfe3f3", edgecolor="none"))
     if "zones" in sh.layers:
         zg = sh.layers["zones"]
         fills = [ZONE_FILLS.get(c, "#eeeeee") for c in zg["code"]]
-        ax.add_collection(_collection(sh.layer_paths("zones", tol), facecolors=fills, edgecolor="#888888",
+        _add(ax, _collection(sh.layer_paths("zones", tol), facecolors=fills, edgecolor="#888888",
                                       linewidths=0.4 * k))
         pts = shapely.point_on_surface(zg.geometry.values)
         ax.add_artist(_label_artist(shapely.get_x(pts), shapely.get_y(pts),
                                     [_name(sh.zones.get(c), page.lang) for c in zg["code"]], 6.5 * k, GREY, 0))
     for name, color in (("villages", "#c9b79c"), ("parks", "#cab2d6"), ("devzone", None)):
         if name in sh.layers:
-            ax.add_collection(_collection(sh.layer_paths(name, tol), facecolor=color or "none",
+            _add(ax, _collection(sh.layer_paths(name, tol), facecolor=color or "none",
                                           edgecolor=PARK_EDGE if name == "devzone" else "none",
                                           linewidths=0.5 * k, linestyle="--"))
     if "district" in sh.layers:
-        ax.add_collection(_collection(sh.layer_paths("district", tol), facecolor="none", edgecolor=INK,
+        _add(ax, _collection(sh.layer_paths("district", tol), facecolor="none", edgecolor=INK,
                                       linewidths=0.8 * k))
         bounds = sh.layers["district"].total_bounds
     else:
@@ -793,7 +821,7 @@ def draw_locator(page: Page, rect, extent=None, points=()):
         if ex1 - ex0 < min_size:
             cx, cy = (ex0 + ex1) / 2, (ey0 + ey1) / 2
             ex0, ex1, ey0, ey1 = cx - min_size / 2, cx + min_size / 2, cy - min_size / 2, cy + min_size / 2
-        ax.add_patch(Rectangle((ex0, ey0), ex1 - ex0, ey1 - ey0, facecolor="none", edgecolor=HIGHLIGHT,
+        ax.add_artist(Rectangle((ex0, ey0), ex1 - ex0, ey1 - ey0, facecolor="none", edgecolor=HIGHLIGHT,
                                linewidth=1.2 * k, zorder=5))
     if len(points):
         pts = np.asarray(points)
@@ -1025,7 +1053,7 @@ def village_summary(store, village: str, lang: str = "zh") -> dict:
     cat = sheet.catalog
     pipe = cat.pipeline_for("village")
     p = sheet.parcels
-    g = p[p["village"] == code]
+    g = p[sheet.col["village"] == code]
     stages = [s if isinstance(s, str) and s else None for s in g["stage"]]
     idx = [pipe.index(s) for s in stages]
     area = g["area_m2"].astype(float).to_numpy()
@@ -1325,17 +1353,17 @@ def compose_cover(store, selection: AtlasSelection, paper: str, lang: str, class
     ax.set_facecolor("#f4f1ea")
     k = page.k
     if "sea" in sheet.layers:
-        ax.add_collection(_collection(sheet.layer_paths("sea", 10.0), facecolor="#cfe3f3", edgecolor="none"))
+        _add(ax, _collection(sheet.layer_paths("sea", 10.0), facecolor="#cfe3f3", edgecolor="none"))
     if "zones" in sheet.layers:
         zg = sheet.layers["zones"]
-        ax.add_collection(_collection(sheet.layer_paths("zones", 10.0),
+        _add(ax, _collection(sheet.layer_paths("zones", 10.0),
                                       facecolors=[ZONE_FILLS.get(c, "#eeeeee") for c in zg["code"]],
                                       edgecolor="#777777", linewidths=0.6 * k))
     p = sheet.parcels
     if selection.kind == "village" and "villages" in sheet.layers:
         vg = sheet.layers["villages"]
         vrows = [i for i, c in enumerate(vg["code"]) if c in set(selection.codes)]
-        ax.add_collection(_collection([sheet.layer_paths("villages")[i] for i in vrows], facecolor="#f46d43",
+        _add(ax, _collection([sheet.layer_paths("villages")[i] for i in vrows], facecolor="#f46d43",
                                       edgecolor=VILLAGE_EDGE, linewidths=0.6 * k, alpha=0.8, zorder=3))
         order = {c: i for i, c in enumerate(selection.codes)}
         pts = shapely.point_on_surface(vg.geometry.values[vrows])
@@ -1344,10 +1372,10 @@ def compose_cover(store, selection: AtlasSelection, paper: str, lang: str, class
                                     weight="bold", zorder=5))
     else:
         rows = [sheet.row_of[c] for c in selection.codes if c in sheet.row_of]
-        ax.add_collection(_collection(sheet.parcel_paths(rows), facecolors=list(p["color"].to_numpy()[rows]),
+        _add(ax, _collection(sheet.parcel_paths(rows), facecolors=list(p["color"].to_numpy()[rows]),
                                       edgecolor=HIGHLIGHT, linewidths=0.3 * k, zorder=3))
     if "district" in sheet.layers:
-        ax.add_collection(_collection(sheet.layer_paths("district", 10.0), facecolor="none", edgecolor=INK,
+        _add(ax, _collection(sheet.layer_paths("district", 10.0), facecolor="none", edgecolor=INK,
                                       linewidths=1.0 * k, zorder=4))
         bounds = sheet.layers["district"].total_bounds
     else:
