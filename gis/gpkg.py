@@ -55,3 +55,11 @@ def register_functions(con: sqlite3.Connection) -> None:
     con.create_function("ST_MinY", 1, _bound(1), deterministic=True)
     con.create_function("ST_MaxX", 1, _bound(2), deterministic=True)
     con.create_function("ST_MaxY", 1, _bound(3), deterministic=True)
+
+
+def wkb_of(blob: bytes | None) -> bytes | None:
+    """The WKB inside a GeoPackage binary geometry (for PostGIS's ST_GeomFromWKB)."""
+    if blob is None:
+        return None
+    empty, _, offset = _parse(blob)
+    return None if empty and len(blob) <= offset else bytes(blob[offset:])

@@ -680,6 +680,42 @@ class Store:
             self._audit(con, by, "note", code, "ok", {"note": row["note"]}, {"note": note or None})
 
     # ----------------------------------------------------------- importing
+    # Geometry of an import arrives as GeoPackage binary; these hooks write it on each back end.
+    _geom_sql = "?"
+
+    def _geom_value(self, blob):
+        return blob
+
+    def _insert_parcels(self, con, cols, inserts) -> None:
+        # GDAL's per-row triggers (R-tree, feature count) cost ~30 µs a row through the Python
+        # ST_* callbacks: as GDAL does for its own bulk loads, suspend them inside this
+        # transaction, fill the R-tree from the geometries' envelopes, recount, and put them back.
+        suspended = [tuple(r) for r in con.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name IN (?, ?)",
+            ("rtree_parcels_geom_insert", "trigger_insert_feature_count_parcels"))] if inserts else []
+        for name, _ in suspended:
+            con.execute(f'DROP TRIGGER "{name}"')
+        start = con.execute("SELECT coalesce(max(fid), 0) FROM parcels").fetchone()[0]
+        con.executemany(
+            f"INSERT INTO parcels ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", inserts)
+        names = {name for name, _ in suspended}
+        if "rtree_parcels_geom_insert" in names:
+            fids = [r[0] for r in con.execute("SELECT fid FROM parcels WHERE fid > ? ORDER BY fid", (start,))]
+            boxes = ((fid, b[0], b[2], b[1], b[3]) for fid, b in zip(fids, (gpkg_bounds(r[0]) for r in inserts))
+                     if b is not None)
+            con.executemany("INSERT INTO rtree_parcels_geom (id, minx, maxx, miny, maxy) VALUES (?,?,?,?,?)", boxes)
+        if "trigger_insert_feature_count_parcels" in names:
+            con.execute("UPDATE gpkg_ogr_contents SET feature_count = (SELECT count(*) FROM parcels)"
+                        " WHERE lower(table_name) = 'parcels'")
+        for _, sql in suspended:
+            con.execute(sql)
+
+    def _update_extent(self, con) -> None:
+        if con.execute("SELECT 1 FROM sqlite_master WHERE name = 'rtree_parcels_geom'").fetchone():
+            extent = ", ".join(f"{c} = (SELECT {f}({a}) FROM rtree_parcels_geom)" for c, f, a in (
+                ("min_x", "min", "minx"), ("min_y", "min", "miny"), ("max_x", "max", "maxx"), ("max_y", "max", "maxy")))
+            con.execute(f"UPDATE gpkg_contents SET {extent} WHERE table_name = 'parcels'")
+
     def upsert_parcels(
         self,
         parcels: list[dict],
@@ -772,41 +808,17 @@ class Store:
                     if stage and code not in with_history:
                         events.append((code, "import", None, stage, given.get("stage_date") or today_s, now, by,
                                        row.get("unit"), note or None, None, None))
-            # GDAL's per-row triggers (R-tree, feature count) cost ~30 µs a row through the Python
-            # ST_* callbacks: as GDAL does for its own bulk loads, suspend them inside this
-            # transaction, fill the R-tree from the geometries' envelopes, recount, and put them back.
-            suspended = [tuple(r) for r in con.execute(
-                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name IN (?, ?)",
-                ("rtree_parcels_geom_insert", "trigger_insert_feature_count_parcels"))] if inserts else []
-            for name, _ in suspended:
-                con.execute(f'DROP TRIGGER "{name}"')
-            start = con.execute("SELECT coalesce(max(fid), 0) FROM parcels").fetchone()[0]
-            con.executemany(
-                f"INSERT INTO parcels ({', '.join(insert_cols)}) VALUES ({', '.join('?' * len(insert_cols))})", inserts)
-            names = {name for name, _ in suspended}
-            if "rtree_parcels_geom_insert" in names:
-                fids = [r[0] for r in con.execute("SELECT fid FROM parcels WHERE fid > ? ORDER BY fid", (start,))]
-                boxes = ((fid, b[0], b[2], b[1], b[3]) for fid, b in zip(fids, (gpkg_bounds(r[0]) for r in inserts))
-                         if b is not None)
-                con.executemany("INSERT INTO rtree_parcels_geom (id, minx, maxx, miny, maxy) VALUES (?,?,?,?,?)", boxes)
-            if "trigger_insert_feature_count_parcels" in names:
-                con.execute("UPDATE gpkg_ogr_contents SET feature_count = (SELECT count(*) FROM parcels)"
-                            " WHERE lower(table_name) = 'parcels'")
-            for _, sql in suspended:
-                con.execute(sql)
+            self._insert_parcels(con, insert_cols, inserts)
             for keys, rows in updates.items():
-                sets = ", ".join(f"{k} = ?" for k in keys)
+                sets = ", ".join(f"{k} = {self._geom_sql if k == 'geom' else '?'}" for k in keys)
                 con.executemany(f"UPDATE parcels SET {sets}, version = version + 1, updated_at = ?, updated_by = ?"
-                                " WHERE code = ?", rows)
+                                " WHERE code = ?", [(self._geom_value(r[0]), *r[1:]) for r in rows])
             carried = [tuple(e.get(k) for k in ("parcel", "action", "from_stage", "to_stage", "event_date",
                                                  "recorded_at", "recorded_by", "unit", "note", "reason", "share"))
                        for e in history or () if str(e["parcel"]) in new_codes]
             con.executemany(event_sql, carried + events)
             self._bump(con)
-            if con.execute("SELECT 1 FROM sqlite_master WHERE name = 'rtree_parcels_geom'").fetchone():
-                extent = ", ".join(f"{c} = (SELECT {f}({a}) FROM rtree_parcels_geom)" for c, f, a in (
-                    ("min_x", "min", "minx"), ("min_y", "min", "miny"), ("max_x", "max", "maxx"), ("max_y", "max", "maxy")))
-                con.execute(f"UPDATE gpkg_contents SET {extent} WHERE table_name = 'parcels'")
+            self._update_extent(con)
             version = con.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchone()[0]
             self._audit(con, by, "import", note or "import", "ok", None,
                         {"inserted": len(inserts), "updated": sum(len(r) for r in updates.values())}, note)

@@ -15,6 +15,7 @@ import psycopg
 import shapely
 
 from .errors import InputError
+from .gpkg import wkb_of
 from .pipelines import Catalog, load_catalog
 from .store import PARCEL_FIELDS, Store
 
@@ -156,8 +157,19 @@ class PostgisStore(Store):
         geom = shapely.from_wkb([bytes(b) if b is not None else None for b in df.pop("_wkb")])
         return gpd.GeoDataFrame(df, geometry=geom, crs="EPSG:4490")
 
-    def upsert_parcels(self, parcels, by, note="", history=None, today=None) -> dict:
-        raise InputError("error.pg_import")
+    # imports: the GeoPackage blobs the importer builds are unwrapped to WKB
+    _geom_sql = "ST_Multi(ST_GeomFromWKB(?, 4490))"
+
+    def _geom_value(self, blob):
+        return wkb_of(blob)
+
+    def _insert_parcels(self, con, cols, inserts) -> None:
+        values = ", ".join(self._geom_sql if c == "geom" else "?" for c in cols)
+        con.executemany(f"INSERT INTO parcels ({', '.join(cols)}) VALUES ({values})",
+                        [(self._geom_value(r[0]), *r[1:]) for r in inserts])
+
+    def _update_extent(self, con) -> None:
+        pass
 
 
 def load_store_into(source: Store, target: PostgisStore) -> dict:

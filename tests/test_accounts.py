@@ -131,3 +131,28 @@ def test_restore_refuses_a_bad_file_and_changes_nothing(office, tmp_path):
     with pytest.raises(InputError):
         restore(office, tmp_path / "missing.gpkg")
     assert office.data_version() == v
+
+
+def test_import_lands_on_both_back_ends(office, tmp_path):
+    """The importer writes through the store, so a PostGIS office imports like a GeoPackage one."""
+    import geopandas as gpd
+    import shapely
+
+    from gis.importer import ImportOptions, import_file
+
+    src = tmp_path / "new.geojson"
+    gpd.GeoDataFrame({"code": ["V01-101", "V01-001"], "name": ["新地块", "东岙村1号地块（更新）"], "kind": ["village"] * 2},
+                     geometry=[shapely.box(121.306, 37.4, 121.307, 37.401), shapely.box(121.30, 37.40, 121.3011, 37.401)],
+                     crs=4490).to_file(src, driver="GeoJSON")
+    report = import_file(office, src, ImportOptions(), by="admin", today=TODAY)
+    assert report["features_imported"] == 2, report
+    p = office.parcel("V01-101")
+    assert p["name"] == "新地块" and p["area_m2"] > 5000
+    assert office.parcel("V01-001")["name"] == "东岙村1号地块（更新）"
+    assert any(e.action == "import" for e in office.history("V01-001"))
+    gdf = gpd.read_file(src)
+    gdf["name"] = ["改名", "再改名"]
+    gdf.to_file(src, driver="GeoJSON")
+    with pytest.raises(PermissionRefused):
+        import_file(office, src, ImportOptions(), by="viewer", today=TODAY)
+    assert office.parcel("V01-101")["name"] == "新地块"
