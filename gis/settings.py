@@ -33,6 +33,10 @@ class Settings:
     demo_store: Path = ROOT / "data" / "parcels" / "demo.gpkg"
     #: PostgreSQL/PostGIS URL (postgresql://user@host/db); empty: the embedded GeoPackage
     database_url: str = ""
+    #: how people log in where the store has accounts: ``password`` (accounts in the store) or
+    #: ``oidc`` (the office's OpenID Connect provider through Streamlit's st.login; the [auth]
+    #: section of .streamlit/secrets.toml names it; the user name is the account's e-mail)
+    auth: str = "password"
     #: offline basemap GeoTIFF (any CRS); empty for none
     raster: Path | None = ROOT / "data" / "raster" / "demo_basemap.tif"
     #: basemap shown when a user has chosen none: ``none``, ``raster``, ``orthophoto``,
@@ -115,6 +119,10 @@ class Settings:
                 from .basemaps import KINDS
 
                 if v not in KINDS:
+                    raise InputError("error.bad_setting", name=k, value=str(v))
+                kwargs[k] = v
+            elif k == "auth":
+                if v not in ("password", "oidc"):
                     raise InputError("error.bad_setting", name=k, value=str(v))
                 kwargs[k] = v
             elif k == "lang":

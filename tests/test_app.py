@@ -132,3 +132,13 @@ def test_audit_page_for_admins(app):
     app.switch_page("ui/audit_page.py").run()
     assert not app.exception, app.exception
     assert app.title[0].value == "操作审计"
+
+
+def test_single_sign_on_can_replace_passwords(app, monkeypatch):
+    monkeypatch.setenv("RENEWAL_AUTH", "oidc")
+    st.cache_resource.clear()
+    del app.session_state["user"]
+    app.run()
+    assert not app.exception, app.exception
+    assert [b.label for b in app.button] == ["通过单位统一身份认证登录"]
+    assert not app.text_input  # no password form
