@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .cli_admin import actor
+from .cli_admin import register as register_admin
 from .cli_basemap import register as register_basemap
 from .errors import RenewalError
 from .settings import ROOT, Settings
@@ -29,9 +31,31 @@ def _store(args):
     return Store.open(args.settings)
 
 
+def _demo_cadastre(args, path: Path) -> dict:
+    """--cadastre N: the fictional cadastre into ``path``, and its vector tiles built for the app."""
+    from .cadastre import add_demo_cadastre, cadastre_tiles
+    from .catalog import load_layer_catalog
+    from .store import Store
+
+    out = add_demo_cadastre(path, args.cadastre, seed=args.seed if args.out else None)
+    spec = load_layer_catalog(args.settings.layers_dir / "catalog.toml").get("cadastre")
+    tiles = cadastre_tiles(Store(path), spec, args.settings.generated_dir)
+    out.update(tiles=tiles["name"], tiles_build_s=tiles["build_s"], tiles_mb=round(tiles["bytes"] / 1e6, 1))
+    return out
+
+
 def cmd_demo(args) -> int:
     from .demo import build_demo, build_demo_raster
 
+    if args.cadastre and not args.out:
+        # only the cadastre, into the working store: the committed demo never carries a big one
+        store = _store(args)
+        if store.backend != "gpkg":
+            from .errors import InputError
+
+            raise InputError("cadastre.not_demo", path=store.location)
+        _print_json({"store": str(store.path), "cadastre": _demo_cadastre(args, store.path)})
+        return 0
     out = Path(args.out) if args.out else args.settings.demo_store
     summary = build_demo(out, seed=args.seed)
     raster = Path(args.raster) if args.raster else args.settings.raster
@@ -44,6 +68,8 @@ def cmd_demo(args) -> int:
         seed_store(out, args.settings.store_path)
         summary["store"] = str(args.settings.store_path)
     summary["gpkg"] = str(out)
+    if args.cadastre:
+        summary["cadastre"] = _demo_cadastre(args, out)
     _print_json(summary)
     return 0
 
@@ -86,7 +112,7 @@ def cmd_parcels(args) -> int:
     store = _store(args)
     df = store.parcels(kind=args.kind, zone=args.zone, village=args.village, stage=args.stage,
                        search=args.search, geometry=False)
-    rows = [store.describe(r, args.lang) for r in df.to_dict("records")]
+    rows = store.describe_many(df.to_dict("records"), args.lang)
     if args.json:
         _print_json(rows)
     else:
@@ -97,15 +123,15 @@ def cmd_parcels(args) -> int:
 
 def cmd_advance(args) -> int:
     store = _store(args)
-    ev = store.advance(args.code, args.to, args.date, args.by or args.settings.user, note=args.note or "",
-                       correction=args.correction, share=args.share)
+    ev = store.advance(args.code, args.to, args.date, actor(args), note=args.note or "",
+                       correction=args.correction, share=args.share, expected_version=args.expect_version)
     _print_json({"event": ev.as_dict(), "parcel": store.parcel(args.code, args.lang)})
     return 0
 
 
 def cmd_block(args) -> int:
     store = _store(args)
-    ev = store.set_blocked(args.code, not args.clear, args.reason or "", args.by or args.settings.user, args.date)
+    ev = store.set_blocked(args.code, not args.clear, args.reason or "", actor(args), args.date)
     _print_json({"event": ev.as_dict(), "parcel": store.parcel(args.code, args.lang)})
     return 0
 
@@ -136,6 +162,51 @@ def cmd_villages(args) -> int:
         _print_json(board.to_dict("records"))
     else:
         print(board[["code", "name", "parcels", "area_mu", "cleared_share", "blocked", "status"]].to_string(index=False))
+    return 0
+
+
+def cmd_import(args) -> int:
+    """Import parcels from a file; the report is JSON. Nothing importable (or a refused file) exits 2."""
+    import getpass
+
+    from .errors import InputError
+    from .importer import ImportOptions, import_file
+
+    mapping = {}
+    for item in args.map or []:
+        target, sep, source = item.partition("=")
+        if not sep or not target.strip():
+            raise InputError("import.bad_map", item=item)
+        mapping[target.strip()] = source.strip()
+    opts = ImportOptions(layer=args.layer, crs=args.crs, encoding=args.encoding, mapping=mapping, kind=args.kind,
+                         gcj02=args.gcj02, derive=not args.no_derive, lang=args.lang)
+    by = getattr(args, "as_user", None) or args.by or args.settings.user or getpass.getuser()
+    report = import_file(_store(args), args.file, opts, by=by, dry_run=args.dry_run)
+    if args.json:
+        _print_json(report)
+    else:
+        print(f"{report['features_read']} read, {report['features_imported']} imported "
+              f"({report['new']} new, {report['updated']} updated), {report['repaired']} repaired, "
+              f"{len(report['rejected'])} rejected; EPSG:{report['crs']} ({report['crs_source']}), {report['encoding']}")
+        for r in report["rejected"]:
+            print(f"  row {r['row']} {r['code']}: {r['reason']}")
+    if report["features_read"] and not report["features_imported"] and not report["unchanged"]:
+        raise InputError("import.nothing_to_import", read=report["features_read"])
+    return 0
+
+
+def cmd_export(args) -> int:
+    """Export the (filtered) parcels as gpkg, geojson, shp (zip) or xlsx; prints a JSON summary."""
+    from .exporter import SUFFIX, export
+
+    fmt = args.format or next((f for f, suf in SUFFIX.items() if args.output.lower().endswith(suf)), None)
+    store = _store(args)
+    codes = None
+    if any((args.kind, args.zone, args.village, args.stage, args.search, args.blocked)):
+        codes = store.parcels(kind=args.kind, zone=args.zone, village=args.village, stage=args.stage,
+                              search=args.search, blocked=True if args.blocked else None, geometry=False)["code"]
+    fmt = fmt or Path(args.output).suffix.lstrip(".") or "?"
+    _print_json(export(store, fmt, args.output, codes, encoding=args.encoding, lang=args.lang))
     return 0
 
 
@@ -206,51 +277,6 @@ def cmd_atlas(args) -> int:
     return 0
 
 
-def cmd_import(args) -> int:
-    """Import parcels from a file; the report is JSON. Nothing importable (or a refused file) exits 2."""
-    import getpass
-
-    from .errors import InputError
-    from .importer import ImportOptions, import_file
-
-    mapping = {}
-    for item in args.map or []:
-        target, sep, source = item.partition("=")
-        if not sep or not target.strip():
-            raise InputError("import.bad_map", item=item)
-        mapping[target.strip()] = source.strip()
-    opts = ImportOptions(layer=args.layer, crs=args.crs, encoding=args.encoding, mapping=mapping, kind=args.kind,
-                         gcj02=args.gcj02, derive=not args.no_derive, lang=args.lang)
-    by = getattr(args, "as_user", None) or args.by or args.settings.user or getpass.getuser()
-    report = import_file(_store(args), args.file, opts, by=by, dry_run=args.dry_run)
-    if args.json:
-        _print_json(report)
-    else:
-        print(f"{report['features_read']} read, {report['features_imported']} imported "
-              f"({report['new']} new, {report['updated']} updated), {report['repaired']} repaired, "
-              f"{len(report['rejected'])} rejected; EPSG:{report['crs']} ({report['crs_source']}), {report['encoding']}")
-        for r in report["rejected"]:
-            print(f"  row {r['row']} {r['code']}: {r['reason']}")
-    if report["features_read"] and not report["features_imported"] and not report["unchanged"]:
-        raise InputError("import.nothing_to_import", read=report["features_read"])
-    return 0
-
-
-def cmd_export(args) -> int:
-    """Export the (filtered) parcels as gpkg, geojson, shp (zip) or xlsx; prints a JSON summary."""
-    from .exporter import SUFFIX, export
-
-    fmt = args.format or next((f for f, suf in SUFFIX.items() if args.output.lower().endswith(suf)), None)
-    store = _store(args)
-    codes = None
-    if any((args.kind, args.zone, args.village, args.stage, args.search, args.blocked)):
-        codes = store.parcels(kind=args.kind, zone=args.zone, village=args.village, stage=args.stage,
-                              search=args.search, blocked=True if args.blocked else None, geometry=False)["code"]
-    fmt = fmt or Path(args.output).suffix.lstrip(".") or "?"
-    _print_json(export(store, fmt, args.output, codes, encoding=args.encoding, lang=args.lang))
-    return 0
-
-
 def cmd_serve(args) -> int:
     # seed the working store before Streamlit starts, so a broken setup fails here, readably
     _store(args)
@@ -283,7 +309,8 @@ def _page_options(s, flag: str, help_out: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="renewal", description="城市更新一张图 Renewal Atlas")
     p.add_argument("--version", action="version", version=__version__)
-    p.add_argument("--store", help="GeoPackage store (default: var/renewal.gpkg, seeded from the demo)")
+    p.add_argument("--store", help="GeoPackage file or postgresql:// URL (default: var/renewal.gpkg, seeded from the demo)")
+    p.add_argument("--as", dest="as_user", metavar="USER", help="act as this user (stores with accounts)")
     p.add_argument("--lang", choices=["zh", "en"], help="language of labels (default: zh)")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -292,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="GeoPackage to write (default: data/parcels/demo.gpkg)")
     s.add_argument("--raster", help="GeoTIFF basemap to write (default: data/raster/demo_basemap.tif)")
     s.add_argument("--reset-store", action="store_true", help="also replace the working store with the new demo")
+    s.add_argument("--cadastre", type=int, metavar="N",
+                   help="also write a fictional cadastre of N parcels (e.g. 100000) and build its map tiles: "
+                        "into --out when given, else only into the working store (the demo is not rebuilt)")
     s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("layers", help="list the map layers")
@@ -312,6 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--note", default="")
     s.add_argument("--correction", help="reason, to go back or skip as a correction")
     s.add_argument("--share", type=float, help="share for a gated stage, e.g. 0.86 for a vote")
+    s.add_argument("--expect-version", type=int,
+                   help="the parcel's version as read; if someone changed it since, exit 4 and write nothing")
     s.set_defaults(func=cmd_advance)
 
     s = sub.add_parser("block", help="flag a parcel as blocked (卡点), or --clear the flag")
@@ -375,6 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--blocked", action="store_true", help="only parcels flagged as blocked")
     s.add_argument("--encoding", help="shapefile text encoding: utf-8 (default) or gbk")
     s.set_defaults(func=cmd_export)
+    register_admin(sub)
     register_basemap(sub)
     return p
 
@@ -384,7 +417,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args.lang_set = args.lang is not None
-        args.settings = Settings.load(store=args.store, lang=args.lang)
+        url = args.store if args.store and args.store.startswith(("postgresql://", "postgres://")) else None
+        args.settings = Settings.load(store=None if url else args.store, database_url=url, lang=args.lang)
         args.lang = args.settings.lang
         return args.func(args)
     except RenewalError as e:

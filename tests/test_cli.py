@@ -161,3 +161,38 @@ def test_demo_villages_board(demo_copy):
     statuses = {b["status"] for b in board}
     assert statuses == {"done", "in_progress", "not_started"}
     assert all(0 <= b["cleared_share"] <= 1 for b in board)
+
+
+def test_postgis_office_from_scratch(pg_server, tmp_path):
+    """init-db, load-demo, then the same commands against the server; backup and restore; exit 4 on a lost race."""
+    from tests.conftest import pg_database
+
+    url = pg_database(pg_server, "cli_office")
+    out = run("init-db", url)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["schema_version"] == 2
+    out = run("load-demo", url)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["parcels"] >= 2400
+    assert run("load-demo", url).returncode == 2  # not over existing data without --replace
+    rows = json.loads(run("parcels", "--kind", "village", "--zone", "north", "--stage", "signing", "--json",
+                          store=url).stdout)
+    p = next(r for r in rows if not r["blocked"])
+    users = json.loads(run("user", "list", "--json", store=url).stdout)
+    assert {u["username"] for u in users} >= {"admin", "viewer", "editor_north"}
+    assert run("--as", "editor_south", "advance", p["code"], "--to", "demolition", "--date", "2026-11-20",
+               store=url).returncode == 3
+    stale = p["version"]
+    out = run("--as", "editor_north", "advance", p["code"], "--to", "demolition", "--date", "2026-11-20",
+              "--expect-version", str(stale), store=url)
+    assert out.returncode == 0, out.stderr
+    out = run("--as", "admin", "advance", p["code"], "--to", "clearance", "--date", "2026-11-21",
+              "--expect-version", str(stale), store=url)
+    assert out.returncode == 4 and "editor_north" in out.stderr
+    backup = tmp_path / "office.dump"
+    assert run("backup", "-o", str(backup), store=url).returncode == 0
+    assert run("--as", "admin", "advance", p["code"], "--to", "clearance", "--date", "2026-11-21", store=url).returncode == 0
+    out = run("restore", str(backup), store=url)
+    assert out.returncode == 0, out.stderr
+    hist = json.loads(run("history", p["code"], "--json", store=url).stdout)
+    assert hist[-1]["to_stage"] == "demolition"
