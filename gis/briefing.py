@@ -21,6 +21,7 @@ text stays selectable (``gis.fonts``).
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import math
 import os
 import tempfile
@@ -1587,6 +1588,7 @@ def render_atlas(store, selection: AtlasSelection, out_pdf, png_zip=None, paper:
                 # fork: the workers inherit the loaded sheet (_JOB) instead of re-reading the store
                 ctx = mp.get_context("fork")
                 _QUEUE = ctx.SimpleQueue()
+                gc.freeze()  # the collector would otherwise touch, and so copy, every inherited object
                 with ProcessPoolExecutor(max_workers=len(chunks) - 1, mp_context=ctx) as ex:
                     futures = [ex.submit(_render_chunk, c) for c in chunks[1:]]
                     try:
@@ -1611,6 +1613,7 @@ def render_atlas(store, selection: AtlasSelection, out_pdf, png_zip=None, paper:
                 parts = [_render_chunk(chunks[0], own_pages)]
         finally:
             _JOB, _QUEUE = None, None
+            gc.unfreeze()
         labels = [t("brief.cover", lang), t("brief.index", lang)] + [f"{r['code']} {r['name']}" for r in rows]
         with atomic_output(out_pdf) as tmp:
             _merge([front_pdf] + parts, tmp, labels, n_index, selection.label(lang))
@@ -1695,9 +1698,9 @@ def _rc():
     when it closes), so renders in one process take turns."""
     import matplotlib
 
-    from .fonts import rc_params
+    from .fonts import fonts_in_memory, rc_params
 
-    with _RENDER_LOCK, matplotlib.rc_context(rc_params()):
+    with _RENDER_LOCK, matplotlib.rc_context(rc_params()), fonts_in_memory():
         yield
 
 

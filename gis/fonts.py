@@ -10,6 +10,10 @@ poppler, and the text stays selectable and extractable.
 from __future__ import annotations
 
 import dataclasses
+import io
+import os
+import threading
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -66,3 +70,69 @@ def rc_params(prefer_system: bool = True) -> dict:
         "hatch.linewidth": 0.6,
         "savefig.facecolor": "white",
     }
+
+
+# ------------------------------------------------------------------ fonts read from memory
+# matplotlib's FreeType wrapper reads a font file through Python: a seek and a
+# read per access, i.e. hundreds of system calls for each line of CJK text
+# (the CFF outlines of a 20 MB .ttc are spread over the file). It opens the
+# file with ``io.open``, looked up at that moment, so while exports render,
+# font files are served from bytes kept in memory: the same fonts, the same
+# file names (matplotlib keys fonts by name), about a third of the time per
+# line. Other files pass straight through.
+_FONT_SUFFIXES = (".ttc", ".otf", ".ttf")
+_FONT_BYTES: dict[str, bytes] = {}
+_REAL_OPEN = io.open
+_PATCH_LOCK = threading.Lock()
+_depth = 0
+_cleared = False
+
+
+class _FontBytes(io.BytesIO):
+    """An in-memory font file that still answers to its file name (``FT2Font.fname``)."""
+
+    def __init__(self, data: bytes, name: str):
+        super().__init__(data)
+        self.name = name
+
+
+def _open(file, mode="r", *args, **kwargs):
+    if mode == "rb" and not args and not kwargs and isinstance(file, (str, os.PathLike)):
+        path = os.fspath(file)
+        if path.lower().endswith(_FONT_SUFFIXES):
+            data = _FONT_BYTES.get(path)
+            if data is None:
+                with _REAL_OPEN(path, "rb") as f:
+                    data = _FONT_BYTES[path] = f.read()
+            return _FontBytes(data, path)
+    return _REAL_OPEN(file, mode, *args, **kwargs)
+
+
+@contextmanager
+def fonts_in_memory():
+    """While inside, FreeType fonts that matplotlib opens are read from memory (re-entrant)."""
+    global _depth, _cleared
+    from matplotlib import font_manager
+
+    with _PATCH_LOCK:
+        if _depth == 0:
+            io.open = _open
+        _depth += 1
+        if not _cleared and hasattr(font_manager, "_get_font"):
+            font_manager._get_font.cache_clear()  # fonts opened earlier from files reopen from memory
+            _cleared = True
+    try:
+        yield
+    finally:
+        with _PATCH_LOCK:
+            _depth -= 1
+            if _depth == 0:
+                io.open = _REAL_OPEN
+
+
+def _reset_after_fork() -> None:
+    global _cleared
+    _cleared = False  # matplotlib empties its font cache in a forked child
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
