@@ -20,7 +20,7 @@ import rasterio
 from pypdf import PdfReader
 from rasterio.transform import from_origin
 
-from gis import briefing
+from gis import briefing, pagekit
 from gis.errors import InputError, NotFoundError
 from gis.raster import raster_bounds, read_background
 from gis.settings import Settings
@@ -103,27 +103,27 @@ def raster():
 @pytest.mark.parametrize("max_m, expected", [(0.9, 0.5), (1, 1), (37, 20), (49.9, 20), (50, 50), (730, 500),
                                              (1999, 1000), (2000, 2000), (123456, 100000)])
 def test_scale_bar_lengths_are_1_2_5_times_a_power_of_ten(max_m, expected):
-    assert briefing.nice_length(max_m) == pytest.approx(expected)
+    assert pagekit.nice_length(max_m) == pytest.approx(expected)
 
 
 def test_fit_extent_keeps_the_map_aspect_and_a_minimum_size():
-    ext = briefing.fit_extent((0, 0, 10, 50), 173 / 136, 0.5, 320)
+    ext = pagekit.fit_extent((0, 0, 10, 50), 173 / 136, 0.5, 320)
     w, h = ext[2] - ext[0], ext[3] - ext[1]
     assert w / h == pytest.approx(173 / 136) and w >= 320 and h >= 100
     assert (ext[0] + ext[2]) / 2 == pytest.approx(5) and (ext[1] + ext[3]) / 2 == pytest.approx(25)
 
 
 def test_wrap_breaks_chinese_anywhere_and_latin_at_spaces():
-    zh = briefing.wrap("完成房屋、人口及土地基础数据调查，启动方案编制", 20, 7)
+    zh = pagekit.wrap("完成房屋、人口及土地基础数据调查，启动方案编制", 20, 7)
     assert len(zh) > 1 and "".join(zh) == "完成房屋、人口及土地基础数据调查，启动方案编制"
-    en = briefing.wrap("Baseline survey of houses, residents and land completed", 30, 7)
+    en = pagekit.wrap("Baseline survey of houses, residents and land completed", 30, 7)
     assert len(en) > 1 and all(not w.startswith(" ") for w in en)
     assert " ".join(en) == "Baseline survey of houses, residents and land completed"
 
 
 def test_crs_label_names_cgcs2000_and_the_zone():
-    assert briefing.crs_label(4549, "zh") == "CGCS2000 3度带高斯-克吕格 中央经线120°E（EPSG:4549）"
-    assert "CM 120°E" in briefing.crs_label(4549, "en")
+    assert pagekit.crs_label(4549, "zh") == "CGCS2000 3度带高斯-克吕格 中央经线120°E（EPSG:4549）"
+    assert "CM 120°E" in pagekit.crs_label(4549, "en")
 
 
 # ------------------------------------------------------------------ raster windows
