@@ -243,7 +243,7 @@ def village_summary(store, village: str, lang: str = "zh") -> dict:
         NotFoundError: unknown village.
     """
     sheet = load_sheet(store)
-    code = store.village_code(village)
+    code = village if village in sheet.villages else store.village_code(village)
     rec = sheet.villages.get(code, {"code": code})
     cat = sheet.catalog
     pipe = cat.pipeline_for("village")
@@ -738,12 +738,12 @@ def render_atlas(store, selection: AtlasSelection, out_pdf, png_zip=None, paper:
     settings = settings or _settings()
     sheet = load_sheet(store)
     if selection.kind == "village":
-        bounds = [_village_bounds(sheet, store.village_code(c)) for c in selection.codes]
+        bounds = [_village_bounds(sheet, c if c in sheet.villages else store.village_code(c))
+                  for c in selection.codes]
     else:
         bounds = [_parcel_extent(sheet, c) for c in selection.codes]
     b = np.asarray(bounds)
     _check_raster_covers(raster, store, lambda sh: (b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()))
-    rows = _index_rows(store, selection, lang)
     n_items = len(selection.codes)
     n_index = _index_pages(n_items)
     first = 2 + n_index
@@ -786,6 +786,7 @@ def render_atlas(store, selection: AtlasSelection, out_pdf, png_zip=None, paper:
                 with ProcessPoolExecutor(max_workers=len(chunks) - 1, mp_context=ctx) as ex:
                     futures = [ex.submit(_render_chunk, c) for c in chunks[1:]]
                     try:
+                        rows = _index_rows(store, selection, lang)  # while the workers start
                         _render_front(store, selection, rows, paper, lang, cls, first, pages, front_pdf,
                                       png_dir, dpi, report)
                         mine = _render_chunk(chunks[0], own_pages) if chunks[0][1] > chunks[0][0] else None
@@ -802,6 +803,7 @@ def render_atlas(store, selection: AtlasSelection, out_pdf, png_zip=None, paper:
                         raise
             else:
                 _QUEUE = None
+                rows = _index_rows(store, selection, lang)
                 _render_front(store, selection, rows, paper, lang, cls, first, pages, front_pdf, png_dir, dpi,
                               report)
                 parts = [_render_chunk(chunks[0], own_pages)]
