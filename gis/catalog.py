@@ -32,6 +32,12 @@ class LayerSpec:
     style: dict = field(default_factory=dict)
     tooltip: tuple[str, ...] = ()
     label_field: str | None = None
+    #: ``geojson`` (the layer is embedded in the page) or ``tiles`` (a vector tile
+    #: pyramid drawn on canvas, for layers of 100,000+ features: gis/vectortiles.py)
+    render: str = "geojson"
+    #: field whose value picks the fill colour from ``classes`` (value → {color, label_en})
+    class_field: str | None = None
+    classes: dict = field(default_factory=dict)
 
     def label(self, lang: str = "zh") -> str:
         return label(self, lang)
@@ -43,6 +49,10 @@ class LayerSpec:
     @property
     def is_raster(self) -> bool:
         return self.source == "raster"
+
+    @property
+    def is_tiles(self) -> bool:
+        return self.render == "tiles"
 
 
 @dataclass(frozen=True)
@@ -81,6 +91,8 @@ def load_layer_catalog(path: Path | str | None = None) -> LayerCatalog:
     for lyr in layers:
         if lyr.group not in groups:
             raise InputError("error.bad_catalog", path=str(path), detail=f"layer {lyr.id}: no group {lyr.group}")
+        if lyr.render not in ("geojson", "tiles"):
+            raise InputError("error.bad_catalog", path=str(path), detail=f"layer {lyr.id}: render {lyr.render}")
         if lyr.id in seen:
             raise InputError("error.bad_catalog", path=str(path), detail=f"duplicate layer {lyr.id}")
         seen.add(lyr.id)

@@ -257,6 +257,12 @@ def _tooltip_fields(spec, lang: str) -> list[list[str]]:
              _PARCEL_FIELD_PROP.get(f, f) if spec.is_parcels else f] for f in spec.tooltip]
 
 
+def _tile_texts(spec, lang: str) -> dict:
+    """Field labels, separator and area unit for a tile layer's tooltip."""
+    return {"field_labels": {f: label for label, f in _tooltip_fields(spec, lang)}, "sep": _tx("sep", lang),
+            "mu": _tx("mu", lang)}
+
+
 def _context_style(style: dict, interactive: bool) -> dict:
     fill_opacity = float(style.get("fill_opacity", 0.2))
     out = {
@@ -571,6 +577,7 @@ def build_map(
     assets_url: str = LEAFLET_URL,
     collapsed: bool = False,
     renderer: str = "svg",
+    tiles: dict | None = None,
 ) -> folium.Map:
     """The district map.
 
@@ -595,6 +602,9 @@ def build_map(
         renderer: ``svg`` (one DOM path per feature; what tests/test_browser.py
             counts) or ``canvas`` (≈20 % faster zoom/pan at 2,500 parcels, the
             choice for much bigger layers). Clicks and tooltips work with both.
+        tiles: for catalogue layers drawn from a vector tile pyramid
+            (``render = "tiles"``, e.g. the cadastre), ``{layer id: manifest}``
+            from ``gis.vectortiles.build_tileset``; a layer without one is left out.
 
     Every feature's properties carry ``layer`` (the catalogue layer id); parcels
     also ``code``, ``name``, ``kind``, ``stage``, ``stage_label``, ``phase``,
@@ -632,6 +642,12 @@ def build_map(
                         "opacity": float(basemap.get("opacity", 1.0)),
                         "attribution": escape_html(basemap.get("attribution") or "")}
                 layer = _ImageLayer(opts)
+            elif spec.is_tiles:
+                if not (tiles or {}).get(spec.id):
+                    continue
+                from .vectortiles import tile_layer
+
+                layer = tile_layer(tiles[spec.id], spec, lang, **_tile_texts(spec, lang))
             elif spec.is_parcels:
                 if parcels is None or not len(parcels) or "kind" not in parcels.columns:
                     continue
