@@ -159,11 +159,12 @@ def returned_view(out: dict | None):
     return bounds, zoom
 
 
-def view_group(basemap: Basemap | None, view, underlay: dict | None, out_dir,
-               url_prefix: str = GENERATED_URL) -> folium.FeatureGroup | None:
-    """The sharp image of the current view for a large local raster, as a feature group; None when not needed.
+def view_image(basemap: Basemap | None, view, underlay: dict | None, out_dir, url_prefix: str = GENERATED_URL,
+               previous: dict | None = None) -> dict | None:
+    """The sharp image of the current view for a large local raster (``rasterview.render_view``); None when not needed.
 
-    ``view``: :func:`returned_view` of the map's last reported state.
+    ``view``: :func:`returned_view` of the map's last reported state;
+    ``previous``: the image shown now (kept while it covers the view).
 
     Raises:
         InputError: the raster cannot be read.
@@ -173,11 +174,15 @@ def view_group(basemap: Basemap | None, view, underlay: dict | None, out_dir,
     from .rasterview import render_view
 
     bounds, zoom = view
-    img = render_view(basemap.raster, bounds, zoom, out_dir, url_prefix, underlay=underlay)
-    if img is None:
+    return render_view(basemap.raster, bounds, zoom, out_dir, url_prefix, underlay=underlay, previous=previous)
+
+
+def view_group(image: dict | None) -> folium.FeatureGroup | None:
+    """A view image as a feature group for streamlit-folium's ``feature_group_to_add``."""
+    if image is None:
         return None
     fg = folium.FeatureGroup(name="view", control=False, show=True)
-    _ViewImage(img["url"], img["bounds"]).add_to(fg)
+    _ViewImage(image["url"], image["bounds"]).add_to(fg)
     return fg
 
 

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 import shapely
 
-from gis.basemap_layers import add_basemap, raster_underlay, returned_view, view_group, wants_view_updates
+from gis.basemap_layers import (add_basemap, raster_underlay, returned_view, view_group, view_image,
+                                wants_view_updates)
 from gis.basemaps import (
     KINDS,
     BasemapChoice,
@@ -364,8 +365,14 @@ def test_the_view_group_and_returned_bounds(tmp_path):
     rv = returned_view({"bounds": {"_southWest": {"lat": 37.40, "lng": 121.30},
                                    "_northEast": {"lat": 37.41, "lng": 121.32}}, "zoom": 17})
     assert rv == ([[37.40, 121.30], [37.41, 121.32]], 17.0)
-    fg = view_group(b, rv, None, tmp_path / "gen")
-    assert fg is not None
+    img = view_image(b, rv, None, tmp_path / "gen")
+    assert img is not None and view_image(b, None, None, tmp_path / "gen") is None
+    # a small pan within the image's margin keeps it; another zoom does not
+    panned = ([[37.401, 121.301], [37.411, 121.321]], 17.0)
+    assert view_image(b, panned, None, tmp_path / "gen", previous=img) is img
+    assert view_image(b, (panned[0], 18.0), None, tmp_path / "gen", previous=img) is not img
+    fg = view_group(img)
+    assert fg is not None and view_group(None) is None
     m = build_map({}, None, _catalog())
     fg.add_to(m)
     html = map_html(m)
