@@ -39,7 +39,7 @@ from .i18n import t
 from .pagekit import (  # some re-exported: the benchmark draws with them
     FORMATS, GREY, HIGHLIGHT, IMAGE_DPI, INK, PAPERS, PNG_DPI, VILLAGE_EDGE, ZONE_FILLS, Page, Sheet,
     _add, _collection, _fmt_mu, _label_artist, _name, _pdf_metadata, area_text, draw_legend, draw_locator, draw_map,
-    draw_rows, draw_timeline, fit_extent, load_sheet, north_arrow, scale_bar,
+    draw_rows, draw_timeline, fit_extent, load_sheet, north_arrow, parcels_in_view, scale_bar,
     text_width_mm, wrap,
 )
 from .pagekit import render_context as _rc
@@ -555,6 +555,7 @@ def compose_cover(store, selection: AtlasSelection, paper: str, lang: str, class
                              facecolors=[ZONE_FILLS.get(c, "#eeeeee") for c in zg["code"]],
                              edgecolor="#777777", linewidths=0.6 * k))
     p = sheet.parcels
+    bounds = None
     if selection.kind == "village" and "villages" in sheet.layers:
         vg = sheet.layers["villages"]
         vrows = [i for i, c in enumerate(vg["code"]) if c in set(selection.codes)]
@@ -566,16 +567,24 @@ def compose_cover(store, selection: AtlasSelection, paper: str, lang: str, class
                                     [str(order[vg["code"].iat[i]] + 1) for i in vrows], 8 * k, INK, 2.2 * k,
                                     weight="bold", zorder=5))
     else:
-        rows = [sheet.row_of[c] for c in selection.codes if c in sheet.row_of]
-        _add(ax, _collection(sheet.parcel_paths(rows), facecolors=list(p["color"].to_numpy()[rows]),
-                             edgecolor=HIGHLIGHT, linewidths=0.3 * k, zorder=3))
+        # parcels: the map frames the selection (a village's parcels would be a speck on the district)
+        rows = np.array([sheet.row_of[c] for c in selection.codes if c in sheet.row_of], dtype=int)
+        bounds = shapely.total_bounds(p.geometry.values[rows])
+        ext = fit_extent(bounds, w / h, 0.12, 1500.0)
+        around = np.setdiff1d(parcels_in_view(sheet, ext), rows)
+        _add(ax, _collection(sheet.parcel_paths(around), facecolor="#e6e6e6", edgecolor="white",
+                             linewidths=0.3 * k, zorder=2))
+        _add(ax, _collection(sheet.parcel_paths(rows), facecolors=list(sheet.col["color"][rows]),
+                             edgecolor="white", linewidths=0.3 * k, zorder=3))
+        if "villages" in sheet.layers:
+            _add(ax, _collection(sheet.layer_paths("villages"), facecolor="none", edgecolor=VILLAGE_EDGE,
+                                 linewidths=0.6 * k, linestyle="--", zorder=4))
     if "district" in sheet.layers:
         _add(ax, _collection(sheet.layer_paths("district", 10.0), facecolor="none", edgecolor=INK,
                              linewidths=1.0 * k, zorder=4))
-        bounds = sheet.layers["district"].total_bounds
-    else:
-        bounds = p.total_bounds
-    ext = fit_extent(bounds, w / h, 0.03, 100)
+    if bounds is None:
+        bounds = sheet.layers["district"].total_bounds if "district" in sheet.layers else p.total_bounds
+        ext = fit_extent(bounds, w / h, 0.03, 100)
     ax.set_xlim(ext[0], ext[2])
     ax.set_ylim(ext[1], ext[3])
     ax.set_aspect("equal", adjustable="box")

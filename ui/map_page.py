@@ -4,32 +4,26 @@ from __future__ import annotations
 import streamlit as st
 from streamlit_folium import st_folium
 
-from gis.mapview import build_map, render_basemap_png, selection_group
+from gis.mapview import build_map, selection_group
 from gis.spatial import fit_bounds
 
-from ui.common import (context_layers, current_parcels, lang, parcel_index, settings, shown_errors,
-                       sidebar_filters, store, tr)
+from ui.basemap_picker import MapBasemap, basemap_sidebar
+from ui.common import current_parcels, lang, parcel_index, shown_errors, sidebar_filters, store, tr
 from ui.parcel_panel import parcel_panel
 
 
-@st.cache_resource(max_entries=2)
-def _basemap(tif: str) -> dict | None:
-    return render_basemap_png(tif, settings().generated_dir)
-
-
-def _map(codes: tuple | None, bounds, narrow: bool):
+def _map(codes: tuple | None, bounds, narrow: bool, bm: MapBasemap):
     """The folium map of the current filter result. Built each run (≈0.1 s for the demo) from
-    cached layers: folium maps are mutated by st_folium, so the object itself is not cached."""
+    cached layers: folium maps are mutated by st_folium, so the object itself is not cached.
+    Over a GCJ-02 basemap (AMap) every layer is drawn shifted to GCJ-02 (``bm``)."""
     s = store()
-    parcels = current_parcels()
+    parcels = bm.parcels()
     shown = parcels[parcels["code"].isin(codes)] if codes is not None else parcels
-    raster = settings().raster
-    basemap = _basemap(str(raster)) if raster and raster.exists() else None
-    return build_map(context_layers(str(s.path)), shown, s.catalog, lang=lang(), basemap=basemap,
-                     bounds=bounds, demo=s.is_demo, collapsed=narrow)
+    return bm.add_to(build_map(bm.context(), shown, s.catalog, lang=lang(), basemap=bm.underlay,
+                               bounds=bm.bounds(bounds), demo=s.is_demo, collapsed=narrow))
 
 
-def _clicked_code(out: dict | None) -> str | None:
+def _clicked_code(out: dict | None, bm: MapBasemap) -> str | None:
     """The parcel a new click picked: from the clicked feature's properties, else by location."""
     if not out:
         return None
@@ -40,13 +34,15 @@ def _clicked_code(out: dict | None) -> str | None:
         return None
     st.session_state["_last_click"] = repr(click)
     s = store()
-    return parcel_index(str(s.path), s.data_version()).at(click["lng"], click["lat"])
+    lon, lat = bm.to_store(click["lng"], click["lat"])  # back from GCJ-02 over AMap
+    return parcel_index(str(s.path), s.data_version()).at(lon, lat)
 
 
 def page() -> None:
     s = store()
     st.title(tr("app.title"))
     filtered, codes = sidebar_filters()
+    bm = basemap_sidebar()
     if "flash" in st.session_state:
         st.success(st.session_state.pop("flash"))
     if len(filtered) == 0:
@@ -62,10 +58,13 @@ def page() -> None:
         # parcel does not reload the map (and lose the planner's pan and zoom)
         parcels = current_parcels()
         highlight = parcels[parcels["code"] == selected] if selected else parcels.iloc[:0]
-        out = st_folium(_map(codes, bounds, narrow=bool(selected)), height=680, width=None, key="district-map",
-                        feature_group_to_add=selection_group(highlight, lang=lang()),
-                        returned_objects=["last_clicked", "last_object_clicked", "last_active_drawing"])
-        code = _clicked_code(out)
+        out = st_folium(_map(codes, bounds, narrow=bool(selected), bm=bm), height=680, width=None,
+                        key="district-map",
+                        feature_group_to_add=[selection_group(bm.display(highlight), lang=lang()),
+                                              *bm.view_groups("district-map")],
+                        returned_objects=["last_clicked", "last_object_clicked", "last_active_drawing",
+                                          *bm.returned_objects])
+        code = _clicked_code(out, bm)
         if code and code != selected:
             st.session_state["selected"] = code
             st.rerun()
