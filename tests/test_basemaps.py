@@ -464,3 +464,57 @@ def test_unreachable_or_refusing_tile_servers_give_no_background_quickly(tile_se
             t = time.perf_counter()
             assert src.background(_gk_box(), 4549, 400, 300) is None
             assert time.perf_counter() - t < 5
+
+
+# ----------------------------------------------------------------------------- the picker (AppTest)
+
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    """The app on a private copy of the demo, with an orthophoto configured and no Tianditu key."""
+    import shutil
+
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    shutil.copy(ROOT / "data" / "parcels" / "demo.gpkg", tmp_path / "renewal.gpkg")
+    tif, _ = make_tif(tmp_path / "dom.tif", size=(800, 600), pixel=2.0)
+    monkeypatch.setenv("RENEWAL_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("RENEWAL_ORTHOPHOTO", str(tif))
+    for k in ("RENEWAL_STORE", "RENEWAL_LANG", "RENEWAL_BASEMAP", "RENEWAL_TIANDITU_KEY", "RENEWAL_CONFIG"):
+        monkeypatch.delenv(k, raising=False)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    at.data_dir = tmp_path
+    yield at
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def _picker(at):
+    return next(s for s in at.sidebar.selectbox if s.label == "底图")
+
+
+def test_picking_a_basemap_is_remembered_for_the_user(app):
+    app.session_state["user"] = "viewer"
+    app.run()
+    assert not app.exception, app.exception
+    assert _picker(app).value == "raster"
+    _picker(app).set_value("tianditu_img").run()
+    assert not app.exception, app.exception
+    assert any("RENEWAL_TIANDITU_KEY" in w.value for w in app.sidebar.warning)  # no key: said on the server
+    assert app.query_params["basemap"] == "tianditu_img"  # mirrored in the address
+    assert load_choice(Settings.load(), "viewer").kind == "tianditu_img"
+    assert load_choice(Settings.load(), "admin").kind == "raster"
+
+
+def test_only_admins_type_orthophoto_paths(app):
+    app.session_state["user"] = "viewer"
+    app.run()
+    _picker(app).set_value("orthophoto").run()
+    assert not app.exception, app.exception
+    assert not [t for t in app.sidebar.text_input if t.label.startswith("正射影像路径")]
+    assert any("正射影像：dom" in c.value for c in app.sidebar.caption)  # the configured one
+    app.session_state["user"] = "admin"
+    app.run()
+    assert [t for t in app.sidebar.text_input if t.label.startswith("正射影像路径")]

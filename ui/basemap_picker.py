@@ -10,7 +10,7 @@ choice, then the settings (``RENEWAL_BASEMAP``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import streamlit as st
 
@@ -21,13 +21,19 @@ from gis.basemaps import (KINDS, Basemap, BasemapChoice, bounds_to_display, clic
 from gis.errors import RenewalError
 from gis.rasterview import build_overviews, raster_info
 
-from ui.common import all_parcels, context_layers, lang, plain, settings, store, tr
+from ui.common import all_parcels, context_layers, current_user, lang, plain, settings, store, tr
 
 _STATE = "bm_choice"
 
 
 def _user() -> str | None:
     return st.session_state.get("user") or st.session_state.get("author") or settings().user or None
+
+
+def _may_configure() -> bool:
+    """Typing a server path or building overviews (writes FILE.ovr): admins, or anyone on a store without accounts."""
+    user = current_user()
+    return user is None or user.role == "admin"
 
 
 def _current() -> BasemapChoice:
@@ -138,10 +144,13 @@ def _prepare_button(path) -> None:
 def basemap_sidebar() -> MapBasemap:
     """The picker in the sidebar; returns the chosen basemap, resolved and ready for the map."""
     choice = _current()
+    if choice.kind == "orthophoto" and not _may_configure():
+        # other users see the configured orthophoto only: a typed path would show any GeoTIFF the server can read
+        choice = fill_choice(replace(choice, path=""), settings())
     with st.sidebar:
         st.selectbox(tr("basemap.picker"), KINDS, key="bm_kind", on_change=_changed,
                      format_func=lambda k: kind_label(k, lang()))
-        if choice.kind == "orthophoto":
+        if choice.kind == "orthophoto" and _may_configure():
             st.text_input(tr("basemap.path"), key="bm_path", on_change=_changed)
         elif choice.kind == "custom":
             st.text_input(tr("basemap.url"), key="bm_url", on_change=_changed, help=tr("basemap.url_help"))
@@ -161,10 +170,12 @@ def basemap_sidebar() -> MapBasemap:
         if basemap.raster is not None:
             try:
                 info = raster_info(basemap.raster)
-                if info.needs_overviews:
+                if info.needs_overviews and _may_configure():
                     _prepare_button(basemap.raster)
                     info = raster_info(basemap.raster)
-                if not info.needs_overviews:
+                if info.needs_overviews and not _may_configure():
+                    st.warning(tr("basemap.needs_overviews", width=f"{info.width:,}", height=f"{info.height:,}"))
+                else:
                     with st.spinner():
                         underlay = _underlay(str(basemap.raster), info.stamp, basemap.attribution, basemap)
             except RenewalError as e:
