@@ -557,7 +557,7 @@ def _prune(out_dir: Path, name: str, keep: int, min_age_s: float = 3600.0) -> No
 _TILES_JS = r"""
 window.RenewalTiles = window.RenewalTiles || (function () {
   var stats = {requested: 0, bytes: 0, decoded: 0, drawn: 0, features: 0, loads: 0, lastLoad: 0, errors: 0,
-               decodeMs: 0, drawMs: 0, firstRequest: 0};
+               decodeMs: 0, drawMs: 0, firstRequest: 0, painted: 0, paintedLoads: 0};
   var utf8 = new TextDecoder('utf-8');
 
   /* ---- protobuf: just what MVT needs */
@@ -866,7 +866,14 @@ window.RenewalTiles = window.RenewalTiles || (function () {
       pr.then(function (t) { pr.done = t; }, function () {});
       return pr;
     };
-    layer.on('load', function () { stats.loads++; stats.lastLoad = performance.now(); });
+    layer.on('load', function () {
+      var n = ++stats.loads;
+      stats.lastLoad = performance.now();
+      /* when the browser has painted what this load drew (benchmarks and tests read it) */
+      requestAnimationFrame(function () { requestAnimationFrame(function () {
+        if (stats.loads === n) { stats.painted = performance.now(); stats.paintedLoads = n; }
+      }); });
+    });
     function onMove(e) {
       if (frame) { return; }
       frame = requestAnimationFrame(function () {

@@ -7,6 +7,7 @@ from streamlit_folium import st_folium
 from gis.mapview import build_map, selection_group
 from gis.spatial import fit_bounds
 
+from ui import cadastre_panel as cadastre
 from ui.basemap_picker import MapBasemap, basemap_sidebar
 from ui.common import current_parcels, lang, parcel_index, shown_errors, sidebar_filters, store, tr
 from ui.parcel_panel import parcel_panel
@@ -20,7 +21,8 @@ def _map(codes: tuple | None, bounds, narrow: bool, bm: MapBasemap):
     parcels = bm.parcels()
     shown = parcels[parcels["code"].isin(codes)] if codes is not None else parcels
     return bm.add_to(build_map(bm.context(), shown, s.catalog, lang=lang(), basemap=bm.underlay,
-                               bounds=bm.bounds(bounds), demo=s.is_demo, collapsed=narrow))
+                               bounds=bm.bounds(bounds), demo=s.is_demo, collapsed=narrow,
+                               tiles=cadastre.map_tiles(bm.basemap.datum)))
 
 
 def _clicked_code(out: dict | None, bm: MapBasemap) -> str | None:
@@ -35,7 +37,15 @@ def _clicked_code(out: dict | None, bm: MapBasemap) -> str | None:
     st.session_state["_last_click"] = repr(click)
     s = store()
     lon, lat = bm.to_store(click["lng"], click["lat"])  # back from GCJ-02 over AMap
-    return parcel_index(str(s.path), s.data_version()).at(lon, lat)
+    code = parcel_index(str(s.path), s.data_version()).at(lon, lat)
+    if code is None:  # no tracked parcel there: the cadastre parcel under the click (read-only)
+        was_open = cadastre.view_bounds() is not None
+        if cadastre.pick(lon, lat):
+            st.session_state.pop("selected", None)
+            st.rerun()
+        if was_open:  # a click outside the cadastre closes its panel
+            st.rerun()
+    return code
 
 
 def page() -> None:
@@ -51,14 +61,19 @@ def page() -> None:
         st.caption(tr("ui.results", n=len(filtered)))
 
     selected = st.session_state.get("selected")
-    left, right = st.columns([3, 2]) if selected else (st.container(), None)
+    land = None if selected else st.session_state.get(cadastre.SESSION_KEY)
+    left, right = st.columns([3, 2]) if selected or land else (st.container(), None)
     with left:
         bounds = fit_bounds(filtered) if codes is not None and len(filtered) else None
+        if land and bounds is None:
+            bounds = cadastre.view_bounds()
         # the selection outline is sent as a separate feature group, so selecting a
         # parcel does not reload the map (and lose the planner's pan and zoom)
         parcels = current_parcels()
         highlight = parcels[parcels["code"] == selected] if selected else parcels.iloc[:0]
-        out = st_folium(_map(codes, bounds, narrow=bool(selected), bm=bm), height=680, width=None,
+        if land is not None and cadastre.highlight(land) is not None:
+            highlight = cadastre.highlight(land)
+        out = st_folium(_map(codes, bounds, narrow=bool(selected or land), bm=bm), height=680, width=None,
                         key="district-map",
                         feature_group_to_add=[selection_group(bm.display(highlight), lang=lang()),
                                               *bm.view_groups("district-map")],
@@ -67,15 +82,20 @@ def page() -> None:
         code = _clicked_code(out, bm)
         if code and code != selected:
             st.session_state["selected"] = code
+            cadastre.close()
             st.rerun()
-        if not selected:
+        if not selected and not land:
             st.caption(tr("ui.click_hint"))
-    if selected:
+    if selected or land:
         with right:
             if st.button(tr("ui.close"), key="close-panel"):
                 st.session_state.pop("selected", None)
+                cadastre.close()
                 st.rerun()
-            parcel_panel(selected)
+            if selected:
+                parcel_panel(selected)
+            else:
+                cadastre.cadastre_panel(land)
 
 
 with shown_errors():
