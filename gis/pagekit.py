@@ -92,9 +92,14 @@ class Sheet:
 _SHEETS: dict[tuple[str, int], Sheet] = {}
 
 
+def _where(store) -> str:
+    """The store's location, for cache keys (a GeoPackage's path, a PostGIS URL without password)."""
+    return getattr(store, "location", None) or str(store.path)
+
+
 def load_sheet(store) -> Sheet:
     """The shared data of a store at its current data version (cached)."""
-    key = (str(store.path), store.data_version())
+    key = (_where(store), store.data_version())
     sheet = _SHEETS.get(key)
     if sheet is None:
         _SHEETS.clear()  # only the current version is worth keeping
@@ -126,7 +131,7 @@ def _build_sheet(store, version: int) -> Sheet:
     except Exception:  # noqa: BLE001 -- a missing grid only costs the arrow's tilt
         conv = 0.0
     return Sheet(
-        path=str(store.path), version=version, epsg=epsg, parcels=parcels,
+        path=_where(store), version=version, epsg=epsg, parcels=parcels,
         tree=shapely.STRtree(parcels.geometry.values),
         row_of={c: i for i, c in enumerate(parcels["code"])},
         layers=layers,

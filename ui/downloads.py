@@ -39,7 +39,7 @@ def _deferred(kind: str, code: str, fmt: str):
     s, cfg = store(), settings()
     language = lang()
     raster = briefing.default_raster(cfg)
-    key = (str(s.path), kind, code, fmt, data_version(), language, str(raster), cfg.classification)
+    key = (getattr(s, "location", None) or str(s.path), kind, code, fmt, data_version(), language, str(raster), cfg.classification)
 
     def make() -> bytes:
         with _CACHE_LOCK:
