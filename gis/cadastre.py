@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import math
 import sqlite3
-import struct
 
 import geopandas as gpd
 import numpy as np
@@ -160,7 +159,7 @@ def generate_cadastre(n: int, seed: int = 2026, layout=None) -> gpd.GeoDataFrame
     Raises:
         InputError: ``n`` too small to cover the district (under 100).
     """
-    from .demo import WIDTH, _rng, build_layout  # noqa: F401 - the demo's layout and random streams
+    from .demo import WIDTH, _rng, build_layout  # the demo's layout and random streams
 
     n = int(n)
     if n < 100:

@@ -199,7 +199,6 @@ def _commands(geoms: np.ndarray, tile_x: np.ndarray, tile_y: np.ndarray):
     x, y = qx[kept_pos], qy[kept_pos]
     nxt = np.arange(len(kept_pos)) + 1
     starts_k = np.cumsum(m) - m
-    ends_k = starts_k + m
     wrap = np.r_[kr[1:] != kr[:-1], True] if len(kr) else np.zeros(0, bool)
     nxt[wrap] = starts_k[kr[wrap]]
     cross = x * y[nxt] - x[nxt] * y
@@ -578,8 +577,11 @@ window.RenewalTiles = window.RenewalTiles || (function () {
     while (r.p < end) {
       var tag = r.v(), f = tag >> 3, w = tag & 7;
       if (f === 1) { var n = r.v(); out = utf8.decode(r.b.subarray(r.p, r.p + n)); r.p += n; }
-      else if (f === 2) { dv = new DataView(r.b.buffer, r.b.byteOffset + r.p, 4); out = dv.getFloat32(0, true); r.p += 4; }
-      else if (f === 3) { dv = new DataView(r.b.buffer, r.b.byteOffset + r.p, 8); out = dv.getFloat64(0, true); r.p += 8; }
+      else if (f === 2) {
+        dv = new DataView(r.b.buffer, r.b.byteOffset + r.p, 4); out = dv.getFloat32(0, true); r.p += 4;
+      } else if (f === 3) {
+        dv = new DataView(r.b.buffer, r.b.byteOffset + r.p, 8); out = dv.getFloat64(0, true); r.p += 8;
+      }
       else if (f === 4 || f === 5) { out = r.v(); }
       else if (f === 6) { out = zz(r.v()); }
       else if (f === 7) { out = !!r.v(); }
@@ -623,7 +625,9 @@ window.RenewalTiles = window.RenewalTiles || (function () {
           else { r.skip(t3 & 7); }
         }
         if (type === 3 && gs >= 0) { out.tags.push(tags || []); out.ids.push(id); geoms.push(gs, ge); }
-      } else if (f === 3 && w === 2) { var kl = r.v(); out.keys.push(utf8.decode(r.b.subarray(r.p, r.p + kl))); r.p += kl; }
+      } else if (f === 3 && w === 2) {
+        var kl = r.v(); out.keys.push(utf8.decode(r.b.subarray(r.p, r.p + kl))); r.p += kl;
+      }
       else if (f === 4 && w === 2) { var vl = r.v(), ve = r.p + vl; out.values.push(readValue(r, ve)); r.p = ve; }
       else if (f === 5 && w === 0) { out.extent = r.v(); }
       else { r.skip(w); }
@@ -701,7 +705,10 @@ window.RenewalTiles = window.RenewalTiles || (function () {
       this.cache = {};
       this.order = [];
       this.index = {};
-      for (var z in o.tiles) { var b = o.tiles[z]; this.index[z] = {x0: b.x0, y0: b.y0, w: b.w, h: b.h, bits: bitsOf(b.bits)}; }
+      for (var z in o.tiles) {
+        var b = o.tiles[z];
+        this.index[z] = {x0: b.x0, y0: b.y0, w: b.w, h: b.h, bits: bitsOf(b.bits)};
+      }
     },
     has: function (z, x, y) {
       var b = this.index[z];
@@ -776,7 +783,8 @@ window.RenewalTiles = window.RenewalTiles || (function () {
       if (coords.z >= o.strokeMinZoom) {
         ctx.globalAlpha = o.strokeOpacity;
         ctx.strokeStyle = o.strokeColor;
-        ctx.lineWidth = o.strokeWidth * (coords.z >= o.strokeMinZoom + 3 ? 1.6 : 1) * (window.devicePixelRatio || 1) / k;
+        ctx.lineWidth = o.strokeWidth * (coords.z >= o.strokeMinZoom + 3 ? 1.6 : 1) *
+                        (window.devicePixelRatio || 1) / k;
         ctx.lineJoin = 'round';
         for (var c2 in paths) { ctx.stroke(paths[c2]); }
       }
@@ -812,7 +820,9 @@ window.RenewalTiles = window.RenewalTiles || (function () {
       var f = o.tooltip[i], v = prop(hit.tile, hit.i, f[1]);
       if (v === null || v === undefined || v === '') { continue; }
       if (f[1] === o.classField && o.labels[v]) { v = o.labels[v]; }
-      if (f[2] === 'area') { v = Math.round(v).toLocaleString() + ' m\u00b2 (' + (v / (10000 / 15)).toFixed(2) + ' ' + o.mu + ')'; }
+      if (f[2] === 'area') {
+        v = Math.round(v).toLocaleString() + ' m\u00b2 (' + (v / (10000 / 15)).toFixed(2) + ' ' + o.mu + ')';
+      }
       else if (o.valueLabels[v]) { v = o.valueLabels[v]; }
       var row = document.createElement('div'), keyEl = document.createElement('span');
       row.className = 'ratlas-tip-row';

@@ -10,7 +10,8 @@ import geopandas as gpd
 import shapely
 import streamlit as st
 
-from gis.cadastre import cadastre_at, cadastre_key, cadastre_parcel, cadastre_tiles, describe_cadastre, overlapping_parcels
+from gis.cadastre import (cadastre_at, cadastre_key, cadastre_parcel, cadastre_tiles, describe_cadastre,
+                          overlapping_parcels)
 from gis.catalog import load_layer_catalog
 from gis.errors import InputError, NotFoundError
 from gis.units import STORE_CRS, format_area
