@@ -247,11 +247,11 @@ def village_summary(store, village: str, lang: str = "zh") -> dict:
     rec = sheet.villages.get(code, {"code": code})
     cat = sheet.catalog
     pipe = cat.pipeline_for("village")
-    p = sheet.parcels
-    g = p[sheet.col["village"] == code]
-    stages = [s if isinstance(s, str) and s else None for s in g["stage"]]
+    col = sheet.col
+    sel_rows = np.flatnonzero(col["village"] == code)
+    stages = [s if isinstance(s, str) and s else None for s in col["stage"][sel_rows]]
     idx = [pipe.index(s) for s in stages]
-    area = g["area_m2"].astype(float).to_numpy()
+    area = col["area_m2"][sel_rows].astype(float)
     total = float(area.sum())
     rows = []
     for i, st in [(-1, None)] + list(enumerate(pipe.stages)):
@@ -266,9 +266,11 @@ def village_summary(store, village: str, lang: str = "zh") -> dict:
     past = np.array([bool(s) and pipe.stage(s).past_clearance for s in stages], dtype=bool)
     signed_i = pipe.index("signing") if "signing" in pipe.keys else len(pipe.keys)
     low = min(idx) if idx else -1
-    blocked = g[g["blocked"]]
-    reasons = dict(zip(blocked["code"], blocked["blocked_reason"].fillna("")))
-    dates = [d for d in g["stage_date"].dropna() if d]
+    blocked = sel_rows[col["blocked"][sel_rows]]
+    reasons = {col["code"][r]: (col["blocked_reason"][r] if isinstance(col["blocked_reason"][r], str) else "")
+               for r in blocked}
+    dates = [d for d in col["stage_date"][sel_rows] if isinstance(d, str) and d]
+    units = {u for u in col["unit"][sel_rows] if isinstance(u, str) and u}
     zone = sheet.zones.get(rec.get("zone") or "", {})
     return {
         "code": code,
@@ -277,7 +279,7 @@ def village_summary(store, village: str, lang: str = "zh") -> dict:
         "zone_name": _name(zone, lang),
         "zone_strategy": zone.get("strategy", ""),
         "zone_roles": (zone.get("roles_en") if lang == "en" else zone.get("roles")) or "",
-        "parcels": len(g),
+        "parcels": len(sel_rows),
         "area_m2": total,
         "area_mu": round(total / M2_PER_MU, 2),
         "stages": rows,
@@ -287,9 +289,9 @@ def village_summary(store, village: str, lang: str = "zh") -> dict:
         "cleared_share": float(area[past].sum()) / total if total else 0.0,
         "signed_share": float(np.mean(np.asarray(idx) >= signed_i)) if idx else 0.0,
         "blocked": reasons,
-        "units": sorted({u for u in g["unit"].dropna() if u}),
+        "units": sorted(units),
         "last_date": max(dates) if dates else None,
-        "rows": g.index.to_numpy(),
+        "rows": sel_rows,
     }
 
 

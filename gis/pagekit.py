@@ -124,7 +124,8 @@ def _build_sheet(store, version: int) -> Sheet:
     parcels["phase"] = [p.key for p in phases]
     parcels["color"] = [p.color for p in phases]
     parcels["blocked"] = parcels["blocked"].fillna(0).astype(int).astype(bool)
-    arrays = {c: parcels[c].to_numpy() for c in ("code", "color", "village", "blocked", "kind", "stage")}
+    arrays = {c: parcels[c].to_numpy() for c in ("code", "color", "village", "blocked", "kind", "stage", "area_m2",
+                                                   "stage_date", "blocked_reason", "unit") if c in parcels}
     layers = {name: gdf.to_crs(epsg) for name, gdf in context.items()}
     try:
         conv = float(Proj(f"EPSG:{epsg}").get_factors(lon, lat).meridian_convergence)
