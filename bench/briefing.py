@@ -19,7 +19,8 @@ Each measurement runs in its own process, so that its peak memory (RSS, from
 - ``atlas30_s``: the whole command ``renewal atlas --villages -o FILE.pdf``
   (start-up included), median of ``--runs`` (``atlas30_best_s`` the best; the
   1-minute load average before each run is printed, as other work on the
-  machine slows the two processes of the command);
+  machine slows the two processes of the command; ``atlas30_cpu_s`` is the
+  CPU time of the command and its workers, which that load hardly changes);
 - ``qgis_atlas30_s``: QGIS's print-layout Atlas (../shared/anchors/) exporting
   the same number of village pages to one PDF, start-up included (start-up +
   the median PDF export), when /usr/bin/python3 can import qgis;
@@ -235,6 +236,9 @@ def _tree_rss_kb(root_pid: int) -> int:
     return total
 
 
+LAST_CPU = [0.0]  # CPU seconds (user + system) of the last measured command and the children it waited for
+
+
 def run_measured(cmd: list[str], env=None, cwd=ROOT) -> tuple[float, float, float, str, str]:
     """Run a command: (wall seconds, its own peak RSS MB, peak RSS MB of its process tree, stdout, stderr)."""
     t = time.perf_counter()
@@ -256,6 +260,7 @@ def run_measured(cmd: list[str], env=None, cwd=ROOT) -> tuple[float, float, floa
         r.start()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t
+    LAST_CPU[0] = usage.ru_utime + usage.ru_stime
     done.set()
     for r in readers:
         r.join()
@@ -346,12 +351,14 @@ def main(argv=None) -> int:
         env = dict(os.environ, RENEWAL_RASTER=str(DEMO_RASTER))
         cmd = [sys.executable, "-m", "gis.cli", "--store", str(store), "atlas", "--villages",
                "-o", str(tmp / "atlas.pdf"), "--quiet"]
-        runs, loads, atlas_peak = [], [], 0.0
+        runs, loads, cpus, atlas_peak = [], [], [], 0.0
         for _ in range(args.runs):
             loads.append(round(os.getloadavg()[0], 2))
             wall, rss, tree, stdout, _ = run_measured(cmd, env=env)
             runs.append(round(wall, 3))
+            cpus.append(round(LAST_CPU[0], 2))
             atlas_peak = max(atlas_peak, rss, tree)
+        res["atlas30_cpu_s"] = statistics.median(cpus)
         res["atlas30_s"] = statistics.median(runs)
         res["atlas30_best_s"] = min(runs)
         res["atlas30_runs"] = runs
