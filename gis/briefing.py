@@ -308,7 +308,7 @@ def compose_village_page(store, village: str, paper: str = "A4", raster=None, la
     sep = ": " if lang == "en" else "："
     zone_txt = v["zone_name"] + (f"（{v['zone_strategy']}）" if v["zone_strategy"] and lang != "en" else "")
     zone_full = zone_txt + (sep + v["zone_roles"] if v["zone_roles"] else "")
-    subtitle = "  ·  ".join(s for s in (zone_full, sheet.catalog.kind("village").label(lang),
+    subtitle = "  ·  ".join(s for s in (zone_full, page.tr("brief.village_kind"),
                                           page.tr("brief.n_parcels", n=v["parcels"])) if s)
     page.header(f"{v['name']}  {v['code']}", subtitle, page.tr("brief.doc_village"))
 
@@ -338,9 +338,9 @@ def draw_area_bar(page: Page, x: float, y: float, w: float, v: dict) -> None:
     lang = page.lang
     page.heading(x, y, page.tr("brief.progress"))
     facts = [
-        page.tr("brief.total_area") + "：" + area_text(v["area_m2"], lang),
-        page.tr("brief.overall_stage") + "：" + v["stage_label"],
-        page.tr("brief.lead_stage") + "：" + v["lead_label"],
+        page.tr("brief.total_area") + page.colon + area_text(v["area_m2"], lang),
+        page.tr("brief.overall_stage") + page.colon + v["stage_label"],
+        page.tr("brief.lead_stage") + page.colon + v["lead_label"],
     ]
     page.text(x + 22, y, "    ".join(facts), 7)
     bx, by, bh = x, y + 2.5, 4.2
@@ -353,15 +353,15 @@ def draw_area_bar(page: Page, x: float, y: float, w: float, v: dict) -> None:
         page.box(cur, by, ww, bh, fc=r["color"], ec="white", lw=0.4)
         cur += ww
     shares = [
-        page.tr("brief.cleared_share") + f"：{v['cleared_share']:.1%}",
-        page.tr("brief.signed_share") + f"：{v['signed_share']:.1%}",
-        page.tr("brief.last_date") + f"：{v['last_date'] or '—'}",
+        page.tr("brief.cleared_share") + page.colon + f"{v['cleared_share']:.1%}",
+        page.tr("brief.signed_share") + page.colon + f"{v['signed_share']:.1%}",
+        page.tr("brief.last_date") + page.colon + f"{v['last_date'] or '—'}",
     ]
     page.text(x, by + bh + 4.2, "    ".join(shares), 7)
     blocked = v["blocked"]
     if blocked:
-        items = [f"{c}（{r}）" if r else c for c, r in blocked.items()]
-        text = page.tr("brief.blocked_list", n=len(blocked)) + "：" + "；".join(items)
+        items = [c + page.paren(r) if r else c for c, r in blocked.items()]
+        text = page.tr("brief.blocked_list", n=len(blocked)) + page.colon + ("; " if lang == "en" else "；").join(items)
     else:
         text = page.tr("brief.blocked_none")
     lines = wrap(text, w, 7, max_lines=2)

@@ -194,6 +194,14 @@ class Page:
     def tr(self, key: str, **params) -> str:
         return t(key, self.lang, **params)
 
+    @property
+    def colon(self) -> str:
+        """'：' in Chinese, ': ' in English."""
+        return ": " if self.lang == "en" else "："
+
+    def paren(self, text: str) -> str:
+        return f" ({text})" if self.lang == "en" else f"（{text}）"
+
     # ---- geometry helpers (A4 millimetres, origin top left)
     def fx(self, x):
         return x * self.k / self.W
@@ -264,8 +272,9 @@ class Page:
         self.rule(10, 196, 287, 196, color=INK, lw=0.6)
         source = sh.meta.get("data_source") or self.tr("brief.source_unknown")
         made = dt.date.today().isoformat()
-        line1 = f"{self.tr('brief.source')}：{source}    {self.tr('brief.crs')}：{crs_label(sh.epsg, self.lang)}"
-        line2 = f"{self.tr('brief.made')}：{made}    {self.tr('brief.made_by')}"
+        c = self.colon
+        line1 = f"{self.tr('brief.source')}{c}{source}    {self.tr('brief.crs')}{c}{crs_label(sh.epsg, self.lang)}"
+        line2 = f"{self.tr('brief.made')}{c}{made}    {self.tr('brief.made_by')}"
         if self.number:
             line2 += "    " + self.tr("brief.page_of", page=self.number[0], pages=self.number[1])
         self.text(10, 200.5, line1, 6.5, color=GREY)
