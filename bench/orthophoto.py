@@ -92,9 +92,13 @@ def make_orthophoto(path, size: int = 20000, pixel_m: float = 0.5, epsg: int = 4
     return path
 
 
+CPU = []  # CPU seconds of the last _timed call (load from other processes hardly moves it)
+
+
 def _timed(fn, *a, **kw):
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     out = fn(*a, **kw)
+    CPU[:] = [time.process_time() - c]
     return time.perf_counter() - t, out
 
 
@@ -141,6 +145,50 @@ def _tiles_cost(path, view, zoom, out_dir) -> tuple[float, int]:
     return time.perf_counter() - t, n_tiles
 
 
+def _page_cost(tif, work: Path) -> None:
+    """Server time of the map page's rerun after a pan (Streamlit's AppTest runs the page script in-process)."""
+    import os
+
+    from streamlit.testing.v1 import AppTest
+
+    data = work / "app"
+    data.mkdir()
+    shutil.copy(ROOT / "data" / "parcels" / "demo.gpkg", data / "renewal.gpkg")
+    env = {"RENEWAL_DATA_DIR": str(data), "RENEWAL_ORTHOPHOTO": str(tif), "RENEWAL_BASEMAP": "orthophoto"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+        at.session_state["user"] = "viewer"  # the demo store has accounts
+        at.run()
+        at.run()
+        base = []
+        for _ in range(3):
+            t = time.perf_counter()
+            at.run()
+            base.append(time.perf_counter() - t)
+        cold, pan = [], []
+        for i in range(5):
+            (s, w), (n, e) = _view((CENTRE[0] + 0.006 * i, CENTRE[1] - 0.004 * i), 17)
+            for bucket, dx in ((cold, 0.0), (pan, (e - w) / 8)):
+                at.session_state["district-map"] = {
+                    "bounds": {"_southWest": {"lat": s, "lng": w + dx}, "_northEast": {"lat": n, "lng": e + dx}},
+                    "zoom": 17}
+                t = time.perf_counter()
+                at.run()
+                bucket.append(time.perf_counter() - t)
+                assert not at.exception, at.exception
+        print(f"page rerun (the whole map page, server side): no view change {statistics.median(base):.3f} s; "
+              f"a pan to a new place at zoom 17 median {statistics.median(cold):.3f} s (max {max(cold):.3f}); "
+              f"a small pan within the image {statistics.median(pan):.3f} s")
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def main(argv=None) -> int:
     from gis import rasterview
 
@@ -149,6 +197,9 @@ def main(argv=None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the rendered views")
     args = ap.parse_args(argv)
 
+    import os
+
+    print(f"load average (1 min) at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     CACHE.mkdir(parents=True, exist_ok=True)
     src = CACHE / f"ortho_{args.size}.tif"
     if not src.exists():
@@ -181,14 +232,14 @@ def main(argv=None) -> int:
         info = rasterview.raster_info(tif)
         t_info = time.perf_counter() - t0
         secs, under = _timed(rasterview.render_underlay, tif, out_dir, "/x")
-        print(f"open: raster_info {t_info:.3f} s + underlay {secs:.3f} s "
+        print(f"open: raster_info {t_info:.3f} s + underlay {secs:.3f} s (CPU {CPU[0]:.3f} s) "
               f"({under['width']} x {under['height']} px) = {t_info + secs:.3f} s  [budget 2 s]")
         secs2, _ = _timed(rasterview.render_underlay, tif, out_dir, "/x")
         print(f"open again (underlay cached on disk): {t_info + secs2:.3f} s")
 
         rows = []
         for zoom in (13, 14, 15, 16, 17, 18, 19):
-            times, shown = [], None
+            times, cpu, shown = [], [], None
             for dx, dy in [(0, 0), (0.004, 0.002), (-0.006, 0.003), (0.008, -0.004), (-0.003, -0.005)]:
                 c = (CENTRE[0] + dx * 2 ** (15 - zoom), CENTRE[1] + dy * 2 ** (15 - zoom))
                 v = _view(c, zoom)
@@ -196,7 +247,8 @@ def main(argv=None) -> int:
                 if out is not None:
                     shown = out
                     times.append(secs)
-            rows.append((zoom, times, shown))
+                    cpu.append(CPU[0])
+            rows.append((zoom, times, cpu, shown))
         v0 = _view(CENTRE, 17)
         first = rasterview.render_view(tif, v0, 17, out_dir, "/x", underlay=under)
         (s, w), (n, e) = v0
@@ -205,11 +257,12 @@ def main(argv=None) -> int:
                              underlay=under, previous=first)
         print(f"a small pan (1/8 of the view) keeps the image: {secs * 1000:.1f} ms (same image: {again is first})")
         print("redraw (one view-sized image per pan/zoom of a 1200 x 680 px map, cold, 5 places per zoom):")
-        for zoom, times, out in rows:
+        for zoom, times, cpu, out in rows:
             if not times:
                 print(f"  zoom {zoom:>2}: no view image (the underlay shows as much)")
                 continue
-            print(f"  zoom {zoom:>2}: median {statistics.median(times):.3f} s, max {max(times):.3f} s  "
+            print(f"  zoom {zoom:>2}: median {statistics.median(times):.3f} s, max {max(times):.3f} s, "
+                  f"CPU median {statistics.median(cpu):.3f} s  "
                   f"({out['width']} x {out['height']} px {out['format']}, {len(times)} drawn)  [budget 0.5 s]")
 
         tiles_dir = work / "tiles"
@@ -227,6 +280,8 @@ def main(argv=None) -> int:
         print(f"tiles pre-rendered for zooms 10-19 (static/ serves only files): {total:,} tiles, "
               f"≈ {total * statistics.mean(per_tile):.0f} s")
 
+        _page_cost(tif, work)
+
         import rasterio
         from rasterio.windows import Window
 
@@ -234,6 +289,7 @@ def main(argv=None) -> int:
             secs, _ = _timed(ds.read, window=Window(0, 0, ds.width, 512))
         print(f"naive: reading the whole file at full resolution ≈ {secs * ds.height / 512:.0f} s "
               f"(one 512-row strip: {secs:.2f} s), {3 * args.size ** 2 / 1e9:.1f} GB in memory")
+        print(f"load average (1 min) at end: {os.getloadavg()[0]:.1f}")
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
