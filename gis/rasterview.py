@@ -220,9 +220,9 @@ def render_image(info: RasterInfo, box, width: int, height: int, mesh: int = 8):
     matching overview), then maps it onto the output grid with Pillow's mesh
     transform: the output is cut into ``mesh`` × ``mesh`` cells and each is
     mapped bilinearly from where its corners fall in the source (PROJ). Over
-    a screen of a few kilometres the error is far below a pixel; it is 5–10×
-    faster than GDAL's warper for the same output (0.07 s against 0.4–0.8 s
-    for 2048 × 1280 pixels on 2 cores).
+    a screen of a few kilometres the error is below a pixel (a test checks);
+    a 2048 × 1280 view costs 0.09–0.17 s of CPU, where GDAL's warper took
+    0.6–0.9 s (bench/RESULTS.md).
     """
     import rasterio
     from PIL import Image
