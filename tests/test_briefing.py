@@ -209,6 +209,20 @@ def test_the_shipped_font_subset_renders_chinese_without_tofu(tmp_path):
     assert (ROOT / "data" / "fonts" / "OFL.txt").exists()
 
 
+def test_a_whole_page_with_only_the_shipped_font(tiny_store, settings, tmp_path, monkeypatch):
+    """What a bare `pip install -e .` prints: the subset is embedded and the Chinese extracts."""
+    from gis import fonts
+
+    real = fonts.rc_params
+    monkeypatch.setattr(fonts, "rc_params", lambda prefer_system=True: real(prefer_system=False))
+    briefing.render_parcel_page(tiny_store, "V01-003", tmp_path / "p.pdf", settings=settings)
+    reader = PdfReader(tmp_path / "p.pdf")
+    names = type3_fonts(reader)
+    assert names and all("RenewalCJKSC" in n or "DejaVu" in n for n in names), names
+    text = squash(reader.pages[0].extract_text())
+    assert "东岙村3号地块" in text and "个别户未签约" in text and "内部资料注意保存" in text
+
+
 # ------------------------------------------------------------------ pages
 @needs_demo
 def test_parcel_page_pdf_has_the_facts_as_real_text(demo_store, settings, raster, tmp_path):
