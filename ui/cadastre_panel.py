@@ -38,7 +38,8 @@ def _pyramid(location: str, key: str, datum: str) -> dict | None:
     if spec is None:
         return None
     with st.spinner(tr("cadastre.building")):
-        return cadastre_tiles(store(), spec, settings().generated_dir, datum=datum)
+        # in a child process: the app does not keep the build's memory, other sessions go on
+        return cadastre_tiles(store(), spec, settings().generated_dir, datum=datum, isolate=True)
 
 
 def map_tiles(datum: str = "wgs84") -> dict:
