@@ -273,12 +273,13 @@ class Page:
         source = sh.meta.get("data_source") or self.tr("brief.source_unknown")
         made = dt.date.today().isoformat()
         c = self.colon
-        line1 = f"{self.tr('brief.source')}{c}{source}    {self.tr('brief.crs')}{c}{crs_label(sh.epsg, self.lang)}"
-        line2 = f"{self.tr('brief.made')}{c}{made}    {self.tr('brief.made_by')}"
+        line1 = f"{self.tr('brief.source')}{c}{source} · {self.tr('brief.crs')}{c}{crs_label(sh.epsg, self.lang)}"
+        line2 = f"{self.tr('brief.made')}{c}{made} · {self.tr('brief.made_by')}"
         if self.number:
-            line2 += "    " + self.tr("brief.page_of", page=self.number[0], pages=self.number[1])
-        self.text(10, 200.5, line1, 6.5, color=GREY)
-        self.text(10, 204.5, line2, 6.5, color=GREY)
+            line2 += " · " + self.tr("brief.page_of", page=self.number[0], pages=self.number[1])
+        room = 272 - text_width_mm(self.classification, 8)  # a long data source must not run into it
+        self.lines(10, 200.5, [(wrap(line1, room, 6.5, max_lines=1)[0], GREY, "normal"),
+                               (wrap(line2, room, 6.5, max_lines=1)[0], GREY, "normal")], 6.5, 4.0)
         self.text(287, 200.5, self.classification, 8, ha="right", weight="bold")
         if sh.is_demo:
             self.text(287, 204.5, self.tr("brief.demo_mark"), 6.5, ha="right", color=HIGHLIGHT, weight="bold")
