@@ -46,7 +46,8 @@ def server(tmp_path_factory):
 
     work = tmp_path_factory.mktemp("basemap_app")
     shutil.copy(DEMO, work / "renewal.gpkg")
-    dom = make_orthophoto(work / "dom_2025.tif", size=5000, pixel_m=1.2, epsg=4528)
+    # bigger than a full-resolution underlay (4,096 px), so the map draws view images on pan
+    dom = make_orthophoto(work / "dom_2025.tif", size=4400, pixel_m=1.4, epsg=4528)
     build_overviews(dom)
     port = _free_port()
     env = dict(os.environ, RENEWAL_DATA_DIR=str(work), RENEWAL_ORTHOPHOTO=str(dom), RENEWAL_TIANDITU_KEY=FAKE_KEY)
@@ -161,15 +162,36 @@ def _wait(page, fn, what: str, timeout=30):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+_IMAGES = """() => Array.from(document.querySelectorAll('img.leaflet-image-layer'))
+    .map(i => ({src: i.getAttribute('src'), w: i.naturalWidth, complete: i.complete}))"""
+
+
+class _Map:
+    """The map's frame, found once and found again only if Streamlit replaced it
+    (searching every frame on each poll stalls for seconds on a loaded machine)."""
+
+    def __init__(self, page):
+        self.page, self.frame = page, _map_frame(page)
+
+    def eval(self, js: str):
+        try:
+            return self.frame.evaluate(js)
+        except Exception:  # noqa: BLE001 -- the frame was detached by a re-render
+            self.frame = _map_frame(self.page)
+            return self.frame.evaluate(js)
+
+    def images(self, part: str) -> list[dict]:
+        return [i for i in self.eval(_IMAGES) if part in (i["src"] or "") and i["w"] > 0]
+
+
 def _images(frame) -> list[dict]:
-    return frame.evaluate("""() => Array.from(document.querySelectorAll('img.leaflet-image-layer'))
-        .map(i => ({src: i.getAttribute('src'), w: i.naturalWidth, complete: i.complete}))""")
+    return frame.evaluate(_IMAGES)
 
 
 def test_orthophoto_and_parcels_together_offline(server, page):
-    frame = _open(page, server, "orthophoto")
-    under = _wait(page, lambda: [i for i in _images(_map_frame(page)) if "underlay_" in i["src"] and i["w"] > 0],
-                  "the orthophoto underlay")
+    _open(page, server, "orthophoto")
+    m = _Map(page)
+    under = _wait(page, lambda: m.images("underlay_"), "the orthophoto underlay")
     assert under[0]["src"].startswith("/app/static/generated/")
     # zoom to a parcel on the orthophoto: the view image at screen resolution replaces the underlay's pixels
     from gis.rasterview import raster_info
@@ -179,29 +201,27 @@ def test_orthophoto_and_parcels_together_offline(server, page):
     on_dom = parcels[shapely.within(shapely.point_on_surface(parcels.geometry.values), shapely.box(w, s, e, n).buffer(-0.002))]
     assert len(on_dom), "the test orthophoto covers no parcel"
     pt = shapely.point_on_surface(on_dom.geometry.iloc[0])
-    frame.evaluate(f"() => window.map.setView([{pt.y}, {pt.x}], 17)")
-    views = _wait(page, lambda: [i for i in _images(_map_frame(page)) if "/views/view_" in i["src"] and i["w"] > 0],
-                  "the view-sized orthophoto image")
+    m.eval(f"() => {{ window.map.setView([{pt.y}, {pt.x}], 17); }}")  # (returning the map would serialise it)
+    views = _wait(page, lambda: m.images("/views/view_"), "the view-sized orthophoto image")
     assert views[0]["w"] >= 1000
-    frame = _map_frame(page)
-    assert frame.evaluate("() => window.map.getZoom()") >= 16.5
-    assert frame.evaluate("() => document.querySelectorAll('path.leaflet-interactive').length") > 0
-    assert not frame.evaluate("() => !!document.querySelector('.ratlas-basemap-notice')")
+    assert m.eval("() => window.map.getZoom()") >= 16.5
+    assert m.eval("() => document.querySelectorAll('path.leaflet-interactive').length") > 0
+    assert not m.eval("() => !!document.querySelector('.ratlas-basemap-notice')")
     page.mouse.move(5, 900)  # off the map: no tooltip in the picture
     page.wait_for_timeout(800)
     page.screenshot(path=str(_shots(server) / "orthophoto.png"))
-    assert "dom_2025" in frame.evaluate("() => document.querySelector('.leaflet-control-attribution').textContent")
+    assert "dom_2025" in m.eval("() => document.querySelector('.leaflet-control-attribution').textContent")
     assert page.blocked == [], page.blocked
 
 
 def test_tianditu_unreachable_shows_the_notice_and_the_data(server, page):
-    frame = _open(page, server, "tianditu_img")
-    notice = _wait(page, lambda: _map_frame(page).evaluate(
+    _open(page, server, "tianditu_img")
+    m = _Map(page)
+    notice = _wait(page, lambda: m.eval(
         "() => { const n = document.querySelector('.ratlas-basemap-notice'); return n && n.offsetParent && n.textContent; }"),
         "the unreachable-basemap notice", timeout=20)
     assert "底图" in notice and "无法访问，已仅显示数据" in notice
-    frame = _map_frame(page)
-    assert frame.evaluate("() => document.querySelectorAll('path.leaflet-interactive').length") > 2000
+    assert m.eval("() => document.querySelectorAll('path.leaflet-interactive').length") > 2000
     page.mouse.move(5, 900)
     page.wait_for_timeout(500)
     page.screenshot(path=str(_shots(server) / "basemap_unreachable.png"))
@@ -214,8 +234,8 @@ def test_tianditu_unreachable_shows_the_notice_and_the_data(server, page):
 def test_local_basemaps_request_nothing_outside(server, page, kind):
     frame = _open(page, server, kind)
     if kind == "raster":
-        _wait(page, lambda: [i for i in _images(_map_frame(page)) if "underlay_" in i["src"] and i["w"] > 0],
-              "the demo imagery")
+        m = _Map(page)
+        _wait(page, lambda: m.images("underlay_"), "the demo imagery")
     else:
         page.wait_for_timeout(1500)
         assert _images(frame) == []
@@ -224,21 +244,21 @@ def test_local_basemaps_request_nothing_outside(server, page, kind):
 
 def test_click_round_trip_under_amap(server, page):
     """Over AMap the parcels are drawn in GCJ-02; clicking where one is drawn opens that parcel."""
-    frame = _open(page, server, "amap_road")
+    _open(page, server, "amap_road")
+    m = _Map(page)
     p = Store(server["store"]).parcels(kind="village", stage="signing").iloc[0]
     pt = shapely.point_on_surface(p.geometry)
     glon, glat = wgs84_to_gcj02(pt.x, pt.y)
-    frame.evaluate(f"() => window.map.setView([{glat}, {glon}], 17)")
-    page.wait_for_timeout(1500)
-    frame = _map_frame(page)
+    m.eval(f"() => {{ window.map.setView([{glat}, {glon}], 17); }}")
+    page.wait_for_timeout(1000)
     # the parcel is drawn at its GCJ-02 place, ≈ 500 m from its true one
-    drawn = frame.evaluate(f"""() => {{
+    drawn = m.eval(f"""() => {{
         const pt = window.map.latLngToContainerPoint([{glat}, {glon}]);
         const el = document.elementFromPoint(pt.x, pt.y);
         return el && el.tagName.toLowerCase() === 'path' && el.classList.contains('leaflet-interactive');
     }}""")
     assert drawn
-    xy = frame.evaluate(f"() => {{ const q = window.map.latLngToContainerPoint([{glat}, {glon}]); return [q.x, q.y]; }}")
+    xy = m.eval(f"() => {{ const q = window.map.latLngToContainerPoint([{glat}, {glon}]); return [q.x, q.y]; }}")
     box = page.locator("iframe[title*='st_folium']").first.bounding_box()
     page.mouse.click(box["x"] + xy[0], box["y"] + xy[1])
     page.get_by_role("heading", name=p["name"]).wait_for(timeout=30000)
