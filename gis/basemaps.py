@@ -153,12 +153,17 @@ def fill_choice(choice: BasemapChoice, settings) -> BasemapChoice:
     return choice
 
 
-def load_choice(settings, user: str | None) -> BasemapChoice:
-    """The user's remembered basemap, else the settings' default."""
+def stored_choice(settings, user: str | None) -> BasemapChoice | None:
+    """The basemap the user chose last time, or None (no user, nothing stored)."""
     from .preferences import load_preference
 
     stored = BasemapChoice.from_dict(load_preference(settings, user, PREFERENCE))
-    return fill_choice(stored or default_choice(settings), settings)
+    return fill_choice(stored, settings) if stored else None
+
+
+def load_choice(settings, user: str | None) -> BasemapChoice:
+    """The user's remembered basemap, else the settings' default."""
+    return stored_choice(settings, user) or fill_choice(default_choice(settings), settings)
 
 
 def save_choice(settings, user: str | None, choice: BasemapChoice) -> bool:

@@ -518,3 +518,17 @@ def test_only_admins_type_orthophoto_paths(app):
     app.session_state["user"] = "admin"
     app.run()
     assert [t for t in app.sidebar.text_input if t.label.startswith("正射影像路径")]
+
+
+def test_another_user_signing_in_gets_their_own_basemap(app):
+    save_choice(Settings.load(), "admin", BasemapChoice(kind="none"))
+    app.session_state["user"] = "viewer"
+    app.run()
+    _picker(app).set_value("amap_road").run()
+    app.session_state["user"] = "admin"  # signs in in the same browser session
+    app.run()
+    assert not app.exception, app.exception
+    assert _picker(app).value == "none"
+    app.session_state["user"] = "editor_north"  # nothing stored: keeps what is shown, now remembered for them
+    app.run()
+    assert _picker(app).value == "none" and load_choice(Settings.load(), "editor_north").kind == "none"

@@ -17,7 +17,8 @@ import streamlit as st
 from gis.basemap_layers import (add_basemap, raster_underlay, returned_view, view_group, view_image,
                                 wants_view_updates)
 from gis.basemaps import (KINDS, Basemap, BasemapChoice, bounds_to_display, click_to_store, fill_choice,
-                          kind_label, load_choice, resolve_basemap, save_choice, to_display)
+                          kind_label, load_choice, resolve_basemap, save_choice, stored_choice,
+                          to_display)
 from gis.errors import RenewalError
 from gis.rasterview import build_overviews, raster_info
 
@@ -36,17 +37,34 @@ def _may_configure() -> bool:
     return user is None or user.role == "admin"
 
 
+def _show(choice: BasemapChoice) -> None:
+    st.session_state[_STATE] = choice.as_dict()
+    st.session_state["bm_kind"] = choice.kind
+    st.session_state["bm_path"] = choice.path
+    st.session_state["bm_url"] = choice.url
+    st.session_state["bm_attr"] = choice.attribution
+
+
 def _current() -> BasemapChoice:
+    user = _user()
     if _STATE not in st.session_state:
-        choice = load_choice(settings(), _user())
+        choice = load_choice(settings(), user)
         asked = st.query_params.get("basemap")
         if asked in KINDS and asked != choice.kind:
             choice = fill_choice(BasemapChoice(kind=asked), settings())
-        st.session_state[_STATE] = choice.as_dict()
-        st.session_state["bm_kind"] = choice.kind
-        st.session_state["bm_path"] = choice.path
-        st.session_state["bm_url"] = choice.url
-        st.session_state["bm_attr"] = choice.attribution
+        _show(choice)
+        st.session_state["bm_for"] = user
+    elif st.session_state.get("bm_for") != user:
+        # someone else signed in, or a name was given: their stored choice, else they keep this one
+        st.session_state["bm_for"] = user
+        stored = stored_choice(settings(), user)
+        if stored is not None:
+            _show(stored)
+        else:
+            try:
+                save_choice(settings(), user, BasemapChoice.from_dict(st.session_state[_STATE]) or BasemapChoice())
+            except OSError:
+                pass
     return BasemapChoice.from_dict(st.session_state[_STATE]) or BasemapChoice()
 
 
