@@ -135,10 +135,16 @@ def kind_label(kind: str, lang: str = "zh") -> str:
 
 
 def default_choice(settings) -> BasemapChoice:
-    """The settings' basemap (``RENEWAL_BASEMAP``, with ``RENEWAL_ORTHOPHOTO`` / ``RENEWAL_TILE_URL``)."""
+    """The settings' basemap (``RENEWAL_BASEMAP``, with ``RENEWAL_ORTHOPHOTO`` / ``RENEWAL_TILE_URL``).
+
+    The default ``raster`` without a raster file (``RENEWAL_RASTER`` empty or
+    missing) is ``none``, as before basemaps could be chosen.
+    """
     kind = getattr(settings, "basemap", "raster") or "raster"
     if kind not in KINDS:
         kind = "raster"
+    if kind == "raster" and not (settings.raster and Path(settings.raster).exists()):
+        kind = "none"  # no imagery configured (or it is gone): no basemap, and nothing to warn about
     return BasemapChoice(kind=kind, path=str(settings.orthophoto or "") if kind == "orthophoto" else "",
                          url=settings.tile_url if kind == "custom" else "",
                          attribution=settings.tile_attribution if kind == "custom" else "")

@@ -183,6 +183,9 @@ def test_settings_choose_the_default_basemap(tmp_path):
     assert b.kind == "custom" and b.attribution == "区测绘院" and b.tiles[0].url == "http://gs/{z}/{x}/{y}.png"
     with pytest.raises(InputError):
         settings(tmp_path, basemap="google")
+    # the default, local imagery, without any configured: no basemap rather than a warning
+    assert load_choice(settings(tmp_path, raster=""), None).kind == "none"
+    assert load_choice(settings(tmp_path, raster=tmp_path / "gone.tif"), None).kind == "none"
 
 
 def test_raster_paths_must_be_local_geotiffs(tmp_path):
