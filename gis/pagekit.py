@@ -239,7 +239,7 @@ class Page:
             run = [txt for txt, _, _ in styled[i:j + 1]]
             if any(run):
                 color, weight = styled[i][1:]
-                ls = pitch / MM_PER_PT / (size * self.k * _line_height_em(weight))
+                ls = pitch / MM_PER_PT / (size * _line_height_em(weight))  # both scale by k on A3
                 self.text(x, y + j * pitch, "\n".join(r or " " for r in run), size, color=color, weight=weight,
                           ha=ha, multialignment=ha, linespacing=ls)
             i = j + 1

@@ -257,6 +257,20 @@ def test_parcel_page_png_and_a3(demo_store, settings, raster, tmp_path):
     assert (float(box.width), float(box.height)) == pytest.approx((1190.55, 841.89), abs=0.5)
 
 
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="poppler-utils not installed")
+@pytest.mark.parametrize("paper", ["A4", "A3"])
+def test_facts_keys_and_values_share_their_lines(tiny_store, settings, tmp_path, paper):
+    """Keys and values are separate text columns: their baselines must meet on both papers."""
+    out = briefing.render_parcel_page(tiny_store, "V01-003", tmp_path / "p.pdf", paper=paper, settings=settings)
+    html = subprocess.run(["pdftotext", "-bbox", str(out), "-"], capture_output=True, text=True).stdout
+    words = {}
+    for y, word in re.findall(r'yMax="([\d.]+)">([^<]+)</word>', html):
+        words.setdefault(word, []).append(float(y))
+    # (yMax also depends on which Type 3 subset a glyph landed in: compare CJK words, allow 1.5 pt of 11)
+    for key, value in (("类型", "旧村改造地块"), ("卡点原因", "个别户未签约"), ("责任单位", "凤凰街道办事处")):
+        assert min(abs(v - words[key][0]) for v in words[value]) < 1.5, (key, value, words[key], words[value])
+
+
 @needs_demo
 def test_village_page_has_its_summary(demo_store, settings, raster, tmp_path):
     v = briefing.village_summary(demo_store, "V07")
