@@ -42,8 +42,8 @@ from .errors import InputError
 
 UNDERLAY_PX = 2048          # longest side of the whole-image underlay of a big raster
 FULL_UNDERLAY_PX = 4096     # a raster up to this size is its own underlay, at full resolution
-VIEW_MARGIN = 0.25          # the view image reaches this share of the view beyond each edge
-VIEW_SNAP_PX = 256          # view bounds snap to this many screen pixels
+VIEW_MARGIN = 0.2           # the view image reaches this share of the view beyond each edge
+VIEW_SNAP_PX = 128          # view bounds snap to this many screen pixels
 MAX_VIEW_PX = 3072          # longest side of a view image (very wide screens get a coarser one)
 BIG_PX = 4096 * 4096        # a raster with more pixels than this needs overviews to be shown whole
 DIRECT_READ_PX = 12_000_000  # without overviews, a view may read at most this many source pixels
