@@ -2,7 +2,6 @@
 no 'database is locked' reaching anyone, and a killed process leaves nothing half-done."""
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import shutil
 import signal
@@ -13,52 +12,19 @@ from pathlib import Path
 
 import pytest
 
-from gis.errors import ConflictError, RenewalError
+from gis.loadtest import open_store, run_planners
 from gis.pipelines import load_catalog
 from gis.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "data" / "parcels" / "demo.gpkg"
 WORKERS = 8
-STEPS = (("survey", "2025-01-01"), ("listed", "2025-01-15"), ("baseline", "2025-02-01"), ("plan", "2025-02-15"))
 
 pytestmark = pytest.mark.slow
 
 
 def _open(where: str):
-    if where.startswith("postgresql://"):
-        from gis.store_pg import PostgisStore
-
-        return PostgisStore(where)
-    return Store(where)
-
-
-def _advance_many(where: str, codes: list[str]) -> tuple[int, list[str]]:
-    """One planner: every parcel through four stages. Returns successes and error messages."""
-    store = _open(where)
-    ok, errors = 0, []
-    for code in codes:
-        for stage, date in STEPS:
-            try:
-                store.advance(code, stage, date, "admin", note="并发测试", today=None)
-                ok += 1
-            except RenewalError as e:
-                errors.append(e.message("en"))
-            except Exception as e:  # anything else (e.g. "database is locked") is a failure to report
-                errors.append(f"{type(e).__name__}: {e}")
-    return ok, errors
-
-
-def _race(where: str, code: str, version: int, barrier) -> str:
-    store = _open(where)
-    barrier.wait()
-    try:
-        store.advance(code, "survey", "2025-01-01", "admin", expected_version=version)
-        return "ok"
-    except ConflictError:
-        return "conflict"
-    except Exception as e:
-        return f"{type(e).__name__}: {e}"
+    return open_store(where)
 
 
 @pytest.fixture(params=["gpkg", "postgis"])
@@ -77,16 +43,14 @@ def demo_store(request, tmp_path):
     return url
 
 
-def test_eight_planners_two_hundred_updates_each(demo_store):
+def test_eight_planners_two_hundred_updates_each(demo_store, tmp_path):
     store = _open(demo_store)
     codes = list(store.parcels(kind="village", stage="not_started", geometry=False)["code"][: WORKERS * 50])
     assert len(codes) == WORKERS * 50
     events_before = len(store.events())
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(WORKERS) as pool:
-        results = pool.starmap(_advance_many, [(demo_store, codes[i::WORKERS]) for i in range(WORKERS)])
-    ok = sum(r[0] for r in results)
-    errors = [e for r in results for e in r[1]]
+    results = run_planners(demo_store, [["advance", ",".join(codes[i::WORKERS])] for i in range(WORKERS)], tmp_path)
+    ok = sum(r["ok"] for r in results)
+    errors = [e for r in results for e in r["errors"]]
     assert errors == []
     assert ok == WORKERS * 200
     events = store.events()
@@ -96,15 +60,12 @@ def test_eight_planners_two_hundred_updates_each(demo_store):
     assert set(store.parcels(geometry=False).set_index("code").loc[codes, "stage"]) == {"plan"}
 
 
-def test_eight_planners_racing_on_one_parcel(demo_store):
+def test_eight_planners_racing_on_one_parcel(demo_store, tmp_path):
     store = _open(demo_store)
     row = store.parcels(kind="village", stage="not_started", geometry=False).iloc[0]
     version = int(row["version"])
     events_before = len(store.events())
-    ctx = mp.get_context("spawn")
-    barrier = ctx.Manager().Barrier(WORKERS)
-    with ctx.Pool(WORKERS) as pool:
-        outcomes = pool.starmap(_race, [(demo_store, row["code"], version, barrier)] * WORKERS)
+    outcomes = run_planners(demo_store, [["race", row["code"], str(version)]] * WORKERS, tmp_path)
     assert sorted(outcomes) == ["conflict"] * (WORKERS - 1) + ["ok"]
     assert len(store.events()) == events_before + 1
     assert store.parcel(row["code"])["version"] == version + 1
@@ -113,9 +74,9 @@ def test_eight_planners_racing_on_one_parcel(demo_store):
 CRASH = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {root!r})
-    from tests.test_concurrency import _open
+    from gis.loadtest import open_store
     from gis.store import parse_date
-    store = _open({where!r})
+    store = open_store({where!r})
     with store._connect(write=True) as con:
         row = store._row(con, {code!r}, lock=True)
         store._write_event(con, row, "advance", "survey", parse_date("2025-01-01"), "admin", "", None, None,
