@@ -10,6 +10,7 @@ from gis.spatial import fit_bounds
 from ui import cadastre_panel as cadastre
 from ui.basemap_picker import MapBasemap, basemap_sidebar
 from ui.common import current_parcels, lang, parcel_index, shown_errors, sidebar_filters, store, tr
+from ui.downloads import village_downloads
 from ui.parcel_panel import parcel_panel
 
 
@@ -49,7 +50,6 @@ def _clicked_code(out: dict | None, bm: MapBasemap) -> str | None:
 
 
 def page() -> None:
-    s = store()
     st.title(tr("app.title"))
     filtered, codes = sidebar_filters()
     bm = basemap_sidebar()
@@ -86,6 +86,8 @@ def page() -> None:
             st.rerun()
         if not selected and not land:
             st.caption(tr("ui.click_hint"))
+        if st.session_state.get("f_village"):  # a village is open: its briefing page
+            village_downloads(st.session_state["f_village"])
     if selected or land:
         with right:
             if st.button(tr("ui.close"), key="close-panel"):

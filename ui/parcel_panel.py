@@ -11,6 +11,7 @@ from gis.accounts import may_edit
 from gis.pipelines import stage_timeline
 from gis.units import format_area
 
+from .downloads import parcel_downloads
 from .common import author_field, current_user, lang, plain, shown_errors, store, tr
 
 # symbols every CJK font has (no emoji font on many office machines)
@@ -125,6 +126,7 @@ def parcel_panel(code: str) -> None:
         st.subheader(plain(p["name"]))
         if p["blocked"]:
             st.warning(f"{tr('ui.blocked')}：{plain(p['blocked_reason'] or '')}")
+        parcel_downloads(code)
         _facts(p)
         _timeline(p, history)
         _history(p, history)
