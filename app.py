@@ -1,10 +1,11 @@
 """Renewal Atlas (城市更新一张图): Streamlit entry point, page navigation only."""
 import streamlit as st
 
-from ui.common import accounts_on, current_user, shown_errors, sidebar, tr, user_box
+from ui.common import accounts_on, current_user, keep_widget_state, shown_errors, sidebar, tr, user_box
 
 st.set_page_config(page_title="城市更新一张图 Renewal Atlas", page_icon="🗺️", layout="wide")
 with shown_errors():
+    keep_widget_state()
     sidebar()
     user = current_user()
     if accounts_on() and user is None:
@@ -14,6 +15,12 @@ with shown_errors():
         pages = [
             st.Page("ui/map_page.py", title=tr("ui.page_map"), icon=":material/map:", default=True, url_path="map"),
             st.Page("ui/board_page.py", title=tr("ui.page_board"), icon=":material/bar_chart:", url_path="board"),
+        ]
+        pages += [
+            st.Page("ui/export_page.py", title=tr("brief.export_title"), icon=":material/picture_as_pdf:",
+                    url_path="atlas"),
+            st.Page("ui/import_page.py", title=tr("import.nav_title"), icon=":material/upload_file:",
+                    url_path="data"),
         ]
         if user is not None and user.role == "admin":
             pages.append(st.Page("ui/audit_page.py", title=tr("ui.page_audit"), icon=":material/history:",

@@ -98,6 +98,17 @@ def test_board_page_lists_30_villages(app):
     assert sum(int(m.value) for m in app.metric[:3]) == 30
 
 
+def test_filters_and_basemap_survive_a_visit_to_the_board(app):
+    app.run()
+    _by_label(app.sidebar.selectbox, "片区").set_value("south").run()
+    _by_label(app.sidebar.selectbox, "底图").set_value("none").run()
+    app.switch_page("ui/board_page.py").run()  # draws no filters: Streamlit would drop their values
+    app.switch_page("ui/map_page.py").run()
+    assert not app.exception, app.exception
+    assert _by_label(app.sidebar.selectbox, "片区").value == "south"
+    assert _by_label(app.sidebar.selectbox, "底图").value == "none"
+
+
 def test_login_page_when_nobody_is_signed_in(app):
     del app.session_state["user"]
     app.run()

@@ -113,6 +113,18 @@ def _choice(label: str, options: list, fmt, key: str):
     return st.selectbox(label, options, format_func=lambda v: tr("ui.all") if v == "" else fmt(v), key=key)
 
 
+# widgets whose values a planner expects to find again after visiting another page
+KEPT_WIDGETS = ("f_zone", "f_kind", "f_village", "f_stage", "f_search", "bm_kind", "bm_path", "bm_url", "bm_attr")
+
+
+def keep_widget_state() -> None:
+    """Streamlit drops a widget's value on a page that does not draw it (the board has no filters):
+    reassigning it on every run, before any page draws, keeps it for when the widget comes back."""
+    for key in KEPT_WIDGETS:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+
+
 def sidebar_filters():
     """Zone, kind, village, stage and text filters in the sidebar.
 
