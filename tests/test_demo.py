@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-import shutil
 import sqlite3
 import subprocess
 
@@ -317,7 +316,8 @@ def test_villages_follow_one_matures_one_starts(parcels, cat):
 
 # ----------------------------------------------------------------- raster
 def test_raster_basemap(raster, layers):
-    rasterio = pytest.importorskip("rasterio")
+    import rasterio
+
     with rasterio.open(raster) as ds:
         assert ds.crs.to_epsg() == 4549
         assert ds.count == 3 and set(ds.dtypes) == {"uint8"}

@@ -461,10 +461,9 @@ def write_offline_page(m, path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def browser():
-    pw_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("no chromium")
-    with pw_api.sync_playwright() as pw:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
