@@ -396,6 +396,25 @@ def export_basemap(settings, choice: BasemapChoice | None = None, lang: str = "z
     return ExportBasemap(kind=b.kind, label=b.label, attribution=b.attribution, raster=b.raster, tiles=b.tiles)
 
 
+def required_export_basemap(settings, kind: str, lang: str = "zh") -> ExportBasemap:
+    """The basemap a command line asked for by name (``--basemap KIND``), or the reason it cannot be printed.
+
+    Raises:
+        InputError: an unknown kind, a kind whose terms or datum keep it off paper
+            (AMap, custom tile servers), or one that cannot be set up (no key).
+    """
+    if kind not in KINDS or kind == "none":
+        raise InputError("basemap.bad_export_kind", kind=kind, known=" ".join(EXPORT_KINDS))
+    if kind not in EXPORT_KINDS:
+        raise InputError("basemap.not_in_exports")
+    b = resolve_basemap(BasemapChoice(kind=kind), settings, lang)
+    if b.notice in ("basemap.no_tianditu_key", "basemap.bad_tianditu_key"):
+        raise InputError(b.notice.replace("basemap.", "basemap.export_"))
+    if b.notice:
+        raise InputError(b.notice, **dict(b.notice_params or {}))
+    return ExportBasemap(kind=b.kind, label=b.label, attribution=b.attribution, raster=b.raster, tiles=b.tiles)
+
+
 def _tile_range(bounds_3857, z: int):
     half = 20037508.342789244
     size = 2 * half / 2 ** z

@@ -896,6 +896,8 @@ def _check_raster_covers(raster, store, bounds_of) -> None:
     Raises:
         InputError: unreadable raster, no CRS, or no overlap with the area to be printed.
     """
+    if hasattr(raster, "background"):  # a basemap: its own raster is checked, tiles are fetched per page
+        raster = raster.raster
     if raster is None:
         return
     from .raster import raster_bounds

@@ -211,11 +211,19 @@ def cmd_export(args) -> int:
 
 
 def _raster_choice(args):
-    """--no-raster: none; --raster FILE: that file (checked when used); else the configured basemap if present."""
+    """--no-raster: none; --raster FILE: that file (checked when used); --basemap: Tianditu;
+    else the configured basemap if present."""
     from .briefing import default_raster
+    from .errors import InputError
 
+    if sum(map(bool, (args.no_raster, args.raster, args.basemap))) > 1:
+        raise InputError("brief.one_background")
     if args.no_raster:
         return None
+    if args.basemap:
+        from .basemaps import required_export_basemap
+
+        return required_export_basemap(args.settings, args.basemap, args.lang)
     if args.raster:
         return Path(args.raster)
     return default_raster(args.settings)
@@ -303,6 +311,8 @@ def _page_options(s, flag: str, help_out: str) -> None:
     s.add_argument("--paper", choices=["A4", "A3"], default="A4", help="paper, landscape (default A4)")
     s.add_argument("--raster", help="background GeoTIFF, any CRS (default: the configured basemap)")
     s.add_argument("--no-raster", action="store_true", help="no background image")
+    s.add_argument("--basemap", choices=["tianditu_img", "tianditu_vec"],
+                   help="Tianditu imagery or vector map as background, fetched for each page (needs a key)")
     s.add_argument("--dpi", type=int, default=150, help="resolution of PNG output (default 150)")
 
 

@@ -426,13 +426,20 @@ def parcels_in_view(sheet: Sheet, extent) -> np.ndarray:
 
 
 def background(raster, sheet: Sheet, extent, size_mm: tuple[float, float]):
-    """The raster window under the map (``gis.raster``), or None."""
+    """The background under the map, or None.
+
+    ``raster`` is a GeoTIFF path (its window is read by ``gis.raster``) or a
+    ``gis.basemaps.ExportBasemap`` (an own raster, or Tianditu tiles fetched
+    for the page).
+    """
     if raster is None:
         return None
-    from .raster import read_background
-
     w = max(1, int(size_mm[0] / 25.4 * IMAGE_DPI))
     h = max(1, int(size_mm[1] / 25.4 * IMAGE_DPI))
+    if hasattr(raster, "background"):
+        return raster.background(extent, sheet.epsg, w, h)
+    from .raster import read_background
+
     return read_background(raster, extent, sheet.epsg, w, h)
 
 
@@ -584,6 +591,11 @@ def draw_map(page: Page, rect, extent, *, raster=None, focus_rows=(), focus_vill
     elif "sea" in sh.layers:
         _add(ax, _collection(sh.layer_paths("sea"), facecolor="#cfe3f3", edgecolor="none", zorder=0))
     alpha = 0.62 if bg is not None else 0.9
+    attribution = getattr(raster, "attribution", "")
+    if attribution:  # a basemap's source in the map's corner, as on the screen
+        note = attribution if bg is not None else page.tr("basemap.export_failed", name=raster.label)
+        ax.text(0.995, 0.005, note, transform=ax.transAxes, ha="right", va="bottom", fontsize=5.5 * k, color=INK,
+                zorder=20, bbox=dict(boxstyle="square,pad=0.2", fc="white", ec="none", alpha=0.75))
 
     rows = parcels_in_view(sh, extent)
     focus = set(int(r) for r in focus_rows)

@@ -470,6 +470,39 @@ def test_unreachable_or_refusing_tile_servers_give_no_background_quickly(tile_se
             assert time.perf_counter() - t < 5
 
 
+def test_a_briefing_page_prints_the_tile_basemap_and_names_its_source(tile_server, tiny_store, tmp_path):
+    """Exports use the map's basemap where its terms allow: Tianditu tiles under the page's map, credited."""
+    import subprocess
+
+    from PIL import Image
+
+    from gis import briefing
+
+    cfg = Settings.load(env={})
+    tiles = ExportBasemap(kind="tianditu_img", label="天地图影像", attribution="天地图 · 国家地理信息公共服务平台",
+                          tiles=(TileSource(url=tile_server + "/{z}/{x}/{y}.png", subdomains=""),))
+    down = ExportBasemap(kind="tianditu_img", label="天地图影像", attribution="天地图 · 国家地理信息公共服务平台",
+                         tiles=(TileSource(url=tile_server + "/bad/{z}/{x}/{y}.png", subdomains=""),))
+
+    def page(name, raster):
+        out = briefing.render_parcel_page(tiny_store, "V01-001", tmp_path / f"{name}.png", raster=raster,
+                                          settings=cfg, dpi=60)
+        pdf = briefing.render_parcel_page(tiny_store, "V01-001", tmp_path / f"{name}.pdf", raster=raster,
+                                          settings=cfg)
+        text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout
+        return np.asarray(Image.open(out).convert("RGB")).astype(int), re.sub(r"\s+", "", text)
+
+    plain_img, plain_text = page("none", None)
+    tiled_img, tiled_text = page("tiles", tiles)
+    down_img, down_text = page("down", down)
+    assert "天地图·国家地理信息公共服务平台" in tiled_text and "天地图" not in plain_text
+    assert "底图（天地图影像）无法获取" in down_text  # said on the page, which is still made
+    h, w, _ = plain_img.shape
+    area = (slice(int(h * 0.2), int(h * 0.8)), slice(int(w * 0.05), int(w * 0.5)))  # inside the main map
+    assert np.abs(tiled_img[area] - plain_img[area]).mean() > 10  # the tiles show through the parcels
+    assert np.abs(down_img[area] - plain_img[area]).mean() < 1
+
+
 # ----------------------------------------------------------------------------- the picker (AppTest)
 
 @pytest.fixture
@@ -536,3 +569,23 @@ def test_another_user_signing_in_gets_their_own_basemap(app):
     app.session_state["user"] = "editor_north"  # nothing stored: keeps what is shown, now remembered for them
     app.run()
     assert _picker(app).value == "none" and load_choice(Settings.load(), "editor_north").kind == "none"
+
+
+def test_the_export_page_prints_the_basemap_chosen_for_the_map(app):
+    app.session_state["user"] = "viewer"
+    app.run()
+
+    def export_choice():
+        app.switch_page("ui/export_page.py").run()
+        assert not app.exception, app.exception
+        box = app.checkbox(key="export_raster")
+        label, disabled = box.label, box.disabled
+        app.switch_page("ui/map_page.py").run()
+        return label, disabled
+
+    _picker(app).set_value("orthophoto").run()
+    assert export_choice() == ("以底图为背景：正射影像（GeoTIFF 路径）", False)
+    _picker(app).set_value("amap_road").run()  # AMap's terms keep it off paper: the configured imagery instead
+    assert export_choice() == ("以底图为背景：本地影像（设置中的 GeoTIFF）", False)
+    _picker(app).set_value("none").run()
+    assert export_choice() == ("以底图为背景：无底图", True)

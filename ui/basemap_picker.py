@@ -16,9 +16,10 @@ import streamlit as st
 
 from gis.basemap_layers import (add_basemap, raster_underlay, returned_view, view_group, view_image,
                                 wants_view_updates)
-from gis.basemaps import (KINDS, Basemap, BasemapChoice, bounds_to_display, click_to_store, fill_choice,
-                          kind_label, load_choice, resolve_basemap, save_choice, stored_choice,
+from gis.basemaps import (KINDS, Basemap, BasemapChoice, bounds_to_display, click_to_store, export_basemap,
+                          fill_choice, kind_label, load_choice, resolve_basemap, save_choice, stored_choice,
                           to_display)
+from gis.briefing import default_raster
 from gis.errors import RenewalError
 from gis.rasterview import build_overviews, raster_info
 
@@ -159,9 +160,31 @@ def _prepare_button(path) -> None:
         st.success(tr("basemap.prepared", levels=", ".join(f"1:{f}" for f in factors)))
 
 
+def export_background() -> tuple[object, str]:
+    """What briefing exports print under their maps, and its name: the basemap chosen for the map where its
+    terms allow (own rasters, Tianditu; ``gis.basemaps.export_basemap``), else the configured GeoTIFF;
+    (None, "") when the map has no basemap or no imagery is configured.
+
+    A GeoTIFF comes back as its path (what the renderers cache on), Tianditu as the
+    ``ExportBasemap`` that fetches its tiles for each page.
+    """
+    choice = _current()
+    if choice.kind == "orthophoto" and not _may_configure():
+        choice = fill_choice(replace(choice, path=""), settings())
+    if choice.kind == "none":
+        return None, ""
+    eb = export_basemap(settings(), choice, lang())
+    if eb is None:
+        path = default_raster(settings())
+        return (path, kind_label("raster", lang())) if path is not None else (None, "")
+    return (eb.raster if eb.raster is not None else eb), eb.label
+
+
 def basemap_sidebar() -> MapBasemap:
     """The picker in the sidebar; returns the chosen basemap, resolved and ready for the map."""
     choice = _current()
+    if "bm_kind" not in st.session_state:  # back from another page, which dropped the widgets' state
+        _show(choice)
     if choice.kind == "orthophoto" and not _may_configure():
         # other users see the configured orthophoto only: a typed path would show any GeoTIFF the server can read
         choice = fill_choice(replace(choice, path=""), settings())

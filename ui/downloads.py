@@ -17,6 +17,7 @@ import streamlit as st
 from gis import briefing
 from gis.errors import InputError
 
+from .basemap_picker import export_background
 from .common import data_version, lang, settings, store, tr
 
 _MIME = {"pdf": "application/pdf", "png": "image/png"}
@@ -38,7 +39,7 @@ def _deferred(kind: str, code: str, fmt: str):
     in the script; the callable itself runs on another thread and calls no Streamlit."""
     s, cfg = store(), settings()
     language = lang()
-    raster = briefing.default_raster(cfg)
+    raster, _ = export_background()  # the map's basemap where its terms allow
     key = (getattr(s, "location", None) or str(s.path), kind, code, fmt, data_version(), language, str(raster), cfg.classification)
 
     def make() -> bytes:

@@ -9,6 +9,7 @@ import streamlit as st
 
 from gis import briefing
 
+from ui.basemap_picker import export_background
 from ui.common import data_version, lang, settings, shown_errors, sidebar_filters, store, tr
 
 MAX_PAGES = 1000  # in the app; `renewal atlas` has no limit
@@ -47,7 +48,6 @@ def _build(sel, paper: str, raster, png: bool) -> dict:
 def export_page() -> None:
     st.title(tr("brief.export_title"))
     filtered, codes = sidebar_filters()
-    cfg = settings()
     choice = st.radio(tr("brief.export_what"), ["villages", "filter"], horizontal=True,
                       format_func=lambda c: tr(f"brief.export_{c}"), key="export_what")
     if choice == "filter" and codes is None:
@@ -59,9 +59,9 @@ def export_page() -> None:
     sel = _selection(choice, codes, filtered)
     left, mid, right = st.columns(3)
     paper = left.radio(tr("brief.export_paper"), list(briefing.PAPERS), horizontal=True, key="export_paper")
-    basemap = briefing.default_raster(cfg)
-    use_raster = mid.checkbox(tr("brief.export_raster"), value=basemap is not None, disabled=basemap is None,
-                              key="export_raster")
+    basemap, name = export_background()  # the map's basemap where its terms allow
+    use_raster = mid.checkbox(tr("brief.export_raster", name=name or tr("basemap.kind_none")),
+                              value=basemap is not None, disabled=basemap is None, key="export_raster")
     png = right.checkbox(tr("brief.export_png"), key="export_png")
     n = len(sel.codes)
     pages = briefing.atlas_page_count(n)
@@ -71,7 +71,7 @@ def export_page() -> None:
         return
     if pages * SECONDS_PER_PAGE > 60:
         st.caption(tr("brief.export_slow", minutes=max(1, round(pages * SECONDS_PER_PAGE / 60))))
-    key = (sel.kind, sel.codes, paper, bool(use_raster), png, data_version(), lang())
+    key = (sel.kind, sel.codes, paper, str(basemap) if use_raster else None, png, data_version(), lang())
     if st.button(tr("brief.export_build"), type="primary", key="export_build"):
         st.session_state["export_result"] = {"key": key, **_build(sel, paper, basemap if use_raster else None, png)}
     res = st.session_state.get("export_result")
