@@ -907,13 +907,26 @@ window.RenewalTiles = window.RenewalTiles || (function () {
         if (!map.hasLayer(tip)) { map.openTooltip(tip); }
       });
     }
+    /* a zone's or village's tooltip that opens over a cadastre parcel (e.g. under a pointer that
+       has not moved since the map was redrawn) gives way, as it does on mousemove */
+    var waiting = null;  /* such a tooltip that opened before the tiles under it had loaded */
+    function onTooltip(e) {
+      waiting = null;
+      if (e.tooltip === tip || map.getZoom() < o.tooltipMinZoom || !e.tooltip.getLatLng()) { return; }
+      var src = e.tooltip._source, one = src && src.getLayers ? src.getLayers()[0] : src,
+          pr = one && one.feature && one.feature.properties;
+      if (!(pr && pr.layer && pr.phase === undefined && pr.layer !== 'selected')) { return; }
+      if (layer.featureAt(e.tooltip.getLatLng())) { src.closeTooltip(); } else { waiting = e; }
+    }
+    layer.on('load', function () { if (waiting && map.hasLayer(waiting.tooltip)) { onTooltip(waiting); } });
     layer.on('add', function () {
       if (legend) { legend.addTo(map); }
-      if (o.tooltip && o.tooltip.length) { map.on('mousemove', onMove); }
+      if (o.tooltip && o.tooltip.length) { map.on('mousemove', onMove); map.on('tooltipopen', onTooltip); }
     });
     layer.on('remove', function () {
       if (legend) { legend.remove(); }
       map.off('mousemove', onMove);
+      map.off('tooltipopen', onTooltip);
       if (tip) { map.closeTooltip(tip); }
     });
     /* added after the script's fitBounds, so the first tiles fetched are the ones of the first view */
