@@ -87,7 +87,7 @@ def _meta_rows(store, n_parcels: int, fmt: str) -> pd.DataFrame:
         "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "export_format": fmt,
         "exported_parcels": str(n_parcels),
-        "source_store": Path(store.path).name,
+        "source_store": Path(store.path).name if store.path else store.location,  # a URL without password
     })
     return pd.DataFrame({"key": list(meta), "value": list(meta.values())})
 
@@ -365,7 +365,7 @@ def export_ledger_xlsx(store, path, codes=None, lang: str = "zh") -> dict:
     lines = [
         (t("export.about_title", lang), t("export.ledger_title", lang)),
         (t("export.about_date", lang), dt.date.today()),
-        (t("export.about_source", lang), meta.get("data_source") or Path(store.path).name),
+        (t("export.about_source", lang), meta.get("data_source") or (Path(store.path).name if store.path else store.location)),
         (t("export.about_parcels", lang), len(rows)),
         (t("export.about_filter", lang), t("export.filter_all", lang) if codes is None
          else t("export.filter_some", lang, n=len(rows))),

@@ -144,11 +144,13 @@ class PostgisStore(Store):
 
     def _read(self, table: str, geometry: bool = True):
         with self._connect() as con:
-            cols = [c for c in self._columns(con, table) if c != "geom"]
+            every = self._columns(con, table)
+            # as pyogrio reads a GeoPackage: the feature id is not a column
+            cols = [c for c in every if c not in ("geom", "fid")]
             sel = ", ".join(f'"{c}"' for c in cols)
             if geometry:
                 sel += ", ST_AsBinary(geom) AS _wkb"
-            cur = con.execute(f'SELECT {sel} FROM "{table}" ORDER BY 1')
+            cur = con.execute(f'SELECT {sel} FROM "{table}" ORDER BY {"fid" if "fid" in every else 1}')
             rows = cur.fetchall()
         names = cols + (["_wkb"] if geometry else [])
         df = pd.DataFrame([list(r.values()) for r in rows], columns=names)

@@ -116,11 +116,11 @@ class MapBasemap:
         return ["bounds", "zoom"] if self.track_view else []
 
     def context(self) -> dict:
-        return _context_display(str(store().path), self.basemap.datum)
+        return _context_display(store().location, self.basemap.datum)
 
     def parcels(self):
         s = store()
-        return _parcels_display(str(s.path), s.data_version(), self.basemap.datum)
+        return _parcels_display(s.location, s.data_version(), self.basemap.datum)
 
     def display(self, gdf):
         return to_display(gdf, self.basemap)

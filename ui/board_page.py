@@ -35,7 +35,7 @@ def page() -> None:
     s = store()
     st.title(tr("board.title"))
     st.caption(tr("board.subtitle"))
-    board = board_table(str(s.path), s.data_version(), lang())
+    board = board_table(s.location, s.data_version(), lang())
     status = board["status"].value_counts()
     c = st.columns(4)
     c[0].metric(tr("board.done"), int(status.get("done", 0)))

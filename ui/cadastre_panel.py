@@ -101,7 +101,7 @@ def highlight(code: str | None) -> gpd.GeoDataFrame | None:
 
 def _where(geom) -> tuple[str, str]:
     """Names of the zone and village the parcel lies in (by its inner point)."""
-    ctx = context_layers(str(store().path))
+    ctx = context_layers(store().location)
     pt = shapely.point_on_surface(geom)
     en = lang() == "en"
     out = []
@@ -138,7 +138,7 @@ def cadastre_panel(code: str) -> None:
             (tr("ui.village"), village),
         ]
         st.markdown("  \n".join(f"**{k}**：{plain(v)}" for k, v in rows if v))
-        tracked = overlapping_parcels(geom, parcel_index(str(s.path), s.data_version()))
+        tracked = overlapping_parcels(geom, parcel_index(s.location, s.data_version()))
         st.markdown(f"**{tr('cadastre.tracked')}**")
         if not tracked:
             st.caption(tr("cadastre.no_tracked"))

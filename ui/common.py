@@ -87,7 +87,7 @@ def board_table(path: str, version: int, language: str):
 
 def current_parcels():
     s = store()
-    return all_parcels(str(s.path), s.data_version())
+    return all_parcels(s.location, s.data_version())
 
 
 # --------------------------------------------------------------- sidebar

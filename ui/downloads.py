@@ -40,7 +40,7 @@ def _deferred(kind: str, code: str, fmt: str):
     s, cfg = store(), settings()
     language = lang()
     raster, _ = export_background()  # the map's basemap where its terms allow
-    key = (getattr(s, "location", None) or str(s.path), kind, code, fmt, data_version(), language, str(raster), cfg.classification)
+    key = (getattr(s, "location", None) or s.location, kind, code, fmt, data_version(), language, str(raster), cfg.classification)
 
     def make() -> bytes:
         with _CACHE_LOCK:

@@ -38,7 +38,7 @@ def _clicked_code(out: dict | None, bm: MapBasemap) -> str | None:
     st.session_state["_last_click"] = repr(click)
     s = store()
     lon, lat = bm.to_store(click["lng"], click["lat"])  # back from GCJ-02 over AMap
-    code = parcel_index(str(s.path), s.data_version()).at(lon, lat)
+    code = parcel_index(s.location, s.data_version()).at(lon, lat)
     if code is None:  # no tracked parcel there: the cadastre parcel under the click (read-only)
         was_open = cadastre.view_bounds() is not None
         if cadastre.pick(lon, lat):
