@@ -285,18 +285,27 @@ def content_hash(gdf) -> str:
     return h.hexdigest()[:16]
 
 
-def write_cadastre(store_path, gdf: gpd.GeoDataFrame) -> dict:
-    """Replace the ``cadastre`` table of a GeoPackage store with ``gdf`` (EPSG:4490).
+def as_store(store):
+    """A store object for a store, a GeoPackage path or a postgresql:// URL."""
+    if hasattr(store, "_connect"):
+        return store
+    from .store import open_store_at
 
-    GDAL writes the table with its spatial index (the R-tree clicks are
-    answered from); ``meta.cadastre_version`` records the content hash.
+    return open_store_at(str(store))
+
+
+def write_cadastre(store, gdf: gpd.GeoDataFrame) -> dict:
+    """Replace the store's ``cadastre`` table with ``gdf`` (any CRS; stored in EPSG:4490), in one transaction.
+
+    ``store`` is a store, a GeoPackage path or a ``postgresql://`` URL. In a
+    GeoPackage GDAL writes the table with its R-tree (what clicks are answered
+    from); in PostGIS it is copied in (``COPY``) and gets a GiST index. Either
+    way ``meta.cadastre_version`` records the content hash.
     Returns ``{"table", "parcels", "cadastre_version"}``.
 
     Raises:
-        InputError: the file is not a store, or ``gdf`` lacks a field.
+        InputError: not a store, or ``gdf`` lacks a field.
     """
-    import pyogrio
-
     missing = [f for f in FIELDS if f not in gdf.columns]
     if missing:
         raise InputError("cadastre.bad_fields", fields=", ".join(missing))
@@ -304,6 +313,17 @@ def write_cadastre(store_path, gdf: gpd.GeoDataFrame) -> dict:
     if gdf.crs is None or not gdf.crs.equals(STORE_CRS):
         gdf = gdf.to_crs(STORE_CRS) if gdf.crs is not None else gdf.set_crs(STORE_CRS)
     version = content_hash(gdf)
+    store = as_store(store)
+    if store.backend == "gpkg":
+        _write_gpkg(store.path, gdf, version)
+    else:
+        _write_pg(store, gdf, version)
+    return {"table": TABLE, "parcels": len(gdf), "cadastre_version": version}
+
+
+def _write_gpkg(store_path, gdf: gpd.GeoDataFrame, version: str) -> None:
+    import pyogrio
+
     try:
         pyogrio.write_dataframe(gdf, store_path, layer=TABLE, driver="GPKG", promote_to_multi=True,
                                 layer_options={"GEOMETRY_NAME": "geom", "OVERWRITE": "YES",
@@ -323,7 +343,28 @@ def write_cadastre(store_path, gdf: gpd.GeoDataFrame) -> dict:
             con.close()
     except (pyogrio.errors.DataSourceError, sqlite3.DatabaseError) as e:
         raise InputError("error.bad_store", path=str(store_path), detail=str(e)) from e
-    return {"table": TABLE, "parcels": len(gdf), "cadastre_version": version}
+
+
+def _write_pg(store, gdf: gpd.GeoDataFrame, version: str) -> None:
+    """Drop, create, COPY and index in one transaction: readers see the old cadastre or the new one."""
+    geoms = shapely.force_2d(gdf.geometry.values)
+    single = shapely.get_type_id(geoms) == 3  # Polygon → MultiPolygon, as GDAL's promote_to_multi
+    geoms = np.array([shapely.MultiPolygon([g]) if t else g for g, t in zip(geoms, single)], dtype=object)
+    ewkb = shapely.to_wkb(shapely.set_srid(geoms, 4490), hex=True, include_srid=True)
+    cols = [gdf[f].tolist() for f in FIELDS]
+    with store._connect(write=True) as con:
+        cur = con.con.cursor()
+        cur.execute(f'DROP TABLE IF EXISTS "{TABLE}"')
+        cur.execute(f'CREATE TABLE "{TABLE}" (fid serial PRIMARY KEY, code text NOT NULL UNIQUE, land_use text,'
+                    " owner_type text, area_m2 double precision, geom geometry(MultiPolygon, 4490))")
+        cur.execute(f"""COMMENT ON TABLE "{TABLE}" IS '地籍宗地（只读）cadastre, read-only'""")
+        with cur.copy(f'COPY "{TABLE}" ({", ".join(FIELDS)}, geom) FROM STDIN') as copy:
+            for row in zip(*cols, ewkb):
+                copy.write_row(row)
+        cur.execute(f'CREATE INDEX "{TABLE}_geom_idx" ON "{TABLE}" USING GIST (geom)')
+        cur.execute(f'ANALYZE "{TABLE}"')
+        cur.execute("DELETE FROM meta WHERE key IN ('cadastre_version', 'cadastre_changed')")
+        cur.execute("INSERT INTO meta (key, value) VALUES ('cadastre_version', %s)", (version,))
 
 
 # --------------------------------------------------------------------------- reading (no layer load)
@@ -516,8 +557,8 @@ def _build(store, spec, out_dir, name: str, datum: str, url_prefix: str | None) 
                          detail_fields=fields, value_labels={"en": {**LAND_USES, **OWNER_TYPES}}, **kw)
 
 
-def add_demo_cadastre(store_path, n: int, seed: int | None = None) -> dict:
-    """Generate a fictional cadastre of ``n`` parcels and write it into a demo store (GeoPackage).
+def add_demo_cadastre(store, n: int, seed: int | None = None) -> dict:
+    """Generate a fictional cadastre of ``n`` parcels and write it into a demo store (a store, path or URL).
 
     The cadastre matches the store's district: its seed comes from the store's
     ``meta`` (``seed`` overrides it). Returns what :func:`write_cadastre` returns
@@ -529,19 +570,15 @@ def add_demo_cadastre(store_path, n: int, seed: int | None = None) -> dict:
     """
     import time
 
-    with sqlite3.connect(store_path) as con:
-        try:
-            meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
-        except sqlite3.DatabaseError as e:
-            raise InputError("error.bad_store", path=str(store_path), detail=str(e)) from e
-    con.close()
+    store = as_store(store)
+    meta = store.meta()
     if meta.get("demo") != "1":
-        raise InputError("cadastre.not_demo", path=str(store_path))
+        raise InputError("cadastre.not_demo", path=store.location)
     seed = int(seed if seed is not None else meta.get("seed") or 2026)
     t0 = time.perf_counter()
     gdf = generate_cadastre(n, seed=seed)
     t1 = time.perf_counter()
-    out = write_cadastre(store_path, gdf)
+    out = write_cadastre(store, gdf)
     out.update(generate_s=round(t1 - t0, 2), write_s=round(time.perf_counter() - t1, 2), seed=seed)
     return out
 
@@ -578,7 +615,7 @@ def _main(argv=None) -> int:
     import json
 
     from .catalog import LayerSpec, load_layer_catalog
-    from .store import Store
+    from .store import open_store_at
 
     ap = argparse.ArgumentParser(prog="python -m gis.cadastre")
     ap.add_argument("command", choices=["tiles"])
@@ -588,12 +625,7 @@ def _main(argv=None) -> int:
     ap.add_argument("--spec", help="the catalogue layer as JSON (default: layers/catalog.toml's cadastre)")
     ap.add_argument("--url-prefix")
     args = ap.parse_args(argv)
-    if args.store.startswith(("postgresql://", "postgres://")):
-        from .store_pg import PostgisStore
-
-        store = PostgisStore(args.store)
-    else:
-        store = Store(args.store)
+    store = open_store_at(args.store)
     if args.spec:
         d = json.loads(args.spec)
         spec = LayerSpec(**{**d, "tooltip": tuple(d.get("tooltip", ()))})

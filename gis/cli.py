@@ -31,15 +31,15 @@ def _store(args):
     return Store.open(args.settings)
 
 
-def _demo_cadastre(args, path: Path) -> dict:
-    """--cadastre N: the fictional cadastre into ``path``, and its vector tiles built for the app."""
-    from .cadastre import add_demo_cadastre, cadastre_tiles
+def _demo_cadastre(args, store) -> dict:
+    """--cadastre N: the fictional cadastre into ``store`` (a store or a path), and its vector tiles built for the app."""
+    from .cadastre import as_store, add_demo_cadastre, cadastre_tiles
     from .catalog import load_layer_catalog
-    from .store import Store
 
-    out = add_demo_cadastre(path, args.cadastre, seed=args.seed if args.out else None)
+    store = as_store(store)
+    out = add_demo_cadastre(store, args.cadastre, seed=args.seed if args.out else None)
     spec = load_layer_catalog(args.settings.layers_dir / "catalog.toml").get("cadastre")
-    tiles = cadastre_tiles(Store(path), spec, args.settings.generated_dir)
+    tiles = cadastre_tiles(store, spec, args.settings.generated_dir)
     out.update(tiles=tiles["name"], tiles_build_s=tiles["build_s"], tiles_mb=round(tiles["bytes"] / 1e6, 1))
     return out
 
@@ -50,11 +50,7 @@ def cmd_demo(args) -> int:
     if args.cadastre and not args.out:
         # only the cadastre, into the working store: the committed demo never carries a big one
         store = _store(args)
-        if store.backend != "gpkg":
-            from .errors import InputError
-
-            raise InputError("cadastre.not_demo", path=store.location)
-        _print_json({"store": str(store.path), "cadastre": _demo_cadastre(args, store.path)})
+        _print_json({"store": store.location, "cadastre": _demo_cadastre(args, store)})
         return 0
     out = Path(args.out) if args.out else args.settings.demo_store
     summary = build_demo(out, seed=args.seed)

@@ -20,13 +20,9 @@ STEPS = (("survey", "2025-01-01"), ("listed", "2025-01-15"), ("baseline", "2025-
 
 
 def open_store(where: str):
-    if where.startswith(("postgresql://", "postgres://")):
-        from .store_pg import PostgisStore
+    from .store import open_store_at
 
-        return PostgisStore(where)
-    from .store import Store
-
-    return Store(where)
+    return open_store_at(where)
 
 
 def _wait(go: str, timeout: float = 120) -> None:

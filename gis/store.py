@@ -826,6 +826,15 @@ class Store:
                 "events": len(carried) + len(events), "data_version": int(version)}
 
 
+def open_store_at(where: str, catalog: Catalog | None = None) -> "Store":
+    """The store at a GeoPackage path or a ``postgresql://`` URL."""
+    if str(where).startswith(("postgresql://", "postgres://")):
+        from .store_pg import PostgisStore
+
+        return PostgisStore(str(where), catalog)
+    return Store(where, catalog)
+
+
 def seed_store(demo: Path, target: Path) -> Path:
     """Copy the committed demo GeoPackage to ``target`` (atomically: a copy then a rename).
 
