@@ -109,8 +109,8 @@ def tiny_store_template(tmp_path_factory):
 
 
 @pytest.fixture
-def tiny_store(tiny_store_template, tmp_path, catalog):
-    """A fresh copy of the tiny store for each test."""
+def tiny_gpkg(tiny_store_template, tmp_path, catalog):
+    """A fresh copy of the tiny store as a GeoPackage, for what only the file back end has (its path, GDAL)."""
     from gis.store import Store
 
     path = tmp_path / "store.gpkg"
@@ -153,17 +153,44 @@ _db_counter = iter(range(1, 10**6))
 
 
 @pytest.fixture(params=["gpkg", "postgis"])
-def any_store(request, tiny_store_template, tmp_path, catalog):
-    """The tiny store on each back end: a GeoPackage copy, and a PostGIS database made from a template."""
+def tiny_store(request, tiny_store_template, tmp_path, catalog):
+    """The tiny store on each back end, fresh for each test: a GeoPackage copy, and a PostGIS database
+    made from a template. Every test written against the store interface runs on both."""
     if request.param == "gpkg":
-        from gis.store import Store
-
-        path = tmp_path / "store.gpkg"
-        shutil.copy(tiny_store_template, path)
-        return Store(path, catalog)
+        return request.getfixturevalue("tiny_gpkg")
     from gis.store_pg import PostgisStore
 
     pg_server = request.getfixturevalue("pg_server")
     template = request.getfixturevalue("pg_tiny_template")
     url = pg_database(pg_server, f"t{next(_db_counter)}", template=template)
     return PostgisStore(url, catalog)
+
+
+@pytest.fixture
+def any_store(tiny_store):
+    """The store tests' name for :func:`tiny_store` (both back ends)."""
+    return tiny_store
+
+
+@pytest.fixture(scope="session")
+def pg_demo_template(pg_server, tmp_path_factory):
+    """The demo district loaded once into PostGIS, as a template database."""
+    from gis.store import Store
+    from gis.store_pg import PostgisStore, load_store_into
+
+    copy = tmp_path_factory.mktemp("demo") / "demo.gpkg"
+    shutil.copy(DEMO, copy)
+    url = pg_database(pg_server, "demo_template")
+    load_store_into(Store(copy), PostgisStore(url, create=True))
+    return "demo_template"
+
+
+@pytest.fixture(params=["gpkg", "postgis"])
+def demo_where(request, tmp_path) -> str:
+    """A private copy of the demo district on each back end: a GeoPackage path or a postgresql:// URL."""
+    if request.param == "gpkg":
+        path = tmp_path / "demo.gpkg"
+        shutil.copy(DEMO, path)
+        return str(path)
+    template = request.getfixturevalue("pg_demo_template")
+    return pg_database(request.getfixturevalue("pg_server"), f"d{next(_db_counter)}", template=template)

@@ -8,23 +8,26 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from gis.store import Store
+from gis.store import open_store_at
 
 ROOT = Path(__file__).resolve().parent.parent
-DEMO = ROOT / "data" / "parcels" / "demo.gpkg"
 
 
 @pytest.fixture
-def app(tmp_path, monkeypatch):
-    """The app on a private copy of the demo district."""
-    shutil.copy(DEMO, tmp_path / "renewal.gpkg")
+def app(demo_where, tmp_path, monkeypatch):
+    """The app on a private copy of the demo district, on each back end."""
     monkeypatch.setenv("RENEWAL_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("RENEWAL_STORE", raising=False)
-    monkeypatch.delenv("RENEWAL_LANG", raising=False)
+    for k in ("RENEWAL_STORE", "RENEWAL_LANG", "RENEWAL_DATABASE_URL", "RENEWAL_CONFIG"):
+        monkeypatch.delenv(k, raising=False)
+    if demo_where.startswith("postgresql://"):
+        monkeypatch.setenv("RENEWAL_DATABASE_URL", demo_where)
+    else:
+        shutil.copy(demo_where, tmp_path / "renewal.gpkg")
+        demo_where = str(tmp_path / "renewal.gpkg")
     st.cache_resource.clear()
     st.cache_data.clear()
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
-    at.store_path = tmp_path / "renewal.gpkg"
+    at.store_where = demo_where
     at.session_state["user"] = "admin"  # the demo has accounts; the login page is tested below
     yield at
     st.cache_resource.clear()
@@ -54,14 +57,14 @@ def test_language_switch_to_english(app):
 
 def test_filter_by_search_narrows_the_result(app):
     app.run()
-    code = Store(app.store_path).parcels(kind="village", geometry=False)["code"].iloc[0]
+    code = open_store_at(app.store_where).parcels(kind="village", geometry=False)["code"].iloc[0]
     app.sidebar.text_input[0].set_value(code).run()
     assert not app.exception
     assert any("1 个" in c.value for c in app.caption)
 
 
 def test_parcel_panel_advances_the_parcel(app):
-    s = Store(app.store_path)
+    s = open_store_at(app.store_where)
     rows = s.parcels(kind="village", stage="signing", blocked=False, geometry=False)
     code = rows["code"].iloc[0]
     app.session_state["selected"] = code
@@ -72,13 +75,13 @@ def test_parcel_panel_advances_the_parcel(app):
     submit = next(b for b in app.button if b.label == "提交")
     submit.click().run()
     assert not app.exception, app.exception
-    p = Store(app.store_path).parcel(code)
+    p = open_store_at(app.store_where).parcel(code)
     assert p["stage"] == "demolition" and p["updated_by"] == "admin"
     assert any("拆除" in m.value for m in app.success)
 
 
 def test_parcel_panel_shows_a_refused_advance_in_chinese(app):
-    s = Store(app.store_path)
+    s = open_store_at(app.store_where)
     code = s.parcels(kind="village", stage="signing", blocked=False, geometry=False)["code"].iloc[0]
     app.session_state["selected"] = code
     app.run()
@@ -86,7 +89,7 @@ def test_parcel_panel_shows_a_refused_advance_in_chinese(app):
     next(b for b in app.button if b.label == "提交").click().run()
     assert not app.exception
     assert any("不能跳到" in e.value for e in app.error)
-    assert Store(app.store_path).parcel(code)["stage"] == "signing"
+    assert open_store_at(app.store_where).parcel(code)["stage"] == "signing"
 
 
 def test_board_page_lists_30_villages(app):
@@ -126,7 +129,7 @@ def test_login_page_when_nobody_is_signed_in(app):
 
 
 def test_editor_is_refused_outside_their_villages(app):
-    s = Store(app.store_path)
+    s = open_store_at(app.store_where)
     code = s.parcels(kind="village", zone="south", stage="signing", blocked=False, geometry=False)["code"].iloc[0]
     app.session_state["user"] = "editor_north"
     app.session_state["selected"] = code
@@ -134,8 +137,8 @@ def test_editor_is_refused_outside_their_villages(app):
     assert any("无权修改" in i.value for i in app.info)
     next(b for b in app.button if b.label == "提交").click().run()
     assert any("无权修改地块" in e.value for e in app.error)
-    assert Store(app.store_path).parcel(code)["stage"] == "signing"
-    assert (Store(app.store_path).audit(actor="editor_north", outcome="refused")["target"] == code).any()
+    assert open_store_at(app.store_where).parcel(code)["stage"] == "signing"
+    assert (open_store_at(app.store_where).audit(actor="editor_north", outcome="refused")["target"] == code).any()
 
 
 def test_audit_page_for_admins(app):

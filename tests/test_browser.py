@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 import pytest
 import shapely
 
-from gis.store import Store
+from gis.store import open_store_at
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "data" / "parcels" / "demo.gpkg"
@@ -32,15 +32,23 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """A Streamlit server on a private copy of the demo district."""
+@pytest.fixture(scope="module", params=["gpkg", "postgis"])
+def server(request, tmp_path_factory):
+    """A Streamlit server on a private copy of the demo district, on each back end."""
     work = tmp_path_factory.mktemp("app")
-    shutil.copy(DEMO, work / "renewal.gpkg")
     port = _free_port()
     env = dict(os.environ, RENEWAL_DATA_DIR=str(work))
-    env.pop("RENEWAL_STORE", None)
-    env.pop("RENEWAL_LANG", None)
+    for k in ("RENEWAL_STORE", "RENEWAL_LANG", "RENEWAL_DATABASE_URL", "RENEWAL_CONFIG"):
+        env.pop(k, None)
+    if request.param == "gpkg":
+        shutil.copy(DEMO, work / "renewal.gpkg")
+        where = str(work / "renewal.gpkg")
+    else:
+        from tests.conftest import pg_database
+
+        where = pg_database(request.getfixturevalue("pg_server"), "browser_demo",
+                            template=request.getfixturevalue("pg_demo_template"))
+        env["RENEWAL_DATABASE_URL"] = where
     log = open(work / "streamlit.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
@@ -57,7 +65,7 @@ def server(tmp_path_factory):
     else:
         proc.kill()
         pytest.fail("streamlit did not start: " + (work / "streamlit.log").read_text())
-    yield {"url": url, "store": work / "renewal.gpkg", "log": work / "streamlit.log"}
+    yield {"url": url, "store": where, "work": work, "log": work / "streamlit.log"}
     proc.terminate()
     try:
         proc.wait(10)
@@ -153,12 +161,12 @@ def test_map_shows_the_district_offline_and_a_click_advances_a_parcel(server, pa
     # Leaflet came from the app itself, not a CDN
     assert frame.evaluate("() => typeof L === 'object' && L.version.startsWith('1.')")
     page.wait_for_timeout(1500)
-    shot_dir = Path(os.environ.get("RENEWAL_SCREENSHOTS", server["store"].parent))
+    shot_dir = Path(os.environ.get("RENEWAL_SCREENSHOTS", server["work"]))
     shot_dir.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(shot_dir / "map.png"))
 
     # a parcel at 'signing' in one of editor_north's villages: found by code, clicked, advanced
-    store = Store(server["store"])
+    store = open_store_at(server["store"])
     p = store.parcels(kind="village", zone="north", stage="signing", blocked=False).iloc[0]
     code = p["code"]
     _open_parcel(page, code, p.geometry)
@@ -168,7 +176,7 @@ def test_map_shows_the_district_offline_and_a_click_advances_a_parcel(server, pa
     page.get_by_text(f"已将 {code} 推进到“拆除”").wait_for(timeout=30000)
     page.wait_for_timeout(1500)
     page.screenshot(path=str(shot_dir / "panel.png"))
-    after = Store(server["store"]).parcel(code)
+    after = open_store_at(server["store"]).parcel(code)
     assert after["stage"] == "demolition" and after["updated_by"] == "editor_north"
 
     # a parcel of a southern village: the panel says read-only and the store refuses the write
@@ -178,7 +186,7 @@ def test_map_shows_the_district_offline_and_a_click_advances_a_parcel(server, pa
     page.get_by_text("您无权修改此地块").wait_for(timeout=10000)
     page.get_by_role("button", name="提交").click()
     page.get_by_text(f"无权修改地块 {q['code']}").wait_for(timeout=30000)
-    assert Store(server["store"]).parcel(q["code"])["stage"] == "signing"
+    assert open_store_at(server["store"]).parcel(q["code"])["stage"] == "signing"
     assert page.blocked == [], page.blocked
 
 
@@ -188,7 +196,7 @@ def test_village_board_opens_a_village_on_the_map(server, page):
     page.get_by_role("link", name="旧村改造进度").click()  # a reload would start a new, signed-out session
     page.get_by_text("30个旧村改造进度").wait_for(timeout=30000)
     page.wait_for_timeout(2500)
-    shot_dir = Path(os.environ.get("RENEWAL_SCREENSHOTS", server["store"].parent))
+    shot_dir = Path(os.environ.get("RENEWAL_SCREENSHOTS", server["work"]))
     page.screenshot(path=str(shot_dir / "board.png"), full_page=True)
     # selecting a village's row opens the map filtered to that village
     grid = page.locator("[data-testid='stDataFrame']").first

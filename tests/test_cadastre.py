@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -107,11 +106,11 @@ def test_write_lookup_and_facts(tiny_store, tmp_path):
     assert cadastre_key(tiny_store) is None
     assert cadastre_at(tiny_store, X0 + 0.0005, Y0 + 0.0005) is None
     g = grid_cadastre()
-    out = write_cadastre(tiny_store.path, g)
+    out = write_cadastre(tiny_store, g)
     assert out["parcels"] == 36
     key = cadastre_key(tiny_store)
     assert key and key == cadastre_key(tiny_store)
-    write_cadastre(tiny_store.path, g)  # the same content: the same key (tiles are reused)
+    write_cadastre(tiny_store, g)  # the same content: the same key (tiles are reused)
     assert cadastre_key(tiny_store) == key
     # a click inside parcel (2, 3) → C15; outside the grid → nothing
     rec = cadastre_at(tiny_store, X0 + 2.5 * 0.001, Y0 + 3.5 * 0.001)
@@ -126,7 +125,7 @@ def test_write_lookup_and_facts(tiny_store, tmp_path):
     assert overlapping_parcels(cadastre_parcel(tiny_store, "C35")["geometry"], index) == []
     # a changed cadastre gets a new key; writing it never touches the tracked parcels' version
     version = tiny_store.data_version()
-    write_cadastre(tiny_store.path, g.iloc[:30])
+    write_cadastre(tiny_store, g.iloc[:30])
     assert cadastre_key(tiny_store) != key and tiny_store.data_version() == version
 
 
@@ -141,11 +140,12 @@ def test_describe_reads_the_parcel_code():
 
 
 def test_only_a_demo_store_gets_a_demo_cadastre(tiny_store):
-    with sqlite3.connect(tiny_store.path) as con:
+    with tiny_store._connect(write=True) as con:
         con.execute("UPDATE meta SET value = '0' WHERE key = 'demo'")
-    con.close()
     with pytest.raises(InputError, match="demo"):
-        add_demo_cadastre(tiny_store.path, 200)
+        add_demo_cadastre(tiny_store, 200)
+    with pytest.raises(InputError, match="demo"):  # by its path or URL too
+        add_demo_cadastre(tiny_store.path or tiny_store.url, 200)
 
 
 # ------------------------------------------------------------------ tiles
@@ -191,7 +191,7 @@ def test_tiles_read_back_by_gdal(demo_cadastre, tmp_path):
 def test_store_tiles_are_named_after_content_and_datum(tiny_store, tmp_path):
     spec = load_layer_catalog().get("cadastre")
     assert cadastre_tiles(tiny_store, spec, tmp_path) is None
-    write_cadastre(tiny_store.path, grid_cadastre())
+    write_cadastre(tiny_store, grid_cadastre())
     wgs = cadastre_tiles(tiny_store, spec, tmp_path)
     gcj = cadastre_tiles(tiny_store, spec, tmp_path, datum="gcj02")
     assert wgs["name"] != gcj["name"] and wgs["name"].startswith("cadastre_")
@@ -202,7 +202,7 @@ def test_store_tiles_are_named_after_content_and_datum(tiny_store, tmp_path):
 
 def test_the_map_draws_tiles_offline_and_keeps_data_out_of_the_page(tiny_store, tmp_path):
     spec = load_layer_catalog().get("cadastre")
-    write_cadastre(tiny_store.path, grid_cadastre())
+    write_cadastre(tiny_store, grid_cadastre())
     m = cadastre_tiles(tiny_store, spec, tmp_path)
     page = build_map(tiny_store.context(), tiny_store.parcels(), tiny_store.catalog,
                      tiles={"cadastre": m}).get_root().render()

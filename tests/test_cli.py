@@ -3,16 +3,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from gis.store import open_store_at
+
 ROOT = Path(__file__).resolve().parent.parent
-DEMO = ROOT / "data" / "parcels" / "demo.gpkg"
 
 
 def run(*args, store=None, env=None):
@@ -25,25 +24,19 @@ def run(*args, store=None, env=None):
 
 
 @pytest.fixture
-def store_file(tiny_store_template, tmp_path):
-    p = tmp_path / "s.gpkg"
-    shutil.copy(tiny_store_template, p)
-    return p
+def store_file(tiny_store):
+    """The tiny store for the command line on each back end: its path, or its URL."""
+    return tiny_store.path or tiny_store.url
 
 
 @pytest.fixture
-def demo_copy(tmp_path):
-    p = tmp_path / "demo.gpkg"
-    shutil.copy(DEMO, p)
-    return p
+def demo_copy(demo_where):
+    return demo_where
 
 
-def _dump(path):
-    con = sqlite3.connect(path)
-    try:
-        return con.execute("SELECT * FROM parcels").fetchall(), con.execute("SELECT * FROM stage_events").fetchall()
-    finally:
-        con.close()
+def _dump(where):
+    s = open_store_at(str(where))
+    return s.parcels().to_wkb().to_csv(), s.events().to_csv(), s.data_version()
 
 
 def test_advance_then_history_shows_the_event(store_file):

@@ -111,12 +111,15 @@ def test_optimistic_version_check(any_store):
 
 
 def test_store_still_opens_in_gdal_after_updates(tiny_store):
+    """QGIS and GDAL's tools open the store itself: the GeoPackage file, or the PostGIS database."""
     tiny_store.advance("V01-002", "listed", "2024-04-01", "甲", today=TODAY)
-    out = subprocess.run(["ogrinfo", "-ro", "-so", "-q", str(tiny_store.path)], capture_output=True, text=True)
+    source = str(tiny_store.path) if tiny_store.path else "PG:" + tiny_store.url
+    out = subprocess.run(["ogrinfo", "-ro", "-so", "-q", "--config", "PG_LIST_ALL_TABLES", "YES", source],
+                         capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     for layer in ("parcels", "zones", "villages", "stage_events", "meta"):
         assert layer in out.stdout
-    out = subprocess.run(["ogrinfo", "-ro", "-q", str(tiny_store.path), "-sql",
+    out = subprocess.run(["ogrinfo", "-ro", "-q", source, "-sql",
                           "SELECT stage FROM parcels WHERE code = 'V01-002'"], capture_output=True, text=True)
     assert "listed" in out.stdout
 
