@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 
 import pytest
 import shapely
+from playwright.sync_api import Error as PlaywrightError
 
 from gis.store import open_store_at
 
@@ -135,16 +136,21 @@ def _open_parcel(page, code, geom):
     box_input.press("Enter")
     page.get_by_text("符合条件的地块：1 个").wait_for(timeout=30000)
     deadline = time.time() + 30
-    while True:  # until the re-rendered map has zoomed to the parcel
-        frame = _map_frame(page)
-        zoom = frame.evaluate("() => window.map.getZoom()")
-        inside = frame.evaluate(f"() => window.map.getBounds().contains([{pt.y}, {pt.x}])")
-        if zoom >= 15 and inside:
-            break
+    zoom = None
+    while True:  # until the re-rendered map has zoomed to the parcel and stays put
         assert time.time() < deadline, f"map did not zoom to the parcel (zoom {zoom})"
+        try:  # Streamlit may replace the map's iframe while it reruns: then look again
+            frame = _map_frame(page)
+            zoom = frame.evaluate("() => window.map.getZoom()")
+            inside = frame.evaluate(f"() => window.map.getBounds().contains([{pt.y}, {pt.x}])")
+            if zoom >= 15 and inside:
+                page.wait_for_timeout(800)
+                xy = frame.evaluate(f"() => {{ const p = window.map.latLngToContainerPoint([{pt.y}, {pt.x}]);"
+                                    " return [p.x, p.y]; }")
+                break
+        except PlaywrightError:
+            pass
         page.wait_for_timeout(300)
-    page.wait_for_timeout(800)
-    xy = frame.evaluate(f"() => {{ const p = window.map.latLngToContainerPoint([{pt.y}, {pt.x}]); return [p.x, p.y]; }}")
     box = _iframe_box(page)
     page.mouse.click(box["x"] + xy[0], box["y"] + xy[1])
 
@@ -171,7 +177,8 @@ def test_map_shows_the_district_offline_and_a_click_advances_a_parcel(server, pa
     code = p["code"]
     _open_parcel(page, code, p.geometry)
     page.get_by_role("heading", name=p["name"]).wait_for(timeout=30000)
-    assert page.get_by_text("签约").first.is_visible()
+    page.get_by_role("button", name="提交").wait_for(timeout=30000)  # the panel has rendered down to its form
+    page.get_by_text("签约").filter(visible=True).first.wait_for(timeout=10000)
     page.get_by_role("button", name="提交").click()
     page.get_by_text(f"已将 {code} 推进到“拆除”").wait_for(timeout=30000)
     page.wait_for_timeout(1500)
