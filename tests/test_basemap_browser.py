@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -21,6 +17,7 @@ import pytest
 import shapely
 
 from gis.gcj02 import wgs84_to_gcj02
+from gis.devserver import running_app
 from gis.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,12 +30,6 @@ FAKE_KEY = "0123456789abcdef0123456789abcdef"
 pytestmark = [pytest.mark.browser]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     from bench.orthophoto import make_orthophoto
@@ -49,33 +40,8 @@ def server(tmp_path_factory):
     # bigger than a full-resolution underlay (4,096 px), so the map draws view images on pan
     dom = make_orthophoto(work / "dom_2025.tif", size=4400, pixel_m=1.4, epsg=4528)
     build_overviews(dom)
-    port = _free_port()
-    env = dict(os.environ, RENEWAL_DATA_DIR=str(work), RENEWAL_ORTHOPHOTO=str(dom), RENEWAL_TIANDITU_KEY=FAKE_KEY)
-    for k in ("RENEWAL_STORE", "RENEWAL_LANG", "RENEWAL_BASEMAP", "RENEWAL_CONFIG"):
-        env.pop(k, None)
-    log = open(work / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-         "--server.headless", "true", "--server.address", "127.0.0.1"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not start: " + (work / "streamlit.log").read_text())
-    yield {"url": url, "store": work / "renewal.gpkg", "dom": dom}
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    with running_app(work, {"RENEWAL_ORTHOPHOTO": str(dom), "RENEWAL_TIANDITU_KEY": FAKE_KEY}) as app:
+        yield {"url": app["url"], "store": work / "renewal.gpkg", "dom": dom}
 
 
 @pytest.fixture(scope="module")

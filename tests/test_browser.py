@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -16,6 +12,7 @@ import pytest
 import shapely
 from playwright.sync_api import Error as PlaywrightError
 
+from gis.devserver import running_app
 from gis.store import open_store_at
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,20 +24,11 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 pytestmark = [pytest.mark.browser]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module", params=["gpkg", "postgis"])
 def server(request, tmp_path_factory):
     """A Streamlit server on a private copy of the demo district, on each back end."""
     work = tmp_path_factory.mktemp("app")
-    port = _free_port()
-    env = dict(os.environ, RENEWAL_DATA_DIR=str(work))
-    for k in ("RENEWAL_STORE", "RENEWAL_LANG", "RENEWAL_DATABASE_URL", "RENEWAL_CONFIG"):
-        env.pop(k, None)
+    env = {}
     if request.param == "gpkg":
         shutil.copy(DEMO, work / "renewal.gpkg")
         where = str(work / "renewal.gpkg")
@@ -50,29 +38,8 @@ def server(request, tmp_path_factory):
         where = pg_database(request.getfixturevalue("pg_server"), "browser_demo",
                             template=request.getfixturevalue("pg_demo_template"))
         env["RENEWAL_DATABASE_URL"] = where
-    log = open(work / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-         "--server.headless", "true", "--server.address", "127.0.0.1"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not start: " + (work / "streamlit.log").read_text())
-    yield {"url": url, "store": where, "work": work, "log": work / "streamlit.log"}
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    with running_app(work, env) as app:
+        yield {"url": app["url"], "store": where, "work": work, "log": app["log"]}
 
 
 @pytest.fixture(scope="module")

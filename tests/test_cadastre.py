@@ -11,11 +11,9 @@ import base64
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -43,6 +41,7 @@ from gis.catalog import load_layer_catalog
 from gis.errors import InputError, NotFoundError
 from gis.mapview import build_map
 from gis.spatial import ParcelIndex
+from gis.devserver import running_app
 from gis.store import Store
 from gis.vectortiles import build_tileset, find_tileset
 
@@ -231,12 +230,6 @@ def test_cli_writes_a_demo_cadastre_into_the_working_store(tmp_path):
 
 
 # ------------------------------------------------------------------ the real app, 10,000 parcels
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def cadastre_app(tmp_path_factory):
     """``streamlit run app.py`` on a copy of the demo with a 10,000-parcel cadastre."""
@@ -244,33 +237,8 @@ def cadastre_app(tmp_path_factory):
     store = work / "renewal.gpkg"
     shutil.copy(DEMO, store)
     add_demo_cadastre(store, 10_000)
-    port = _free_port()
-    env = dict(os.environ, RENEWAL_DATA_DIR=str(work))
-    for k in ("RENEWAL_STORE", "RENEWAL_LANG", "RENEWAL_DATABASE_URL"):
-        env.pop(k, None)
-    log = open(work / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-         "--server.headless", "true", "--server.address", "127.0.0.1"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not start: " + (work / "streamlit.log").read_text())
-    yield {"url": url, "store": store, "log": work / "streamlit.log"}
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    with running_app(work) as app:
+        yield {"url": app["url"], "store": store, "log": app["log"]}
 
 
 @pytest.mark.browser
