@@ -294,8 +294,12 @@ def as_store(store):
     return open_store_at(str(store))
 
 
-def write_cadastre(store, gdf: gpd.GeoDataFrame) -> dict:
+def write_cadastre(store, gdf: gpd.GeoDataFrame, by: str | None = None, note: str = "") -> dict:
     """Replace the store's ``cadastre`` table with ``gdf`` (any CRS; stored in EPSG:4490), in one transaction.
+
+    ``by``: who replaces it. On a store with accounts it must be an admin (a
+    refusal is logged and nothing is written); the write is a line of the audit
+    trail, by ``by`` or, without one, by the ``renewal demo`` generator.
 
     ``store`` is a store, a GeoPackage path or a ``postgresql://`` URL. In a
     GeoPackage GDAL writes the table with its R-tree (what clicks are answered
@@ -305,6 +309,7 @@ def write_cadastre(store, gdf: gpd.GeoDataFrame) -> dict:
 
     Raises:
         InputError: not a store, or ``gdf`` lacks a field.
+        PermissionRefused: ``by`` is not an admin of a store with accounts.
     """
     missing = [f for f in FIELDS if f not in gdf.columns]
     if missing:
@@ -314,16 +319,21 @@ def write_cadastre(store, gdf: gpd.GeoDataFrame) -> dict:
         gdf = gdf.to_crs(STORE_CRS) if gdf.crs is not None else gdf.set_crs(STORE_CRS)
     version = content_hash(gdf)
     store = as_store(store)
+    if by is not None:
+        with store._refusals_logged(by, "cadastre", TABLE), store._connect() as con:
+            store._admin(con, by, "cadastre import")
+    audit = (by or "renewal demo", {"parcels": len(gdf), "cadastre_version": version}, note)
     if store.backend == "gpkg":
-        _write_gpkg(store.path, gdf, version)
+        _write_gpkg(store, gdf, version, audit)
     else:
-        _write_pg(store, gdf, version)
+        _write_pg(store, gdf, version, audit)
     return {"table": TABLE, "parcels": len(gdf), "cadastre_version": version}
 
 
-def _write_gpkg(store_path, gdf: gpd.GeoDataFrame, version: str) -> None:
+def _write_gpkg(store, gdf: gpd.GeoDataFrame, version: str, audit: tuple) -> None:
     import pyogrio
 
+    store_path = store.path
     try:
         pyogrio.write_dataframe(gdf, store_path, layer=TABLE, driver="GPKG", promote_to_multi=True,
                                 layer_options={"GEOMETRY_NAME": "geom", "OVERWRITE": "YES",
@@ -338,6 +348,7 @@ def _write_gpkg(store_path, gdf: gpd.GeoDataFrame, version: str) -> None:
             con.execute("DELETE FROM meta WHERE key IN ('cadastre_version', 'cadastre_changed')")
             con.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
                             [("cadastre_version", version), ("cadastre_changed", changed[0] if changed else "")])
+            store._audit(con, audit[0], "cadastre", TABLE, "ok", None, audit[1], audit[2])
             con.execute("COMMIT")
         finally:
             con.close()
@@ -345,7 +356,7 @@ def _write_gpkg(store_path, gdf: gpd.GeoDataFrame, version: str) -> None:
         raise InputError("error.bad_store", path=str(store_path), detail=str(e)) from e
 
 
-def _write_pg(store, gdf: gpd.GeoDataFrame, version: str) -> None:
+def _write_pg(store, gdf: gpd.GeoDataFrame, version: str, audit: tuple) -> None:
     """Drop, create, COPY and index in one transaction: readers see the old cadastre or the new one."""
     geoms = shapely.force_2d(gdf.geometry.values)
     single = shapely.get_type_id(geoms) == 3  # Polygon → MultiPolygon, as GDAL's promote_to_multi
@@ -365,6 +376,7 @@ def _write_pg(store, gdf: gpd.GeoDataFrame, version: str) -> None:
         cur.execute(f'ANALYZE "{TABLE}"')
         cur.execute("DELETE FROM meta WHERE key IN ('cadastre_version', 'cadastre_changed')")
         cur.execute("INSERT INTO meta (key, value) VALUES ('cadastre_version', %s)", (version,))
+        store._audit(con, audit[0], "cadastre", TABLE, "ok", None, audit[1], audit[2])
 
 
 # --------------------------------------------------------------------------- reading (no layer load)

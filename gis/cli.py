@@ -16,6 +16,7 @@ from . import __version__
 from .cli_admin import actor
 from .cli_admin import register as register_admin
 from .cli_basemap import register as register_basemap
+from .cli_cadastre import register_cadastre
 from .errors import RenewalError
 from .settings import ROOT, Settings
 
@@ -161,6 +162,23 @@ def cmd_villages(args) -> int:
     return 0
 
 
+def _parse_map(items) -> dict[str, str]:
+    """``--map target=source`` options as a dict (``target=`` leaves a field out).
+
+    Raises:
+        InputError: an item without ``=`` or without a target.
+    """
+    from .errors import InputError
+
+    mapping = {}
+    for item in items or []:
+        target, sep, source = item.partition("=")
+        if not sep or not target.strip():
+            raise InputError("import.bad_map", item=item)
+        mapping[target.strip()] = source.strip()
+    return mapping
+
+
 def cmd_import(args) -> int:
     """Import parcels from a file; the report is JSON. Nothing importable (or a refused file) exits 2."""
     import getpass
@@ -168,12 +186,7 @@ def cmd_import(args) -> int:
     from .errors import InputError
     from .importer import ImportOptions, import_file
 
-    mapping = {}
-    for item in args.map or []:
-        target, sep, source = item.partition("=")
-        if not sep or not target.strip():
-            raise InputError("import.bad_map", item=item)
-        mapping[target.strip()] = source.strip()
+    mapping = _parse_map(args.map)
     opts = ImportOptions(layer=args.layer, crs=args.crs, encoding=args.encoding, mapping=mapping, kind=args.kind,
                          gcj02=args.gcj02, derive=not args.no_derive, lang=args.lang)
     by = getattr(args, "as_user", None) or args.by or args.settings.user or getpass.getuser()
@@ -415,6 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_export)
     register_admin(sub)
     register_basemap(sub)
+    register_cadastre(sub)
     return p
 
 

@@ -652,42 +652,22 @@ def prepare_import(store, upload: Upload, options: ImportOptions | None = None,
         raise InputError("import.failed", name=upload.source_name, detail=f"{type(e).__name__}: {e}"[:200]) from e
 
 
-def _prepare(store, upload: Upload, options: ImportOptions | None, today: dt.date | None,
-             raw: RawLayer | None) -> ImportPlan:
-    opts = options or ImportOptions()
-    lang = opts.lang
-    today = today or dt.date.today()
-    ref = upload.layer(opts.layer)
-    raw = raw or read_layer(upload, ref, opts.encoding)
-    gdf = raw.gdf
+def clean_geometries(store, gdf: gpd.GeoDataFrame, codes: np.ndarray, rows: "_Rows", opts: ImportOptions):
+    """Geometry and codes of a layer made fit to store; rejects go to ``rows`` with their reasons.
+
+    Keeps polygonal geometry only (collections give their polygons; others are
+    rejected), drops Z, finds the CRS (the user's, the file's, else a guess from
+    the coordinates), transforms to EPSG:4490 (from GCJ-02 too when asked),
+    repairs invalid polygons keeping polygonal parts, promotes to MultiPolygon,
+    and rejects empty geometry, missing codes and codes repeated in the file.
+
+    Returns ``(crs_choice, geometries in EPSG:4490, ok mask, repaired rows, repaired mask)``.
+
+    Raises:
+        UnknownCRSError: no CRS and none can be guessed, or one that puts the data outside China.
+        InputError: GCJ-02 asked for projected coordinates.
+    """
     n = len(gdf)
-    columns = [c for c in gdf.columns if c != gdf.geometry.name]
-
-    # --- mapping
-    mapping = suggest_mapping(columns)
-    for target, source in (opts.mapping or {}).items():
-        if target not in TARGETS:
-            raise InputError("import.bad_target", target=target, known=", ".join(TARGETS))
-        if source in (None, ""):
-            mapping.pop(target, None)
-        elif source not in columns:
-            raise InputError("import.no_column", column=source, known="、".join(map(str, columns)))
-        else:
-            mapping[target] = source
-    if "code" not in mapping:
-        raise InputError("import.no_code_column", known="、".join(map(str, columns)))
-    if opts.kind:
-        store.catalog.kind(opts.kind)
-
-    codes = _source_column(gdf, mapping, "code")
-    rows = _Rows(lang, codes)
-    warnings: list[dict] = []
-    for i, key, params in raw.notes:
-        if i < 0:
-            warnings.append({"key": key, "message": _msg(key, lang, **params)})
-        else:
-            rows.reject(i, key, **params)
-
     # --- geometry: present, polygonal, 2D
     geoms = np.asarray(gdf.geometry.values, dtype=object)
     missing = shapely.is_missing(geoms)
@@ -795,6 +775,46 @@ def _prepare(store, upload: Upload, options: ImportOptions | None, today: dt.dat
             for r in rws:
                 rows.reject(r - 1, "import.reject_duplicate", code=code, rows=", ".join(map(str, rws[:20])))
                 ok[r - 1] = False
+    return choice, work, ok, repaired_rows, repaired_mask
+
+
+def _prepare(store, upload: Upload, options: ImportOptions | None, today: dt.date | None,
+             raw: RawLayer | None) -> ImportPlan:
+    opts = options or ImportOptions()
+    lang = opts.lang
+    today = today or dt.date.today()
+    ref = upload.layer(opts.layer)
+    raw = raw or read_layer(upload, ref, opts.encoding)
+    gdf = raw.gdf
+    n = len(gdf)
+    columns = [c for c in gdf.columns if c != gdf.geometry.name]
+
+    # --- mapping
+    mapping = suggest_mapping(columns)
+    for target, source in (opts.mapping or {}).items():
+        if target not in TARGETS:
+            raise InputError("import.bad_target", target=target, known=", ".join(TARGETS))
+        if source in (None, ""):
+            mapping.pop(target, None)
+        elif source not in columns:
+            raise InputError("import.no_column", column=source, known="、".join(map(str, columns)))
+        else:
+            mapping[target] = source
+    if "code" not in mapping:
+        raise InputError("import.no_code_column", known="、".join(map(str, columns)))
+    if opts.kind:
+        store.catalog.kind(opts.kind)
+
+    codes = _source_column(gdf, mapping, "code")
+    rows = _Rows(lang, codes)
+    warnings: list[dict] = []
+    for i, key, params in raw.notes:
+        if i < 0:
+            warnings.append({"key": key, "message": _msg(key, lang, **params)})
+        else:
+            rows.reject(i, key, **params)
+
+    choice, work, ok, repaired_rows, repaired_mask = clean_geometries(store, gdf, codes, rows, opts)
 
     # --- attributes
     cat = store.catalog

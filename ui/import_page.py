@@ -3,6 +3,7 @@ preview, commit) and export the filtered parcels. Every check and every write
 is a ``gis`` function; this page only shows them."""
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 
@@ -10,7 +11,11 @@ import pandas as pd
 import streamlit as st
 from streamlit_folium import st_folium
 
+from gis.cadastre import write_cadastre
+from gis.cadastre_import import TARGETS as CADASTRE_TARGETS
+from gis.cadastre_import import CadastreOptions, prepare_cadastre, suggest_cadastre_mapping
 from gis.importer import TARGETS, ImportOptions, commit_import, prepare_import, preview_map, read_layer, suggest_mapping
+from gis.errors import RenewalError
 from gis.uploads import FORMATS, MAX_UPLOAD_BYTES, MB, stage_files
 from ui.common import author_field, lang, plain, shown_errors, sidebar_filters, store, tr
 from ui.export_data import export_downloads
@@ -32,28 +37,43 @@ def _crs_label(v) -> str:
     return f"EPSG:{v} CGCS2000 3° GK CM {3 * (v - 4534 + 25)}E"
 
 
-def _staged(files):
+def _staged(files, prefix: str = "imp"):
     """The upload staged in its private folder; re-staged (and the old folder removed) when the files change."""
     sig = hashlib.sha1(repr([(f.name, f.size, f.file_id) for f in files]).encode()).hexdigest()[:12]
-    if st.session_state.get("imp_sig") != sig:
-        old = st.session_state.pop("imp_upload", None)
+    if st.session_state.get(f"{prefix}_sig") != sig:
+        old = st.session_state.pop(f"{prefix}_upload", None)
         if old is not None:
             old.close()
-        for k in ("imp_plan", "imp_raw", "imp_sig"):
-            st.session_state.pop(k, None)
-        st.session_state["imp_upload"] = stage_files([(f.name, f.getvalue()) for f in files])
-        st.session_state["imp_sig"] = sig
-    return st.session_state["imp_upload"], sig
+        for k in ("plan", "raw", "sig"):
+            st.session_state.pop(f"{prefix}_{k}", None)
+        st.session_state[f"{prefix}_upload"] = stage_files([(f.name, f.getvalue()) for f in files])
+        st.session_state[f"{prefix}_sig"] = sig
+    return st.session_state[f"{prefix}_upload"], sig
 
 
-def _raw(upload, sig: str, layer: str | None, encoding: str | None):
+def _raw(upload, sig: str, layer: str | None, encoding: str | None, prefix: str = "imp"):
     """The chosen layer as read (kept while file, layer and encoding stay the same)."""
     key = (sig, layer, encoding)
-    cached = st.session_state.get("imp_raw")
+    cached = st.session_state.get(f"{prefix}_raw")
     if not cached or cached[0] != key:
         cached = (key, read_layer(upload, upload.layer(layer), encoding))
-        st.session_state["imp_raw"] = cached
+        st.session_state[f"{prefix}_raw"] = cached
     return cached[1]
+
+
+def _source_choices(upload, sig: str, prefix: str):
+    """Layer, CRS and encoding pickers; returns (layer, crs, encoding, gcj02, right column)."""
+    names = upload.layer_names()
+    default = names.index("parcels") if "parcels" in names else 0
+    layer = (st.selectbox(tr("import.layer"), names, index=default, key=f"{prefix}_layer_{sig}") if len(names) > 1
+             else names[0])
+    left, right = st.columns(2)
+    crs = left.selectbox(tr("import.crs"), CRS_CHOICES, format_func=_crs_label, key=f"{prefix}_crs")
+    crs_other = left.text_input(tr("import.crs_other"), key=f"{prefix}_crs_other").strip()
+    gcj02 = left.checkbox(tr("import.gcj02"), key=f"{prefix}_gcj02")
+    encoding = right.selectbox(tr("import.encoding"), ENCODINGS, key=f"{prefix}_enc",
+                               format_func=lambda e: tr("import.encoding_auto") if e == "" else e)
+    return layer, crs_other or (crs or None), encoding or None, gcj02, right
 
 
 def _mapping_form(columns: list[str], sig: str) -> dict[str, str]:
@@ -124,23 +144,15 @@ def import_section() -> None:
     if not files:
         return
     upload, sig = _staged(files)
-    names = upload.layer_names()
-    default = names.index("parcels") if "parcels" in names else 0
-    layer = st.selectbox(tr("import.layer"), names, index=default, key=f"imp_layer_{sig}") if len(names) > 1 else names[0]
-    left, right = st.columns(2)
-    crs = left.selectbox(tr("import.crs"), CRS_CHOICES, format_func=_crs_label, key="imp_crs")
-    crs_other = left.text_input(tr("import.crs_other"), key="imp_crs_other").strip()
-    gcj02 = left.checkbox(tr("import.gcj02"), key="imp_gcj02")
-    encoding = right.selectbox(tr("import.encoding"), ENCODINGS, key="imp_enc",
-                               format_func=lambda e: tr("import.encoding_auto") if e == "" else e)
+    layer, crs, encoding, gcj02, right = _source_choices(upload, sig, "imp")
     kinds = list(s.catalog.kinds)
     kind = right.selectbox(tr("import.kind"), kinds, format_func=lambda k: s.catalog.kinds[k].label(lang()),
                            key="imp_kind")
     derive = right.checkbox(tr("import.derive"), value=True, key="imp_derive")
-    raw = _raw(upload, sig, layer, encoding or None)
+    raw = _raw(upload, sig, layer, encoding)
     mapping = _mapping_form([str(c) for c in raw.gdf.columns if c != raw.gdf.geometry.name], sig)
     by = author_field("imp_by")
-    opts = ImportOptions(layer=layer, crs=crs_other or (crs or None), encoding=encoding or None, mapping=mapping,
+    opts = ImportOptions(layer=layer, crs=crs, encoding=encoding, mapping=mapping,
                          kind=kind, gcj02=gcj02, derive=derive, lang=lang())
     key = (sig, repr(opts), s.data_version())
     if st.button(tr("import.check"), type="primary", key="imp_check"):
@@ -163,17 +175,79 @@ def import_section() -> None:
         st.info(tr("import.nothing_new"))
 
 
+def cadastre_section() -> None:
+    """Replace the store's cadastre (地籍宗地) with a delivered file: check, report, then write (admins)."""
+    s = store()
+    st.caption(tr("cadastre.import_caption"))
+    files = st.file_uploader(tr("import.upload"), type=sorted({e.lstrip(".") for e in FORMATS}),
+                             accept_multiple_files=True, max_upload_size=MAX_UPLOAD_BYTES // MB, key="cad_files")
+    if not files:
+        return
+    upload, sig = _staged(files, "cad")
+    layer, crs, encoding, gcj02, _ = _source_choices(upload, sig, "cad")
+    raw = _raw(upload, sig, layer, encoding, "cad")
+    columns = [str(c) for c in raw.gdf.columns if c != raw.gdf.geometry.name]
+    suggestion = suggest_cadastre_mapping(columns)
+    options = [""] + columns
+    mapping = {}
+    for col, target in zip(st.columns(len(CADASTRE_TARGETS)), CADASTRE_TARGETS):
+        mapping[target] = col.selectbox(tr(f"cadastre.{target}"), options,
+                                        index=options.index(suggestion.get(target, "")),
+                                        format_func=lambda c: tr("import.unmapped") if c == "" else c,
+                                        key=f"cad_map_{sig}_{target}")
+    by = author_field("cad_by")
+    opts = CadastreOptions(layer=layer, crs=crs, encoding=encoding, mapping=mapping, gcj02=gcj02, lang=lang())
+    key = (sig, repr(opts))
+    if st.button(tr("import.check"), type="primary", key="cad_check"):
+        st.session_state["cad_plan"] = (key, prepare_cadastre(s, upload, opts))
+    held = st.session_state.get("cad_plan")
+    if not held:
+        return
+    if held[0] != key:
+        st.info(tr("import.stale"))
+        return
+    gdf, r = held[1]
+    c = st.columns(4)
+    for col, (label, value) in zip(c, (("import.read", r["features_read"]), ("cadastre.to_write", r["features_imported"]),
+                                       ("import.repaired_count", r["repaired"]),
+                                       ("import.rejected_count", len(r["rejected"])))):
+        col.metric(tr(label), value)
+    st.write(plain(tr("import.crs_used", epsg=r["crs"], name=r["crs_name"], source=tr(f"import.crs_source_{r['crs_source']}"))))
+    if r["crs_confirm"]:
+        st.warning(tr("import.crs_confirm"))
+    st.write(plain(tr("import.encoding_used", encoding=r["encoding"],
+                      source=tr(f"import.encoding_source_{r['encoding_source']}"))))
+    if r["land_use"]:
+        st.caption(plain("、".join(f"{k} {v:,}" for k, v in r["land_use"].items())))
+    if r["rejected"]:
+        st.subheader(tr("import.rejected_title"))
+        st.dataframe(pd.DataFrame([{tr("import.row"): x["row"], tr("cadastre.code"): x["code"],
+                                    tr("import.reason"): x["reason"]} for x in r["rejected"]]),
+                     hide_index=True, width="stretch")
+    st.warning(tr("cadastre.replaces"))
+    if st.button(tr("cadastre.commit"), type="primary", key="cad_commit", disabled=len(gdf) == 0):
+        note = tr("cadastre.import_note", source=r["source"], date=dt.date.today().isoformat())
+        done = write_cadastre(s, gdf, by=by, note=note)
+        st.session_state.pop("cad_plan", None)
+        st.session_state["imp_done"] = tr("cadastre.committed", n=done["parcels"])
+        st.rerun()
+
+
 def page() -> None:
     st.title(tr("import.nav_title"))
     if "imp_done" in st.session_state:
         st.success(st.session_state.pop("imp_done"))
-    tab_import, tab_export = st.tabs([tr("import.page_title"), tr("export.title")])
-    with tab_import, shown_errors():
-        try:
-            import_section()
-        except (OSError, MemoryError) as e:  # a full disk or an upload too big for memory: no traceback
-            log.exception("import failed")
-            st.error(tr("import.failed", name="", detail=type(e).__name__))
+    tab_import, tab_cadastre, tab_export = st.tabs([tr("import.page_title"), tr("cadastre.import_title"),
+                                                    tr("export.title")])
+    for tab, section in ((tab_import, import_section), (tab_cadastre, cadastre_section)):
+        with tab, shown_errors():
+            try:
+                section()
+            except RenewalError:  # a refusal is a PermissionError too: shown_errors says what it is
+                raise
+            except (OSError, MemoryError) as e:  # a full disk or an upload too big for memory: no traceback
+                log.exception("import failed")
+                st.error(tr("import.failed", name="", detail=type(e).__name__))
     with tab_export, shown_errors():
         st.caption(tr("export.caption"))
         _, codes = sidebar_filters()
