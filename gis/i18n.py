@@ -52,3 +52,19 @@ def label(obj, lang: str) -> str:
     if lang == "en":
         return get("label_en") or get("name_en") or get("label_zh") or get("name") or ""
     return get("label_zh") or get("name") or get("label_en") or ""
+
+
+def local_time(stamp: str | None) -> str:
+    """A stored UTC timestamp (ISO 8601) as planners read it: China Standard Time (UTC+8, no daylight
+    saving), to the minute. Text that is not a timestamp comes back unchanged."""
+    import datetime as dt
+
+    if not stamp:
+        return ""
+    try:
+        t = dt.datetime.fromisoformat(str(stamp))
+    except ValueError:
+        return str(stamp)
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.timezone.utc)
+    return t.astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d %H:%M")

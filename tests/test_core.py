@@ -256,3 +256,11 @@ def test_stage_timeline_marks_done_current_and_ahead(catalog):
     assert len(tl) == 13
     assert all(x["status"] == "ahead" for x in stage_timeline(catalog, "village", None, []))
     assert stage_timeline(catalog, "park", "layout", [], "en")[0]["label"] == "Layout planned"
+
+
+def test_stored_utc_stamps_show_in_china_standard_time():
+    from gis.i18n import local_time
+
+    assert local_time("2026-11-28T16:14:46+00:00") == "2026-11-29 00:14"  # past midnight in Beijing
+    assert local_time("2026-11-28T16:14:46") == "2026-11-29 00:14"  # naive stamps are stored UTC
+    assert local_time("") == "" and local_time(None) == "" and local_time("昨天") == "昨天"

@@ -4,6 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from gis.accounts import require_admin
+from gis.i18n import local_time
 from ui.common import current_user, shown_errors, store, tr
 
 
@@ -19,7 +20,8 @@ def page() -> None:
     df = store().audit(actor=actor.strip() or None, action=action.strip() or None,
                        outcome=outcome or None, target=target.strip() or None)
     st.caption(tr("ui.results", n=len(df)))
-    st.dataframe(df, hide_index=True, width="stretch")
+    shown = df.assign(at=df["at"].map(local_time)) if len(df) else df  # the CSV keeps the stored UTC stamps
+    st.dataframe(shown, hide_index=True, width="stretch")
     st.download_button(tr("ui.audit_csv"), df.to_csv(index=False).encode("utf-8-sig"),
                        file_name="audit.csv", mime="text/csv")
 

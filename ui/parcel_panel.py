@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from gis.accounts import may_edit
+from gis.i18n import local_time
 from gis.pipelines import stage_timeline
 from gis.units import format_area
 
@@ -42,7 +43,7 @@ def _facts(p: dict) -> None:
         (tr("ui.owner"), p.get("owner")),
         (tr("ui.land_use"), p.get("land_use")),
         (tr("ui.note"), p.get("note")),
-        (tr("ui.updated"), f"{p['updated_at'] or ''} {p['updated_by'] or ''}".strip()),
+        (tr("ui.updated"), f"{local_time(p['updated_at'])} {p['updated_by'] or ''}".strip()),
     ]
     st.markdown("  \n".join(f"**{k}**：{plain(v)}" for k, v in rows if v))
 
@@ -71,7 +72,7 @@ def _history(p: dict, history) -> None:
             tr("ui.recorded_by"): e.recorded_by,
             tr("ui.note"): e.note or "",
             tr("ui.reason"): e.reason or "",
-            tr("ui.recorded_at"): e.recorded_at,
+            tr("ui.recorded_at"): local_time(e.recorded_at),
         } for e in reversed(history)])
         st.dataframe(df, hide_index=True, width="stretch")
 
