@@ -11,6 +11,7 @@ and the file still opens in QGIS (see docs/DATA_MODEL.md).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import shutil
 import sqlite3
@@ -564,6 +565,16 @@ class Store:
         if refusal:
             raise refusal
         return self.user(username)
+
+    def session_stamp(self, username: str) -> str | None:
+        """A short digest of what a sign-in rests on (password hash, role, state), for ``gis.sessions``;
+        None for an unknown or disabled account."""
+        with self._connect() as con:
+            row = con.execute("SELECT password_hash, role, disabled FROM users WHERE username = ?",
+                              (username,)).fetchone()
+        if row is None or row["disabled"]:
+            return None
+        return hashlib.sha256(f"{row['password_hash']}|{row['role']}".encode()).hexdigest()[:16]
 
     def audit(self, actor: str | None = None, action: str | None = None, outcome: str | None = None,
               target: str | None = None, limit: int = 5000) -> pd.DataFrame:

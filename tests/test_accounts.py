@@ -156,3 +156,29 @@ def test_import_lands_on_both_back_ends(office, tmp_path):
     with pytest.raises(PermissionRefused):
         import_file(office, src, ImportOptions(), by="viewer", today=TODAY)
     assert office.parcel("V01-101")["name"] == "新地块"
+
+
+# ------------------------------------------------------------------ signed sign-in tokens (a reload keeps you in)
+def test_sign_in_tokens_are_signed_expire_and_end_with_the_account(tmp_path, any_store):
+    from gis import sessions
+
+    key = sessions.session_key(tmp_path)
+    assert len(key) == 32 and sessions.session_key(tmp_path) == key  # made once, then read
+    assert (tmp_path / "session.key").stat().st_mode & 0o777 == 0o600
+    any_store.add_user("zhou", "zhou-password-1", "editor", by="bootstrap")  # the tiny store's first account
+    stamp = any_store.session_stamp("zhou")
+    token = sessions.issue(key, "zhou", stamp, now=1_000_000)
+    assert sessions.verify(key, token, any_store.session_stamp, now=1_000_000 + 3600) == "zhou"
+    assert sessions.verify(key, token, any_store.session_stamp, now=1_000_000 + sessions.TTL_S + 1) is None
+    assert sessions.verify(sessions.session_key(tmp_path / "other"), token, any_store.session_stamp,
+                           now=1_000_001) is None  # another server's key
+    body, sig = token.split(".")
+    forged = sessions._b64(sessions._unb64(body).replace(b"zhou", b"root")) + "." + sig
+    assert sessions.verify(key, forged, lambda u: stamp, now=1_000_001) is None
+    for bad in (None, "", "abc", "a.b.c", body + ".", "." + sig):
+        assert sessions.verify(key, bad, any_store.session_stamp, now=1_000_001) is None
+    # a new password ends the session
+    any_store.set_password("zhou", "zhou-password-2", by="zhou")
+    assert sessions.verify(key, token, any_store.session_stamp, now=1_000_001) is None
+    assert any_store.session_stamp("nobody") is None
+    assert "Max-Age=0" in sessions.cookie_script(None) and token in sessions.cookie_script(token)

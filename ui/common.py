@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 import streamlit as st
 
+from gis import sessions
 from gis.board import village_progress
 from gis.errors import RenewalError
 from gis.i18n import LANGUAGES, t
@@ -184,6 +185,37 @@ def author_field(key: str) -> str:
     return value
 
 
+def sign_in(username: str) -> None:
+    """Sign ``username`` in for this session and, through a cookie (``gis.sessions``), for a reload."""
+    st.session_state["user"] = username
+    st.session_state.pop("signed_out", None)
+    stamp = store().session_stamp(username)
+    if stamp is not None:
+        token = sessions.issue(sessions.session_key(settings().data_dir), username, stamp)
+        st.session_state["cookie_js"] = sessions.cookie_script(token)
+
+
+def restore_sign_in() -> None:
+    """After a reload the session is new: a valid sign-in cookie signs its planner in again."""
+    if st.session_state.get("user") or st.session_state.get("signed_out"):
+        return
+    token = st.context.cookies.get(sessions.COOKIE)
+    if token and accounts_on():
+        name = sessions.verify(sessions.session_key(settings().data_dir), token, store().session_stamp)
+        if name:
+            st.session_state["user"] = name
+
+
+def cookie_writer() -> None:
+    """Sets or clears the sign-in cookie (a zero-height component whose script writes the page's cookie)."""
+    js = st.session_state.get("cookie_js")
+    if js:
+        import streamlit.components.v1 as components
+
+        with st.sidebar:
+            components.html(js, height=0)
+
+
 def user_box() -> None:
     """The sidebar's signed-in user with a log-out button."""
     user = current_user()
@@ -193,4 +225,6 @@ def user_box() -> None:
         st.caption(tr("ui.signed_in", user=plain(user.label), role=tr(f"ui.roles.{user.role}")))
         if st.button(tr("ui.logout"), key="logout"):
             st.session_state.pop("user", None)
+            st.session_state["signed_out"] = True  # this session still carries the old cookie: ignore it
+            st.session_state["cookie_js"] = sessions.cookie_script(None)
             st.rerun()

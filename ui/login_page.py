@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui.common import settings, shown_errors, store, tr
+from ui.common import settings, shown_errors, sign_in, store, tr
 
 
 def _oidc() -> None:
@@ -35,7 +35,7 @@ def page() -> None:
         if st.form_submit_button(tr("ui.login"), type="primary"):
             with shown_errors():
                 user = store().authenticate(username.strip(), password)
-                st.session_state["user"] = user.username
+                sign_in(user.username)
                 st.rerun()
     if store().is_demo:
         st.caption(tr("ui.demo_accounts"))
