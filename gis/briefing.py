@@ -878,7 +878,7 @@ def _merge(paths: list[str], out: Path, labels: list[str], n_index: int, title: 
             break
         if i > 0 and i <= n_index and i > 1:
             continue  # one bookmark for the index
-        writer.add_outline_item(label, i)
+        writer.add_outline_item(title=label, page_number=i)
     writer.add_metadata({"/Title": title, "/Creator": "Renewal Atlas (城市更新一张图)"})
     with open(out, "wb") as f:
         writer.write(f)

@@ -57,7 +57,7 @@ def rc_params(prefer_system: bool = True) -> dict:
     """matplotlib settings for an export: the CJK font embedded as Type 3, no mathtext in user text."""
     family = cjk_family(prefer_system)
     families = [family, FALLBACK_FAMILY] if family == SHIPPED_FAMILY else [family]
-    return {
+    params = {
         "font.family": families + ["DejaVu Sans"],
         "pdf.fonttype": 3,
         "text.parse_math": False,  # a "$" in a village name or a note is text, not TeX
@@ -66,10 +66,14 @@ def rc_params(prefer_system: bool = True) -> dict:
         # hinting only sharpens small text on screens; PDF text is vector, and
         # skipping it makes laying out each line of CJK text ~40 % cheaper
         "text.hinting": "no_hinting",
-        "text.hinting_factor": 1,
         "hatch.linewidth": 0.6,
         "savefig.facecolor": "white",
     }
+    import matplotlib
+
+    if tuple(int(x) for x in matplotlib.__version__.split(".")[:2]) < (3, 11):
+        params["text.hinting_factor"] = 1  # deprecated in 3.11 (which lays text out unscaled), gone in 3.13
+    return params
 
 
 # ------------------------------------------------------------------ fonts read from memory
