@@ -28,7 +28,8 @@ import pandas as pd
 
 from .cadastre import write_cadastre
 from .errors import InputError
-from .importer import ImportOptions, _msg, _norm, _Rows, clean_geometries, read_layer
+from .i18n import t
+from .importer import ImportOptions, RowReport, clean_geometries, column_key, read_layer
 from .units import areas_m2
 
 TARGETS = ("code", "land_use", "owner_type")
@@ -97,10 +98,10 @@ class CadastreOptions:
 
 def suggest_cadastre_mapping(columns) -> dict[str, str]:
     """Source columns for code, land_use and owner_type, from the names land bureaus use."""
-    by_norm = {_norm(c): c for c in columns}
+    by_norm = {column_key(c): c for c in columns}
     out = {}
     for target, names in ALIASES.items():
-        hit = next((by_norm[_norm(n)] for n in names if _norm(n) in by_norm), None)
+        hit = next((by_norm[column_key(n)] for n in names if column_key(n) in by_norm), None)
         if hit is not None:
             out[target] = hit
     return out
@@ -147,7 +148,7 @@ def prepare_cadastre(store, upload, options: CadastreOptions | None = None) -> t
                          for v in gdf[src].tolist()], dtype=object)
 
     codes = column("code")
-    rows = _Rows(opts.lang, codes)
+    rows = RowReport(opts.lang, codes)
     for i, key, params in raw.notes:
         if i >= 0:
             rows.reject(i, key, **params)
@@ -194,6 +195,6 @@ def import_cadastre(store, path: Path | str, options: CadastreOptions | None = N
         raise InputError("import.nothing_to_import", read=report["features_read"])
     if dry_run:
         return report
-    note = _msg("cadastre.import_note", "zh", source=report["source"], date=dt.date.today().isoformat())
+    note = t("cadastre.import_note", "zh", source=report["source"], date=dt.date.today().isoformat())
     report.update(write_cadastre(store, gdf, by=by or None, note=note), dry_run=False)
     return report

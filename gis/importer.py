@@ -122,7 +122,8 @@ def _msg(key: str, lang: str, **params) -> str:
     return t(key, lang, **params)
 
 
-def _norm(name: str) -> str:
+def column_key(name: str) -> str:
+    """A column name as compared with the known aliases: lower case, without spaces, dashes and brackets."""
     return re.sub(r"[\s_\-（）()【】\[\]]", "", str(name).lower())
 
 
@@ -426,7 +427,7 @@ def _read_csv(path: Path, name: str, user_enc: str | None) -> RawLayer:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError):
         raise InputError("import.unreadable", name=name, detail="CSV") from None
     cols = list(df.columns)
-    norm = {_norm(c): c for c in cols}
+    norm = {column_key(c): c for c in cols}
     wkt_col = next((norm[k] for k in ("wkt", "geometry", "geom", "thegeom", "shape", "几何", "图形", "空间信息",
                                       "坐标") if k in norm), None)
     if wkt_col is None:
@@ -477,7 +478,7 @@ def suggest_mapping(columns) -> dict[str, str]:
     Exact names win over partial ones; a column is used for one field only.
     """
     cols = [c for c in columns if c != "geometry"]
-    normed = {c: _norm(c) for c in cols}
+    normed = {c: column_key(c) for c in cols}
     out: dict[str, str] = {}
     used: set[str] = set()
     for target in TARGETS:  # exact
@@ -576,7 +577,7 @@ def gpkg_blobs(geoms, srs_id: int = STORE_EPSG) -> list[bytes]:
 
 
 # ------------------------------------------------------------------ the import
-class _Rows:
+class RowReport:
     """Rejections and warnings by row, with their messages."""
 
     def __init__(self, lang: str, codes: np.ndarray):
@@ -652,7 +653,7 @@ def prepare_import(store, upload: Upload, options: ImportOptions | None = None,
         raise InputError("import.failed", name=upload.source_name, detail=f"{type(e).__name__}: {e}"[:200]) from e
 
 
-def clean_geometries(store, gdf: gpd.GeoDataFrame, codes: np.ndarray, rows: "_Rows", opts: ImportOptions):
+def clean_geometries(store, gdf: gpd.GeoDataFrame, codes: np.ndarray, rows: "RowReport", opts: ImportOptions):
     """Geometry and codes of a layer made fit to store; rejects go to ``rows`` with their reasons.
 
     Keeps polygonal geometry only (collections give their polygons; others are
@@ -806,7 +807,7 @@ def _prepare(store, upload: Upload, options: ImportOptions | None, today: dt.dat
         store.catalog.kind(opts.kind)
 
     codes = _source_column(gdf, mapping, "code")
-    rows = _Rows(lang, codes)
+    rows = RowReport(lang, codes)
     warnings: list[dict] = []
     for i, key, params in raw.notes:
         if i < 0:
