@@ -911,17 +911,27 @@ window.RenewalTiles = window.RenewalTiles || (function () {
        has not moved since the map was redrawn) gives way, as it does on mousemove */
     var waiting = null;  /* such a tooltip that opened before the tiles under it had loaded */
     function onTooltip(e) {
-      waiting = null;
-      if (e.tooltip === tip || map.getZoom() < o.tooltipMinZoom || !e.tooltip.getLatLng()) { return; }
+      if (e.tooltip === tip || e.tooltip.options.permanent || map.getZoom() < o.tooltipMinZoom ||
+          !e.tooltip.getLatLng()) { return; }
       var src = e.tooltip._source, one = src && src.getLayers ? src.getLayers()[0] : src,
           pr = one && one.feature && one.feature.properties;
       if (!(pr && pr.layer && pr.phase === undefined && pr.layer !== 'selected')) { return; }
-      if (layer.featureAt(e.tooltip.getLatLng())) { src.closeTooltip(); } else { waiting = e; }
+      /* the tooltip belongs to the feature's group, not to the feature: close the tooltip itself */
+      if (layer.featureAt(e.tooltip.getLatLng())) { map.closeTooltip(e.tooltip); } else { waiting = e; }
     }
-    layer.on('load', function () { if (waiting && map.hasLayer(waiting.tooltip)) { onTooltip(waiting); } });
+    layer.on('load', function () {
+      var w = waiting;
+      waiting = null;
+      if (w && map.hasLayer(w.tooltip)) { onTooltip(w); }
+    });
     layer.on('add', function () {
       if (legend) { legend.addTo(map); }
-      if (o.tooltip && o.tooltip.length) { map.on('mousemove', onMove); map.on('tooltipopen', onTooltip); }
+      if (o.tooltip && o.tooltip.length) {
+        map.on('mousemove', onMove);
+        map.on('tooltipopen', onTooltip);
+        /* one that opened before this layer was added (the map redrawn under a still pointer) */
+        map.eachLayer(function (l) { if (l instanceof L.Tooltip) { onTooltip({tooltip: l}); } });
+      }
     });
     layer.on('remove', function () {
       if (legend) { legend.remove(); }
