@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import geopandas as gpd
@@ -194,3 +195,15 @@ def demo_where(request, tmp_path) -> str:
         return str(path)
     template = request.getfixturevalue("pg_demo_template")
     return pg_database(request.getfixturevalue("pg_server"), f"d{next(_db_counter)}", template=template)
+
+
+def set_view(evaluate, lat: float, lon: float, zoom: int, map_expr: str = "window.map") -> None:
+    """Move a Leaflet map in the browser (``evaluate``: a frame's evaluate) and make sure it moved:
+    a setView that arrives while Leaflet still settles its first view can be dropped, so it is
+    repeated until the map is at ``zoom``."""
+    for _ in range(50):
+        evaluate(f"() => {{ {map_expr}.setView([{lat}, {lon}], {zoom}, {{animate: false}}); }}")
+        if evaluate(f"() => {map_expr}.getZoom()") == zoom:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the map did not move to zoom {zoom}")

@@ -19,6 +19,7 @@ import shapely
 from gis.gcj02 import wgs84_to_gcj02
 from gis.devserver import running_app
 from gis.store import Store
+from tests.conftest import set_view
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "data" / "parcels" / "demo.gpkg"
@@ -167,7 +168,7 @@ def test_orthophoto_and_parcels_together_offline(server, page):
     on_dom = parcels[shapely.within(shapely.point_on_surface(parcels.geometry.values), shapely.box(w, s, e, n).buffer(-0.002))]
     assert len(on_dom), "the test orthophoto covers no parcel"
     pt = shapely.point_on_surface(on_dom.geometry.iloc[0])
-    m.eval(f"() => {{ window.map.setView([{pt.y}, {pt.x}], 17); }}")  # (returning the map would serialise it)
+    set_view(m.eval, pt.y, pt.x, 17)
     views = _wait(page, lambda: m.images("/views/view_"), "the view-sized orthophoto image")
     assert views[0]["w"] >= 1000
     assert m.eval("() => window.map.getZoom()") >= 16.5
@@ -215,7 +216,7 @@ def test_click_round_trip_under_amap(server, page):
     p = Store(server["store"]).parcels(kind="village", stage="signing").iloc[0]
     pt = shapely.point_on_surface(p.geometry)
     glon, glat = wgs84_to_gcj02(pt.x, pt.y)
-    m.eval(f"() => {{ window.map.setView([{glat}, {glon}], 17); }}")
+    set_view(m.eval, glat, glon, 17)
     page.wait_for_timeout(1000)
     # the parcel is drawn at its GCJ-02 place, ≈ 500 m from its true one
     drawn = m.eval(f"""() => {{

@@ -44,6 +44,7 @@ from gis.spatial import ParcelIndex
 from gis.devserver import running_app
 from gis.store import Store
 from gis.vectortiles import build_tileset, find_tileset
+from tests.conftest import set_view
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "data" / "parcels" / "demo.gpkg"
@@ -296,11 +297,7 @@ def test_app_draws_a_10k_cadastre_and_a_click_opens_the_right_parcel(cadastre_ap
         assert frame.evaluate("() => document.querySelectorAll('path.leaflet-interactive').length") < 3000
         assert frame.evaluate("() => document.querySelectorAll('canvas.leaflet-tile').length") > 0
 
-        for _ in range(50):  # a setView sent while Leaflet still settles the first view can be dropped
-            frame.evaluate(f"() => window.map.setView([{pt.y}, {pt.x}], 17, {{animate: false}})")
-            if frame.evaluate("() => window.map.getZoom()") == 17:
-                break
-            page.wait_for_timeout(100)
+        set_view(frame.evaluate, pt.y, pt.x, 17)
         page.wait_for_timeout(800)
         xy = frame.evaluate(f"() => {{ const q = window.map.latLngToContainerPoint([{pt.y}, {pt.x}]);"
                             " return [q.x, q.y]; }")
