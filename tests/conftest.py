@@ -207,3 +207,14 @@ def set_view(evaluate, lat: float, lon: float, zoom: int, map_expr: str = "windo
             return
         time.sleep(0.1)
     raise AssertionError(f"the map did not move to zoom {zoom}")
+
+
+def poll(check, timeout: float = 10.0, interval: float = 0.2):
+    """``check()``'s first truthy value within ``timeout`` seconds, else its last value: browsers on a
+    loaded 2-core machine answer late, and a fixed sleep before an assertion makes a flaky test."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)

@@ -19,7 +19,7 @@ import shapely
 from gis.gcj02 import wgs84_to_gcj02
 from gis.devserver import running_app
 from gis.store import Store
-from tests.conftest import set_view
+from tests.conftest import poll, set_view
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "data" / "parcels" / "demo.gpkg"
@@ -217,13 +217,12 @@ def test_click_round_trip_under_amap(server, page):
     pt = shapely.point_on_surface(p.geometry)
     glon, glat = wgs84_to_gcj02(pt.x, pt.y)
     set_view(m.eval, glat, glon, 17)
-    page.wait_for_timeout(1000)
     # the parcel is drawn at its GCJ-02 place, ≈ 500 m from its true one
-    drawn = m.eval(f"""() => {{
+    drawn = poll(lambda: m.eval(f"""() => {{
         const pt = window.map.latLngToContainerPoint([{glat}, {glon}]);
         const el = document.elementFromPoint(pt.x, pt.y);
         return el && el.tagName.toLowerCase() === 'path' && el.classList.contains('leaflet-interactive');
-    }}""")
+    }}"""))
     assert drawn
     xy = m.eval(f"() => {{ const q = window.map.latLngToContainerPoint([{glat}, {glon}]); return [q.x, q.y]; }}")
     box = page.locator("iframe[title*='st_folium']").first.bounding_box()

@@ -14,6 +14,7 @@ from playwright.sync_api import Error as PlaywrightError
 
 from gis.devserver import running_app
 from gis.store import open_store_at
+from tests.conftest import poll
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "data" / "parcels" / "demo.gpkg"
@@ -186,15 +187,13 @@ def test_village_board_opens_a_village_on_the_map(server, page):
 def test_a_reload_keeps_the_planner_signed_in_until_they_sign_out(server, page):
     _login(page, server["url"], "viewer", "renewal-viewer")
     _map_frame(page)
-    page.wait_for_timeout(500)  # the component that writes the cookie has run
-    assert any(c["name"] == "renewal_session" for c in page.context.cookies())
+    assert poll(lambda: any(c["name"] == "renewal_session" for c in page.context.cookies()))
     page.reload(wait_until="domcontentloaded")
     page.get_by_text("当前用户：查看者").first.wait_for(timeout=30000)  # signed in again, not the login form
     _map_frame(page)
     page.get_by_role("button", name="退出登录").click()
     page.get_by_label("用户名").wait_for(timeout=30000)
-    page.wait_for_timeout(500)
-    assert not any(c["name"] == "renewal_session" for c in page.context.cookies())
+    assert poll(lambda: not any(c["name"] == "renewal_session" for c in page.context.cookies()))
     page.reload(wait_until="domcontentloaded")
     page.get_by_label("用户名").wait_for(timeout=30000)  # signed out stays signed out
     assert page.blocked == [], page.blocked

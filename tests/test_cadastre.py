@@ -44,7 +44,7 @@ from gis.spatial import ParcelIndex
 from gis.devserver import running_app
 from gis.store import Store
 from gis.vectortiles import build_tileset, find_tileset
-from tests.conftest import set_view
+from tests.conftest import poll, set_view
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "data" / "parcels" / "demo.gpkg"
@@ -304,9 +304,9 @@ def test_app_draws_a_10k_cadastre_and_a_click_opens_the_right_parcel(cadastre_ap
         box = page.locator("iframe[title*='st_folium']").first.bounding_box()
         page.mouse.move(box["x"] + xy[0] + 3, box["y"] + xy[1] + 3)
         page.mouse.move(box["x"] + xy[0], box["y"] + xy[1])
-        page.wait_for_timeout(500)
-        assert target.code in frame.evaluate("() => [...document.querySelectorAll('.ratlas-tooltip')]"
-                                             ".map(e => e.textContent).join(' ')")
+        tips = poll(lambda: target.code in frame.evaluate("() => [...document.querySelectorAll('.ratlas-tooltip')]"
+                                                          ".map(e => e.textContent).join(' ')"))
+        assert tips, f"no tooltip naming {target.code}"
         page.mouse.click(box["x"] + xy[0], box["y"] + xy[1])
         page.get_by_role("heading", name=f"地籍宗地 {target.code}").wait_for(timeout=30_000)
         page.get_by_text(target.land_use).first.wait_for(timeout=5000)

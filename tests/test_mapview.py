@@ -27,6 +27,7 @@ from gis.mapview import (
     selection_group,
 )
 from gis.pipelines import load_catalog
+from tests.conftest import poll
 
 ROOT = Path(__file__).resolve().parent.parent
 VENDOR = ROOT / "static" / "vendor" / "leaflet"
@@ -581,8 +582,7 @@ def test_browser_click_reports_feature_like_streamlit_folium(browser, evil_conte
         _hover_feature(page, code)
         page.mouse.down()
         page.mouse.up()
-        page.wait_for_timeout(200)
-        assert code in page.evaluate("window.__got")
+        assert poll(lambda: code in page.evaluate("window.__got"))
         # switching a group off and on keeps parcels above the zones (hover still finds the parcel)
         page.locator(".leaflet-control-layers label", has_text="三大片区").click()
         page.locator(".leaflet-control-layers label", has_text="三大片区").click()
@@ -591,8 +591,7 @@ def test_browser_click_reports_feature_like_streamlit_folium(browser, evil_conte
         _hover_feature(page, code)
         page.mouse.down()
         page.mouse.up()
-        page.wait_for_timeout(200)
-        assert page.evaluate("window.__got")[0] == code
+        assert (poll(lambda: page.evaluate("window.__got")) or [None])[0] == code
         assert dialogs == [] and errors == []
     finally:
         page.close()
