@@ -171,16 +171,23 @@ def phase_big(store_path: str, out: str, raster: str, n: int) -> dict:
 
     store = Store(store_path)
     settings = Settings.load()
-    codes = _sample_codes(store, n + 1)
-    briefing.render_parcel_page(store, codes[0], Path(out) / "big_cold.pdf", raster=raster, settings=settings)
-    times = []
-    for c in codes[1:]:
-        t = time.perf_counter()
-        briefing.render_parcel_page(store, c, Path(out) / "big.pdf", raster=raster, settings=settings)
-        times.append(time.perf_counter() - t)
+    times = _warm_page_times(briefing, store, n, Path(out) / "big", raster, settings)
     t = time.perf_counter()
     briefing.render_village_page(store, "V01", Path(out) / "big_village.pdf", raster=raster, settings=settings)
     return {"big_raster_page_s": statistics.median(times), "big_raster_village_page_s": time.perf_counter() - t}
+
+
+def _warm_page_times(briefing, store, n: int, stem: Path, raster, settings) -> list[float]:
+    """Seconds of ``n`` parcel pages after a first (cold) one, written to ``stem``.pdf."""
+    codes = _sample_codes(store, n + 1)
+    briefing.render_parcel_page(store, codes[0], stem.with_name(stem.name + "_cold.pdf"), raster=raster,
+                                settings=settings)
+    times = []
+    for c in codes[1:]:
+        t = time.perf_counter()
+        briefing.render_parcel_page(store, c, stem.with_suffix(".pdf"), raster=raster, settings=settings)
+        times.append(time.perf_counter() - t)
+    return times
 
 
 def phase_naive(store_path: str, out: str, raster: str, n: int) -> dict:
@@ -191,13 +198,7 @@ def phase_naive(store_path: str, out: str, raster: str, n: int) -> dict:
     store = Store(store_path)
     settings = Settings.load()
     briefing.draw_map = naive_draw_map
-    codes = _sample_codes(store, n + 1)
-    briefing.render_parcel_page(store, codes[0], Path(out) / "naive_cold.pdf", raster=raster, settings=settings)
-    times = []
-    for c in codes[1:]:
-        t = time.perf_counter()
-        briefing.render_parcel_page(store, c, Path(out) / "naive.pdf", raster=raster, settings=settings)
-        times.append(time.perf_counter() - t)
+    times = _warm_page_times(briefing, store, n, Path(out) / "naive", raster, settings)
     return {"naive_page_s": statistics.median(times), "naive_page_bytes": (Path(out) / "naive.pdf").stat().st_size}
 
 

@@ -315,16 +315,20 @@ def click_to_store(lon: float, lat: float, basemap) -> tuple[float, float]:
     return gcj02_to_wgs84(float(lon), float(lat))
 
 
+def _corners(bounds, convert):
+    (s, w), (n, e) = bounds
+    w2, s2 = convert(w, s)
+    e2, n2 = convert(e, n)
+    return [[s2, w2], [n2, e2]]
+
+
 def bounds_to_display(bounds, basemap):
     """``[[s, w], [n, e]]`` in store coordinates → as drawn (GCJ-02 over AMap)."""
     if bounds is None or _datum(basemap) != "gcj02":
         return bounds
     from .gcj02 import wgs84_to_gcj02
 
-    (s, w), (n, e) = bounds
-    w2, s2 = wgs84_to_gcj02(w, s)
-    e2, n2 = wgs84_to_gcj02(e, n)
-    return [[s2, w2], [n2, e2]]
+    return _corners(bounds, wgs84_to_gcj02)
 
 
 def bounds_from_display(bounds, basemap):
@@ -333,10 +337,7 @@ def bounds_from_display(bounds, basemap):
         return bounds
     from .gcj02 import gcj02_to_wgs84
 
-    (s, w), (n, e) = bounds
-    w2, s2 = gcj02_to_wgs84(w, s)
-    e2, n2 = gcj02_to_wgs84(e, n)
-    return [[s2, w2], [n2, e2]]
+    return _corners(bounds, gcj02_to_wgs84)
 
 
 # --------------------------------------------------------------------------- exports

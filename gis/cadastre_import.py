@@ -29,7 +29,7 @@ import pandas as pd
 from .cadastre import write_cadastre
 from .errors import InputError
 from .i18n import t
-from .importer import ImportOptions, RowReport, clean_geometries, column_key, read_layer
+from .importer import ImportOptions, RowReport, apply_mapping, clean_geometries, column_key, read_layer
 from .units import areas_m2
 
 TARGETS = ("code", "land_use", "owner_type")
@@ -107,22 +107,6 @@ def suggest_cadastre_mapping(columns) -> dict[str, str]:
     return out
 
 
-def _mapping(columns, asked: dict[str, str]) -> dict[str, str]:
-    out = suggest_cadastre_mapping(columns)
-    for target, source in (asked or {}).items():
-        if target not in TARGETS:
-            raise InputError("import.bad_target", target=target, known=", ".join(TARGETS))
-        if source in (None, ""):
-            out.pop(target, None)
-        elif source not in columns:
-            raise InputError("import.no_column", column=source, known="、".join(map(str, columns)))
-        else:
-            out[target] = source
-    if "code" not in out:
-        raise InputError("import.no_code_column", known="、".join(map(str, columns)))
-    return out
-
-
 def prepare_cadastre(store, upload, options: CadastreOptions | None = None) -> tuple[gpd.GeoDataFrame, dict]:
     """Read and check a cadastre layer of a staged upload; nothing is written.
 
@@ -138,7 +122,7 @@ def prepare_cadastre(store, upload, options: CadastreOptions | None = None) -> t
     raw = read_layer(upload, upload.layer(opts.layer), opts.encoding)
     gdf = raw.gdf
     columns = [c for c in gdf.columns if c != gdf.geometry.name]
-    mapping = _mapping(columns, opts.mapping)
+    mapping = apply_mapping(suggest_cadastre_mapping(columns), opts.mapping, columns, TARGETS)
 
     def column(target):
         src = mapping.get(target)

@@ -315,6 +315,18 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"错误 Error: 命令参数有误 / invalid arguments: {message}\n")
 
 
+def import_options(s, map_help: str) -> None:
+    """What every file import takes: the file, its layer, CRS, encoding, field mapping, GCJ-02, a dry run."""
+    s.add_argument("file")
+    s.add_argument("--layer", help="layer to read (GeoPackage, KML, a zip of several shapefiles)")
+    s.add_argument("--crs", help="coordinate system of the file's coordinates, e.g. 4528 or EPSG:4528")
+    s.add_argument("--encoding", help="text encoding of the attributes, e.g. gbk, utf-8")
+    s.add_argument("--map", action="append", metavar="TARGET=SOURCE", help=map_help)
+    s.add_argument("--gcj02", action="store_true", help="coordinates are GCJ-02 (AMap): convert to CGCS2000")
+    s.add_argument("--dry-run", action="store_true", help="check and report only; write nothing")
+    s.add_argument("--json", action="store_true")
+
+
 def _page_options(s, flag: str, help_out: str) -> None:
     s.add_argument(flag, "--output", required=True, help=help_out)
     s.add_argument("--paper", choices=["A4", "A3"], default="A4", help="paper, landscape (default A4)")
@@ -404,18 +416,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("import", help="import parcels from a file (zip/shp, gpkg, geojson, kml/kmz, dxf, csv)")
-    s.add_argument("file")
-    s.add_argument("--layer", help="layer to read (GeoPackage, KML, a zip of several shapefiles)")
-    s.add_argument("--crs", help="coordinate system of the file's coordinates, e.g. 4528 or EPSG:4528")
-    s.add_argument("--encoding", help="text encoding of the attributes, e.g. gbk, utf-8")
-    s.add_argument("--map", action="append", metavar="TARGET=SOURCE",
-                   help="field mapping, e.g. code=宗地编号 (repeatable; TARGET= to leave a field out)")
+    import_options(s, "field mapping, e.g. code=宗地编号 (repeatable; TARGET= to leave a field out)")
     s.add_argument("--kind", help="kind of the parcels when the file has no kind column, e.g. village")
-    s.add_argument("--gcj02", action="store_true", help="coordinates are GCJ-02 (AMap): convert to CGCS2000")
     s.add_argument("--no-derive", action="store_true", help="do not fill zone/village from the location")
     s.add_argument("--by", help="who records this import (default: RENEWAL_USER, else the login name)")
-    s.add_argument("--dry-run", action="store_true", help="check and report only; write nothing")
-    s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_import)
 
     s = sub.add_parser("export", help="export parcels as gpkg, geojson, shp (zip) or xlsx (the ledger)")

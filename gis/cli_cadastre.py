@@ -40,13 +40,7 @@ def register_cadastre(sub) -> None:
     s = sub.add_parser("cadastre", help="the district's cadastre (地籍宗地): import a delivered file (admins)")
     cs = s.add_subparsers(dest="cadastre_cmd", required=True)
     c = cs.add_parser("import", help="replace the store's cadastre with a file (zip/shp, gpkg, geojson, kml, dxf, csv)")
-    c.add_argument("file")
-    c.add_argument("--layer", help="layer to read (GeoPackage, KML, a zip of several shapefiles)")
-    c.add_argument("--crs", help="coordinate system of the file's coordinates, e.g. 4528 or EPSG:4528")
-    c.add_argument("--encoding", help="text encoding of the attributes, e.g. gbk, utf-8")
-    c.add_argument("--map", action="append", metavar="TARGET=SOURCE",
-                   help="field mapping: code, land_use, owner_type, e.g. code=ZDDM (repeatable)")
-    c.add_argument("--gcj02", action="store_true", help="coordinates are GCJ-02 (AMap): convert to CGCS2000")
-    c.add_argument("--dry-run", action="store_true", help="check and report only; write nothing")
-    c.add_argument("--json", action="store_true")
+    from .cli import import_options
+
+    import_options(c, "field mapping: code, land_use, owner_type, e.g. code=ZDDM (repeatable)")
     c.set_defaults(func=cmd_cadastre_import)

@@ -653,6 +653,27 @@ def prepare_import(store, upload: Upload, options: ImportOptions | None = None,
         raise InputError("import.failed", name=upload.source_name, detail=f"{type(e).__name__}: {e}"[:200]) from e
 
 
+def apply_mapping(suggested: dict[str, str], asked: dict[str, str] | None, columns, targets) -> dict[str, str]:
+    """The suggested field mapping with the user's choices over it (``target=""`` leaves a field out).
+
+    Raises:
+        InputError: an unknown target, a source column the file does not have, no code column.
+    """
+    mapping = dict(suggested)
+    for target, source in (asked or {}).items():
+        if target not in targets:
+            raise InputError("import.bad_target", target=target, known=", ".join(targets))
+        if source in (None, ""):
+            mapping.pop(target, None)
+        elif source not in columns:
+            raise InputError("import.no_column", column=source, known="、".join(map(str, columns)))
+        else:
+            mapping[target] = source
+    if "code" not in mapping:
+        raise InputError("import.no_code_column", known="、".join(map(str, columns)))
+    return mapping
+
+
 def clean_geometries(store, gdf: gpd.GeoDataFrame, codes: np.ndarray, rows: "RowReport", opts: ImportOptions):
     """Geometry and codes of a layer made fit to store; rejects go to ``rows`` with their reasons.
 
@@ -791,18 +812,7 @@ def _prepare(store, upload: Upload, options: ImportOptions | None, today: dt.dat
     columns = [c for c in gdf.columns if c != gdf.geometry.name]
 
     # --- mapping
-    mapping = suggest_mapping(columns)
-    for target, source in (opts.mapping or {}).items():
-        if target not in TARGETS:
-            raise InputError("import.bad_target", target=target, known=", ".join(TARGETS))
-        if source in (None, ""):
-            mapping.pop(target, None)
-        elif source not in columns:
-            raise InputError("import.no_column", column=source, known="、".join(map(str, columns)))
-        else:
-            mapping[target] = source
-    if "code" not in mapping:
-        raise InputError("import.no_code_column", known="、".join(map(str, columns)))
+    mapping = apply_mapping(suggest_mapping(columns), opts.mapping, columns, TARGETS)
     if opts.kind:
         store.catalog.kind(opts.kind)
 

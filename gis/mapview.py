@@ -42,9 +42,7 @@ import hashlib
 import html
 import json
 import math
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import folium
@@ -54,6 +52,7 @@ import shapely
 from branca.element import Element, MacroElement
 from folium.template import Template
 
+from .fileio import atomic_write
 from .i18n import LANGUAGES, catalogue, t
 from .pipelines import NOT_STARTED, Catalog
 from .units import STORE_CRS, WEB_CRS
@@ -827,8 +826,8 @@ def render_basemap_png(
         "width": int(dst_w),
         "height": int(dst_h),
     }
-    _atomic_write(png, lambda f: Image.fromarray(np.moveaxis(out, 0, -1), "RGBA").save(f, format="PNG"))
-    _atomic_write(meta, lambda f: f.write(json.dumps(result, ensure_ascii=False).encode("utf-8")))
+    atomic_write(png, lambda f: Image.fromarray(np.moveaxis(out, 0, -1), "RGBA").save(f, format="PNG"))
+    atomic_write(meta, lambda f: f.write(json.dumps(result, ensure_ascii=False).encode("utf-8")))
     return result
 
 
@@ -839,15 +838,3 @@ def _rgb_bands(src, ColorInterp) -> list[int]:
     if all(c in ci for c in want):
         return [ci.index(c) + 1 for c in want]
     return [1, 2, 3] if src.count >= 3 else [1]
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Write through a temp file in the same folder, then rename (concurrent sessions never see half a file)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -39,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .fileio import atomic_write
 
 UNDERLAY_PX = 2048          # longest side of the whole-image underlay of a big raster
 FULL_UNDERLAY_PX = 4096     # a raster up to this size is its own underlay, at full resolution
@@ -300,7 +299,7 @@ def _save_image(img, stem: Path) -> Path:
     else:
         path, save = stem.with_suffix(".webp"), lambda f: img.save(f, format="WEBP", quality=82, method=0)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_save(path, save)
+    atomic_write(path, save)
     return path
 
 
@@ -492,17 +491,6 @@ def render_view(path, view_bounds, zoom: float, out_dir, url_prefix: str, underl
     return {"url": f"{url_prefix.rstrip('/')}/views/{done.name}", "bounds": _latlng(left, bottom, right, top),
             "width": wpx, "height": hpx, "format": done.suffix[1:], "path": str(done), "zoom": float(zoom),
             "stamp": info.stamp}
-
-
-def _atomic_save(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --------------------------------------------------------------------------- overviews

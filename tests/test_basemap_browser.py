@@ -23,9 +23,6 @@ from tests.conftest import poll, set_view
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "data" / "parcels" / "demo.gpkg"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 FAKE_KEY = "0123456789abcdef0123456789abcdef"
 
 pytestmark = [pytest.mark.browser]
@@ -43,37 +40,6 @@ def server(tmp_path_factory):
     build_overviews(dom)
     with running_app(work, {"RENEWAL_ORTHOPHOTO": str(dom), "RENEWAL_TIANDITU_KEY": FAKE_KEY}) as app:
         yield {"url": app["url"], "store": work / "renewal.gpkg", "dom": dom}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser):
-    """A page whose requests may only reach localhost; the others are aborted and recorded."""
-    ctx = browser.new_context(viewport={"width": 1500, "height": 950}, locale="zh-CN")
-    blocked = []
-
-    def guard(route):
-        url = route.request.url
-        if urlparse(url).hostname in ("127.0.0.1", "localhost", "::1") or url.startswith(("data:", "blob:")):
-            route.continue_()
-        else:
-            blocked.append(url)
-            route.abort()
-
-    ctx.route("**/*", guard)
-    pg = ctx.new_page()
-    pg.blocked = blocked
-    yield pg
-    ctx.close()
 
 
 def _shots(server) -> Path:

@@ -6,7 +6,6 @@ import os
 import shutil
 import time
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 import shapely
@@ -18,9 +17,6 @@ from tests.conftest import poll
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "data" / "parcels" / "demo.gpkg"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 pytestmark = [pytest.mark.browser]
 
@@ -41,37 +37,6 @@ def server(request, tmp_path_factory):
         env["RENEWAL_DATABASE_URL"] = where
     with running_app(work, env) as app:
         yield {"url": app["url"], "store": where, "work": work, "log": app["log"]}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser):
-    """A page whose requests may only reach localhost; the others are blocked and recorded."""
-    ctx = browser.new_context(viewport={"width": 1500, "height": 950}, locale="zh-CN")
-    blocked = []
-
-    def guard(route):
-        host = urlparse(route.request.url).hostname
-        if host in ("127.0.0.1", "localhost", "::1") or route.request.url.startswith(("data:", "blob:")):
-            route.continue_()
-        else:
-            blocked.append(route.request.url)
-            route.abort()
-
-    ctx.route("**/*", guard)
-    pg = ctx.new_page()
-    pg.blocked = blocked
-    yield pg
-    ctx.close()
 
 
 def _map_frame(page, timeout=60, min_paths=20):

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlparse
 
 import geopandas as gpd
 import numpy as np
@@ -252,71 +251,52 @@ def _tooltips(frame) -> list[str]:
 
 
 @pytest.mark.browser
-def test_app_draws_a_10k_cadastre_and_a_click_opens_the_right_parcel(cadastre_app):
-    from playwright.sync_api import sync_playwright
-
+def test_app_draws_a_10k_cadastre_and_a_click_opens_the_right_parcel(cadastre_app, page):
     store = Store(cadastre_app["store"])
     tracked = shapely.union_all(store.parcels().geometry.values)
     g = store.layer("cadastre")
     target = next(r for r in g.sample(200, random_state=1).itertuples() if not tracked.intersects(r.geometry))
     pt = shapely.point_on_surface(target.geometry)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium",
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        ctx = browser.new_context(viewport={"width": 1500, "height": 950}, locale="zh-CN")
-        blocked = []
+    page.goto(cadastre_app["url"], wait_until="domcontentloaded")
+    page.get_by_label("用户名").fill("viewer")
+    page.get_by_label("密码").fill("renewal-viewer")
+    page.get_by_role("button", name="登录").click()
+    frame, deadline = None, time.time() + 90
+    while frame is None and time.time() < deadline:
+        for fr in page.frames:
+            try:
+                if fr.evaluate("() => !!(window.map && window.RenewalTiles && RenewalTiles.stats.loads > 0)"):
+                    frame = fr
+                    break
+            except Exception:  # noqa: BLE001 - frames come and go while Streamlit renders
+                continue
+        page.wait_for_timeout(200)
+    assert frame is not None, "the cadastre tiles were never drawn"
+    stats = frame.evaluate("() => RenewalTiles.stats")
+    assert stats["errors"] == 0 and stats["features"] >= 10_000 and stats["bytes"] < 2e6
+    # the parcels are not in the page: only the tracked parcels are SVG paths
+    assert frame.evaluate("() => document.querySelectorAll('path.leaflet-interactive').length") < 3000
+    assert frame.evaluate("() => document.querySelectorAll('canvas.leaflet-tile').length") > 0
 
-        def guard(route):
-            if urlparse(route.request.url).hostname in ("127.0.0.1", "localhost") or \
-                    route.request.url.startswith(("data:", "blob:")):
-                route.continue_()
-            else:
-                blocked.append(route.request.url)
-                route.abort()
-
-        ctx.route("**/*", guard)
-        page = ctx.new_page()
-        page.goto(cadastre_app["url"], wait_until="domcontentloaded")
-        page.get_by_label("用户名").fill("viewer")
-        page.get_by_label("密码").fill("renewal-viewer")
-        page.get_by_role("button", name="登录").click()
-        frame, deadline = None, time.time() + 90
-        while frame is None and time.time() < deadline:
-            for fr in page.frames:
-                try:
-                    if fr.evaluate("() => !!(window.map && window.RenewalTiles && RenewalTiles.stats.loads > 0)"):
-                        frame = fr
-                        break
-                except Exception:  # noqa: BLE001 - frames come and go while Streamlit renders
-                    continue
-            page.wait_for_timeout(200)
-        assert frame is not None, "the cadastre tiles were never drawn"
-        stats = frame.evaluate("() => RenewalTiles.stats")
-        assert stats["errors"] == 0 and stats["features"] >= 10_000 and stats["bytes"] < 2e6
-        # the parcels are not in the page: only the tracked parcels are SVG paths
-        assert frame.evaluate("() => document.querySelectorAll('path.leaflet-interactive').length") < 3000
-        assert frame.evaluate("() => document.querySelectorAll('canvas.leaflet-tile').length") > 0
-
-        set_view(frame.evaluate, pt.y, pt.x, 17)
-        page.wait_for_timeout(800)
-        xy = frame.evaluate(f"() => {{ const q = window.map.latLngToContainerPoint([{pt.y}, {pt.x}]);"
-                            " return [q.x, q.y]; }")
-        box = page.locator("iframe[title*='st_folium']").first.bounding_box()
-        page.mouse.move(box["x"] + xy[0] + 3, box["y"] + xy[1] + 3)
-        page.mouse.move(box["x"] + xy[0], box["y"] + xy[1])
-        tips = poll(lambda: target.code in frame.evaluate("() => [...document.querySelectorAll('.ratlas-tooltip')]"
-                                                          ".map(e => e.textContent).join(' ')"))
-        assert tips, f"no tooltip naming {target.code}"
-        page.mouse.click(box["x"] + xy[0], box["y"] + xy[1])
-        page.get_by_role("heading", name=f"地籍宗地 {target.code}").wait_for(timeout=30_000)
-        page.get_by_text(target.land_use).first.wait_for(timeout=5000)
-        # the pointer has not moved since the map was redrawn: no zone or village tooltip over the cadastre
+    set_view(frame.evaluate, pt.y, pt.x, 17)
+    page.wait_for_timeout(800)
+    xy = frame.evaluate(f"() => {{ const q = window.map.latLngToContainerPoint([{pt.y}, {pt.x}]);"
+                        " return [q.x, q.y]; }")
+    box = page.locator("iframe[title*='st_folium']").first.bounding_box()
+    page.mouse.move(box["x"] + xy[0] + 3, box["y"] + xy[1] + 3)
+    page.mouse.move(box["x"] + xy[0], box["y"] + xy[1])
+    tips = poll(lambda: target.code in frame.evaluate("() => [...document.querySelectorAll('.ratlas-tooltip')]"
+                                                      ".map(e => e.textContent).join(' ')"))
+    assert tips, f"no tooltip naming {target.code}"
+    page.mouse.click(box["x"] + xy[0], box["y"] + xy[1])
+    page.get_by_role("heading", name=f"地籍宗地 {target.code}").wait_for(timeout=30_000)
+    page.get_by_text(target.land_use).first.wait_for(timeout=5000)
+    # the pointer has not moved since the map was redrawn: no zone or village tooltip over the cadastre
+    page.wait_for_timeout(1500)
+    open_tips = [t for fr in page.frames for t in _tooltips(fr)]
+    assert not [t for t in open_tips if "战略" in t or "功能定位" in t], open_tips
+    shots = os.environ.get("RENEWAL_SCREENSHOTS")
+    if shots:
         page.wait_for_timeout(1500)
-        open_tips = [t for fr in page.frames for t in _tooltips(fr)]
-        assert not [t for t in open_tips if "战略" in t or "功能定位" in t], open_tips
-        shots = os.environ.get("RENEWAL_SCREENSHOTS")
-        if shots:
-            page.wait_for_timeout(1500)
-            page.screenshot(path=str(Path(shots) / "cadastre_panel.png"))
-        assert blocked == [], blocked
-        browser.close()
+        page.screenshot(path=str(Path(shots) / "cadastre_panel.png"))
+    assert page.blocked == [], page.blocked

@@ -31,9 +31,6 @@ from tests.conftest import poll
 
 ROOT = Path(__file__).resolve().parent.parent
 VENDOR = ROOT / "static" / "vendor" / "leaflet"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
 CRS = "EPSG:4490"
 X0, Y0 = 121.25, 37.35  # south-west corner of the fictional district
 
@@ -458,16 +455,6 @@ def write_offline_page(m, path: Path) -> Path:
     page = m.get_root().render().replace(LEAFLET_URL, VENDOR.as_uri())
     path.write_text(page, encoding="utf-8")
     return path
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def _open(browser, path: Path, size=(1000, 800)):

@@ -197,8 +197,9 @@ def sign_in(username: str) -> None:
 
 def restore_sign_in() -> None:
     """After a reload the session is new: a valid sign-in cookie signs its planner in again."""
-    if st.session_state.get("user") or st.session_state.get("signed_out"):
+    if st.session_state.get("user") or st.session_state.get("signed_out") or st.session_state.get("cookie_seen"):
         return
+    st.session_state["cookie_seen"] = True  # the session's cookies are those of its first request: look once
     token = st.context.cookies.get(sessions.COOKIE)
     if token and accounts_on():
         name = sessions.verify(sessions.session_key(settings().data_dir), token, store().session_stamp)

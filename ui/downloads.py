@@ -34,12 +34,12 @@ def _render(s, cfg, kind: str, code: str, fmt: str, language: str, raster) -> by
         return out.read_bytes()
 
 
-def _deferred(kind: str, code: str, fmt: str):
+def _deferred(kind: str, code: str, fmt: str, raster=None):
     """The callable a download button runs on click. Everything Streamlit is read here,
-    in the script; the callable itself runs on another thread and calls no Streamlit."""
+    in the script; the callable itself runs on another thread and calls no Streamlit.
+    ``raster``: the background (``export_background``, looked up once for a pair of buttons)."""
     s, cfg = store(), settings()
     language = lang()
-    raster, _ = export_background()  # the map's basemap where its terms allow
     key = (getattr(s, "location", None) or s.location, kind, code, fmt, data_version(), language, str(raster), cfg.classification)
 
     def make() -> bytes:
@@ -64,12 +64,13 @@ def _deferred(kind: str, code: str, fmt: str):
 
 
 def _buttons(kind: str, code: str) -> None:
+    raster, _ = export_background()  # the map's basemap where its terms allow
     left, right = st.columns(2)
     for col, fmt in ((left, "pdf"), (right, "png")):
         with col:
             st.download_button(
                 tr(f"brief.ui_{fmt}"),
-                data=_deferred(kind, code, fmt),
+                data=_deferred(kind, code, fmt, raster),
                 file_name=f"{code}_{tr('brief.ui_file_' + kind)}.{fmt}",
                 mime=_MIME[fmt],
                 key=f"brief_{kind}_{code}_{fmt}",

@@ -37,6 +37,12 @@ def _crs_label(v) -> str:
     return f"EPSG:{v} CGCS2000 3° GK CM {3 * (v - 4534 + 25)}E"
 
 
+def _uploader(prefix: str):
+    """The files chosen for an import (every format the importer reads, within the size limit)."""
+    return st.file_uploader(tr("import.upload"), type=sorted({e.lstrip(".") for e in FORMATS}),
+                            accept_multiple_files=True, max_upload_size=MAX_UPLOAD_BYTES // MB, key=f"{prefix}_files")
+
+
 def _staged(files, prefix: str = "imp"):
     """The upload staged in its private folder; re-staged (and the old folder removed) when the files change."""
     sig = hashlib.sha1(repr([(f.name, f.size, f.file_id) for f in files]).encode()).hexdigest()[:12]
@@ -139,8 +145,7 @@ def import_section() -> None:
     s = store()
     st.caption(tr("import.page_caption"))
     st.caption(tr("import.formats", mb=MAX_UPLOAD_BYTES // MB))
-    files = st.file_uploader(tr("import.upload"), type=sorted({e.lstrip(".") for e in FORMATS}),
-                             accept_multiple_files=True, max_upload_size=MAX_UPLOAD_BYTES // MB, key="imp_files")
+    files = _uploader("imp")
     if not files:
         return
     upload, sig = _staged(files)
@@ -179,8 +184,7 @@ def cadastre_section() -> None:
     """Replace the store's cadastre (地籍宗地) with a delivered file: check, report, then write (admins)."""
     s = store()
     st.caption(tr("cadastre.import_caption"))
-    files = st.file_uploader(tr("import.upload"), type=sorted({e.lstrip(".") for e in FORMATS}),
-                             accept_multiple_files=True, max_upload_size=MAX_UPLOAD_BYTES // MB, key="cad_files")
+    files = _uploader("cad")
     if not files:
         return
     upload, sig = _staged(files, "cad")
