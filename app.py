@@ -1,8 +1,17 @@
 """Renewal Atlas (城市更新一张图): Streamlit entry point, page navigation only."""
 import streamlit as st
 
-from ui.common import (accounts_on, cookie_writer, current_user, keep_widget_state, restore_sign_in, shown_errors,
-                       sidebar, tr, user_box)
+from ui.common import (
+    accounts_on,
+    cookie_writer,
+    current_user,
+    keep_widget_state,
+    restore_sign_in,
+    shown_errors,
+    sidebar,
+    tr,
+    user_box,
+)
 
 st.set_page_config(page_title="城市更新一张图 Renewal Atlas", page_icon="🗺️", layout="wide")
 with shown_errors():

@@ -101,7 +101,7 @@ def naive_draw_map(page, rect, extent, *, raster=None, focus_rows=(), **_):
     import numpy as np
     import rasterio
 
-    from gis import briefing
+    from gis.printing import briefing
 
     sh = page.sheet
     x, y, w, h = rect
@@ -136,9 +136,9 @@ def _sample_codes(store, n: int) -> list[str]:
 
 
 def phase_pages(store_path: str, out: str, raster: str, n: int) -> dict:
-    from gis import briefing
-    from gis.settings import Settings
-    from gis.store import Store
+    from gis.base.settings import Settings
+    from gis.printing import briefing
+    from gis.store.store import Store
 
     store = Store(store_path)
     settings = Settings.load()
@@ -165,9 +165,9 @@ def phase_pages(store_path: str, out: str, raster: str, n: int) -> dict:
 
 
 def phase_big(store_path: str, out: str, raster: str, n: int) -> dict:
-    from gis import briefing
-    from gis.settings import Settings
-    from gis.store import Store
+    from gis.base.settings import Settings
+    from gis.printing import briefing
+    from gis.store.store import Store
 
     store = Store(store_path)
     settings = Settings.load()
@@ -191,9 +191,9 @@ def _warm_page_times(briefing, store, n: int, stem: Path, raster, settings) -> l
 
 
 def phase_naive(store_path: str, out: str, raster: str, n: int) -> dict:
-    from gis import briefing
-    from gis.settings import Settings
-    from gis.store import Store
+    from gis.base.settings import Settings
+    from gis.printing import briefing
+    from gis.store.store import Store
 
     store = Store(store_path)
     settings = Settings.load()

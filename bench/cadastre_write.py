@@ -21,11 +21,12 @@ sys.path.insert(0, str(ROOT))
 
 
 def main(argv=None) -> int:
-    from gis.cadastre import cadastre_at, generate_cadastre, write_cadastre
-    from gis.pgtest import TempPostgres
-    from gis.pipelines import load_catalog
-    from gis.store import Store
-    from gis.store_pg import PostgisStore, load_store_into
+    from gis.demo.cadastre import generate_cadastre
+    from gis.devtools.pgtest import TempPostgres
+    from gis.model.pipelines import load_catalog
+    from gis.store.open import cadastre_at, write_cadastre
+    from gis.store.pg import PostgisStore, load_store_into
+    from gis.store.store import Store
 
     ap = argparse.ArgumentParser(prog="python -m bench.cadastre_write")
     ap.add_argument("--n", type=int, default=100_000)

@@ -42,9 +42,9 @@ import shapely
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gis.importer import ImportOptions, commit_import, prepare_import  # noqa: E402
-from gis.store import Store  # noqa: E402
-from gis.uploads import stage_path  # noqa: E402
+from gis.io.importer import ImportOptions, commit_import, prepare_import  # noqa: E402
+from gis.io.uploads import stage_path  # noqa: E402
+from gis.store.store import Store  # noqa: E402
 
 STAGES = ["意愿征询", "入库（标图建库）", "基础数据调查", "方案编制", "签约", "拆除", "清表"]
 

@@ -101,11 +101,13 @@ def app_worker(store_path: str, generated: str, out_html: str, probes_json: str)
     """What the app process does: tiles once, then first view, click, filter, stage update."""
     import datetime as dt
 
-    from gis.cadastre import cadastre_at, cadastre_tiles, describe_cadastre
-    from gis.catalog import load_layer_catalog
-    from gis.mapview import build_map, selection_group
-    from gis.spatial import ParcelIndex
-    from gis.store import Store
+    from gis.maps.cadastre_tiles import cadastre_tiles
+    from gis.maps.mapview import build_map, selection_group
+    from gis.model.catalog import load_layer_catalog
+    from gis.model.spatial import ParcelIndex
+    from gis.store.cadastre import describe_cadastre
+    from gis.store.open import cadastre_at
+    from gis.store.store import Store
 
     probes = json.loads(Path(probes_json).read_text())
     layers = load_layer_catalog()
@@ -170,7 +172,7 @@ def app_worker(store_path: str, generated: str, out_html: str, probes_json: str)
 
     t0 = time.perf_counter()
     shown = s.filter(parcels, village="V03")
-    from gis.spatial import fit_bounds
+    from gis.model.spatial import fit_bounds
 
     full_map(shown, fit_bounds(shown))
     out["filter_s"] = round(time.perf_counter() - t0, 3)
@@ -293,7 +295,7 @@ def _measure_page(browser, url: str, ours: bool, repeat: int, shot: Path | None 
 # --------------------------------------------------------------------------- the real app
 def _app_session(browser, work: Path, probe: dict, shots: Path | None) -> dict:
     """One Streamlit process on ``work/renewal.gpkg``: log in, first view, a click; then its peak RSS."""
-    from gis.devserver import running_app
+    from gis.devtools.devserver import running_app
 
     out = {}
     with running_app(work) as app:
@@ -367,10 +369,10 @@ def measure_app(browser, store: Path, probe: dict, shots: Path | None) -> dict:
     """``streamlit run app.py`` on the store, twice: a new cadastre (the app builds its pyramid, in a child
     process), then a restarted app with the pyramid on disk (every later start). This content's pyramid
     is removed from ``static/generated`` first, so the first run is really cold."""
-    from gis.cadastre import cadastre_key
-    from gis.catalog import load_layer_catalog
-    from gis.store import Store
-    from gis.vectortiles import tileset_key
+    from gis.maps.vectortiles import tileset_key
+    from gis.model.catalog import load_layer_catalog
+    from gis.store.open import cadastre_key
+    from gis.store.store import Store
 
     spec = load_layer_catalog().get("cadastre")
     name = f"cadastre_{tileset_key(cadastre_key(Store(store)) + '|wgs84', spec.class_field, tuple(spec.tooltip))}"
@@ -392,7 +394,8 @@ def run_size(n: int, work: Path, browser, app: bool, shots: Path | None, repeat:
     import numpy as np
     import shapely
 
-    from gis.cadastre import generate_cadastre, write_cadastre
+    from gis.demo.cadastre import generate_cadastre
+    from gis.store.open import write_cadastre
 
     d = work / f"n{n}"
     d.mkdir(parents=True, exist_ok=True)
@@ -405,7 +408,7 @@ def run_size(n: int, work: Path, browser, app: bool, shots: Path | None, repeat:
     write_cadastre(store, gdf)
     rng = np.random.default_rng(n)
     # click probes: inside random cadastre parcels away from tracked parcels
-    from gis.store import Store
+    from gis.store.store import Store
 
     tracked = shapely.union_all(Store(store).parcels().geometry.values)
     clicks = []

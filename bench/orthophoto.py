@@ -86,7 +86,7 @@ def make_orthophoto(path, size: int = 20000, pixel_m: float = 0.5, epsg: int = 4
                 dst.write(np.clip(img, 0, 255).astype(np.uint8), window=Window(col, row, w, h))
     tmp.replace(path)
     if overviews:
-        from gis.rasterview import build_overviews
+        from gis.maps.rasterview import build_overviews
 
         build_overviews(path)
     return path
@@ -117,7 +117,7 @@ def _view(centre, zoom, width=1200, height=680):
 
 def _tiles_cost(path, view, zoom, out_dir) -> tuple[float, int]:
     """Render the view as 256-px XYZ tiles with the same reader and warp, one call each: (seconds, tiles)."""
-    from gis import rasterview
+    from gis.maps import rasterview
 
     info = rasterview.raster_info(path)
     (s, w), (n, e) = view
@@ -190,7 +190,7 @@ def _page_cost(tif, work: Path) -> None:
 
 
 def main(argv=None) -> int:
-    from gis import rasterview
+    from gis.maps import rasterview
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=20000, help="pixels per side (default 20000)")

@@ -18,9 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from gis.loadtest import STEPS, advance_many, open_store, run_planners
-from gis.pipelines import load_catalog
-from gis.store import Store
+from gis.devtools.loadtest import STEPS, advance_many, open_store, run_planners
+from gis.model.pipelines import load_catalog
+from gis.store.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "data" / "parcels" / "demo.gpkg"
@@ -61,8 +61,8 @@ def main(argv=None):
         path = Path(tmp) / "demo.gpkg"
         shutil.copy(DEMO, path)
         results.append({"backend": "gpkg", **measure(str(path), args.n, args.workers)})
-        from gis.pgtest import TempPostgres
-        from gis.store_pg import PostgisStore, load_store_into
+        from gis.devtools.pgtest import TempPostgres
+        from gis.store.pg import PostgisStore, load_store_into
 
         with TempPostgres() as pg:
             src = Path(tmp) / "src.gpkg"

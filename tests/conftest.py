@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import shapely
 
-from gis.pipelines import load_catalog
-from gis.units import areas_m2
+from gis.base.units import areas_m2
+from gis.model.pipelines import load_catalog
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "data" / "parcels" / "demo.gpkg"
@@ -112,7 +112,7 @@ def tiny_store_template(tmp_path_factory):
 @pytest.fixture
 def tiny_gpkg(tiny_store_template, tmp_path, catalog):
     """A fresh copy of the tiny store as a GeoPackage, for what only the file back end has (its path, GDAL)."""
-    from gis.store import Store
+    from gis.store.store import Store
 
     path = tmp_path / "store.gpkg"
     shutil.copy(tiny_store_template, path)
@@ -123,7 +123,7 @@ def tiny_gpkg(tiny_store_template, tmp_path, catalog):
 @pytest.fixture(scope="session")
 def pg_server():
     """A throwaway PostgreSQL/PostGIS cluster for the session (Debian's packages; .ci/install)."""
-    from gis.pgtest import TempPostgres
+    from gis.devtools.pgtest import TempPostgres
 
     with TempPostgres(dbname="postgres_base") as pg:
         yield pg
@@ -141,8 +141,8 @@ def pg_database(pg_server, name: str, template: str | None = None) -> str:
 
 @pytest.fixture(scope="session")
 def pg_tiny_template(pg_server, tiny_store_template, catalog):
-    from gis.store import Store
-    from gis.store_pg import PostgisStore, load_store_into
+    from gis.store.pg import PostgisStore, load_store_into
+    from gis.store.store import Store
 
     url = pg_database(pg_server, "tiny_template")
     target = PostgisStore(url, catalog, create=True)
@@ -159,7 +159,7 @@ def tiny_store(request, tiny_store_template, tmp_path, catalog):
     made from a template. Every test written against the store interface runs on both."""
     if request.param == "gpkg":
         return request.getfixturevalue("tiny_gpkg")
-    from gis.store_pg import PostgisStore
+    from gis.store.pg import PostgisStore
 
     pg_server = request.getfixturevalue("pg_server")
     template = request.getfixturevalue("pg_tiny_template")
@@ -176,8 +176,8 @@ def any_store(tiny_store):
 @pytest.fixture(scope="session")
 def pg_demo_template(pg_server, tmp_path_factory):
     """The demo district loaded once into PostGIS, as a template database."""
-    from gis.store import Store
-    from gis.store_pg import PostgisStore, load_store_into
+    from gis.store.pg import PostgisStore, load_store_into
+    from gis.store.store import Store
 
     copy = tmp_path_factory.mktemp("demo") / "demo.gpkg"
     shutil.copy(DEMO, copy)

@@ -5,9 +5,9 @@ import datetime as dt
 
 import pytest
 
-from gis.accounts import login_delay
-from gis.backup import backup, restore
-from gis.errors import InputError, PermissionRefused
+from gis.auth.accounts import login_delay
+from gis.base.errors import InputError, PermissionRefused
+from gis.store.backup import backup, restore
 
 TODAY = dt.date(2026, 11, 28)
 
@@ -138,7 +138,7 @@ def test_import_lands_on_both_back_ends(office, tmp_path):
     import geopandas as gpd
     import shapely
 
-    from gis.importer import ImportOptions, import_file
+    from gis.io.importer import ImportOptions, import_file
 
     src = tmp_path / "new.geojson"
     gpd.GeoDataFrame({"code": ["V01-101", "V01-001"], "name": ["新地块", "东岙村1号地块（更新）"], "kind": ["village"] * 2},
@@ -160,7 +160,7 @@ def test_import_lands_on_both_back_ends(office, tmp_path):
 
 # ------------------------------------------------------------------ signed sign-in tokens (a reload keeps you in)
 def test_sign_in_tokens_are_signed_expire_and_end_with_the_account(tmp_path, any_store):
-    from gis import sessions
+    from gis.auth import sessions
 
     key = sessions.session_key(tmp_path)
     assert len(key) == 32 and sessions.session_key(tmp_path) == key  # made once, then read

@@ -8,7 +8,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from gis.store import open_store_at
+from gis.store.open import open_store_at
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,9 +16,9 @@ from urllib.parse import urlparse
 import pytest
 import shapely
 
-from gis.gcj02 import wgs84_to_gcj02
-from gis.devserver import running_app
-from gis.store import Store
+from gis.base.gcj02 import wgs84_to_gcj02
+from gis.devtools.devserver import running_app
+from gis.store.store import Store
 from tests.conftest import poll, set_view
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.browser]
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     from bench.orthophoto import make_orthophoto
-    from gis.rasterview import build_overviews
+    from gis.maps.rasterview import build_overviews
 
     work = tmp_path_factory.mktemp("basemap_app")
     shutil.copy(DEMO, work / "renewal.gpkg")
@@ -127,7 +127,7 @@ def test_orthophoto_and_parcels_together_offline(server, page):
     under = _wait(page, lambda: m.images("underlay_"), "the orthophoto underlay")
     assert under[0]["src"].startswith("/app/static/generated/")
     # zoom to a parcel on the orthophoto: the view image at screen resolution replaces the underlay's pixels
-    from gis.rasterview import raster_info
+    from gis.maps.rasterview import raster_info
 
     (s, w), (n, e) = raster_info(server["dom"]).bounds
     parcels = Store(server["store"]).parcels()

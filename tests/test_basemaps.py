@@ -18,9 +18,18 @@ import numpy as np
 import pytest
 import shapely
 
-from gis.basemap_layers import (add_basemap, raster_underlay, returned_view, view_group, view_image,
-                                wants_view_updates)
-from gis.basemaps import (
+from gis.base.errors import InputError
+from gis.base.gcj02 import wgs84_to_gcj02
+from gis.base.settings import Settings
+from gis.maps.basemap_layers import (
+    add_basemap,
+    raster_underlay,
+    returned_view,
+    view_group,
+    view_image,
+    wants_view_updates,
+)
+from gis.maps.basemaps import (
     KINDS,
     BasemapChoice,
     ExportBasemap,
@@ -35,11 +44,9 @@ from gis.basemaps import (
     save_choice,
     to_display,
 )
-from gis.errors import InputError
-from gis.gcj02 import wgs84_to_gcj02
-from gis.mapview import build_map, escape_html, js_json
-from gis.settings import Settings
-from gis.spatial import ParcelIndex
+from gis.maps.elements import escape_html, js_json
+from gis.maps.mapview import build_map
+from gis.model.spatial import ParcelIndex
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "0123456789abcdef0123456789abcdef"
@@ -189,7 +196,7 @@ def test_settings_choose_the_default_basemap(tmp_path):
 
 
 def test_raster_paths_must_be_local_geotiffs(tmp_path):
-    from gis.rasterview import check_raster_path, raster_info
+    from gis.maps.rasterview import check_raster_path, raster_info
 
     for bad, key in [("/vsicurl/http://x/a.tif", "basemap.raster_not_local"),
                      ("http://x/a.tif", "basemap.raster_not_local"),
@@ -305,7 +312,7 @@ def test_underlay_and_view_line_up_with_the_truth(tmp_path):
     from PIL import Image
     from pyproj import Transformer
 
-    from gis import rasterview
+    from gis.maps import rasterview
 
     tif, transform = make_tif(tmp_path / "dom.tif", size=(5000, 4200), pixel=1.0, epsg=4528, dot=(3210, 1870))
     info = rasterview.raster_info(tif)
@@ -344,7 +351,7 @@ def test_underlay_and_view_line_up_with_the_truth(tmp_path):
 
 def test_a_view_reads_only_its_window(tmp_path, monkeypatch):
     """Without overviews, zoomed-out views of a big raster are refused (they would read it whole); zoomed in they render."""
-    from gis import rasterview
+    from gis.maps import rasterview
 
     tif, _ = make_tif(tmp_path / "raw.tif", size=(5000, 4200), pixel=1.0, epsg=4528)
     info = rasterview.raster_info(tif)
@@ -384,7 +391,7 @@ def test_the_view_group_and_returned_bounds(tmp_path):
 
 
 def _catalog():
-    from gis.pipelines import load_catalog
+    from gis.model.pipelines import load_catalog
 
     return load_catalog()
 
@@ -476,7 +483,7 @@ def test_a_briefing_page_prints_the_tile_basemap_and_names_its_source(tile_serve
 
     from PIL import Image
 
-    from gis import briefing
+    from gis.printing import briefing
 
     cfg = Settings.load(env={})
     tiles = ExportBasemap(kind="tianditu_img", label="天地图影像", attribution="天地图 · 国家地理信息公共服务平台",

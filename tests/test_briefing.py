@@ -20,10 +20,10 @@ import rasterio
 from pypdf import PdfReader
 from rasterio.transform import from_origin
 
-from gis import briefing, pagekit
-from gis.errors import InputError, NotFoundError
-from gis.raster import raster_bounds, read_background
-from gis.settings import Settings
+from gis.base.errors import InputError, NotFoundError
+from gis.base.settings import Settings
+from gis.maps.raster import raster_bounds, read_background
+from gis.printing import briefing, pagekit
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "data" / "parcels" / "demo.gpkg"
@@ -79,7 +79,7 @@ def corrupt_middle(data: bytes) -> bytes:
 @pytest.fixture(scope="module")
 def demo_store(tmp_path_factory):
     """One copy of the demo for the read-only rendering tests of this module."""
-    from gis.store import Store
+    from gis.store.store import Store
 
     path = tmp_path_factory.mktemp("demo") / "demo.gpkg"
     shutil.copy(DEMO, path)
@@ -191,7 +191,7 @@ def test_the_shipped_font_subset_renders_chinese_without_tofu(tmp_path):
     import matplotlib
     from matplotlib.figure import Figure
 
-    from gis.fonts import SHIPPED_FAMILY, cjk_family, rc_params
+    from gis.printing.fonts import SHIPPED_FAMILY, cjk_family, rc_params
 
     assert cjk_family(prefer_system=False) == SHIPPED_FAMILY
     fig = Figure(figsize=(4, 2))
@@ -208,7 +208,7 @@ def test_the_shipped_font_subset_renders_chinese_without_tofu(tmp_path):
 
 def test_a_whole_page_with_only_the_shipped_font(tiny_store, settings, tmp_path, monkeypatch):
     """What a bare `pip install -e .` prints: the subset is embedded and the Chinese extracts."""
-    from gis import fonts
+    from gis.printing import fonts
 
     real = fonts.rc_params
     monkeypatch.setattr(fonts, "rc_params", lambda prefer_system=True: real(prefer_system=False))

@@ -11,8 +11,8 @@ import pytest
 import shapely
 from playwright.sync_api import Error as PlaywrightError
 
-from gis.devserver import running_app
-from gis.store import open_store_at
+from gis.devtools.devserver import running_app
+from gis.store.open import open_store_at
 from tests.conftest import poll
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -23,26 +23,17 @@ import pyogrio
 import pytest
 import shapely
 
-from gis.cadastre import (
-    LAND_USES,
-    add_demo_cadastre,
-    cadastre_at,
-    cadastre_key,
-    cadastre_parcel,
-    cadastre_tiles,
-    content_hash,
-    describe_cadastre,
-    generate_cadastre,
-    overlapping_parcels,
-    write_cadastre,
-)
-from gis.catalog import load_layer_catalog
-from gis.errors import InputError, NotFoundError
-from gis.mapview import build_map
-from gis.spatial import ParcelIndex
-from gis.devserver import running_app
-from gis.store import Store
-from gis.vectortiles import build_tileset, find_tileset
+from gis.base.errors import InputError, NotFoundError
+from gis.demo.cadastre import add_demo_cadastre, generate_cadastre
+from gis.devtools.devserver import running_app
+from gis.maps.cadastre_tiles import cadastre_tiles
+from gis.maps.mapview import build_map
+from gis.maps.vectortiles import build_tileset, find_tileset
+from gis.model.catalog import load_layer_catalog
+from gis.model.spatial import ParcelIndex
+from gis.store.cadastre import LAND_USES, content_hash, describe_cadastre, overlapping_parcels
+from gis.store.open import cadastre_at, cadastre_key, cadastre_parcel, write_cadastre
+from gis.store.store import Store
 from tests.conftest import poll, set_view
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,8 +65,8 @@ def grid_cadastre(n_side: int = 6, cell: float = 0.001) -> gpd.GeoDataFrame:
 
 # ------------------------------------------------------------------ the demo cadastre
 def test_demo_cadastre_tiles_the_district_with_exactly_n_parcels(demo_cadastre):
-    from gis.demo import build_layout
-    from gis.units import areas_m2
+    from gis.base.units import areas_m2
+    from gis.demo.district import build_layout
 
     g = demo_cadastre
     assert len(g) == 3000 and g.crs.equals("EPSG:4490")

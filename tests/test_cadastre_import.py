@@ -13,10 +13,9 @@ import pyogrio
 import pytest
 import shapely
 
-from gis.cadastre import cadastre_at, cadastre_key, cadastre_parcel
-from gis.cadastre_import import CadastreOptions, import_cadastre, land_use_class, owner_type_of
-from gis.errors import InputError, PermissionRefused, UnknownCRSError
-from gis.store import open_store_at
+from gis.base.errors import InputError, PermissionRefused, UnknownCRSError
+from gis.io.cadastre_import import CadastreOptions, import_cadastre, land_use_class, owner_type_of
+from gis.store.open import cadastre_at, cadastre_key, cadastre_parcel, open_store_at
 
 ROOT = Path(__file__).resolve().parent.parent
 X0, Y0 = 121.30, 37.40  # the tiny store's corner (tests/conftest.py)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gis.store import open_store_at
+from gis.store.open import open_store_at
 
 ROOT = Path(__file__).resolve().parent.parent
 

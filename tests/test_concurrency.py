@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gis.loadtest import open_store, run_planners
+from gis.devtools.loadtest import open_store, run_planners
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 8
@@ -59,8 +59,8 @@ def test_eight_planners_racing_on_one_parcel(demo_store, tmp_path):
 CRASH = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {root!r})
-    from gis.loadtest import open_store
-    from gis.store import parse_date
+    from gis.devtools.loadtest import open_store
+    from gis.store.base import parse_date
     store = open_store({where!r})
     with store._connect(write=True) as con:
         row = store._row(con, {code!r}, lock=True)
@@ -97,8 +97,8 @@ CRASH_IMPORT = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {root!r})
     import shapely
-    from gis.importer import gpkg_blobs
-    from gis.loadtest import open_store
+    from gis.io.importer import gpkg_blobs
+    from gis.devtools.loadtest import open_store
     store = open_store({where!r})
     real = store._audit
     def audit(*a, **k):

@@ -8,12 +8,12 @@ import geopandas as gpd
 import pytest
 import shapely
 
-from gis import i18n
-from gis.catalog import load_layer_catalog
-from gis.errors import InputError, StageTransitionError, UnknownCRSError
-from gis.pipelines import load_catalog
-from gis.settings import Settings
-from gis.units import M2_PER_MU, areas_m2, format_area, gk_epsg, gk3_zone
+from gis.base import i18n
+from gis.base.errors import InputError, StageTransitionError, UnknownCRSError
+from gis.base.settings import Settings
+from gis.base.units import M2_PER_MU, areas_m2, format_area, gk3_zone, gk_epsg
+from gis.model.catalog import load_layer_catalog
+from gis.model.pipelines import load_catalog
 
 TODAY = dt.date(2026, 11, 28)
 D = dt.date.fromisoformat
@@ -227,7 +227,7 @@ def test_duplicate_layer_ids_are_refused(tmp_path):
 
 # ------------------------------------------------------------------ spatial
 def test_parcel_index_finds_the_clicked_parcel():
-    from gis.spatial import ParcelIndex, fit_bounds
+    from gis.model.spatial import ParcelIndex, fit_bounds
 
     gdf = gpd.GeoDataFrame({"code": ["A", "B"]},
                            geometry=[shapely.box(121.30, 37.40, 121.31, 37.41), shapely.box(121.31, 37.40, 121.32, 37.41)],
@@ -242,7 +242,7 @@ def test_parcel_index_finds_the_clicked_parcel():
 
 
 def test_stage_timeline_marks_done_current_and_ahead(catalog):
-    from gis.pipelines import stage_timeline
+    from gis.model.pipelines import stage_timeline
 
     events = [
         {"action": "advance", "to_stage": "survey", "event_date": "2024-01-01"},
@@ -259,7 +259,7 @@ def test_stage_timeline_marks_done_current_and_ahead(catalog):
 
 
 def test_stored_utc_stamps_show_in_china_standard_time():
-    from gis.i18n import local_time
+    from gis.base.i18n import local_time
 
     assert local_time("2026-11-28T16:14:46+00:00") == "2026-11-29 00:14"  # past midnight in Beijing
     assert local_time("2026-11-28T16:14:46") == "2026-11-29 00:14"  # naive stamps are stored UTC

@@ -13,10 +13,10 @@ import pyogrio
 import pytest
 import shapely
 
-from gis import demo as demo_mod
-from gis.demo import build_demo, build_demo_raster
-from gis.pipelines import load_catalog
-from gis.units import areas_m2, gk_epsg
+from gis.base.units import areas_m2, gk_epsg
+from gis.demo import district as demo_mod
+from gis.demo.district import build_demo, build_demo_raster
+from gis.model.pipelines import load_catalog
 
 TODAY = dt.date(2026, 11, 28)
 SPATIAL = ("district", "sea", "zones", "devzone", "parks", "villages", "points", "parcels")

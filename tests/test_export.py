@@ -15,8 +15,8 @@ import pyogrio
 import pytest
 from openpyxl import load_workbook
 
-from gis.errors import InputError
-from gis.exporter import SHP_FIELDS, export, export_bytes, export_filename
+from gis.base.errors import InputError
+from gis.io.exporter import SHP_FIELDS, export, export_bytes, export_filename
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "data" / "parcels" / "demo.gpkg"
@@ -194,8 +194,8 @@ def test_cli_export_with_a_filter(tiny_store, tmp_path):
 
 def test_demo_round_trip_gives_back_parcels_stages_and_history(tmp_path, catalog):
     """Export the demo, import it into an empty store: same parcels, stages and history."""
-    from gis.importer import import_file
-    from gis.store import Store
+    from gis.io.importer import import_file
+    from gis.store.store import Store
 
     demo = tmp_path / "demo.gpkg"
     shutil.copy(DEMO, demo)
@@ -203,7 +203,7 @@ def test_demo_round_trip_gives_back_parcels_stages_and_history(tmp_path, catalog
     exported = tmp_path / "export.gpkg"
     export(src, "gpkg", exported)
     empty = tmp_path / "empty.gpkg"
-    from gis.exporter import export_gpkg
+    from gis.io.exporter import export_gpkg
 
     export_gpkg(src, empty, codes=[])
     target = Store(empty, catalog)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import shapely
 
-from gis.gcj02 import (
+from gis.base.gcj02 import (
     convert,
     gcj02_to_wgs84,
     geometries_from_gcj02,
@@ -81,7 +81,7 @@ def test_convert_between_named_datums():
     assert convert(*w, "cgcs2000", "gcj02") == pytest.approx(g, abs=1e-9)
     assert convert(*g, "gcj02", "wgs84") == pytest.approx(w, abs=1e-8)
     assert convert(*w, "wgs84", "cgcs2000") == w  # centimetres apart: one datum on a web map
-    from gis.errors import InputError
+    from gis.base.errors import InputError
 
     with pytest.raises(InputError, match="bd09"):
         convert(1, 2, "bd09", "wgs84")
@@ -96,7 +96,7 @@ def test_geometries_round_trip():
 
 
 def test_cli_prints_json(capsys):
-    from gis.cli import main
+    from gis.cli.main import main
 
     wlon, wlat, glon, glat = REFERENCE[1]
     assert main(["convert-coords", "--from", "wgs84", "--to", "gcj02", str(wlon), str(wlat)]) == 0
@@ -110,7 +110,7 @@ def test_cli_prints_json(capsys):
 
 
 def test_cli_bad_datum_exits_2_bilingually(capsys):
-    from gis.cli import main
+    from gis.cli.main import main
 
     with pytest.raises(SystemExit) as e:
         main(["convert-coords", "--from", "bd09", "--to", "gcj02", "1", "2"])

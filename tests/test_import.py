@@ -24,12 +24,19 @@ import pyproj
 import pytest
 import shapely
 
-from gis.errors import InputError, UnknownCRSError
-from gis.exporter import export_gpkg
-from gis.importer import (ImportOptions, commit_import, detect_encoding, gpkg_blobs, import_file, prepare_import,
-                          suggest_mapping)
-from gis.store import Store
-from gis.uploads import Upload, ensure_gdal_hardened, stage_files, stage_path
+from gis.base.errors import InputError, UnknownCRSError
+from gis.io.exporter import export_gpkg
+from gis.io.importer import (
+    ImportOptions,
+    commit_import,
+    detect_encoding,
+    gpkg_blobs,
+    import_file,
+    prepare_import,
+    suggest_mapping,
+)
+from gis.io.uploads import Upload, ensure_gdal_hardened, stage_files, stage_path
+from gis.store.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "data" / "parcels" / "demo.gpkg"
@@ -190,7 +197,7 @@ def test_coordinates_that_fit_no_rule_ask_for_a_crs(tiny_store, tmp_path):
 
 
 def test_gcj02_coordinates_are_converted_on_request(tiny_store, tmp_path):
-    from gis.gcj02 import geometries_to_gcj02
+    from gis.base.gcj02 import geometries_to_gcj02
 
     shifted = geometries_to_gcj02(box(5, 2))
     assert 0.001 < shapely.hausdorff_distance(shifted, box(5, 2)) < 0.01  # hundreds of metres
@@ -451,9 +458,9 @@ def test_a_failed_write_leaves_nothing_behind(tiny_store, tmp_path):
 KILLER = r"""
 import sys, time
 sys.path.insert(0, sys.argv[1])
-import gis.store as gs
-from gis import gpkg
-from gis.importer import ImportOptions, import_file
+import gis.store.store as gs
+from gis.store import gpkg
+from gis.io.importer import ImportOptions, import_file
 
 def register(con):
     gpkg.register_functions(con)
@@ -522,7 +529,7 @@ def test_gdal_hardening_also_works_when_pyogrio_was_imported_first(tmp_path):
     code = (f"import pyogrio; assert 'OGR_VRT' in pyogrio.list_drivers()\n"
             f"print(len(pyogrio.read_dataframe({str(vrt)!r})))\n"
             f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
-            "from gis.uploads import ensure_gdal_hardened; ensure_gdal_hardened()\n"
+            "from gis.io.uploads import ensure_gdal_hardened; ensure_gdal_hardened()\n"
             "assert 'OGR_VRT' not in pyogrio.list_drivers()\n"
             f"try:\n    pyogrio.read_dataframe({str(vrt)!r}); print('READ')\n"
             "except Exception as e:\n    print('REFUSED', type(e).__name__)\n")
@@ -752,7 +759,7 @@ def test_import_page_checks_previews_and_commits(tmp_path, monkeypatch):
 
 
 def test_accounts_an_editor_imports_only_in_their_zone_and_the_import_is_audited(tmp_path, catalog):
-    from gis.errors import PermissionRefused
+    from gis.base.errors import PermissionRefused
 
     path = tmp_path / "demo.gpkg"
     shutil.copy(DEMO, path)

@@ -16,17 +16,9 @@ import numpy as np
 import pytest
 import shapely
 
-from gis.mapview import (
-    LEAFLET_URL,
-    build_map,
-    escape_html,
-    gdf_bounds,
-    js_json,
-    legend_items,
-    render_basemap_png,
-    selection_group,
-)
-from gis.pipelines import load_catalog
+from gis.maps.elements import escape_html, js_json
+from gis.maps.mapview import LEAFLET_URL, build_map, gdf_bounds, legend_items, render_basemap_png, selection_group
+from gis.model.pipelines import load_catalog
 from tests.conftest import poll
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -271,7 +263,7 @@ def html_unescape(s):
 
 
 def test_layer_switcher_names_are_escaped(evil_context, evil_parcels, cat):
-    from gis.catalog import LayerCatalog, load_layer_catalog
+    from gis.model.catalog import LayerCatalog, load_layer_catalog
 
     real = load_layer_catalog()
     groups = dict(real.groups)
@@ -296,7 +288,7 @@ def test_legend_demo_mark_and_colours(evil_html, cat):
 
 
 def test_group_labels_and_feature_properties(evil_context, evil_parcels, cat):
-    from gis.catalog import load_layer_catalog
+    from gis.model.catalog import load_layer_catalog
 
     page = build_map(evil_context, evil_parcels, cat).get_root().render()
     layers = load_layer_catalog()

@@ -10,7 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _name(req: str) -> str:
+def local_name(req: str) -> str:
     return re.split(r"[<>=!~ \[]", req.strip(), maxsplit=1)[0].lower()
 
 
@@ -21,7 +21,7 @@ def _spec(req: str) -> str:
 
 def test_environment_yml_lists_the_same_dependencies_as_pyproject():
     py = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    wanted = {_name(r): _spec(r) for r in py["dependencies"] + py["optional-dependencies"]["test"]}
+    wanted = {local_name(r): _spec(r) for r in py["dependencies"] + py["optional-dependencies"]["test"]}
     env = {}
     for line in (ROOT / "environment.yml").read_text(encoding="utf-8").splitlines():
         m = re.match(r"\s+-\s+([A-Za-z0-9_.\-]+)(.*)$", line)
@@ -60,4 +60,4 @@ def test_console_script_is_installed():
     out = subprocess.run([sys.executable, "-m", "gis.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "renewal" in out.stdout
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
-    assert scripts["renewal"] == "gis.cli:main"
+    assert scripts["renewal"] == "gis.cli.main:main"

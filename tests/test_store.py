@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 
-from gis.errors import ConflictError, InputError, NotFoundError, StageTransitionError
-from gis.store import Store
+from gis.base.errors import ConflictError, InputError, NotFoundError, StageTransitionError
+from gis.store.store import Store
 
 TODAY = dt.date(2026, 11, 28)
 

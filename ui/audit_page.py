@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from gis.accounts import require_admin
-from gis.i18n import local_time
+from gis.auth.accounts import require_admin
+from gis.base.i18n import local_time
 from ui.common import current_user, shown_errors, store, tr
 
 

@@ -14,15 +14,32 @@ from dataclasses import dataclass, replace
 
 import streamlit as st
 
-from gis.basemap_layers import (add_basemap, raster_underlay, returned_view, view_group, view_image,
-                                wants_view_updates)
-from gis.basemaps import (KINDS, Basemap, BasemapChoice, bounds_to_display, click_to_store, export_basemap,
-                          fill_choice, kind_label, load_choice, resolve_basemap, save_choice, stored_choice,
-                          to_display)
-from gis.briefing import default_raster
-from gis.errors import RenewalError
-from gis.rasterview import build_overviews, raster_info
-
+from gis.base.errors import RenewalError
+from gis.maps.basemap_layers import (
+    add_basemap,
+    raster_underlay,
+    returned_view,
+    view_group,
+    view_image,
+    wants_view_updates,
+)
+from gis.maps.basemaps import (
+    KINDS,
+    Basemap,
+    BasemapChoice,
+    bounds_to_display,
+    click_to_store,
+    export_basemap,
+    fill_choice,
+    kind_label,
+    load_choice,
+    resolve_basemap,
+    save_choice,
+    stored_choice,
+    to_display,
+)
+from gis.maps.rasterview import build_overviews, raster_info
+from gis.printing.briefing import default_raster
 from ui.common import all_parcels, context_layers, current_user, lang, plain, settings, store, tr
 
 _STATE = "bm_choice"

@@ -10,11 +10,12 @@ import geopandas as gpd
 import shapely
 import streamlit as st
 
-from gis.cadastre import (cadastre_at, cadastre_key, cadastre_parcel, cadastre_tiles, describe_cadastre,
-                          overlapping_parcels)
-from gis.catalog import load_layer_catalog
-from gis.errors import InputError, NotFoundError
-from gis.units import STORE_CRS, format_area
+from gis.base.errors import InputError, NotFoundError
+from gis.base.units import STORE_CRS, format_area
+from gis.maps.cadastre_tiles import cadastre_tiles
+from gis.model.catalog import load_layer_catalog
+from gis.store.cadastre import describe_cadastre, overlapping_parcels
+from gis.store.open import cadastre_at, cadastre_key, cadastre_parcel
 
 from .common import context_layers, current_parcels, lang, parcel_index, plain, settings, shown_errors, store, tr
 

@@ -7,13 +7,13 @@ from contextlib import contextmanager
 
 import streamlit as st
 
-from gis import sessions
-from gis.board import village_progress
-from gis.errors import RenewalError
-from gis.i18n import LANGUAGES, t
-from gis.settings import Settings
-from gis.spatial import ParcelIndex
-from gis.store import Store
+from gis.auth import sessions
+from gis.base.errors import RenewalError
+from gis.base.i18n import LANGUAGES, t
+from gis.base.settings import Settings
+from gis.model.board import village_progress
+from gis.model.spatial import ParcelIndex
+from gis.store import Store, open_store
 
 LANG_NAMES = {"zh": "中文", "en": "English"}
 
@@ -55,7 +55,7 @@ def settings() -> Settings:
 
 @st.cache_resource
 def store() -> Store:
-    return Store.open(settings())
+    return open_store(settings())
 
 
 def data_version() -> int:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from gis import briefing
-from gis.errors import InputError
+from gis.base.errors import InputError
+from gis.printing import briefing
 
 from .basemap_picker import export_background
 from .common import data_version, lang, settings, store, tr

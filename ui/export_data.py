@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from gis.exporter import MIME, export_bytes, export_filename
+from gis.io.exporter import MIME, export_bytes, export_filename
 from ui.common import lang, store, tr
 
 

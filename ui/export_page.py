@@ -7,8 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from gis import briefing
-
+from gis.printing import briefing
 from ui.basemap_picker import export_background
 from ui.common import data_version, lang, settings, shown_errors, sidebar_filters, store, tr
 

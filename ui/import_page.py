@@ -11,12 +11,13 @@ import pandas as pd
 import streamlit as st
 from streamlit_folium import st_folium
 
-from gis.cadastre import write_cadastre
-from gis.cadastre_import import TARGETS as CADASTRE_TARGETS
-from gis.cadastre_import import CadastreOptions, prepare_cadastre, suggest_cadastre_mapping
-from gis.importer import TARGETS, ImportOptions, commit_import, prepare_import, preview_map, read_layer, suggest_mapping
-from gis.errors import RenewalError
-from gis.uploads import FORMATS, MAX_UPLOAD_BYTES, MB, stage_files
+from gis.base.errors import RenewalError
+from gis.io.cadastre_import import TARGETS as CADASTRE_TARGETS
+from gis.io.cadastre_import import CadastreOptions, prepare_cadastre, suggest_cadastre_mapping
+from gis.io.importer import TARGETS, ImportOptions, commit_import, prepare_import, read_layer, suggest_mapping
+from gis.io.uploads import FORMATS, MAX_UPLOAD_BYTES, MB, stage_files
+from gis.maps.preview import preview_map
+from gis.store.open import write_cadastre
 from ui.common import author_field, lang, plain, shown_errors, sidebar_filters, store, tr
 from ui.export_data import export_downloads
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 import streamlit as st
 from streamlit_folium import st_folium
 
-from gis.mapview import build_map, selection_group
-from gis.spatial import fit_bounds
-
+from gis.maps.mapview import build_map, selection_group
+from gis.model.spatial import fit_bounds
 from ui import cadastre_panel as cadastre
 from ui.basemap_picker import MapBasemap, basemap_sidebar
 from ui.common import current_parcels, lang, parcel_index, shown_errors, sidebar_filters, store, tr

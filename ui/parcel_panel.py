@@ -7,13 +7,13 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from gis.accounts import may_edit
-from gis.i18n import local_time
-from gis.pipelines import stage_timeline
-from gis.units import format_area
+from gis.auth.accounts import may_edit
+from gis.base.i18n import local_time
+from gis.base.units import format_area
+from gis.model.pipelines import stage_timeline
 
-from .downloads import parcel_downloads
 from .common import author_field, current_user, lang, plain, shown_errors, store, tr
+from .downloads import parcel_downloads
 
 # symbols every CJK font has (no emoji font on many office machines)
 _MARK = {"done": ":green[●]", "current": ":orange[◆]", "ahead": ":gray[○]"}

@@ -1,0 +1,37 @@
+"""The office's clock: "today" and "now" in the office's time zone.
+
+Business dates, the dates printed on exports and the names of exported files
+follow the office's day (Beijing's by default), whatever zone the server's
+clock is set to. Stored timestamps stay in UTC.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+
+
+def office_zone(name: str | None = None) -> dt.tzinfo:
+    """The office's time zone: ``name``, else ``RENEWAL_TIMEZONE``, else Asia/Shanghai."""
+    name = name or os.environ.get("RENEWAL_TIMEZONE") or DEFAULT_TIMEZONE
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return dt.timezone(dt.timedelta(hours=8), "CST")  # no tz database on the machine: China Standard Time
+
+
+def utcnow() -> dt.datetime:
+    """The current instant (aware, UTC). Tests replace this one function to move the clock."""
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def office_now(zone: str | None = None) -> dt.datetime:
+    """The current time in the office's zone (aware)."""
+    return utcnow().astimezone(office_zone(zone))
+
+
+def office_today(zone: str | None = None) -> dt.date:
+    """The office's calendar date now."""
+    return office_now(zone).date()

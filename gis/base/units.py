@@ -1,0 +1,63 @@
+"""Coordinate systems and area units of the field (DESIGN.md section 5).
+
+CGCS2000 geographic is EPSG:4490. Its 3-degree Gauss-Krüger zones are
+EPSG:4513–4533 (zones 25–45, easting prefixed with the zone number) and
+EPSG:4534–4554 (the same zones, "CM xxxE", no prefix). Areas are computed in
+the zone whose central meridian is nearest, never in degrees.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from gis.base.errors import UnknownCRSError
+
+STORE_CRS = "EPSG:4490"
+WEB_CRS = "EPSG:4326"
+M2_PER_MU = 10000 / 15  # 1 亩 ≈ 666.67 m²
+M2_PER_HA = 10000.0
+
+
+def gk3_zone(lon: float) -> int:
+    """3-degree zone number (central meridian = 3 × zone) for a longitude in China (25–45)."""
+    zone = int(round(lon / 3.0))
+    if not 25 <= zone <= 45:
+
+        raise UnknownCRSError("error.outside_china", lon=f"{lon:.4f}")
+    return zone
+
+
+def gk_epsg(lon: float, prefixed: bool = False) -> int:
+    """EPSG code of the CGCS2000 3-degree GK zone for a longitude.
+
+    ``prefixed`` chooses the variant whose eastings carry the zone number
+    (e.g. 40500000 instead of 500000).
+    """
+    zone = gk3_zone(lon)
+    return (4513 if prefixed else 4534) + zone - 25
+
+
+def mu(m2):
+    """m² → 亩 (scalars or arrays)."""
+    return m2 / M2_PER_MU
+
+
+def hectares(m2):
+    """m² → 公顷 (scalars or arrays)."""
+    return m2 / M2_PER_HA
+
+
+def areas_m2(gdf) -> np.ndarray:
+    """Area of each geometry in m², computed in the local GK zone of the layer's centre."""
+    if len(gdf) == 0:
+        return np.zeros(0)
+    geo = gdf.to_crs(STORE_CRS) if gdf.crs and not gdf.crs.equals(STORE_CRS) else gdf
+    minx, _, maxx, _ = geo.total_bounds
+    epsg = gk_epsg((minx + maxx) / 2)
+    return geo.to_crs(epsg).area.to_numpy()
+
+
+def format_area(m2: float, lang: str = "zh") -> str:
+    """'12,345 m²（18.52 亩 / 1.23 公顷）' — the three units planners read."""
+    if lang == "en":
+        return f"{m2:,.0f} m² ({m2 / M2_PER_MU:,.2f} mu / {m2 / M2_PER_HA:,.2f} ha)"
+    return f"{m2:,.0f} 平方米（{m2 / M2_PER_MU:,.2f} 亩 / {m2 / M2_PER_HA:,.2f} 公顷）"

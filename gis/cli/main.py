@@ -1,0 +1,399 @@
+"""The ``renewal`` command line: the same core as the app.
+
+JSON goes to stdout; errors go to stderr in Chinese and English; the exit
+code is 0 on success, 2 on bad input (3 refused, 4 conflict).
+"""
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from gis import __version__
+from gis.base.errors import InputError, RenewalError
+from gis.base.settings import ROOT, Settings
+from gis.cli import admin, basemap, cadastre
+from gis.cli.common import actor, import_options, open_cli_store, parse_map, print_json, progress_bar
+from gis.demo.cadastre import add_demo_cadastre
+from gis.demo.district import build_demo, build_demo_raster
+from gis.io.exporter import SUFFIX, export
+from gis.io.importer import ImportOptions, import_file
+from gis.maps.basemaps import required_export_basemap
+from gis.maps.cadastre_tiles import cadastre_tiles
+from gis.model.board import village_progress
+from gis.model.catalog import load_layer_catalog
+from gis.printing.briefing import (
+    default_raster,
+    render_atlas,
+    render_parcel_page,
+    render_village_page,
+    select_parcels,
+    select_villages,
+)
+from gis.store.open import as_store, seed_store
+
+
+def _demo_cadastre(args, store) -> dict:
+    """--cadastre N: the fictional cadastre into ``store`` (a store or a path), and its vector tiles built for the app."""
+
+    store = as_store(store)
+    out = add_demo_cadastre(store, args.cadastre, seed=args.seed if args.out else None)
+    spec = load_layer_catalog(args.settings.layers_dir / "catalog.toml").get("cadastre")
+    tiles = cadastre_tiles(store, spec, args.settings.generated_dir)
+    out.update(tiles=tiles["name"], tiles_build_s=tiles["build_s"], tiles_mb=round(tiles["bytes"] / 1e6, 1))
+    return out
+
+
+def cmd_demo(args) -> int:
+
+    if args.cadastre and not args.out:
+        # only the cadastre, into the working store: the committed demo never carries a big one
+        store = open_cli_store(args)
+        print_json({"store": store.location, "cadastre": _demo_cadastre(args, store)})
+        return 0
+    out = Path(args.out) if args.out else args.settings.demo_store
+    summary = build_demo(out, seed=args.seed)
+    raster = Path(args.raster) if args.raster else args.settings.raster
+    if raster:
+        build_demo_raster(raster, seed=args.seed, gpkg_path=out)
+        summary["raster"] = str(raster)
+    if args.reset_store:
+
+        seed_store(out, args.settings.store_path)
+        summary["store"] = str(args.settings.store_path)
+    summary["gpkg"] = str(out)
+    if args.cadastre:
+        summary["cadastre"] = _demo_cadastre(args, out)
+    print_json(summary)
+    return 0
+
+
+def cmd_layers(args) -> int:
+
+    store = open_cli_store(args)
+    cat = load_layer_catalog(args.settings.layers_dir / "catalog.toml")
+    present = set(store.layer_names())
+    counts = {}
+    rows = []
+    for lyr in cat.layers:
+        if lyr.is_parcels:
+            if "parcels" not in counts:
+                counts["parcels"] = store.parcels(geometry=False)
+            n = int(counts["parcels"]["kind"].isin(lyr.kinds).sum())
+            available = True
+        elif lyr.is_raster:
+            r = args.settings.raster
+            available = bool(r and Path(r).exists())
+            n = 1 if available else 0
+        else:
+            available = lyr.source in present
+            n = len(store.layer(lyr.source)) if available else 0
+        rows.append({
+            "id": lyr.id, "label": lyr.label(args.lang), "label_zh": lyr.label_zh, "label_en": lyr.label_en,
+            "group": lyr.group, "group_label": cat.groups[lyr.group].label(args.lang),
+            "source": lyr.source, "kinds": list(lyr.kinds), "features": n, "available": available,
+        })
+    if args.json:
+        print_json(rows)
+    else:
+        for r in rows:
+            print(f"{r['id']:<16} {r['features']:>6}  {r['group_label']} / {r['label']}")
+    return 0
+
+
+def cmd_parcels(args) -> int:
+    store = open_cli_store(args)
+    df = store.parcels(kind=args.kind, zone=args.zone, village=args.village, stage=args.stage,
+                       search=args.search, geometry=False)
+    rows = store.describe_many(df.to_dict("records"), args.lang)
+    if args.json:
+        print_json(rows)
+    else:
+        for r in rows:
+            print(f"{r['code']:<10} {r['name']:<16} {r['stage_label']:<10} {r['area_mu']:>8.2f} 亩")
+    return 0
+
+
+def cmd_advance(args) -> int:
+    store = open_cli_store(args)
+    ev = store.advance(args.code, args.to, args.date, actor(args), note=args.note or "",
+                       correction=args.correction, share=args.share, expected_version=args.expect_version)
+    print_json({"event": ev.as_dict(), "parcel": store.parcel(args.code, args.lang)})
+    return 0
+
+
+def cmd_block(args) -> int:
+    store = open_cli_store(args)
+    ev = store.set_blocked(args.code, not args.clear, args.reason or "", actor(args), args.date)
+    print_json({"event": ev.as_dict(), "parcel": store.parcel(args.code, args.lang)})
+    return 0
+
+
+def cmd_history(args) -> int:
+    store = open_cli_store(args)
+    p = store.parcel(args.code, args.lang)
+    events = [e.as_dict() for e in store.history(args.code)]
+    cat = store.catalog
+    for e in events:
+        e["from_label"] = cat.stage_label(p["kind"], e["from_stage"], args.lang)
+        e["to_label"] = cat.stage_label(p["kind"], e["to_stage"], args.lang)
+    if args.json:
+        print_json(events)
+    else:
+        for e in events:
+            print(f"{e['event_date']}  {e['action']:<10} {e['from_label']} → {e['to_label']}  {e['recorded_by']}  {e['note'] or ''}")
+    return 0
+
+
+def cmd_villages(args) -> int:
+
+    store = open_cli_store(args)
+    board = village_progress(store.parcels(kind="village", geometry=False), store.layer("villages"),
+                             store.events(), store.catalog, args.lang)
+    if args.json:
+        print_json(board.to_dict("records"))
+    else:
+        print(board[["code", "name", "parcels", "area_mu", "cleared_share", "blocked", "status"]].to_string(index=False))
+    return 0
+
+
+def cmd_import(args) -> int:
+    """Import parcels from a file; the report is JSON. Nothing importable (or a refused file) exits 2."""
+
+
+    mapping = parse_map(args.map)
+    opts = ImportOptions(layer=args.layer, crs=args.crs, encoding=args.encoding, mapping=mapping, kind=args.kind,
+                         gcj02=args.gcj02, derive=not args.no_derive, lang=args.lang)
+    by = getattr(args, "as_user", None) or args.by or args.settings.user or getpass.getuser()
+    report = import_file(open_cli_store(args), args.file, opts, by=by, dry_run=args.dry_run)
+    if args.json:
+        print_json(report)
+    else:
+        print(f"{report['features_read']} read, {report['features_imported']} imported "
+              f"({report['new']} new, {report['updated']} updated), {report['repaired']} repaired, "
+              f"{len(report['rejected'])} rejected; EPSG:{report['crs']} ({report['crs_source']}), {report['encoding']}")
+        for r in report["rejected"]:
+            print(f"  row {r['row']} {r['code']}: {r['reason']}")
+    if report["features_read"] and not report["features_imported"] and not report["unchanged"]:
+        raise InputError("import.nothing_to_import", read=report["features_read"])
+    return 0
+
+
+def cmd_export(args) -> int:
+    """Export the (filtered) parcels as gpkg, geojson, shp (zip) or xlsx; prints a JSON summary."""
+
+    fmt = args.format or next((f for f, suf in SUFFIX.items() if args.output.lower().endswith(suf)), None)
+    store = open_cli_store(args)
+    codes = None
+    if any((args.kind, args.zone, args.village, args.stage, args.search, args.blocked)):
+        codes = store.parcels(kind=args.kind, zone=args.zone, village=args.village, stage=args.stage,
+                              search=args.search, blocked=True if args.blocked else None, geometry=False)["code"]
+    fmt = fmt or Path(args.output).suffix.lstrip(".") or "?"
+    print_json(export(store, fmt, args.output, codes, encoding=args.encoding, lang=args.lang))
+    return 0
+
+
+def _raster_choice(args):
+    """--no-raster: none; --raster FILE: that file (checked when used); --basemap: Tianditu;
+    else the configured basemap if present."""
+
+    if sum(map(bool, (args.no_raster, args.raster, args.basemap))) > 1:
+        raise InputError("brief.one_background")
+    if args.no_raster:
+        return None
+    if args.basemap:
+
+        return required_export_basemap(args.settings, args.basemap, args.lang)
+    if args.raster:
+        return Path(args.raster)
+    return default_raster(args.settings)
+
+
+def cmd_brief(args) -> int:
+    """One briefing page (PDF or PNG) of a parcel, or of a village with --village."""
+
+    if bool(args.code) == bool(args.village):
+        raise InputError("brief.code_or_village")
+    store = open_cli_store(args)
+    kw = dict(paper=args.paper, raster=_raster_choice(args), lang=args.lang, settings=args.settings, dpi=args.dpi)
+    if args.village:
+        out = render_village_page(store, args.village, args.output, **kw)
+    else:
+        out = render_parcel_page(store, args.code, args.output, **kw)
+    print_json({"output": str(out), "bytes": out.stat().st_size})
+    return 0
+
+
+def cmd_atlas(args) -> int:
+    """A briefing atlas: cover, index, a page per village (--villages) or per parcel of a filter."""
+
+
+    if not any((args.villages, args.village, args.zone, args.kind, args.stage, args.search)):
+        raise InputError("brief.atlas_what")
+    store = open_cli_store(args)
+    if args.villages:
+        selection = select_villages(store, zone=args.zone)
+    else:
+        selection = select_parcels(store, kind=args.kind, zone=args.zone, village=args.village,
+                                   stage=args.stage, search=args.search)
+    result = render_atlas(store, selection, args.output, png_zip=args.png_zip, paper=args.paper,
+                          raster=_raster_choice(args), lang=args.lang, settings=args.settings,
+                          progress=None if args.quiet else progress_bar(), jobs=args.jobs, dpi=args.dpi)
+    print_json(result)
+    return 0
+
+
+def cmd_serve(args) -> int:
+    # seed the working store before Streamlit starts, so a broken setup fails here, readably
+    open_cli_store(args)
+    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+           "--server.port", str(args.port or args.settings.port), "--server.headless", "true"]
+    env = dict(os.environ)
+    if args.store:
+        env["RENEWAL_STORE"] = str(args.store)
+    if args.lang_set:
+        env["RENEWAL_LANG"] = args.lang
+    return subprocess.call(cmd, cwd=ROOT, env=env)
+
+
+#: command groups with a module of their own; each adds its sub-commands with ``register(sub)``
+GROUPS = (admin, basemap, cadastre)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are bilingual like every other error."""
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(2, f"错误 Error: 命令参数有误 / invalid arguments: {message}\n")
+
+
+def _page_options(s, flag: str, help_out: str) -> None:
+    s.add_argument(flag, "--output", required=True, help=help_out)
+    s.add_argument("--paper", choices=["A4", "A3"], default="A4", help="paper, landscape (default A4)")
+    s.add_argument("--raster", help="background GeoTIFF, any CRS (default: the configured basemap)")
+    s.add_argument("--no-raster", action="store_true", help="no background image")
+    s.add_argument("--basemap", choices=["tianditu_img", "tianditu_vec"],
+                   help="Tianditu imagery or vector map as background, fetched for each page (needs a key)")
+    s.add_argument("--dpi", type=int, default=150, help="resolution of PNG output (default 150)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="renewal", description="城市更新一张图 Renewal Atlas")
+    p.add_argument("--version", action="version", version=__version__)
+    p.add_argument("--store", help="GeoPackage file or postgresql:// URL (default: var/renewal.gpkg, seeded from the demo)")
+    p.add_argument("--as", dest="as_user", metavar="USER", help="act as this user (stores with accounts)")
+    p.add_argument("--lang", choices=["zh", "en"], help="language of labels (default: zh)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("demo", help="rebuild the fictional demo district (deterministic)")
+    s.add_argument("--seed", type=int, default=2026)
+    s.add_argument("--out", help="GeoPackage to write (default: data/parcels/demo.gpkg)")
+    s.add_argument("--raster", help="GeoTIFF basemap to write (default: data/raster/demo_basemap.tif)")
+    s.add_argument("--reset-store", action="store_true", help="also replace the working store with the new demo")
+    s.add_argument("--cadastre", type=int, metavar="N",
+                   help="also write a fictional cadastre of N parcels (e.g. 100000) and build its map tiles: "
+                        "into --out when given, else only into the working store (the demo is not rebuilt)")
+    s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("layers", help="list the map layers")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_layers)
+
+    s = sub.add_parser("parcels", help="list tracked parcels")
+    for opt in ("kind", "zone", "village", "stage", "search"):
+        s.add_argument(f"--{opt}")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_parcels)
+
+    s = sub.add_parser("advance", help="move a parcel to a stage")
+    s.add_argument("code")
+    s.add_argument("--to", required=True, help="stage key, e.g. signing")
+    s.add_argument("--date", help="business date YYYY-MM-DD (default: today)")
+    s.add_argument("--by", help="who records this")
+    s.add_argument("--note", default="")
+    s.add_argument("--correction", help="reason, to go back or skip as a correction")
+    s.add_argument("--share", type=float, help="share for a gated stage, e.g. 0.86 for a vote")
+    s.add_argument("--expect-version", type=int,
+                   help="the parcel's version as read; if someone changed it since, exit 4 and write nothing")
+    s.set_defaults(func=cmd_advance)
+
+    s = sub.add_parser("block", help="flag a parcel as blocked (卡点), or --clear the flag")
+    s.add_argument("code")
+    s.add_argument("--reason")
+    s.add_argument("--by")
+    s.add_argument("--date")
+    s.add_argument("--clear", action="store_true")
+    s.set_defaults(func=cmd_block)
+
+    s = sub.add_parser("history", help="a parcel's stage history")
+    s.add_argument("code")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_history)
+
+    s = sub.add_parser("villages", help="progress of every old village")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_villages)
+
+    s = sub.add_parser("brief", help="a briefing map page (PDF or PNG) of a parcel, or of a village")
+    s.add_argument("code", nargs="?", help="parcel code, e.g. V07-023")
+    s.add_argument("--village", help="a village page instead: village code or name")
+    _page_options(s, "-o", "file to write: .pdf or .png")
+    s.set_defaults(func=cmd_brief)
+
+    s = sub.add_parser("atlas", help="a briefing atlas: cover, index and one page per village or parcel")
+    what = s.add_argument_group("what to print (at least one)")
+    what.add_argument("--villages", action="store_true", help="one page per old village (with --zone: of that zone)")
+    for opt in ("village", "zone", "kind", "stage", "search"):
+        what.add_argument(f"--{opt}", help=f"one page per parcel, filtered by {opt}")
+    _page_options(s, "-o", "PDF file to write")
+    s.add_argument("--png-zip", help="also write the pages as PNG images in this zip file")
+    s.add_argument("--jobs", type=int, help="processes rendering pages (default: the CPUs available)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_atlas)
+
+    s = sub.add_parser("serve", help="run the web app")
+    s.add_argument("--port", type=int)
+    s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("import", help="import parcels from a file (zip/shp, gpkg, geojson, kml/kmz, dxf, csv)")
+    import_options(s, "field mapping, e.g. code=宗地编号 (repeatable; TARGET= to leave a field out)")
+    s.add_argument("--kind", help="kind of the parcels when the file has no kind column, e.g. village")
+    s.add_argument("--no-derive", action="store_true", help="do not fill zone/village from the location")
+    s.add_argument("--by", help="who records this import (default: RENEWAL_USER, else the login name)")
+    s.set_defaults(func=cmd_import)
+
+    s = sub.add_parser("export", help="export parcels as gpkg, geojson, shp (zip) or xlsx (the ledger)")
+    s.add_argument("--format", choices=["gpkg", "geojson", "shp", "xlsx"], help="default: from the file name")
+    s.add_argument("-o", "--output", required=True, help="file to write")
+    for opt in ("kind", "zone", "village", "stage", "search"):
+        s.add_argument(f"--{opt}")
+    s.add_argument("--blocked", action="store_true", help="only parcels flagged as blocked")
+    s.add_argument("--encoding", help="shapefile text encoding: utf-8 (default) or gbk")
+    s.set_defaults(func=cmd_export)
+    for group in GROUPS:
+        group.register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.lang_set = args.lang is not None
+        url = args.store if args.store and args.store.startswith(("postgresql://", "postgres://")) else None
+        args.settings = Settings.load(store=None if url else args.store, database_url=url, lang=args.lang)
+        args.lang = args.settings.lang
+        return args.func(args)
+    except RenewalError as e:
+        print(f"错误 Error: {e.bilingual()}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,424 @@
+"""Exports of the store: GeoPackage (every layer, the parcels with their current
+stage, the stage event table), GeoJSON, zipped Shapefile and the ledger (台账)
+as a spreadsheet.
+
+Each export takes an optional list of parcel codes (the current filter) and
+writes a file atomically (a temporary file beside it, then a rename);
+``export_bytes`` returns the bytes for a download button. Every export says
+where its data came from, and the demo's says it is fictional.
+
+    export(store, "gpkg", "out.gpkg")
+    export(store, "xlsx", "台账.xlsx", codes=["V07-023", ...])
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pyogrio
+
+from gis.base.errors import InputError
+from gis.base.i18n import t
+from gis.base.units import M2_PER_MU
+from gis.model.board import village_progress
+from gis.store.base import CONTEXT_LAYERS, PARCEL_FIELDS
+
+FORMATS = ("gpkg", "geojson", "shp", "xlsx")
+SUFFIX = {"gpkg": ".gpkg", "geojson": ".geojson", "shp": ".zip", "xlsx": ".xlsx"}
+MIME = {
+    "gpkg": "application/geopackage+sqlite3",
+    "geojson": "application/geo+json",
+    "shp": "application/zip",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+SHP_ENCODINGS = {"utf-8": "UTF-8", "gbk": "GBK"}
+#: parcel fields in a shapefile: names of at most 10 characters
+SHP_FIELDS = {
+    "code": "code", "name": "name", "kind": "kind", "kind_label": "kind_lbl", "zone": "zone",
+    "village": "village", "park": "park", "unit": "unit", "owner": "owner", "land_use": "land_use",
+    "stage": "stage", "stage_label": "stage_lbl", "stage_date": "stage_date", "blocked": "blocked",
+    "blocked_reason": "blk_reason", "note": "note", "area_m2": "area_m2", "area_mu": "area_mu",
+    "version": "version", "updated_at": "updated_at", "updated_by": "updated_by",
+}
+EVENT_FIELDS = ("id", "parcel", "action", "from_stage", "to_stage", "event_date", "recorded_at", "recorded_by",
+                "unit", "note", "reason", "share")
+_LDID_GBK = 0x4D  # DBF language driver id of code page 936, for software that ignores .cpg
+
+
+# ------------------------------------------------------------------ data
+def _selected(store, codes) -> gpd.GeoDataFrame:
+    parcels = store.parcels()
+    if codes is not None:
+        parcels = parcels[parcels["code"].isin(list(codes))]
+    return parcels.sort_values("code").reset_index(drop=True)
+
+
+def parcels_for_export(store, codes=None, lang: str = "zh") -> gpd.GeoDataFrame:
+    """The parcels (all, or those of ``codes``) with their stored fields plus kind and stage labels and 亩."""
+    df = _selected(store, codes)
+    cat = store.catalog
+    df["kind_label"] = [cat.kinds[k].label(lang) if k in cat.kinds else k for k in df["kind"]]
+    df["stage_label"] = [cat.stage_label(k, s if isinstance(s, str) and s else None, lang) if k in cat.kinds else ""
+                         for k, s in zip(df["kind"], df["stage"])]
+    df["area_m2"] = df["area_m2"].astype(float).round(1)
+    df["area_mu"] = (df["area_m2"] / M2_PER_MU).round(2)
+    df["blocked"] = df["blocked"].fillna(0).astype(int)
+    cols = [*PARCEL_FIELDS[:10], "stage_label", *PARCEL_FIELDS[10:], "kind_label", "area_mu"]
+    cols = [c for c in dict.fromkeys(cols) if c in df.columns]
+    out = df[cols + ["geometry"]]
+    return gpd.GeoDataFrame(out, geometry="geometry", crs=df.crs)
+
+
+def events_for_export(store, codes=None) -> pd.DataFrame:
+    ev = store.events()
+    if codes is not None:
+        ev = ev[ev["parcel"].isin(list(codes))]
+    return ev[[c for c in EVENT_FIELDS if c in ev.columns]].reset_index(drop=True)
+
+
+def _meta_rows(store, n_parcels: int, fmt: str) -> pd.DataFrame:
+    # the schema version describes the store's own tables (accounts, audit), which an export leaves out
+    meta = {k: v for k, v in store.meta().items() if k != "schema_version"}
+    meta.update({
+        "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "export_format": fmt,
+        "exported_parcels": str(n_parcels),
+        "source_store": Path(store.path).name if store.path else store.location,  # a URL without password
+    })
+    return pd.DataFrame({"key": list(meta), "value": list(meta.values())})
+
+
+# ------------------------------------------------------------------ writing helpers
+def _atomic(path: Path, write) -> None:
+    """Write through ``write(tmp_path)`` then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.stem + "-", suffix=path.suffix)
+    os.close(fd)
+    os.unlink(tmp)  # the writers want to create the file themselves
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+_GPKG_OPTS = {"GEOMETRY_NAME": "geom", "SPATIAL_INDEX": "YES"}
+
+
+def export_gpkg(store, path, codes=None, lang: str = "zh") -> dict:
+    """Every layer of the store, the (selected) parcels with their current stage, and their events.
+
+    The file is written by GDAL, so it passes ``validate_gpkg.py`` and opens
+    in QGIS; text is UTF-8 (Chinese intact).
+    """
+    parcels = parcels_for_export(store, codes, lang)
+    events = events_for_export(store, codes)
+
+    def write(tmp: Path) -> None:
+        # GeoPackage 1.2: the R-tree triggers that older GDAL, QGIS and
+        # validate_gpkg.py expect (GDAL >= 3.9 writes 1.4's by default)
+        pyogrio.write_dataframe(parcels, tmp, layer="parcels", driver="GPKG", geometry_type="MultiPolygon",
+                                promote_to_multi=True, layer_options=_GPKG_OPTS, dataset_options={"VERSION": "1.2"})
+        ctx = store.context()
+        for name in CONTEXT_LAYERS:
+            if name in ctx:
+                layer = ctx[name]
+                pyogrio.write_dataframe(layer, tmp, layer=name, driver="GPKG", layer_options=_GPKG_OPTS,
+                                        promote_to_multi=bool(layer.geom_type.isin(["Polygon", "MultiPolygon"]).all()))
+        pyogrio.write_dataframe(events, tmp, layer="stage_events", driver="GPKG", layer_options={"FID": "id"})
+        pyogrio.write_dataframe(_meta_rows(store, len(parcels), "gpkg"), tmp, layer="meta", driver="GPKG")
+
+    _atomic(path, write)
+    return {"format": "gpkg", "path": str(path), "parcels": len(parcels), "events": len(events),
+            "bytes": Path(path).stat().st_size}
+
+
+def export_geojson(store, path, codes=None, lang: str = "zh") -> dict:
+    """The (selected) parcels as an RFC 7946 GeoJSON FeatureCollection (lon/lat, 7 decimals)."""
+    parcels = parcels_for_export(store, codes, lang)
+
+    def write(tmp: Path) -> None:
+        pyogrio.write_dataframe(parcels, tmp, driver="GeoJSON", layer="parcels",
+                                layer_options={"RFC7946": "YES", "WRITE_NAME": "NO"})
+
+    _atomic(path, write)
+    return {"format": "geojson", "path": str(path), "parcels": len(parcels), "bytes": Path(path).stat().st_size}
+
+
+def _fit_bytes(text, encoding: str, limit: int = 254):
+    """Text cut at a character boundary to fit a DBF field of ``limit`` bytes; (text, was it cut)."""
+    if not isinstance(text, str):
+        return text, False
+    b = text.encode(encoding, errors="replace")
+    if len(b) <= limit:
+        return text, False
+    return b[:limit].decode(encoding, errors="ignore"), True
+
+
+def export_shapefile_zip(store, path, codes=None, encoding: str = "utf-8", lang: str = "zh") -> dict:
+    """The (selected) parcels as a zipped Shapefile with a .cpg (UTF-8, or GBK for older software).
+
+    Field names are cut to the format's 10 characters (see ``SHP_FIELDS``);
+    text longer than a DBF field (254 bytes) is cut at a character boundary
+    and counted in the summary.
+
+    Raises:
+        InputError: an encoding other than utf-8 or gbk.
+    """
+    key = (encoding or "utf-8").lower().replace("_", "-")
+    key = {"utf8": "utf-8", "gb18030": "gbk", "cp936": "gbk", "936": "gbk"}.get(key, key)
+    if key not in SHP_ENCODINGS:
+        raise InputError("export.bad_encoding", encoding=encoding, known="utf-8, gbk")
+    parcels = parcels_for_export(store, codes, lang)
+    parcels = parcels.rename(columns=SHP_FIELDS)
+    py_enc = "gbk" if key == "gbk" else "utf-8"
+    truncated = 0
+    for col in parcels.columns:
+        if col != "geometry" and (parcels[col].dtype == object or pd.api.types.is_string_dtype(parcels[col])):
+            fitted = [_fit_bytes(v, py_enc) for v in parcels[col]]
+            truncated += sum(cut for _, cut in fitted)
+            parcels[col] = [v for v, _ in fitted]
+    stem = "parcels"
+
+    def write(tmp: Path) -> None:
+        with tempfile.TemporaryDirectory(prefix="renewal-export-") as d:
+            shp = Path(d) / f"{stem}.shp"
+            pyogrio.write_dataframe(parcels, shp, driver="ESRI Shapefile", encoding=SHP_ENCODINGS[key],
+                                    geometry_type="MultiPolygon", promote_to_multi=True)
+            if key == "gbk":
+                with open(shp.with_suffix(".dbf"), "r+b") as f:
+                    f.seek(29)
+                    f.write(bytes([_LDID_GBK]))
+            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+                for ext in (".shp", ".shx", ".dbf", ".prj", ".cpg"):
+                    part = shp.with_suffix(ext)
+                    if part.exists():
+                        zf.write(part, arcname=f"{stem}{ext}")
+
+    _atomic(path, write)
+    return {"format": "shp", "path": str(path), "parcels": len(parcels), "encoding": key,
+            "truncated_values": truncated, "bytes": Path(path).stat().st_size}
+
+
+# ------------------------------------------------------------------ the ledger
+def _stage_dates(parcels: pd.DataFrame, events: pd.DataFrame, catalog) -> dict[tuple[str, str], dt.date]:
+    """(parcel, stage) → date it was (last) entered, for stages up to each parcel's current one."""
+    if not len(events):
+        return {}
+    ev = events[events["action"].isin(["advance", "correction", "import"]) & events["to_stage"].notna()]
+    ev = ev.sort_values(["event_date", "id"])
+    last = ev.groupby(["parcel", "to_stage"])["event_date"].last()
+    out = {}
+    for (code, kind, stage) in zip(parcels["code"], parcels["kind"], parcels["stage"]):
+        if kind not in catalog.kinds:
+            continue
+        pipe = catalog.pipeline_for(kind)
+        cur = pipe.keys.index(stage) if isinstance(stage, str) and stage in pipe.keys else -1
+        for key in pipe.keys[:cur + 1]:
+            d = last.get((code, key))
+            if isinstance(d, str):
+                try:
+                    out[(code, key)] = dt.date.fromisoformat(d[:10])
+                except ValueError:
+                    pass
+    return out
+
+
+def _width(values, header: str) -> float:
+    def w(v) -> int:
+        s = "" if v is None else str(v)
+        return sum(2 if ord(c) > 0x2E80 else 1 for c in s)
+
+    longest = max([w(header)] + [w(v) for v in values[:2000]])
+    return min(max(longest + 2, 8), 60)
+
+
+def export_ledger_xlsx(store, path, codes=None, lang: str = "zh") -> dict:
+    """The ledger (台账): one row per parcel, a village summary sheet, and a sheet saying what this is.
+
+    Ledger columns: code, name, kind, zone, village, area m² and 亩, current
+    stage, the date each stage of the parcel's pipeline was reached, responsible
+    unit, blocked (and why), last change. Chinese headers (English with
+    ``lang="en"``), frozen header row, fitted column widths, dates as dates.
+    """
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter
+
+
+    cat = store.catalog
+    parcels = parcels_for_export(store, codes, lang)
+    events = events_for_export(store, codes)
+    zones, villages = store.names("zones"), store.names("villages")
+    pick = (lambda d, c: (d.get(c) or ("", ""))[1 if lang == "en" else 0] or c if c else "")
+    kinds_present = [k for k in cat.kinds if k in set(parcels["kind"])] or list(cat.kinds)
+    stage_cols: list[tuple[str, str]] = []  # (stage key, header), once per key across the pipelines shown
+    seen: dict[str, int] = {}
+    for k in kinds_present:
+        for s in cat.pipeline_for(k).stages:
+            label = s.label(lang)
+            if s.key in seen:
+                i = seen[s.key]
+                key, header = stage_cols[i]
+                if label not in header.split("/"):
+                    stage_cols[i] = (key, f"{header}/{label}")
+                continue
+            seen[s.key] = len(stage_cols)
+            stage_cols.append((s.key, label))
+    dates = _stage_dates(parcels, events, cat)
+
+    T = (lambda key: t(f"export.col_{key}", lang))
+    headers = [T("code"), T("name"), T("kind"), T("zone"), T("village"), T("area_m2"), T("area_mu"), T("stage"),
+               *[f"{h}{T('date_suffix')}" for _, h in stage_cols], T("unit"), T("blocked"), T("blocked_reason"),
+               T("updated_at"), T("updated_by")]
+    rows = []
+    for r in parcels.itertuples(index=False):
+        updated = None
+        if isinstance(r.updated_at, str) and r.updated_at:
+            try:
+                u = dt.datetime.fromisoformat(r.updated_at.replace("Z", "+00:00"))
+                updated = (u.astimezone() if u.tzinfo else u).replace(tzinfo=None, microsecond=0)
+            except ValueError:
+                updated = None
+        rows.append([
+            r.code, r.name, r.kind_label, pick(zones, r.zone), pick(villages, r.village),
+            float(r.area_m2), float(r.area_mu), r.stage_label,
+            *[dates.get((r.code, key)) for key, _ in stage_cols],
+            r.unit or "", t("export.yes" if r.blocked else "export.no", lang), r.blocked_reason or "",
+            updated, r.updated_by or "",
+        ])
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = t("export.sheet_ledger", lang)
+    ws.append(headers)
+    for row in rows:
+        ws.append(row)
+    head_font, head_fill = Font(bold=True), PatternFill("solid", fgColor="DDEBF7")
+    for c in ws[1]:
+        c.font, c.fill = head_font, head_fill
+        c.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
+    first_date, last_date = 9, 8 + len(stage_cols)
+    n = len(rows)
+    for col in range(1, len(headers) + 1):
+        letter = get_column_letter(col)
+        values = [row[col - 1] for row in rows]
+        if first_date <= col <= last_date:
+            fmt, width = "yyyy-mm-dd", max(12, _width([], headers[col - 1]) * 0.8)
+        elif col == len(headers) - 1:
+            fmt, width = "yyyy-mm-dd hh:mm", 18
+        elif col == 6:
+            fmt, width = "#,##0.0", _width([f"{v:,.1f}" for v in values], headers[col - 1])
+        elif col == 7:
+            fmt, width = "#,##0.00", _width([f"{v:,.2f}" for v in values], headers[col - 1])
+        else:
+            fmt, width = None, _width(values, headers[col - 1])
+        ws.column_dimensions[letter].width = width
+        if fmt and n:
+            for cell in ws[f"{letter}2:{letter}{n + 1}"]:
+                cell[0].number_format = fmt
+    ws.freeze_panes = "A2"
+    if n:
+        ws.auto_filter.ref = f"A1:{get_column_letter(len(headers))}{n + 1}"
+
+    # village summary, over the exported parcels
+    vs = wb.create_sheet(t("export.sheet_villages", lang))
+    vp = parcels[parcels["kind"] == "village"]
+    board = village_progress(vp, store.layer("villages"), events, cat, lang) if "villages" in store.layer_names() \
+        else pd.DataFrame()
+    if len(board):
+        board = board[board["parcels"] > 0] if codes is not None else board
+    vheaders = [T("village_code"), T("village"), T("zone"), T("parcels"), T("area_mu"), T("cleared_share"),
+                T("signed_share"), T("demolished_share"), T("blocked_parcels"), T("last_activity")]
+    vs.append(vheaders)
+    for r in board.itertuples(index=False) if len(board) else []:
+        last = None
+        if isinstance(r.last_activity, str) and r.last_activity:
+            try:
+                last = dt.date.fromisoformat(r.last_activity[:10])
+            except ValueError:
+                last = None
+        vs.append([r.code, r.name, pick(zones, r.zone), int(r.parcels), float(r.area_mu), float(r.cleared_share),
+                   float(r.signed_share), float(r.demolished_share), int(r.blocked), last])
+    for c in vs[1]:
+        c.font, c.fill = head_font, head_fill
+        c.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
+    m = vs.max_row
+    for col, fmt in ((5, "#,##0.0"), (6, "0.0%"), (7, "0.0%"), (8, "0.0%"), (10, "yyyy-mm-dd")):
+        for cell in vs[f"{get_column_letter(col)}2:{get_column_letter(col)}{max(m, 2)}"]:
+            cell[0].number_format = fmt
+    for col in range(1, len(vheaders) + 1):
+        vs.column_dimensions[get_column_letter(col)].width = _width(
+            [vs.cell(row=i, column=col).value for i in range(2, m + 1)], vheaders[col - 1])
+    vs.freeze_panes = "A2"
+
+    # what this is: title, date, source, classification (and the demo mark)
+    about = wb.create_sheet(t("export.sheet_about", lang))
+    meta = store.meta()
+    lines = [
+        (t("export.about_title", lang), t("export.ledger_title", lang)),
+        (t("export.about_date", lang), dt.date.today()),
+        (t("export.about_source", lang), meta.get("data_source") or (Path(store.path).name if store.path else store.location)),
+        (t("export.about_parcels", lang), len(rows)),
+        (t("export.about_filter", lang), t("export.filter_all", lang) if codes is None
+         else t("export.filter_some", lang, n=len(rows))),
+        (t("export.about_classification", lang), meta.get("classification") or t("app.classification", lang)),
+    ]
+    if meta.get("demo") == "1":
+        lines.append((t("export.about_demo", lang), t("app.demo_mark", lang)))
+    for k, v in lines:
+        about.append([k, v])
+    about["B2"].number_format = "yyyy-mm-dd"
+    about.column_dimensions["A"].width = 14
+    about.column_dimensions["B"].width = 50
+    for c in about["A"]:
+        c.font = head_font
+
+    _atomic(path, lambda tmp: wb.save(tmp))
+    return {"format": "xlsx", "path": str(path), "parcels": len(rows), "villages": int(len(board)),
+            "bytes": Path(path).stat().st_size}
+
+
+# ------------------------------------------------------------------ one entry
+def export(store, fmt: str, path, codes=None, encoding: str | None = None, lang: str = "zh") -> dict:
+    """Write ``fmt`` (gpkg, geojson, shp, xlsx) of the parcels ``codes`` (None: all) to ``path``.
+
+    Raises:
+        InputError: unknown format or shapefile encoding; nothing to export.
+    """
+    if fmt not in FORMATS:
+        raise InputError("export.bad_format", format=fmt, known=", ".join(FORMATS))
+    if codes is not None:
+        codes = list(codes)
+        if not codes:
+            raise InputError("export.nothing")
+    if fmt == "gpkg":
+        return export_gpkg(store, path, codes, lang)
+    if fmt == "geojson":
+        return export_geojson(store, path, codes, lang)
+    if fmt == "shp":
+        return export_shapefile_zip(store, path, codes, encoding or "utf-8", lang)
+    return export_ledger_xlsx(store, path, codes, lang)
+
+
+def export_bytes(store, fmt: str, codes=None, encoding: str | None = None, lang: str = "zh") -> bytes:
+    """The bytes of an export, for a download button."""
+    with tempfile.TemporaryDirectory(prefix="renewal-export-") as d:
+        out = Path(d) / f"export{SUFFIX.get(fmt, '')}"
+        export(store, fmt, out, codes, encoding, lang)
+        return out.read_bytes()
+
+
+def export_filename(fmt: str, lang: str = "zh", when: dt.date | None = None) -> str:
+    """A download name such as ``城市更新地块_2026-11-28.gpkg`` (台账 for the spreadsheet)."""
+    when = when or dt.date.today()
+    base = t("export.file_ledger" if fmt == "xlsx" else "export.file_parcels", lang)
+    return f"{base}_{when.isoformat()}{SUFFIX[fmt]}"
+

@@ -1,0 +1,761 @@
+"""The district map: a folium (Leaflet) map built from GeoDataFrames.
+
+Never imports streamlit: the caller reads and caches the layers and hands
+them in; this module only turns them into a map (and rasters into a PNG the
+browser can show).
+
+Offline by construction (DESIGN.md section 5):
+- the map loads exactly one script and one stylesheet, the vendored Leaflet
+  under ``static/vendor/leaflet`` served by Streamlit at the absolute path
+  ``/app/static/vendor/leaflet/`` (the map lives in the streamlit-folium
+  iframe, where a relative path resolves under ``/component/`` and 404s);
+  no jQuery, Bootstrap, awesome-markers or Font Awesome;
+- no tile basemap: an optional offline image (``render_basemap_png``).
+
+Safe by construction: every vector layer is one pre-serialised GeoJSON
+FeatureCollection embedded as JSON (``<``, ``>``, ``&``, ``'`` and a ``{``
+that would open a Jinja tag written as ``\\uXXXX``) and styled and
+tooltipped in JavaScript from its properties; tooltip, legend, labels and demo
+mark are built with ``textContent``, never ``innerHTML``. The only strings
+that reach Leaflet's ``innerHTML`` (layer control names, the basemap
+attribution) pass through :func:`escape_html`, which also neutralises
+backticks, ``$``, backslashes and braces so the text is inert inside a JS
+template literal (folium's Tooltip/Popup) and in a Jinja template.
+
+Beware when adding folium elements to these maps: branca compiles every
+element's rendered output as a Jinja template a second time, so a
+``{{ ... }}`` in data handed to a stock folium element (GeoJson properties,
+Tooltip, Popup, Marker...) runs as Python on the server. Our own elements skip
+that second pass (``RawMacroElement``); anything else must get
+:func:`escape_html`-ed text.
+
+Clicks: streamlit-folium attaches its click handler to every layer on the map
+when the map starts; a click on a feature of one of our layers reaches the
+GeoJSON layer through Leaflet's event propagation, so ``last_active_drawing``
+is that feature (with ``properties.layer`` and, for parcels,
+``properties.code``) and ``last_object_clicked`` its lat/lng. Layers must be
+on the map when it starts to be reported, so every group starts shown.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import folium
+import numpy as np
+import pandas as pd
+import shapely
+from folium.template import Template
+
+from gis.base.errors import InputError, UnknownCRSError
+from gis.base.fileio import atomic_write
+from gis.base.i18n import LANGUAGES, catalogue, t
+from gis.base.units import STORE_CRS, WEB_CRS
+from gis.maps.elements import RawMacroElement, escape_html, js_json, safe_json_text
+from gis.maps.vectortiles import tile_layer
+from gis.model.catalog import load_layer_catalog
+from gis.model.pipelines import NOT_STARTED, Catalog
+
+# Where Streamlit serves ``static/`` (``server.enableStaticServing``). Absolute:
+# the map runs inside the component's iframe.
+STATIC_URL = "/app/static"
+LEAFLET_URL = f"{STATIC_URL}/vendor/leaflet"
+GENERATED_URL = f"{STATIC_URL}/generated"
+LEAFLET_VERSION = "1.9.4"
+
+BLOCKED_COLOR = "#d7191c"
+SELECTED_COLOR = "#00b7ff"
+LAND_COLOR = "#f2efe9"
+CONTEXT_SOURCES = ("district", "sea", "zones", "devzone", "parks", "villages", "points")
+COORD_DECIMALS = 6  # ≈ 0.1 m: keeps the HTML small
+# permanent labels of layers with a catalogue ``label_field``: from which zoom on
+LABEL_MIN_ZOOM = {"zones": 0, "villages": 14}
+
+def _tx(key: str, lang: str) -> str:
+    """A map string from the ``[map]`` section of the catalogues."""
+    return t(f"map.{key.replace('.', '_')}", lang)
+
+
+# --------------------------------------------------------------------------- legend
+
+def legend_items(catalog: Catalog, lang: str = "zh") -> list[dict]:
+    """The map legend as data, shared by the web map and the exports.
+
+    One item per colour phase (``kind="fill"``) in catalogue order, then the
+    red outline of blocked parcels (``kind="outline"``). Each item:
+    ``{"key", "label", "kind", "fill", "stroke"}`` (``fill`` is None for outlines).
+    """
+    items = [
+        {"key": p.key, "label": p.label(lang), "kind": "fill", "fill": p.color, "stroke": "#555555"}
+        for p in catalog.phases.values()
+    ]
+    items.append({"key": "blocked", "label": _tx("blocked", lang), "kind": "outline", "fill": None,
+                  "stroke": BLOCKED_COLOR})
+    return items
+
+
+# --------------------------------------------------------------------------- serialisation
+
+def to_web(gdf):
+    """A layer in EPSG:4326 (store layers are EPSG:4490; no CRS is taken as 4490)."""
+    if gdf.crs is None:
+        gdf = gdf.set_crs(STORE_CRS)
+    if not gdf.crs.equals(WEB_CRS):
+        gdf = gdf.to_crs(WEB_CRS)
+    return gdf
+
+
+def _clean(v):
+    """A property value as plain JSON (NaN/NA → None, numpy scalars → Python)."""
+    if v is None:
+        return None
+    if isinstance(v, (float, np.floating)):
+        return None if math.isnan(v) else float(v)
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.bool_,)):
+        return bool(v)
+    if v is pd.NA or v is pd.NaT:
+        return None
+    return v if isinstance(v, (str, int, bool)) else str(v)
+
+
+def feature_collection(gdf, props: list[dict]) -> str:
+    """A FeatureCollection JSON text (script-safe) from a layer in EPSG:4326 and one dict per row.
+
+    Geometries are serialised by GEOS in one vectorised call after rounding to
+    ``COORD_DECIMALS``; rows without geometry are left out.
+    """
+    geoms = np.asarray(gdf.geometry.values, dtype=object)
+    ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    geoms = shapely.transform(geoms[ok], lambda c: np.round(c, COORD_DECIMALS))
+    gj = shapely.to_geojson(geoms)
+    keep = np.flatnonzero(ok)
+    parts = [
+        '{"type":"Feature","properties":%s,"geometry":%s}'
+        % (json.dumps(props[i], ensure_ascii=False, separators=(",", ":")), g)
+        for i, g in zip(keep, gj)
+    ]
+    return safe_json_text('{"type":"FeatureCollection","features":[' + ",".join(parts) + "]}")
+
+
+def _column(gdf, name, default=None) -> list:
+    if name in gdf.columns:
+        return [_clean(v) for v in gdf[name].tolist()]
+    return [default] * len(gdf)
+
+
+def _local(gdf, field: str, lang: str) -> list:
+    """A text field in the language: ``name``→``name_en``, ``roles``→``roles_en`` when English."""
+    base = _column(gdf, field)
+    if lang == "en" and f"{field}_en" in gdf.columns:
+        return [e or b for e, b in zip(_column(gdf, f"{field}_en"), base)]
+    return base
+
+
+def _context_props(gdf, spec, lang: str) -> list[dict]:
+    fields = {"code", "name", *spec.tooltip}
+    cols = {f: _local(gdf, f, lang) for f in fields if f in gdf.columns}
+    return [
+        {"layer": spec.id, **{f: v[i] for f, v in cols.items()}}
+        for i in range(len(gdf))
+    ]
+
+
+def _names(gdf, lang: str) -> dict:
+    if gdf is None or len(gdf) == 0 or "code" not in gdf.columns:
+        return {}
+    return dict(zip(_column(gdf, "code"), _local(gdf, "name", lang)))
+
+
+def _parcel_props(gdf, spec, catalog: Catalog, lang: str, village_names: dict, park_names: dict) -> list[dict]:
+    """Parcel properties: what the tooltip shows and what a click must report (``code``)."""
+    cache: dict = {}
+
+    def phase_and_label(kind, stage):
+        key = (kind, stage)
+        if key not in cache:
+            try:
+                cache[key] = (catalog.phase_of(kind, stage).key, catalog.stage_label(kind, stage, lang))
+            except (ValueError, LookupError):  # unknown kind/stage in the data: grey, raw key shown
+                cache[key] = (NOT_STARTED, stage or catalog.phases[NOT_STARTED].label(lang))
+        return cache[key]
+
+    codes, names, kinds = _column(gdf, "code"), _column(gdf, "name"), _column(gdf, "kind")
+    stages, blocked = _column(gdf, "stage"), _column(gdf, "blocked", 0)
+    villages, parks = _column(gdf, "village"), _column(gdf, "park")
+    extra = [f for f in spec.tooltip if f not in ("code", "name", "stage", "village", "park") and f in gdf.columns]
+    extra_cols = {f: _column(gdf, f) for f in extra}
+    out = []
+    for i in range(len(gdf)):
+        stage = stages[i] or None
+        phase, label = phase_and_label(kinds[i], stage)
+        p = {"layer": spec.id, "code": codes[i], "name": names[i], "kind": kinds[i], "stage": stage,
+             "stage_label": label, "phase": phase, "blocked": 1 if blocked[i] else 0}
+        if villages[i]:
+            p["village"] = villages[i]
+            p["village_name"] = village_names.get(villages[i], villages[i])
+        if parks[i]:
+            p["park"] = parks[i]
+            p["park_name"] = park_names.get(parks[i], parks[i])
+        for f in extra:
+            p[f] = extra_cols[f][i]
+        out.append(p)
+    return out
+
+
+_PARCEL_FIELD_PROP = {"stage": "stage_label", "village": "village_name", "park": "park_name"}
+
+
+def _tooltip_fields(spec, lang: str) -> list[list[str]]:
+    return [[_tx(f"field.{f}", lang) if f"map.field_{f}" in catalogue("zh") else f,
+             _PARCEL_FIELD_PROP.get(f, f) if spec.is_parcels else f] for f in spec.tooltip]
+
+
+def _tile_texts(spec, lang: str) -> dict:
+    """Field labels, separator and area unit for a tile layer's tooltip."""
+    return {"field_labels": {f: label for label, f in _tooltip_fields(spec, lang)}, "sep": _tx("sep", lang),
+            "mu": _tx("mu", lang)}
+
+
+def _context_style(style: dict, interactive: bool) -> dict:
+    fill_opacity = float(style.get("fill_opacity", 0.2))
+    out = {
+        "color": style.get("color", "#3388ff"),
+        "weight": float(style.get("weight", 1.5)),
+        "opacity": float(style.get("opacity", 1.0)),
+        # fill stays on (even at opacity 0) so the interior answers hover and click
+        "fill": True,
+        "fillColor": style.get("fill_color", style.get("color", "#3388ff")),
+        "fillOpacity": fill_opacity,
+        "interactive": interactive,
+    }
+    if style.get("dash"):
+        out["dashArray"] = str(style["dash"])
+    if style.get("radius"):
+        out["radius"] = float(style["radius"])
+    return out
+
+
+# --------------------------------------------------------------------------- folium elements
+
+_SUPPORT_JS = r"""
+window.RenewalAtlas = window.RenewalAtlas || (function () {
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) { e.className = cls; }
+    if (text !== undefined && text !== null) { e.textContent = String(text); }
+    return e;
+  }
+  function tipFn(fields, sep, blockedText) {
+    return function (layer) {
+      var p = (layer && layer.feature && layer.feature.properties) || {};
+      var box = el('div', 'ratlas-tip');
+      for (var i = 0; i < fields.length; i++) {
+        var v = p[fields[i][1]];
+        if (v === null || v === undefined || v === '') { continue; }
+        var row = el('div', 'ratlas-tip-row');
+        row.appendChild(el('span', 'ratlas-tip-key', fields[i][0] + sep));
+        row.appendChild(document.createTextNode(String(v)));
+        box.appendChild(row);
+      }
+      if (p.blocked && blockedText) { box.appendChild(el('div', 'ratlas-tip-blocked', blockedText)); }
+      return box;
+    };
+  }
+  function styleFn(o) {
+    if (o.mode === 'phase') {
+      return function (f) {
+        var p = f.properties || {}, b = p.blocked;
+        return {fill: true, fillColor: o.colors[p.phase] || o.colors.not_started || '#999999',
+                fillOpacity: o.fillOpacity, opacity: 1, interactive: o.interactive,
+                color: b ? o.blockedColor : o.color, weight: b ? o.blockedWeight : o.weight};
+      };
+    }
+    return function () { return o.style; };
+  }
+  function orderOf(map) { return map._ratlasOrder || (map._ratlasOrder = []); }
+  function init(map, o) {
+    map.getContainer().style.background = o.background;
+    if (!map.getPane('ratlasBasemap')) {
+      map.createPane('ratlasBasemap');
+      map.getPane('ratlasBasemap').style.zIndex = 250;  /* above tiles, below the vectors */
+    }
+    /* a group switched back on is drawn last: restore the declared order */
+    map.on('overlayadd', function () {
+      var order = orderOf(map);
+      for (var i = 0; i < order.length; i++) {
+        if (map.hasLayer(order[i]) && order[i].bringToFront) { order[i].bringToFront(); }
+      }
+    });
+    L.control.scale({metric: true, imperial: false, position: 'bottomleft', maxWidth: 150}).addTo(map);
+    if (o.legend) {
+      var legend = L.control({position: 'bottomleft'});
+      legend.onAdd = function () {
+        var d = el('div', 'ratlas-legend');
+        L.DomEvent.disableClickPropagation(d);
+        L.DomEvent.disableScrollPropagation(d);
+        d.appendChild(el('div', 'ratlas-legend-title', o.legend.title));
+        for (var i = 0; i < o.legend.items.length; i++) {
+          var it = o.legend.items[i], row = el('div', 'ratlas-legend-row');
+          var sw = el('span', 'ratlas-swatch');
+          sw.style.background = it.fill || 'transparent';
+          sw.style.borderColor = it.stroke;
+          if (it.kind === 'outline') { sw.style.borderWidth = '2px'; }
+          row.appendChild(sw);
+          row.appendChild(el('span', 'ratlas-legend-label', it.label));
+          d.appendChild(row);
+        }
+        return d;
+      };
+      legend.addTo(map);
+    }
+    if (o.demoMark) {
+      var mark = el('div', 'ratlas-demo', o.demoMark);
+      map.getContainer().appendChild(mark);
+    }
+  }
+  function addLayer(map, parent, data, o) {
+    var style = styleFn(o);
+    var lyr = L.geoJSON(data, {
+      style: style,
+      interactive: o.interactive,
+      pointToLayer: function (f, ll) { return L.circleMarker(ll, style(f)); }
+    });
+    if (o.interactive && o.tooltip && o.tooltip.length) {
+      lyr.bindTooltip(tipFn(o.tooltip, o.sep, o.blockedText),
+                      {sticky: true, direction: 'top', className: 'ratlas-tooltip'});
+    }
+    if (o.interactive && o.hoverWeight) {
+      lyr.on('mouseover', function (e) { if (e.layer.setStyle) { e.layer.setStyle({weight: o.hoverWeight}); } });
+      lyr.on('mouseout', function (e) { lyr.resetStyle(e.layer); });
+    }
+    lyr.addTo(parent);
+    orderOf(map).push(lyr);
+    if (o.labelField) { addLabels(map, parent, lyr, o); }
+    return lyr;
+  }
+  /* permanent name labels (catalogue label_field), shown from a zoom level on, switched with the group */
+  function addLabels(map, parent, lyr, o) {
+    var labels = L.layerGroup();
+    lyr.eachLayer(function (l) {
+      var text = l.feature && l.feature.properties[o.labelField];
+      if (!text || !l.getBounds) { return; }
+      L.tooltip({permanent: true, direction: 'center', className: 'ratlas-label', interactive: false})
+        .setLatLng(l.getBounds().getCenter()).setContent(el('span', '', text)).addTo(labels);
+    });
+    function update() {
+      var want = parent._map && map.getZoom() >= o.labelMinZoom;
+      if (want && !parent.hasLayer(labels)) { parent.addLayer(labels); }
+      if (!want && parent.hasLayer(labels)) { parent.removeLayer(labels); }
+    }
+    map.on('zoomend', update);
+    parent.on('add', update);
+    map.whenReady(update);
+  }
+  function addImage(map, parent, o) {
+    var img = L.imageOverlay(o.url, o.bounds, {pane: 'ratlasBasemap', opacity: o.opacity,
+                                               attribution: o.attribution, interactive: false});
+    img.addTo(parent);
+    return img;
+  }
+  return {init: init, addLayer: addLayer, addImage: addImage};
+})();
+"""
+
+_SUPPORT_CSS = """
+<style>
+.ratlas-tooltip { font-size: 12px; line-height: 1.45; }
+.ratlas-tip-row { white-space: nowrap; max-width: 420px; overflow: hidden; text-overflow: ellipsis; }
+.ratlas-tip-key { color: #666; }
+.ratlas-tip-blocked { color: %(blocked)s; font-weight: bold; }
+.ratlas-label { background: transparent; border: none; box-shadow: none; padding: 0; font-size: 13px;
+  font-weight: bold; color: #4a2766; text-shadow: 0 0 3px #fff, 0 0 3px #fff, 0 0 2px #fff; }
+.ratlas-label::before { display: none; }
+.ratlas-legend { background: rgba(255,255,255,0.92); padding: 6px 9px; border-radius: 4px;
+  box-shadow: 0 1px 4px rgba(0,0,0,0.35); font-size: 12px; line-height: 1.5; color: #222; }
+.ratlas-legend-title { font-weight: bold; margin-bottom: 2px; }
+.ratlas-legend-row { display: flex; align-items: center; gap: 6px; white-space: nowrap; }
+.ratlas-swatch { display: inline-block; width: 14px; height: 10px; border: 1px solid #555; box-sizing: border-box; }
+.ratlas-demo { position: absolute; top: 8px; left: 50%%; transform: translateX(-50%%); z-index: 1000;
+  pointer-events: none; background: rgba(255,255,255,0.88); color: #b2182b; border: 1.5px solid #b2182b;
+  border-radius: 4px; padding: 2px 10px; font-size: 14px; font-weight: bold; letter-spacing: 1px; }
+</style>
+""" % {"blocked": BLOCKED_COLOR}
+
+
+class _Support(RawMacroElement):
+    """Shared JS (layer factory, legend, demo mark, scale, basemap pane) and CSS; added first."""
+
+    _template = Template(
+        """
+        {% macro header(this, kwargs) %}""" + _SUPPORT_CSS + """{% endmacro %}
+        {% macro script(this, kwargs) %}""" + _SUPPORT_JS + """
+            RenewalAtlas.init({{ this._parent.get_name() }}, {{ this.options }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, options: dict):
+        super().__init__()
+        self._name = "RenewalAtlasSupport"
+        self.options = js_json(options)
+
+
+class _GeoJsonLayer(RawMacroElement):
+    """One FeatureCollection, styled and tooltipped in JS; a child of a FeatureGroup."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            var {{ this.get_name() }} = RenewalAtlas.addLayer(
+                {{ this._parent._parent.get_name() }}, {{ this._parent.get_name() }},
+                {{ this.data }}, {{ this.options }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, data: str, options: dict):
+        super().__init__()
+        self._name = "AtlasGeoJson"
+        self.data = data
+        self.options = js_json(options)
+
+
+class _ImageLayer(RawMacroElement):
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            var {{ this.get_name() }} = RenewalAtlas.addImage(
+                {{ this._parent._parent.get_name() }}, {{ this._parent.get_name() }}, {{ this.options }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, options: dict):
+        super().__init__()
+        self._name = "AtlasImage"
+        self.options = js_json(options)
+
+
+def _offline_map(assets_url: str, **kwargs) -> folium.Map:
+    """A folium Map that loads only the vendored Leaflet (instance attributes: the class lists stay untouched)."""
+    m = folium.Map(tiles=None, **kwargs)
+    m.default_js = [("leaflet", f"{assets_url}/leaflet.js")]
+    m.default_css = [("leaflet_css", f"{assets_url}/leaflet.css")]
+    return m
+
+
+# --------------------------------------------------------------------------- the map
+
+def _latlng_bounds(bounds) -> list[list[float]] | None:
+    """``[[s, w], [n, e]]`` from that form or from ``(minx, miny, maxx, maxy)`` in lon/lat."""
+    if bounds is None:
+        return None
+    b = np.asarray(bounds, dtype=float)
+    if not np.all(np.isfinite(b)):
+        return None
+    if b.shape == (2, 2):
+        (s, w), (n, e) = b
+    elif b.shape == (4,):
+        w, s, e, n = b
+    else:
+        return None
+    return [[float(s), float(w)], [float(n), float(e)]]
+
+
+def gdf_bounds(gdf) -> list[list[float]] | None:
+    """``[[s, w], [n, e]]`` (EPSG:4326) of a layer, for ``bounds=``; None when empty."""
+    if gdf is None or len(gdf) == 0:
+        return None
+    minx, miny, maxx, maxy = to_web(gdf).total_bounds
+    if not np.all(np.isfinite([minx, miny, maxx, maxy])):
+        return None
+    return [[float(miny), float(minx)], [float(maxy), float(maxx)]]
+
+
+def _parcel_options(catalog: Catalog, lang: str, spec) -> dict:
+    return {
+        "mode": "phase",
+        "colors": {k: p.color for k, p in catalog.phases.items()},
+        "fillOpacity": 0.72, "color": "#555555", "weight": 0.6,
+        "blockedColor": BLOCKED_COLOR, "blockedWeight": 2.5, "hoverWeight": 3,
+        "interactive": True,
+        "tooltip": _tooltip_fields(spec, lang), "sep": _tx("sep", lang), "blockedText": _tx("blocked_tip", lang),
+    }
+
+
+def build_map(
+    context: dict,
+    parcels,
+    catalog: Catalog,
+    lang: str = "zh",
+    basemap: dict | None = None,
+    bounds=None,
+    selected: str | None = None,
+    demo: bool = True,
+    *,
+    layers=None,
+    assets_url: str = LEAFLET_URL,
+    collapsed: bool = False,
+    renderer: str = "svg",
+    tiles: dict | None = None,
+) -> folium.Map:
+    """The district map.
+
+    Args:
+        context: context layers by name (``district``, ``sea``, ``zones``,
+            ``devzone``, ``parks``, ``villages``, ``points``; any may be
+            missing), EPSG:4490 GeoDataFrames as in docs/DATA_MODEL.md.
+        parcels: tracked parcels (``code``, ``name``, ``kind``, ``zone``,
+            ``village``, ``park``, ``stage``, ``blocked``, ``area_m2``, geometry).
+        catalog: the stage pipelines (``gis.pipelines.load_catalog()``): fill
+            colour = the stage's phase colour; legend = the phases.
+        lang: ``zh`` or ``en`` for every label.
+        basemap: ``{"url", "bounds": [[s, w], [n, e]], "attribution"}`` from
+            :func:`render_basemap_png`, shown below the vectors.
+        bounds: fit the view to ``[[s, w], [n, e]]`` or ``(minx, miny, maxx, maxy)``
+            in degrees (e.g. :func:`gdf_bounds` of a parcel); else the district.
+        selected: code of a parcel to outline thickly.
+        demo: show the "示例数据（虚构）" mark.
+        layers: the layer catalogue (default: ``layers/catalog.toml``).
+        assets_url: where leaflet.js/.css are served (absolute; tests use file://).
+        collapsed: collapse the layer switcher.
+        renderer: ``svg`` (one DOM path per feature; what tests/test_browser.py
+            counts) or ``canvas`` (≈20 % faster zoom/pan at 2,500 parcels, the
+            choice for much bigger layers). Clicks and tooltips work with both.
+        tiles: for catalogue layers drawn from a vector tile pyramid
+            (``render = "tiles"``, e.g. the cadastre), ``{layer id: manifest}``
+            from ``gis.vectortiles.build_tileset``; a layer without one is left out.
+
+    Every feature's properties carry ``layer`` (the catalogue layer id); parcels
+    also ``code``, ``name``, ``kind``, ``stage``, ``stage_label``, ``phase``,
+    ``blocked`` and ``village``/``park`` (+ ``_name``).
+    """
+
+    layers = layers or load_layer_catalog()
+    lang = lang if lang in LANGUAGES else "zh"
+    context = {k: to_web(v) for k, v in (context or {}).items() if v is not None and len(v)}
+    parcels = to_web(parcels) if parcels is not None else None
+
+    view = _latlng_bounds(bounds) or gdf_bounds(context.get("district")) or gdf_bounds(parcels)
+    if view:
+        center = [(view[0][0] + view[1][0]) / 2, (view[0][1] + view[1][1]) / 2]
+    else:
+        center = [37.45, 121.35]
+    m = _offline_map(assets_url, location=center, zoom_start=13, control_scale=False,
+                     prefer_canvas=renderer == "canvas",
+                     minZoom=6, maxZoom=20, zoomSnap=0.5)
+    legend = {"title": f"{_tx('legend', lang)} · {_tx('stage', lang)}", "items": legend_items(catalog, lang)}
+    _Support({"background": LAND_COLOR, "legend": legend,
+              "demoMark": t("app.demo_mark", lang) if demo else None}).add_to(m)
+
+    village_names = _names(context.get("villages"), lang)
+    park_names = _names(context.get("parks"), lang)
+    for group_key, group in layers.groups.items():
+        specs = layers.in_group(group_key)
+        fg = None
+        for spec in specs:
+            if spec.is_raster:
+                if not basemap:
+                    continue
+                opts = {"url": str(basemap["url"]), "bounds": basemap["bounds"],
+                        "opacity": float(basemap.get("opacity", 1.0)),
+                        "attribution": escape_html(basemap.get("attribution") or "")}
+                layer = _ImageLayer(opts)
+            elif spec.is_tiles:
+                if not (tiles or {}).get(spec.id):
+                    continue
+                layer = tile_layer(tiles[spec.id], spec, lang, **_tile_texts(spec, lang))
+            elif spec.is_parcels:
+                if parcels is None or not len(parcels) or "kind" not in parcels.columns:
+                    continue
+                sub = parcels[parcels["kind"].isin(spec.kinds)]
+                if not len(sub):
+                    continue
+                props = _parcel_props(sub, spec, catalog, lang, village_names, park_names)
+                layer = _GeoJsonLayer(feature_collection(sub, props), _parcel_options(catalog, lang, spec))
+            else:
+                gdf = context.get(spec.source)
+                if gdf is None:
+                    continue
+                interactive = spec.source != "district"  # the boundary would cover everything
+                opts = {"mode": "static", "style": _context_style(spec.style, interactive),
+                        "interactive": interactive, "tooltip": _tooltip_fields(spec, lang),
+                        "sep": _tx("sep", lang), "hoverWeight": 0}
+                if spec.label_field:
+                    opts["labelField"] = spec.label_field
+                    opts["labelMinZoom"] = LABEL_MIN_ZOOM.get(spec.source, 14)
+                layer = _GeoJsonLayer(feature_collection(gdf, _context_props(gdf, spec, lang)), opts)
+            if fg is None:
+                fg = folium.FeatureGroup(name=escape_html(group.label(lang)), overlay=True, control=True, show=True)
+                fg.add_to(m)
+            layer.add_to(fg)
+
+    if selected is not None and parcels is not None and len(parcels) and "code" in parcels.columns:
+        sel = parcels[parcels["code"] == selected]
+        if len(sel):
+            selection_group(sel, lang=lang).add_to(m)
+
+    folium.LayerControl(position="topright", collapsed=collapsed).add_to(m)
+    if view:
+        m.fit_bounds(view, padding=(12, 12))
+    return m
+
+
+def selection_group(parcels, code: str | None = None, lang: str = "zh") -> folium.FeatureGroup:
+    """A thick outline around a parcel (or all of ``parcels``), not in the layer switcher.
+
+    Also usable as streamlit-folium's ``feature_group_to_add`` to move the
+    highlight without rebuilding the map.
+    """
+    gdf = to_web(parcels)
+    if code is not None:
+        gdf = gdf[gdf["code"] == code]
+    props = [{"layer": "selected", "code": c} for c in _column(gdf, "code")]
+    fg = folium.FeatureGroup(name=escape_html(_tx("selected", lang)), control=False, show=True)
+    halo = {"color": "#000000", "weight": 7, "opacity": 0.55, "fill": False, "interactive": False}
+    line = {"color": SELECTED_COLOR, "weight": 3.5, "opacity": 1, "fill": False, "interactive": False}
+    data = feature_collection(gdf, props)
+    for style in (halo, line):
+        _GeoJsonLayer(data, {"mode": "static", "style": style, "interactive": False}).add_to(fg)
+    return fg
+
+
+# --------------------------------------------------------------------------- basemap raster
+
+def _stretch(band: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """A band → uint8: as is when already 8-bit, else a 2–98 % stretch of the valid pixels."""
+    if band.dtype == np.uint8:
+        return band
+    vals = band[valid]
+    if vals.size == 0:
+        return np.zeros(band.shape, np.uint8)
+    lo, hi = np.percentile(vals, [2, 98])
+    if hi <= lo:
+        hi = lo + 1
+    return np.clip((band.astype("float64") - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
+
+
+def render_basemap_png(
+    tif_path,
+    out_dir,
+    max_size: int = 2048,
+    *,
+    url_prefix: str = GENERATED_URL,
+    attribution: str | None = None,
+) -> dict:
+    """A GeoTIFF (any CRS) → a Web-Mercator PNG for an ImageOverlay.
+
+    Reads only an overview level (or a decimated read) that is just finer than
+    the output needs, warps it to EPSG:3857 (bilinear; alpha from the mask),
+    writes ``basemap_<hash>.png`` (hash of the tif's path, mtime, size and
+    ``max_size``) plus a JSON sidecar into ``out_dir``, and returns
+    ``{"url", "bounds": [[s, w], [n, e]] (EPSG:4326), "attribution", "path", "width", "height"}``.
+    Skips the work when the PNG exists already.
+
+    Raises:
+        InputError: unreadable raster. UnknownCRSError: the raster has no CRS.
+    """
+    import rasterio
+    from affine import Affine
+    from PIL import Image
+    from rasterio.enums import ColorInterp, Resampling
+    from rasterio.warp import calculate_default_transform, reproject, transform_bounds
+
+
+    tif_path = Path(tif_path).resolve()
+    out_dir = Path(out_dir)
+    try:
+        st = tif_path.stat()
+    except OSError as e:
+        raise InputError("error.bad_store", path=str(tif_path), detail=str(e)) from e
+    key = hashlib.sha256(f"{tif_path}|{st.st_mtime_ns}|{st.st_size}|{max_size}|v1".encode()).hexdigest()[:20]
+    png, meta = out_dir / f"basemap_{key}.png", out_dir / f"basemap_{key}.json"
+    if png.exists() and meta.exists():
+        try:
+            return json.loads(meta.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            pass
+    dst_crs = "EPSG:3857"
+    try:
+        with rasterio.Env(GDAL_PAM_ENABLED="NO"):
+            with rasterio.open(tif_path) as src:
+                if src.crs is None:
+                    raise UnknownCRSError("error.unknown_crs")
+                _, w0, h0 = calculate_default_transform(src.crs, dst_crs, src.width, src.height, *src.bounds)
+                k = max(w0, h0) / max_size
+                dst_w, dst_h = (max(1, round(w0 / k)), max(1, round(h0 / k))) if k > 1 else (w0, h0)
+                dst_transform, dst_w, dst_h = calculate_default_transform(
+                    src.crs, dst_crs, src.width, src.height, *src.bounds, dst_width=dst_w, dst_height=dst_h)
+                # source pixels per output pixel: read no finer than needed
+                need = min(src.width / dst_w, src.height / dst_h)
+                fits = [(f, i) for i, f in enumerate(src.overviews(1)) if f <= need]
+                ovr_factor, level = max(fits) if fits else (1, -1)
+                bands_idx = _rgb_bands(src, ColorInterp)
+                colormap = None
+                if len(bands_idx) == 1:
+                    try:
+                        colormap = src.colormap(1)
+                    except ValueError:
+                        colormap = None
+                src_crs = src.crs
+            open_kw = {"overview_level": level} if level >= 0 else {}
+            with rasterio.open(tif_path, **open_kw) as ds:
+                factor = need / ovr_factor
+                if factor >= 2:  # no overview close enough: decimated read
+                    f = int(factor)
+                    shape = (max(1, ds.height // f), max(1, ds.width // f))
+                    data = ds.read(bands_idx, out_shape=(len(bands_idx), *shape), resampling=Resampling.average)
+                    mask = ds.dataset_mask(out_shape=shape, resampling=Resampling.nearest)
+                    src_transform = ds.transform @ Affine.scale(ds.width / shape[1], ds.height / shape[0])
+                else:
+                    data = ds.read(bands_idx)
+                    mask = ds.dataset_mask()
+                    src_transform = ds.transform
+    except rasterio.errors.RasterioIOError as e:
+        raise InputError("error.bad_store", path=str(tif_path), detail=str(e)) from e
+
+    valid = mask > 0
+    if colormap:
+        lut = np.zeros((256, 4), np.uint8)
+        for i, rgba in colormap.items():
+            if 0 <= i < 256:
+                lut[i] = rgba
+        rgb = [lut[np.clip(data[0], 0, 255).astype(np.uint8)][..., c] for c in range(3)]
+    elif len(bands_idx) >= 3:
+        rgb = [_stretch(data[i], valid) for i in range(3)]
+    else:
+        g = _stretch(data[0], valid)
+        rgb = [g, g, g]
+    out = np.zeros((4, dst_h, dst_w), np.uint8)
+    for i, band in enumerate(rgb + [np.where(valid, 255, 0).astype(np.uint8)]):
+        reproject(source=band, destination=out[i], src_transform=src_transform, src_crs=src_crs,
+                  dst_transform=dst_transform, dst_crs=dst_crs,
+                  resampling=Resampling.nearest if i == 3 else Resampling.bilinear, dst_nodata=0)
+    left, top = dst_transform @ (0, 0)
+    right, bottom = dst_transform @ (dst_w, dst_h)
+    w, s, e, n = transform_bounds(dst_crs, WEB_CRS, left, bottom, right, top)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = {
+        "url": f"{url_prefix.rstrip('/')}/{png.name}",
+        "bounds": [[round(s, 7), round(w, 7)], [round(n, 7), round(e, 7)]],
+        "attribution": attribution if attribution is not None else tif_path.stem,
+        "path": str(png),
+        "width": int(dst_w),
+        "height": int(dst_h),
+    }
+    atomic_write(png, lambda f: Image.fromarray(np.moveaxis(out, 0, -1), "RGBA").save(f, format="PNG"))
+    atomic_write(meta, lambda f: f.write(json.dumps(result, ensure_ascii=False).encode("utf-8")))
+    return result
+
+
+def _rgb_bands(src, ColorInterp) -> list[int]:
+    """1-based band indexes to show: red/green/blue by colour interpretation, else the first three, else band 1."""
+    ci = list(src.colorinterp)
+    want = [ColorInterp.red, ColorInterp.green, ColorInterp.blue]
+    if all(c in ci for c in want):
+        return [ci.index(c) + 1 for c in want]
+    return [1, 2, 3] if src.count >= 3 else [1]

@@ -1,0 +1,1006 @@
+"""Large layers as a pre-built pyramid of Mapbox Vector Tiles, drawn on canvas.
+
+Why: one folium GeoJSON of 100,000 parcels is 70 MB of HTML that takes 45 s to
+build and 20 s to draw (bench/RESULTS.md). A pyramid of vector tiles is built
+once per content of the layer (its key), written under ``static/generated/``
+(which Streamlit serves at ``/app/static/generated/``), and the browser fetches
+only the tiles in view, at the detail the zoom needs, and draws them on one
+canvas per tile. The map HTML carries only the tile URL and a small index of
+which tiles exist. A rerun (click, filter, stage update) does no tile work.
+
+Format: MVT 2.1 (``{z}/{x}/{y}.pbf``, one layer, extent 4096, Web Mercator
+XYZ), so GDAL, QGIS and any MVT client read the pyramid, and a PostGIS
+back end could make the same tiles with ``ST_AsMVT``. Tiles are encoded here
+with numpy, all features of a zoom level at once (no per-feature Python):
+geometry is projected once, simplified below half a pixel under the deepest
+level, clipped to the tile plus a 4-pixel buffer where it crosses tile edges
+(so that clip edges fall outside what a tile draws), quantised, oriented as
+the spec asks (exterior rings clockwise in tile coordinates) and
+varint-encoded. Tiles of the deepest level also carry the tooltip fields;
+the others only the class field that sets the fill colour.
+
+Drawing: a small Leaflet ``GridLayer`` (``_TILES_JS``, no plugin needed) decodes
+the tiles into typed arrays and fills one path per colour per tile; beyond the
+deepest level it redraws the parent tile's vectors scaled, so lines stay sharp
+at street zoom. It shows a tooltip for the feature under the mouse from the
+tile data. Which parcel a click picked is answered on the server (the store's
+spatial index), as for every other layer.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+import os
+import shutil
+import struct
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import shapely
+from folium.template import Template
+
+from gis.base.units import STORE_CRS
+from gis.maps.elements import RawMacroElement, js_json
+
+FORMAT = "mvt-1"
+EXTENT = 4096
+TILE_PX = 256
+BUFFER = 64  # extent units (4 px): clip edges fall outside the drawn tile
+#: zoom levels built; a view between two levels draws the lower one scaled (vectors stay sharp)
+LEVELS = (12, 14, 16)
+SIMPLIFY_PX = 0.35  # below the deepest level, detail under a third of a pixel goes
+_DOUBLE = struct.Struct("<d")
+
+
+# --------------------------------------------------------------------------- protobuf pieces
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _field_bytes(field: int, payload: bytes) -> bytes:
+    """A length-delimited field."""
+    return _varint((field << 3) | 2) + _varint(len(payload)) + payload
+
+
+def _value(v) -> bytes:
+    """A ``Tile.Value`` message: string, double, or sint for integers."""
+    if isinstance(v, (bool, np.bool_)):
+        return _varint((7 << 3) | 0) + _varint(int(v))
+    if isinstance(v, (int, np.integer)):
+        z = (int(v) << 1) ^ (int(v) >> 63)
+        return _varint((6 << 3) | 0) + _varint(z)
+    if isinstance(v, (float, np.floating)):
+        return _varint((3 << 3) | 1) + np.float64(v).tobytes()
+    return _field_bytes(1, str(v).encode("utf-8"))
+
+
+def _value_fields(values: np.ndarray) -> np.ndarray:
+    """Each value as a whole ``values`` field of a layer (tag 4, length, Value message), as bytes.
+
+    Done once per feature (not per tile it lands in), with the common cases
+    (short strings, doubles) spelt out rather than built by helper calls.
+    """
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values.tolist()):
+        if isinstance(v, str):
+            b = v.encode("utf-8")
+            n = len(b)
+            out[i] = bytes((0x22, n + 2, 0x0A, n)) + b if n < 126 else _field_bytes(4, _value(v))
+        elif isinstance(v, float):
+            out[i] = b"\x22\x09\x19" + _DOUBLE.pack(v)
+        else:
+            out[i] = _field_bytes(4, _value(v))
+    return out
+
+
+def _varint_lengths(v: np.ndarray) -> np.ndarray:
+    return (1 + (v >= 1 << 7) + (v >= 1 << 14) + (v >= 1 << 21) + (v >= 1 << 28)
+            + (v >= 1 << 35)).astype(np.int64)
+
+
+def _encode_varints(v: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All of ``v`` (non-negative, < 2**42) as varints in one byte array; and where each starts."""
+    starts = np.cumsum(lens) - lens
+    out = np.empty(int(lens.sum()), np.uint8)
+    for k in range(int(lens.max()) if len(lens) else 0):
+        m = lens > k
+        byte = (v[m] >> (7 * k)) & 0x7F
+        cont = (lens[m] > k + 1).astype(np.int64) << 7
+        out[starts[m] + k] = (byte | cont).astype(np.uint8)
+    return out, starts
+
+
+def _zigzag(n: np.ndarray) -> np.ndarray:
+    n = n.astype(np.int64)
+    return (n << 1) ^ (n >> 63)
+
+
+# --------------------------------------------------------------------------- geometry → commands
+def _polygon_parts(geoms: np.ndarray) -> np.ndarray:
+    """Polygons and MultiPolygons kept, polygon parts of collections pulled out, the rest empty."""
+    tid = shapely.get_type_id(geoms)
+    odd = ~np.isin(tid, (3, 6))
+    if odd.any():
+        fixed = []
+        for g in geoms[odd]:
+            parts = [p for p in shapely.get_parts(g) if shapely.get_type_id(p) in (3, 6) and not p.is_empty]
+            fixed.append(shapely.multipolygons(parts) if parts else shapely.Polygon())
+        geoms = geoms.copy()
+        geoms[odd] = np.asarray(fixed, dtype=object)
+    return geoms
+
+
+def _commands(geoms: np.ndarray, tile_x: np.ndarray, tile_y: np.ndarray):
+    """Geometry command integers of each feature (coordinates already in extent units of its zoom).
+
+    Returns ``(values, per_feature_count, kept)``: the command stream of all
+    kept features, concatenated; how many integers each kept feature has; and
+    which input features are kept (those that still have a ring after
+    quantisation).
+    """
+    geoms = _polygon_parts(geoms)
+    nonempty = ~shapely.is_empty(geoms)
+    idx_in = np.flatnonzero(nonempty)
+    if len(idx_in) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(len(geoms), bool)
+    _, coords, offsets = shapely.to_ragged_array(geoms[idx_in])
+    if len(offsets) == 2:  # all Polygons: one part per feature
+        ring_off, part_off = offsets
+        geom_off = np.arange(len(part_off), dtype=np.int64)
+    else:
+        ring_off, part_off, geom_off = offsets
+    n_rings = len(ring_off) - 1
+    ring_len = np.diff(ring_off)
+    ring_part = np.repeat(np.arange(len(part_off) - 1), np.diff(part_off))
+    part_geom = np.repeat(np.arange(len(geom_off) - 1), np.diff(geom_off))
+    ring_geom = part_geom[ring_part]
+    first_ring_of_part = np.zeros(n_rings, bool)
+    first_ring_of_part[part_off[:-1][np.diff(part_off) > 0]] = True
+
+    # tile-local, y down, quantised
+    pt_ring = np.repeat(np.arange(n_rings), ring_len)
+    g = idx_in[ring_geom[pt_ring]]
+    qx = np.rint(coords[:, 0] - tile_x[g] * EXTENT).astype(np.int64)
+    qy = np.rint(tile_y[g] * EXTENT - coords[:, 1]).astype(np.int64)  # coords[:,1] grows north
+
+    # drop repeated points and the closing point
+    pos = np.arange(len(qx))
+    ring_start = np.repeat(ring_off[:-1], ring_len)
+    same_prev = np.r_[False, (qx[1:] == qx[:-1]) & (qy[1:] == qy[:-1])]
+    keep = ~same_prev | (pos == ring_start)
+    closing = np.zeros(len(qx), bool)
+    closing[ring_off[1:] - 1] = True
+    keep &= ~(closing & (qx == qx[ring_start]) & (qy == qy[ring_start]))
+    # (a dropped run can leave the last kept point equal to the first: drop it too)
+    kept_pos = np.flatnonzero(keep)
+    kr = pt_ring[kept_pos]
+    last_of_ring = np.r_[kr[1:] != kr[:-1], True]
+    first_idx = np.searchsorted(kr, kr)  # index (in kept) of each ring's first point
+    dup_last = last_of_ring & (qx[kept_pos] == qx[kept_pos[first_idx]]) & (qy[kept_pos] == qy[kept_pos[first_idx]]) \
+        & (np.arange(len(kept_pos)) != first_idx)
+    kept_pos = kept_pos[~dup_last]
+    kr = pt_ring[kept_pos]
+    m = np.bincount(kr, minlength=n_rings)
+
+    # signed area (shoelace, y down: exterior > 0 is clockwise on screen); degenerate rings go
+    x, y = qx[kept_pos], qy[kept_pos]
+    nxt = np.arange(len(kept_pos)) + 1
+    starts_k = np.cumsum(m) - m
+    wrap = np.r_[kr[1:] != kr[:-1], True] if len(kr) else np.zeros(0, bool)
+    nxt[wrap] = starts_k[kr[wrap]]
+    cross = x * y[nxt] - x[nxt] * y
+    area2 = np.bincount(kr, weights=cross, minlength=n_rings)
+    ok_ring = (m >= 3) & (area2 != 0)
+    # a part whose exterior ring went loses its holes too
+    ext_ok = np.zeros(len(part_off) - 1, bool)
+    ext_ok[ring_part[first_ring_of_part]] = ok_ring[first_ring_of_part]
+    ok_ring &= ext_ok[ring_part]
+    want_pos = first_ring_of_part  # exterior: area > 0 (clockwise, y down); holes: area < 0
+    flip = ok_ring & ((area2 > 0) != want_pos)
+
+    sel = ok_ring[kr]
+    kp = kept_pos[sel]
+    kr = kr[sel]
+    rings = np.flatnonzero(ok_ring)
+    m_ok = m[rings]
+    # reverse flipped rings in place (positions within each ring mirrored)
+    local = np.arange(len(kp)) - np.repeat(np.cumsum(m_ok) - m_ok, m_ok)
+    mm = np.repeat(m_ok, m_ok)
+    fl = np.repeat(flip[rings], m_ok)
+    order = np.arange(len(kp))
+    order[fl] = (order - local + (mm - 1 - local))[fl]
+    kp = kp[order]
+    px, py = qx[kp], qy[kp]
+
+    ring_feat = idx_in[ring_geom[rings]]
+    feat_of_pt = np.repeat(ring_feat, m_ok)
+    first_of_feat = np.r_[True, feat_of_pt[1:] != feat_of_pt[:-1]] if len(kp) else np.zeros(0, bool)
+    dx = np.diff(px, prepend=0)
+    dy = np.diff(py, prepend=0)
+    dx[first_of_feat] = px[first_of_feat]  # the cursor starts at (0, 0) for each feature
+    dy[first_of_feat] = py[first_of_feat]
+
+    # [MoveTo(1) dx dy] [LineTo(m-1) dx dy …] [ClosePath]: 2m + 3 integers per ring
+    per_ring = 2 * m_ok + 3
+    r_start = np.cumsum(per_ring) - per_ring
+    out = np.empty(int(per_ring.sum()), np.int64)
+    out[r_start] = 9
+    out[r_start + 3] = 2 | ((m_ok - 1) << 3)
+    out[r_start + per_ring - 1] = 15
+    j = np.arange(len(kp)) - np.repeat(np.cumsum(m_ok) - m_ok, m_ok)
+    p_at = np.repeat(r_start, m_ok) + 2 * j + 1 + (j > 0)
+    out[p_at] = _zigzag(dx)
+    out[p_at + 1] = _zigzag(dy)
+
+    kept = np.zeros(len(geoms), bool)
+    kept[ring_feat] = True
+    per_feat = np.bincount(ring_feat, weights=per_ring, minlength=len(geoms)).astype(np.int64)[kept]
+    return out, per_feat, kept
+
+
+# --------------------------------------------------------------------------- one zoom level
+def _assign(geoms: np.ndarray, z: int):
+    """(feature index, tile x, tile y, geometry) for each feature × tile it touches, in extent units.
+
+    A feature inside one tile (with its buffer) is used as is; one that
+    crosses tile edges is clipped to each tile plus the buffer.
+    """
+    b = shapely.bounds(geoms)
+    pad = BUFFER
+    tx0 = np.floor((b[:, 0] - pad) / EXTENT).astype(np.int64)
+    tx1 = np.floor((b[:, 2] + pad) / EXTENT).astype(np.int64)
+    # y grows north in these units; tile rows grow south: row = floor((2^z*E - y) / E)
+    size = (1 << z) * EXTENT
+    ty0 = np.floor((size - b[:, 3] - pad) / EXTENT).astype(np.int64)
+    ty1 = np.floor((size - b[:, 1] + pad) / EXTENT).astype(np.int64)
+    nx, ny = tx1 - tx0 + 1, ty1 - ty0 + 1
+    single = (nx == 1) & (ny == 1)
+    idx = [np.flatnonzero(single)]
+    txs, tys, gs = [tx0[single]], [ty0[single]], [geoms[single]]
+    multi = np.flatnonzero(~single)
+    if len(multi):
+        count = (nx * ny)[multi]
+        f = np.repeat(multi, count)
+        k = np.arange(len(f)) - np.repeat(np.cumsum(count) - count, count)
+        tx = tx0[f] + k % nx[f]
+        ty = ty0[f] + k // nx[f]
+        clipped = np.empty(len(f), dtype=object)
+        keys = tx * (1 << 31) + ty
+        order = np.argsort(keys, kind="stable")
+        bounds = np.flatnonzero(np.r_[True, keys[order][1:] != keys[order][:-1], True])
+        for s, e in zip(bounds[:-1], bounds[1:]):
+            sel = order[s:e]
+            x, y = int(tx[sel[0]]), int(ty[sel[0]])
+            clipped[sel] = shapely.clip_by_rect(geoms[f[sel]], x * EXTENT - pad, size - (y + 1) * EXTENT - pad,
+                                                (x + 1) * EXTENT + pad, size - y * EXTENT + pad)
+        idx.append(f)
+        txs.append(tx)
+        tys.append(ty)
+        gs.append(clipped)
+    idx, tx, ty, g = (np.concatenate(a) for a in (idx, txs, tys, gs))
+    # tile-local y is measured down from the tile's top edge: top = size - ty*E (in y-up units)
+    top = size - ty * EXTENT
+    return idx, tx, ty, g, top
+
+
+def _encode_level(geoms_units: np.ndarray, z: int, maxzoom: int, layer: str, class_key: str,
+                  class_values: np.ndarray, detail: dict[str, np.ndarray] | None,
+                  ids: np.ndarray | None) -> dict[tuple[int, int], bytes]:
+    """All tiles of zoom ``z``: ``{(x, y): tile bytes}``.
+
+    ``geoms_units`` are in extent units of ``maxzoom`` (y up); ``class_values``
+    is one string per feature; ``detail`` (field → values) and ``ids`` go into
+    the tiles too when given.
+    """
+    scale = 1 << (maxzoom - z)
+    geoms = geoms_units if scale == 1 else shapely.transform(geoms_units, lambda c: c / scale)
+    if z < maxzoom:
+        geoms = shapely.simplify(geoms, SIMPLIFY_PX * EXTENT / TILE_PX, preserve_topology=True)
+    feat, tx, ty, g, top = _assign(geoms, z)
+    # commands need tile-local coordinates: pass the tile's left edge and top edge (in tiles)
+    values, n_geom, kept = _commands(g, tx.astype(np.float64), top / EXTENT)
+    feat, tx, ty = feat[kept], tx[kept], ty[kept]
+    order = np.lexsort((feat, ty, tx))
+    # _commands returns streams in input order: reorder feature by feature
+    g_start = np.cumsum(n_geom) - n_geom
+    n_geom_o = n_geom[order]
+    gather = np.repeat(g_start[order], n_geom_o) + (np.arange(int(n_geom_o.sum()))
+                                                   - np.repeat(np.cumsum(n_geom_o) - n_geom_o, n_geom_o))
+    values = values[gather]
+    feat, tx, ty, n_geom = feat[order], tx[order], ty[order], n_geom_o
+    nf = len(feat)
+    if nf == 0:
+        return {}
+
+    # per tile: the table of values; each feature's tags index into it
+    tile_key = tx * (1 << 31) + ty
+    t_first = np.flatnonzero(np.r_[True, tile_key[1:] != tile_key[:-1]])
+    t_of_f = np.cumsum(np.r_[True, tile_key[1:] != tile_key[:-1]]) - 1
+    cls_codes, cls_uniques = pd.factorize(pd.Series(class_values[feat], dtype=object))
+    pair = t_of_f * (len(cls_uniques) + 1) + cls_codes
+    # value index of the class within its tile: rank of the class among the tile's classes
+    upair, inv = np.unique(pair, return_inverse=True)
+    up_tile = upair // (len(cls_uniques) + 1)
+    up_rank = np.arange(len(upair)) - np.searchsorted(up_tile, up_tile)
+    cls_idx = up_rank[inv]
+    n_cls_in_tile = np.bincount(up_tile, minlength=len(t_first))
+    tags = [np.zeros(nf, np.int64), cls_idx.astype(np.int64)]
+    keys = [class_key]
+    if detail:
+        # each feature's own values follow the tile's class values, field after field
+        pos_in_tile = np.arange(nf) - t_first[t_of_f]
+        n_in_tile = np.diff(np.r_[t_first, nf])
+        for i, name in enumerate(detail):
+            tags.append(np.full(nf, i + 1, np.int64))
+            tags.append(n_cls_in_tile[t_of_f] + i * n_in_tile[t_of_f] + pos_in_tile)
+            keys.append(name)
+    n_tags = len(tags)
+    tag_vals = np.stack(tags, axis=1).ravel()  # per feature: key, value, key, value…
+
+    # feature message as varints: [0x12 FL] [0x08 id]? [0x12 TL tags…] [0x18 3] [0x22 GL geometry…]
+    with_id = ids is not None
+    head = 2 + (2 if with_id else 0)
+    per_f = head + 2 + n_tags + 2 + 2 + n_geom
+    f_start = np.cumsum(per_f) - per_f
+    v = np.zeros(int(per_f.sum()), np.int64)
+    v[f_start] = 0x12
+    if with_id:
+        v[f_start + 2] = 0x08
+        v[f_start + 3] = ids[feat]
+    t0 = f_start + head
+    v[t0] = 0x12
+    tag_pos = np.repeat(t0 + 2, n_tags) + np.tile(np.arange(n_tags), nf)
+    v[tag_pos] = tag_vals
+    g0 = t0 + 2 + n_tags
+    v[g0] = 0x18
+    v[g0 + 1] = 3
+    v[g0 + 2] = 0x22
+    geo_pos = np.repeat(g0 + 4, n_geom) + (np.arange(len(values)) - np.repeat(np.cumsum(n_geom) - n_geom, n_geom))
+    v[geo_pos] = values
+    lens = _varint_lengths(v)
+    # lengths of the packed fields, then of the feature (placeholders are 1 byte until set)
+    csum = np.r_[0, np.cumsum(lens)]
+    tl = csum[t0 + 2 + n_tags] - csum[t0 + 2]
+    gl = csum[g0 + 4 + n_geom] - csum[g0 + 4]
+    v[t0 + 1], v[g0 + 3] = tl, gl
+    lens[t0 + 1], lens[g0 + 3] = _varint_lengths(tl), _varint_lengths(gl)
+    csum = np.r_[0, np.cumsum(lens)]
+    fl = csum[f_start + per_f] - csum[f_start + 2]
+    v[f_start + 1] = fl
+    lens[f_start + 1] = _varint_lengths(fl)
+    data, starts = _encode_varints(v, lens)
+    fbyte = np.r_[starts[f_start], len(data)]
+
+    # the values of each tile: its classes, then each detail field's values in feature order
+    ucls_vals = [_value(c) for c in cls_uniques]
+    detail_cols = [_value_fields(detail[name])[feat] for name in detail] if detail else []
+    key_bytes = b"".join(_field_bytes(3, k.encode()) for k in keys)
+    head_bytes = _varint((15 << 3) | 0) + _varint(2) + _field_bytes(1, layer.encode())
+    tail_extent = _varint((5 << 3) | 0) + _varint(EXTENT)
+    tiles = {}
+    up_start = np.r_[np.flatnonzero(np.r_[True, up_tile[1:] != up_tile[:-1]]), len(up_tile)]
+    for t, s in enumerate(t_first):
+        e = t_first[t + 1] if t + 1 < len(t_first) else nf
+        cls_here = upair[up_start[t]:up_start[t + 1]] % (len(cls_uniques) + 1)
+        vals = [_field_bytes(4, ucls_vals[c]) for c in cls_here]
+        body = b"".join([head_bytes, data[fbyte[s]:fbyte[e]].tobytes(), key_bytes, *vals,
+                         *(b"".join(col[s:e]) for col in detail_cols), tail_extent])
+        tiles[(int(tx[s]), int(ty[s]))] = _field_bytes(3, body)
+    return tiles
+
+
+# --------------------------------------------------------------------------- the pyramid
+def _units(gdf, maxzoom: int) -> np.ndarray:
+    """Geometries in extent units of ``maxzoom``: Web Mercator scaled so the world is
+    ``2**maxzoom * EXTENT`` wide, origin at its south-west corner, y up.
+
+    CGCS2000 (EPSG:4490) is taken as WGS84 (they differ by centimetres; DESIGN.md
+    section 5), so the projection is the spherical Mercator formula, applied
+    to all coordinates in one pass.
+    """
+    g = gdf if gdf.crs is not None else gdf.set_crs(STORE_CRS)
+    if not (g.crs.equals(STORE_CRS) or g.crs.equals("EPSG:4326")):
+        g = g.to_crs(STORE_CRS)
+    size = float((1 << maxzoom) * EXTENT)
+
+    def project(c):
+        lon, lat = c[:, 0], np.clip(c[:, 1], -85.0511, 85.0511)
+        x = (lon + 180.0) / 360.0 * size
+        y = (0.5 + np.log(np.tan(np.pi / 4 + np.radians(lat) / 2)) / (2 * np.pi)) * size
+        return np.column_stack([x, y])
+
+    return shapely.transform(np.asarray(g.geometry.values, dtype=object), project)
+
+
+def _bitset(tiles: list[tuple[int, int]]) -> dict:
+    xs = np.array([t[0] for t in tiles])
+    ys = np.array([t[1] for t in tiles])
+    x0, y0 = int(xs.min()), int(ys.min())
+    w, h = int(xs.max()) - x0 + 1, int(ys.max()) - y0 + 1
+    bits = np.zeros(w * h, np.uint8)
+    bits[(ys - y0) * w + (xs - x0)] = 1
+    return {"x0": x0, "y0": y0, "w": w, "h": h,
+            "bits": base64.b64encode(np.packbits(bits, bitorder="little").tobytes()).decode()}
+
+
+def tileset_key(content_key: str, class_field: str, detail_fields, levels=LEVELS) -> str:
+    """The name of a pyramid: content, what the tiles carry, and the encoder's version."""
+    text = "|".join([FORMAT, content_key, class_field, ",".join(detail_fields), ",".join(map(str, levels))])
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def find_tileset(out_dir, name: str) -> dict | None:
+    """The manifest of an already built pyramid ``out_dir/name``, or None."""
+    manifest = Path(out_dir) / name / "manifest.json"
+    try:
+        return json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def build_tileset(
+    gdf,
+    out_dir,
+    name: str,
+    *,
+    class_field: str,
+    detail_fields=(),
+    levels=LEVELS,
+    layer: str = "layer",
+    url_prefix: str = "/app/static/generated",
+    keep: int = 4,
+    value_labels: dict | None = None,
+) -> dict:
+    """Write the tile pyramid of a polygon layer to ``out_dir/name/{z}/{x}/{y}.pbf``; return its manifest.
+
+    Skips the work when that pyramid exists already (``name`` should come
+    from :func:`tileset_key`). Written to a temporary folder and renamed, so a
+    half-written pyramid is never served; older pyramids with the same prefix
+    (``name`` up to its last ``_``) beyond the ``keep`` newest are removed.
+
+    The manifest: ``{"name", "url", "levels", "extent", "layer",
+    "class_field", "detail_fields", "bounds": [[s, w], [n, e]], "tiles": {z:
+    bitset}, "features", "bytes", "build_s", "value_labels": {lang: {value: label}}}``
+    (``value_labels`` as given: how tooltips show coded values per language).
+    """
+    out_dir = Path(out_dir)
+    found = find_tileset(out_dir, name)
+    if found:
+        return found
+    t0 = time.perf_counter()
+    levels = sorted(int(z) for z in levels)
+    maxzoom = levels[-1]
+    units = _units(gdf, maxzoom)
+    classes = gdf[class_field].astype(object).where(gdf[class_field].notna(), "").to_numpy(dtype=object)
+    detail = {f: _plain(gdf[f]) for f in detail_fields if f in gdf.columns and f != class_field} or None
+    ids = np.arange(1, len(gdf) + 1, dtype=np.int64)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=out_dir))
+    index, total = {}, 0
+    try:
+        for z in levels:
+            deepest = z == maxzoom
+            tiles = _encode_level(units, z, maxzoom, layer, class_field, classes, detail if deepest else None,
+                                  ids if deepest else None)
+            for (x, y), data in tiles.items():
+                d = tmp / str(z) / str(x)
+                d.mkdir(parents=True, exist_ok=True)
+                (d / f"{y}.pbf").write_bytes(data)
+                total += len(data)
+            if tiles:
+                index[str(z)] = _bitset(list(tiles))
+        w, s, e, n = gdf.to_crs("EPSG:4326").total_bounds if len(gdf) else (0, 0, 0, 0)
+        manifest = {
+            "name": name, "url": f"{url_prefix.rstrip('/')}/{name}/{{z}}/{{x}}/{{y}}.pbf",
+            "levels": levels, "extent": EXTENT, "layer": layer,
+            "class_field": class_field, "detail_fields": list(detail or {}),
+            "bounds": [[float(s), float(w)], [float(n), float(e)]], "tiles": index,
+            "features": int(len(gdf)), "bytes": int(total), "build_s": round(time.perf_counter() - t0, 3),
+            "value_labels": value_labels or {},
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+        try:
+            os.replace(tmp, out_dir / name)
+        except OSError:  # another process finished the same pyramid first
+            pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    _prune(out_dir, name, keep)
+    return find_tileset(out_dir, name) or manifest
+
+
+def _plain(series) -> np.ndarray:
+    """Column values as Python scalars for tile values (NaN → empty string)."""
+    out = []
+    for v in series.tolist():
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            out.append("")
+        elif isinstance(v, float):
+            out.append(round(v, 2))
+        else:
+            out.append(v)
+    return np.asarray(out, dtype=object)
+
+
+def _prune(out_dir: Path, name: str, keep: int, min_age_s: float = 3600.0) -> None:
+    """Remove pyramids with ``name``'s prefix beyond the ``keep`` newest, if older than ``min_age_s``
+    (a page loaded a moment ago may still fetch tiles of the one it was built with)."""
+    prefix = name.rsplit("_", 1)[0] + "_" if "_" in name else None
+    if not prefix:
+        return
+    sets = sorted((p for p in out_dir.glob(prefix + "*") if p.is_dir() and p.name != name),
+                  key=lambda p: p.stat().st_mtime, reverse=True)
+    now = time.time()
+    for old in sets[max(0, keep - 1):]:
+        if now - old.stat().st_mtime > min_age_s:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- drawing (Leaflet)
+# A GridLayer that fetches the pyramid's tiles, decodes them into typed arrays
+# and fills one path per colour per tile. No curly-brace pairs that Jinja
+# would read: this text goes through a Jinja template once.
+_TILES_JS = r"""
+window.RenewalTiles = window.RenewalTiles || (function () {
+  var stats = {requested: 0, bytes: 0, decoded: 0, drawn: 0, features: 0, loads: 0, lastLoad: 0, errors: 0,
+               decodeMs: 0, drawMs: 0, firstRequest: 0, painted: 0, paintedLoads: 0};
+  var utf8 = new TextDecoder('utf-8');
+
+  /* ---- protobuf: just what MVT needs */
+  function R(buf) { this.b = buf; this.p = 0; }
+  R.prototype.v = function () {
+    var b = this.b, r = 0, m = 1, c;
+    do { c = b[this.p++]; r += (c & 0x7f) * m; m *= 128; } while (c & 0x80);
+    return r;
+  };
+  R.prototype.skip = function (wire) {
+    if (wire === 0) { this.v(); } else if (wire === 1) { this.p += 8; }
+    else if (wire === 2) { var n = this.v(); this.p += n; } else if (wire === 5) { this.p += 4; }
+    else { throw new Error('bad wire type ' + wire); }
+  };
+  function zz(n) { return (n % 2) ? -(n + 1) / 2 : n / 2; }
+  function readValue(r, end) {
+    var out = null, dv;
+    while (r.p < end) {
+      var tag = r.v(), f = tag >> 3, w = tag & 7;
+      if (f === 1) { var n = r.v(); out = utf8.decode(r.b.subarray(r.p, r.p + n)); r.p += n; }
+      else if (f === 2) {
+        dv = new DataView(r.b.buffer, r.b.byteOffset + r.p, 4); out = dv.getFloat32(0, true); r.p += 4;
+      } else if (f === 3) {
+        dv = new DataView(r.b.buffer, r.b.byteOffset + r.p, 8); out = dv.getFloat64(0, true); r.p += 8;
+      }
+      else if (f === 4 || f === 5) { out = r.v(); }
+      else if (f === 6) { out = zz(r.v()); }
+      else if (f === 7) { out = !!r.v(); }
+      else { r.skip(w); }
+    }
+    return out;
+  }
+  /* one layer of a tile → flat arrays: coordinates, ring starts, feature ring ranges, boxes */
+  function decode(buf, want) {
+    var r = new R(new Uint8Array(buf)), layerStart = -1, layerEnd = -1;
+    while (r.p < r.b.length) {
+      var tag = r.v();
+      if ((tag >> 3) === 3 && (tag & 7) === 2) {
+        var n = r.v(), s = r.p, e = s + n, name = null, q = new R(r.b);
+        q.p = s;
+        while (q.p < e) {
+          var t2 = q.v();
+          if ((t2 >> 3) === 1) { var k = q.v(); name = utf8.decode(q.b.subarray(q.p, q.p + k)); q.p += k; break; }
+          q.skip(t2 & 7);
+        }
+        if (name === want || layerStart < 0) { layerStart = s; layerEnd = e; }
+        if (name === want) { break; }
+        r.p = e;
+      } else { r.skip(tag & 7); }
+    }
+    var out = {n: 0, extent: 4096, keys: [], values: [], tags: [], ids: [], coords: null, rings: null,
+               feats: null, box: null};
+    if (layerStart < 0) { return out; }
+    r.p = layerStart;
+    var geoms = [];
+    while (r.p < layerEnd) {
+      var tag3 = r.v(), f = tag3 >> 3, w = tag3 & 7;
+      if (f === 2 && w === 2) {
+        var len = r.v(), end = r.p + len, tags = null, id = 0, gs = -1, ge = -1, type = 0;
+        while (r.p < end) {
+          var t3 = r.v(), ff = t3 >> 3;
+          if (ff === 1) { id = r.v(); }
+          else if (ff === 2) { var tl = r.v(), te = r.p + tl; tags = []; while (r.p < te) { tags.push(r.v()); } }
+          else if (ff === 3) { type = r.v(); }
+          else if (ff === 4) { var gl = r.v(); gs = r.p; ge = r.p + gl; r.p = ge; }
+          else { r.skip(t3 & 7); }
+        }
+        if (type === 3 && gs >= 0) { out.tags.push(tags || []); out.ids.push(id); geoms.push(gs, ge); }
+      } else if (f === 3 && w === 2) {
+        var kl = r.v(); out.keys.push(utf8.decode(r.b.subarray(r.p, r.p + kl))); r.p += kl;
+      }
+      else if (f === 4 && w === 2) { var vl = r.v(), ve = r.p + vl; out.values.push(readValue(r, ve)); r.p = ve; }
+      else if (f === 5 && w === 0) { out.extent = r.v(); }
+      else { r.skip(w); }
+    }
+    /* geometry commands → coordinates */
+    var nf = geoms.length / 2, coords = [], rings = [], feats = new Int32Array(nf + 1), box = new Int32Array(4 * nf);
+    for (var i = 0; i < nf; i++) {
+      feats[i] = rings.length;
+      var g = new R(r.b), x = 0, y = 0, x0 = 1e9, y0 = 1e9, x1 = -1e9, y1 = -1e9;
+      g.p = geoms[2 * i];
+      var gend = geoms[2 * i + 1];
+      while (g.p < gend) {
+        var cmd = g.v(), id2 = cmd & 7, count = cmd >> 3;
+        if (id2 === 1 || id2 === 2) {
+          for (var c = 0; c < count; c++) {
+            x += zz(g.v()); y += zz(g.v());
+            if (id2 === 1) { rings.push(coords.length); }
+            coords.push(x, y);
+            if (x < x0) { x0 = x; } if (x > x1) { x1 = x; } if (y < y0) { y0 = y; } if (y > y1) { y1 = y; }
+          }
+        }
+      }
+      box[4 * i] = x0; box[4 * i + 1] = y0; box[4 * i + 2] = x1; box[4 * i + 3] = y1;
+    }
+    feats[nf] = rings.length;
+    rings.push(coords.length);
+    out.n = nf;
+    out.coords = new Int32Array(coords);
+    out.rings = new Int32Array(rings);
+    out.feats = feats;
+    out.box = box;
+    return out;
+  }
+  function prop(t, i, key) {
+    var k = t.keys.indexOf(key), tags = t.tags[i];
+    if (k < 0) { return null; }
+    for (var j = 0; j < tags.length; j += 2) { if (tags[j] === k) { return t.values[tags[j + 1]]; } }
+    return null;
+  }
+  /* a feature's rings as SVG path data: one Path2D built from a string is ~20x faster
+     than a moveTo/lineTo call per vertex */
+  function tracePath(parts, t, i) {
+    var c = t.coords, rs = t.rings;
+    for (var r = t.feats[i]; r < t.feats[i + 1]; r++) {
+      var s = rs[r], e = rs[r + 1];
+      parts.push('M', c[s], c[s + 1], 'L');
+      for (var p = s + 2; p < e; p += 2) { parts.push(c[p], c[p + 1]); }
+      parts.push('Z');
+    }
+  }
+  function inside(t, i, x, y) {
+    var c = t.coords, rs = t.rings, hit = false;
+    for (var r = t.feats[i]; r < t.feats[i + 1]; r++) {
+      var s = rs[r], e = rs[r + 1];
+      for (var p = s, q = e - 2; p < e; q = p, p += 2) {
+        if (((c[p + 1] > y) !== (c[q + 1] > y)) &&
+            (x < (c[q] - c[p]) * (y - c[p + 1]) / (c[q + 1] - c[p + 1]) + c[p])) { hit = !hit; }
+      }
+    }
+    return hit;
+  }
+  function bitsOf(b64) {
+    var s = atob(b64), a = new Uint8Array(s.length);
+    for (var i = 0; i < s.length; i++) { a[i] = s.charCodeAt(i); }
+    return a;
+  }
+
+  var Layer = L.GridLayer.extend({
+    initialize: function (o) {
+      L.GridLayer.prototype.initialize.call(this, {
+        pane: o.pane, tileSize: 256, minZoom: o.minZoom, maxZoom: 22, minNativeZoom: o.levels[0],
+        updateWhenZooming: false, keepBuffer: 2, className: 'ratlas-vt'
+      });
+      this.o = o;
+      this.cache = {};
+      this.order = [];
+      this.index = {};
+      for (var z in o.tiles) {
+        var b = o.tiles[z];
+        this.index[z] = {x0: b.x0, y0: b.y0, w: b.w, h: b.h, bits: bitsOf(b.bits)};
+      }
+    },
+    has: function (z, x, y) {
+      var b = this.index[z];
+      if (!b) { return false; }
+      var i = x - b.x0, j = y - b.y0;
+      if (i < 0 || j < 0 || i >= b.w || j >= b.h) { return false; }
+      var k = j * b.w + i;
+      return (b.bits[k >> 3] >> (k & 7)) & 1;
+    },
+    level: function (z) {
+      var lv = this.o.levels, best = lv[0];
+      for (var i = 0; i < lv.length; i++) { if (lv[i] <= z) { best = lv[i]; } }
+      return best;
+    },
+    fetchTile: function (z, x, y) {
+      var key = z + '/' + x + '/' + y, self = this;
+      if (this.cache[key]) { return this.cache[key]; }
+      var url = this.o.url.replace('{z}', z).replace('{x}', x).replace('{y}', y);
+      if (!stats.requested) { stats.firstRequest = performance.now(); }
+      stats.requested++;
+      var pr = fetch(url, {cache: 'force-cache'}).then(function (res) {
+        if (!res.ok) { throw new Error('tile ' + key + ': HTTP ' + res.status); }
+        return res.arrayBuffer();
+      }).then(function (buf) {
+        stats.bytes += buf.byteLength;
+        stats.decoded++;
+        var t0 = performance.now(), t = decode(buf, self.o.layer);
+        stats.decodeMs += performance.now() - t0;
+        return t;
+      });
+      pr.catch(function () { stats.errors++; delete self.cache[key]; });
+      this.cache[key] = pr;
+      this.order.push(key);
+      if (this.order.length > 400) { delete this.cache[this.order.shift()]; }
+      return pr;
+    },
+    createTile: function (coords, done) {
+      var tile = L.DomUtil.create('canvas', 'leaflet-tile'), size = this.getTileSize(),
+          ratio = window.devicePixelRatio || 1, self = this;
+      tile.width = size.x * ratio;
+      tile.height = size.y * ratio;
+      var dz = coords.z - this.level(coords.z), z = coords.z - dz,
+          x = Math.floor(coords.x / Math.pow(2, dz)), y = Math.floor(coords.y / Math.pow(2, dz));
+      if (!this.has(z, x, y)) { setTimeout(function () { done(null, tile); }, 0); return tile; }
+      this.fetchTile(z, x, y).then(function (t) {
+        var t0 = performance.now();
+        self.draw(tile, t, coords, dz, x, y);
+        stats.drawMs += performance.now() - t0;
+        done(null, tile);
+      }, function (err) { done(err, tile); });
+      return tile;
+    },
+    colorOf: function (v) { return this.o.colors[v] || this.o.defaultColor; },
+    draw: function (canvas, t, coords, dz, x, y) {
+      var o = this.o, ctx = canvas.getContext('2d'), n = Math.pow(2, dz), E = t.extent,
+          sx = coords.x - x * n, sy = coords.y - y * n, k = canvas.width / E * n,
+          pad = 8 * E / 256, lo = sx * E / n - pad, hi = (sx + 1) * E / n + pad, lo2 = sy * E / n - pad,
+          hi2 = (sy + 1) * E / n + pad, ci = t.keys.indexOf(o.classField), parts = {}, paths = {}, used = 0;
+      for (var i = 0; i < t.n; i++) {
+        var b = t.box;
+        if (b[4 * i + 2] < lo || b[4 * i] > hi || b[4 * i + 3] < lo2 || b[4 * i + 1] > hi2) { continue; }
+        var cls = null, tags = t.tags[i];
+        for (var j = 0; j < tags.length; j += 2) { if (tags[j] === ci) { cls = t.values[tags[j + 1]]; break; } }
+        var col = this.colorOf(cls);
+        tracePath(parts[col] || (parts[col] = []), t, i);
+        used++;
+      }
+      for (var pc in parts) { paths[pc] = new Path2D(parts[pc].join(' ')); }
+      ctx.setTransform(k, 0, 0, k, -sx * canvas.width, -sy * canvas.width);
+      ctx.globalAlpha = o.fillOpacity;
+      for (var c in paths) { ctx.fillStyle = c; ctx.fill(paths[c], 'evenodd'); }
+      if (coords.z >= o.strokeMinZoom) {
+        ctx.globalAlpha = o.strokeOpacity;
+        ctx.strokeStyle = o.strokeColor;
+        ctx.lineWidth = o.strokeWidth * (coords.z >= o.strokeMinZoom + 3 ? 1.6 : 1) *
+                        (window.devicePixelRatio || 1) / k;
+        ctx.lineJoin = 'round';
+        for (var c2 in paths) { ctx.stroke(paths[c2]); }
+      }
+      stats.drawn++;
+      stats.features += used;
+    },
+    /* the feature under a map point, from the tile data already loaded; null when none */
+    featureAt: function (latlng) {
+      var map = this._map;
+      if (!map) { return null; }
+      var z = this.level(Math.round(map.getZoom())), p = map.project(latlng, z), ts = 256,
+          x = Math.floor(p.x / ts), y = Math.floor(p.y / ts), key = z + '/' + x + '/' + y, pr = this.cache[key];
+      if (!pr || !pr.done) { return null; }
+      var t = pr.done, E = t.extent, ux = (p.x / ts - x) * E, uy = (p.y / ts - y) * E;
+      for (var i = t.n - 1; i >= 0; i--) {
+        var b = t.box;
+        if (ux < b[4 * i] || ux > b[4 * i + 2] || uy < b[4 * i + 1] || uy > b[4 * i + 3]) { continue; }
+        if (inside(t, i, ux, uy)) { return {tile: t, i: i}; }
+      }
+      return null;
+    }
+  });
+
+  function tipNode(o, hit) {
+    var box = document.createElement('div');
+    box.className = 'ratlas-tip';
+    var head = document.createElement('div');
+    head.className = 'ratlas-tip-row';
+    head.style.fontWeight = 'bold';
+    head.textContent = o.title;
+    box.appendChild(head);
+    for (var i = 0; i < o.tooltip.length; i++) {
+      var f = o.tooltip[i], v = prop(hit.tile, hit.i, f[1]);
+      if (v === null || v === undefined || v === '') { continue; }
+      if (f[1] === o.classField && o.labels[v]) { v = o.labels[v]; }
+      if (f[2] === 'area') {
+        v = Math.round(v).toLocaleString() + ' m\u00b2 (' + (v / (10000 / 15)).toFixed(2) + ' ' + o.mu + ')';
+      }
+      else if (o.valueLabels[v]) { v = o.valueLabels[v]; }
+      var row = document.createElement('div'), keyEl = document.createElement('span');
+      row.className = 'ratlas-tip-row';
+      keyEl.className = 'ratlas-tip-key';
+      keyEl.textContent = f[0] + o.sep;
+      row.appendChild(keyEl);
+      row.appendChild(document.createTextNode(String(v)));
+      box.appendChild(row);
+    }
+    return box;
+  }
+
+  function legendControl(o) {
+    var c = L.control({position: 'bottomright'});
+    c.onAdd = function () {
+      var d = document.createElement('div');
+      d.className = 'ratlas-legend';
+      L.DomEvent.disableClickPropagation(d);
+      var t = document.createElement('div');
+      t.className = 'ratlas-legend-title';
+      t.textContent = o.legend.title;
+      d.appendChild(t);
+      for (var i = 0; i < o.legend.items.length; i++) {
+        var it = o.legend.items[i], row = document.createElement('div'), sw = document.createElement('span'),
+            lab = document.createElement('span');
+        row.className = 'ratlas-legend-row';
+        sw.className = 'ratlas-swatch';
+        sw.style.background = it.fill;
+        sw.style.opacity = String(Math.min(1, o.fillOpacity + 0.25));
+        lab.className = 'ratlas-legend-label';
+        lab.textContent = it.label;
+        row.appendChild(sw);
+        row.appendChild(lab);
+        d.appendChild(row);
+      }
+      return d;
+    };
+    return c;
+  }
+
+  function add(map, parent, o) {
+    if (!map.getPane(o.pane)) {
+      map.createPane(o.pane);
+      map.getPane(o.pane).style.zIndex = 300;  /* above the imagery, below the vector layers */
+      map.getPane(o.pane).style.pointerEvents = 'none';
+    }
+    var layer = new Layer(o), legend = o.legend ? legendControl(o) : null, tip = null, frame = 0;
+    var origFetch = layer.fetchTile;
+    layer.fetchTile = function (z, x, y) {
+      var pr = origFetch.call(layer, z, x, y);
+      pr.then(function (t) { pr.done = t; }, function () {});
+      return pr;
+    };
+    layer.on('load', function () {
+      var n = ++stats.loads;
+      stats.lastLoad = performance.now();
+      /* when the browser has painted what this load drew (benchmarks and tests read it) */
+      requestAnimationFrame(function () { requestAnimationFrame(function () {
+        if (stats.loads === n) { stats.painted = performance.now(); stats.paintedLoads = n; }
+      }); });
+    });
+    function onMove(e) {
+      if (frame) { return; }
+      frame = requestAnimationFrame(function () {
+        frame = 0;
+        /* a tracked parcel (or any feature we do not know) under the mouse keeps its own tooltip;
+           over a context area (zone, village …) the cadastre parcel's tooltip wins */
+        var target = e.originalEvent && e.originalEvent.target, over = null, area = false;
+        if (target && target.classList && target.classList.contains('leaflet-interactive')) {
+          over = (map._targets && map._targets[L.Util.stamp(target)]) || {};
+          var pr = over.feature && over.feature.properties;
+          area = !!(pr && pr.layer && pr.phase === undefined && pr.layer !== 'selected');
+        }
+        var hit = ((!over || area) && map.getZoom() >= o.tooltipMinZoom) ? layer.featureAt(e.latlng) : null;
+        if (!hit) { if (tip) { map.closeTooltip(tip); } return; }
+        if (area) {
+          var parents = over._eventParents || {};
+          for (var k in parents) { if (parents[k].closeTooltip) { parents[k].closeTooltip(); } }
+        }
+        tip = tip || L.tooltip({direction: 'top', offset: [0, -8], className: 'ratlas-tooltip', opacity: 0.95});
+        tip.setLatLng(e.latlng).setContent(tipNode(o, hit));
+        if (!map.hasLayer(tip)) { map.openTooltip(tip); }
+      });
+    }
+    /* a zone's or village's tooltip that opens over a cadastre parcel (e.g. under a pointer that
+       has not moved since the map was redrawn) gives way, as it does on mousemove */
+    var waiting = null;  /* such a tooltip that opened before the tiles under it had loaded */
+    function onTooltip(e) {
+      if (e.tooltip === tip || e.tooltip.options.permanent || map.getZoom() < o.tooltipMinZoom ||
+          !e.tooltip.getLatLng()) { return; }
+      var src = e.tooltip._source, one = src && src.getLayers ? src.getLayers()[0] : src,
+          pr = one && one.feature && one.feature.properties;
+      if (!(pr && pr.layer && pr.phase === undefined && pr.layer !== 'selected')) { return; }
+      /* the tooltip belongs to the feature's group, not to the feature: close the tooltip itself */
+      if (layer.featureAt(e.tooltip.getLatLng())) { map.closeTooltip(e.tooltip); } else { waiting = e; }
+    }
+    layer.on('load', function () {
+      var w = waiting;
+      waiting = null;
+      if (w && map.hasLayer(w.tooltip)) { onTooltip(w); }
+    });
+    layer.on('add', function () {
+      if (legend) { legend.addTo(map); }
+      if (o.tooltip && o.tooltip.length) {
+        map.on('mousemove', onMove);
+        map.on('tooltipopen', onTooltip);
+        /* one that opened before this layer was added (the map redrawn under a still pointer) */
+        map.eachLayer(function (l) { if (l instanceof L.Tooltip) { onTooltip({tooltip: l}); } });
+      }
+    });
+    layer.on('remove', function () {
+      if (legend) { legend.remove(); }
+      map.off('mousemove', onMove);
+      map.off('tooltipopen', onTooltip);
+      if (tip) { map.closeTooltip(tip); }
+    });
+    /* added after the script's fitBounds, so the first tiles fetched are the ones of the first view */
+    setTimeout(function () { parent.addLayer(layer); }, 0);
+    return layer;
+  }
+  return {add: add, stats: stats, decode: decode};
+})();
+"""
+
+
+def tile_layer_options(manifest: dict, spec, lang: str = "zh", *, value_labels: dict | None = None,
+                       field_labels: dict | None = None, sep: str = "：", mu: str = "亩",
+                       legend_title: str | None = None, gcj02: bool = False) -> dict:
+    """The drawing options of a pyramid for a catalogue layer (``render = "tiles"``).
+
+    Colours come from the catalogue (``classes``: value → ``{color, label_en}``),
+    so restyling needs no rebuild; ``value_labels`` translates other values
+    in the tooltip.
+    """
+    style = spec.style or {}
+    classes = spec.classes or {}
+    colors = {k: (v.get("color") if isinstance(v, dict) else str(v)) for k, v in classes.items()}
+    labels = {k: ((v.get("label_en") if isinstance(v, dict) else None) or k) if lang == "en" else k
+              for k, v in classes.items()}
+    levels = sorted(int(z) for z in manifest["tiles"])
+    tooltip = []
+    for f in spec.tooltip:
+        label = (field_labels or {}).get(f, f)
+        tooltip.append([label, f, "area" if f == "area_m2" else ""])
+    return {
+        "url": manifest["url"], "tiles": manifest["tiles"], "levels": levels, "layer": manifest["layer"],
+        "pane": "ratlasTiles", "minZoom": max(0, levels[0] - 1) if levels else 0,
+        "classField": spec.class_field or manifest.get("class_field"),
+        "colors": colors, "defaultColor": style.get("fill_color", "#cccccc"), "labels": labels,
+        "valueLabels": value_labels if value_labels is not None else manifest.get("value_labels", {}).get(lang, {}),
+        "fillOpacity": float(style.get("fill_opacity", 0.45)),
+        "strokeColor": style.get("color", "#666666"), "strokeWidth": float(style.get("weight", 0.6)),
+        "strokeOpacity": float(style.get("opacity", 0.8)), "strokeMinZoom": int(style.get("stroke_min_zoom", 15)),
+        "tooltip": tooltip, "tooltipMinZoom": int(style.get("tooltip_min_zoom", 14)),
+        "title": spec.label(lang), "sep": sep, "mu": mu,
+        "legend": {"title": legend_title or spec.label(lang),
+                   "items": [{"fill": colors[k], "label": labels[k]} for k in classes]} if classes else None,
+    }
+
+
+def tile_layer(manifest: dict, spec, lang: str = "zh", **kwargs):
+    """A folium element drawing a pyramid (see :func:`tile_layer_options`); add it to a FeatureGroup."""
+    return _VectorTileLayer(tile_layer_options(manifest, spec, lang, **kwargs))
+
+
+class _VectorTileLayer(RawMacroElement):
+    """The GridLayer of a tile pyramid; its script is included once per page."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}""" + _TILES_JS + """
+            var {{ this.get_name() }} = RenewalTiles.add(
+                {{ this._parent._parent.get_name() }}, {{ this._parent.get_name() }}, {{ this.options }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, options: dict):
+        super().__init__()
+        self._name = "AtlasVectorTiles"
+        self.options = js_json(options)

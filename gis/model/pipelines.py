@@ -1,0 +1,251 @@
+"""Stage pipelines per kind of site, read from ``layers/pipelines.toml``.
+
+A parcel's stage is ``None`` (not started) or one stage key of its kind's
+pipeline. Moving forward by exactly one stage is an ordinary advance; going
+back, or skipping, is allowed only as a correction with a reason.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gis.base.errors import InputError, StageTransitionError
+from gis.base.i18n import label
+
+NOT_STARTED = "not_started"
+
+
+@dataclass(frozen=True)
+class Phase:
+    key: str
+    label_zh: str
+    label_en: str
+    color: str
+
+    def label(self, lang: str = "zh") -> str:
+        return label(self, lang)
+
+
+@dataclass(frozen=True)
+class Stage:
+    key: str
+    label_zh: str
+    label_en: str
+    phase: str
+    min_days: int = 0
+    min_share: float | None = None
+    gate_zh: str = ""
+    gate_en: str = ""
+    past_clearance: bool = False
+
+    def label(self, lang: str = "zh") -> str:
+        return label(self, lang)
+
+    def gate(self, lang: str = "zh") -> str:
+        return self.gate_en if lang == "en" else self.gate_zh
+
+    @property
+    def labels(self) -> dict:
+        """Both labels, for bilingual error messages."""
+        return {"zh": self.label_zh, "en": self.label_en}
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    key: str
+    stages: tuple[Stage, ...]
+
+    @property
+    def keys(self) -> list[str]:
+        return [s.key for s in self.stages]
+
+    def index(self, stage: str | None) -> int:
+        """Position of a stage; -1 for not started. Raises StageTransitionError for a foreign key."""
+        if stage is None or stage == NOT_STARTED:
+            return -1
+        try:
+            return self.keys.index(stage)
+        except ValueError:
+            raise StageTransitionError(
+                "error.stage_not_in_pipeline", stage=stage, pipeline=self.key
+            ) from None
+
+    def stage(self, key: str) -> Stage:
+        return self.stages[self.index(key)]
+
+    def next_stage(self, current: str | None) -> str | None:
+        i = self.index(current)
+        return self.keys[i + 1] if i + 1 < len(self.stages) else None
+
+    def progress(self, current: str | None) -> float:
+        """Share of the pipeline done: 0 when not started, 1 when finished."""
+        return (self.index(current) + 1) / len(self.stages)
+
+
+@dataclass(frozen=True)
+class Kind:
+    key: str
+    label_zh: str
+    label_en: str
+    pipeline: str
+
+    def label(self, lang: str = "zh") -> str:
+        return label(self, lang)
+
+
+@dataclass
+class Catalog:
+    """Kinds, their pipelines and the colour phases, as declared in TOML."""
+
+    kinds: dict[str, Kind]
+    pipelines: dict[str, Pipeline]
+    phases: dict[str, Phase]
+    _all_stage_keys: set[str] = field(default_factory=set)
+
+    def __post_init__(self):
+        self._all_stage_keys = {k for p in self.pipelines.values() for k in p.keys}
+
+    def kind(self, key: str) -> Kind:
+        try:
+            return self.kinds[key]
+        except KeyError:
+            raise InputError("error.unknown_kind", kind=key, known=", ".join(self.kinds)) from None
+
+    def pipeline_for(self, kind: str) -> Pipeline:
+        return self.pipelines[self.kind(kind).pipeline]
+
+    def phase_of(self, kind: str, stage: str | None) -> Phase:
+        if stage is None or stage == NOT_STARTED:
+            return self.phases[NOT_STARTED]
+        return self.phases[self.pipeline_for(kind).stage(stage).phase]
+
+    def stage_label(self, kind: str, stage: str | None, lang: str = "zh") -> str:
+        if stage is None or stage == NOT_STARTED:
+            return self.phases[NOT_STARTED].label(lang)
+        return self.pipeline_for(kind).stage(stage).label(lang)
+
+    def stage_labels(self, kind: str, stage: str | None) -> dict:
+        """``{"zh": ..., "en": ...}`` of a stage, for messages in both languages."""
+        return {lang: self.stage_label(kind, stage, lang) for lang in ("zh", "en")}
+
+    def is_stage(self, key: str) -> bool:
+        return key in self._all_stage_keys
+
+    def check_transition(
+        self,
+        kind: str,
+        current: str | None,
+        target: str,
+        date: dt.date,
+        *,
+        current_date: dt.date | None = None,
+        correction: str | None = None,
+        share: float | None = None,
+        today: dt.date | None = None,
+    ) -> str:
+        """Validate a move from ``current`` to ``target`` on ``date``.
+
+        Returns the action to record: ``"advance"`` or ``"correction"``.
+
+        Raises:
+            StageTransitionError: unknown stage, stage of another pipeline,
+                date in the future or before the current stage's date,
+                a skip or a step back without a correction reason, an unmet gate.
+        """
+        pipe = self.pipeline_for(kind)
+        if not self.is_stage(target) and target != NOT_STARTED:
+            raise StageTransitionError("error.unknown_stage", stage=target)
+        i_to = pipe.index(target)
+        i_from = pipe.index(current)
+        today = today or dt.date.today()
+        if date > today:
+            raise StageTransitionError("error.future_date", date=date.isoformat())
+        if correction is not None and not correction.strip():
+            raise StageTransitionError("error.correction_reason")
+        name = self.stage_labels(kind, target)
+        if i_to == i_from:
+            raise StageTransitionError("error.same_stage", stage=name)
+        if correction:
+            return "correction"
+        if i_to < i_from:
+            raise StageTransitionError("error.backwards", stage=name)
+        if i_to > i_from + 1:
+            expected = self.stage_labels(kind, pipe.keys[i_from + 1])
+            raise StageTransitionError("error.skip", stage=name, expected=expected)
+        if current_date and date < current_date:
+            raise StageTransitionError(
+                "error.date_before_current", date=date.isoformat(), current=current_date.isoformat()
+            )
+        stage = pipe.stages[i_to]
+        gate = {"zh": stage.gate_zh or stage.label_zh, "en": stage.gate_en or stage.label_en}
+        if stage.min_days and current_date and (date - current_date).days < stage.min_days:
+            raise StageTransitionError("error.gate_days", stage=name, days=stage.min_days, gate=gate)
+        if stage.min_share is not None:
+            if share is None or not (0 <= share <= 1) or share + 1e-9 < stage.min_share:
+                raise StageTransitionError(
+                    "error.gate_share", stage=name, share=f"{stage.min_share:.0%}", gate=gate
+                )
+        return "advance"
+
+
+def default_layers_dir() -> Path:
+    return Path(__file__).resolve().parents[2] / "layers"
+
+
+def load_catalog(path: Path | str | None = None) -> Catalog:
+    """Read ``pipelines.toml`` (default: the checkout's ``layers/``).
+
+    Raises:
+        InputError: the file is missing or malformed.
+    """
+    path = Path(path) if path else default_layers_dir() / "pipelines.toml"
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+        phases = {k: Phase(key=k, **v) for k, v in data["phases"].items()}
+        pipelines = {
+            k: Pipeline(key=k, stages=tuple(Stage(**s) for s in v["stages"]))
+            for k, v in data["pipelines"].items()
+        }
+        kinds = {k: Kind(key=k, **v) for k, v in data["kinds"].items()}
+    except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError) as e:
+        raise InputError("error.bad_catalog", path=str(path), detail=str(e)) from e
+    for kind in kinds.values():
+        if kind.pipeline not in pipelines:
+            raise InputError("error.bad_catalog", path=str(path), detail=f"kind {kind.key}: no pipeline {kind.pipeline}")
+    for p in pipelines.values():
+        for s in p.stages:
+            if s.phase not in phases:
+                raise InputError("error.bad_catalog", path=str(path), detail=f"stage {s.key}: no phase {s.phase}")
+    return Catalog(kinds=kinds, pipelines=pipelines, phases=phases)
+
+
+def stage_timeline(catalog: Catalog, kind: str, stage: str | None, events, lang: str = "zh") -> list[dict]:
+    """Every stage of a parcel's pipeline with its status and date.
+
+    ``status`` is ``done`` (with the date it was reached), ``current`` or
+    ``ahead``. Dates come from the latest event that entered each stage, so a
+    correction that went back and forward again shows the newer date.
+    ``events``: StageEvent objects or dicts, oldest first.
+    """
+    pipe = catalog.pipeline_for(kind)
+    cur = pipe.index(stage)
+    reached: dict[str, str] = {}
+    for e in events:
+        get = e.get if isinstance(e, dict) else lambda k: getattr(e, k)
+        if get("action") in ("advance", "correction") and get("to_stage"):
+            reached[get("to_stage")] = get("event_date")
+    out = []
+    for i, s in enumerate(pipe.stages):
+        status = "done" if i < cur else "current" if i == cur else "ahead"
+        out.append({
+            "key": s.key,
+            "label": s.label(lang),
+            "status": status,
+            "date": reached.get(s.key) if i <= cur else None,
+            "gate": s.gate(lang),
+            "color": catalog.phases[s.phase].color,
+        })
+    return out

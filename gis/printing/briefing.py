@@ -1,0 +1,934 @@
+"""Briefing maps (地块简报图) and atlases, printed without a desktop GIS.
+
+    render_parcel_page(store, code, out)        one parcel: map, locator, legend, scale
+                                                bar, north arrow, facts, stage timeline
+    render_village_page(store, village, out)    one village: its parcels by stage, a
+                                                summary per stage
+    render_atlas(store, selection, out_pdf)     a cover, an index, one page per village
+                                                or parcel; optionally a zip of PNGs
+
+Pages are drawn in the local CGCS2000 Gauss-Krüger zone, so that the scale
+bar is true, with the pieces in ``gis.pagekit``: what all pages share is built
+once per store version (``load_sheet``); only the parcels a page shows are
+drawn, and only the raster window it shows is read, at the overview level of
+the page (``gis.raster``).
+
+Files are written to a temporary file in the target folder, then renamed:
+a failure leaves no partial file. The CJK font is embedded as Type 3, so the
+text stays selectable (``gis.fonts``).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import gc
+import math
+import os
+import tempfile
+import time
+import zipfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import shapely
+
+from gis.base import errors
+from gis.base.errors import InputError, NotFoundError, RenewalError
+from gis.base.i18n import t
+from gis.base.settings import Settings
+from gis.base.units import M2_PER_MU
+from gis.maps.raster import raster_bounds
+from gis.model.pipelines import stage_timeline
+from gis.printing.pagekit import (  # some re-exported: the benchmark draws with them
+    FORMATS,
+    GREY,
+    HIGHLIGHT,
+    IMAGE_DPI,
+    INK,
+    PAPERS,
+    PNG_DPI,
+    VILLAGE_EDGE,
+    ZONE_FILLS,
+    Page,
+    Sheet,
+    add_unscaled,
+    path_collection,
+    fmt_mu,
+    label_artist,
+    local_name,
+    pdf_metadata,
+    area_text,
+    draw_legend,
+    draw_locator,
+    draw_map,
+    draw_rows,
+    draw_timeline,
+    fit_extent,
+    load_sheet,
+    north_arrow,
+    parcels_in_view,
+    scale_bar,
+    text_width_mm,
+    wrap,
+)
+from gis.printing.pagekit import render_context as _rc
+
+Progress = Callable[[int, int, str], None]
+
+# =============================================================== output files
+def _fmt_of(out: Path, fmt: str | None) -> str:
+    f = (fmt or out.suffix.lstrip(".")).lower()
+    if f not in FORMATS:
+        raise InputError("brief.bad_format", path=str(out), known=", ".join("." + x for x in FORMATS))
+    return f
+
+
+def check_target(out, suffixes: tuple[str, ...] = (".pdf", ".png")) -> Path:
+    """An output path whose folder exists and can be written to.
+
+    Raises:
+        InputError: wrong extension, missing folder, the path is a folder, or the folder is not writable.
+    """
+    out = Path(out).expanduser()
+    if out.suffix.lower() not in suffixes:
+        raise InputError("brief.bad_format", path=str(out), known=", ".join(suffixes))
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir() or out.is_dir() or not os.access(parent, os.W_OK):
+        raise InputError("brief.unwritable", path=str(out))
+    return out
+
+
+@contextmanager
+def atomic_output(out: Path):
+    """A temporary file beside ``out``, renamed to ``out`` on success and removed on failure.
+
+    Raises:
+        InputError: the folder cannot be written to.
+    """
+    try:
+        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
+    except OSError as e:
+        raise InputError("brief.unwritable", path=str(out)) from e
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; the result is an ordinary file
+        os.replace(tmp, out)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise InputError("brief.unwritable", path=str(out)) from e
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
+
+
+def default_raster(settings) -> Path | None:
+    """The configured basemap GeoTIFF if it exists (an unset or missing default means no background)."""
+    r = getattr(settings, "raster", None)
+    return Path(r) if r and Path(r).is_file() else None
+
+
+# =============================================================== parcel page
+def parcel_facts(store, code: str, lang: str = "zh") -> dict:
+    """A parcel's record (``Store.parcel``) with its history and stage timeline.
+
+    Raises:
+        NotFoundError: unknown code.
+    """
+    p = store.parcel(code, lang)
+    history = store.history(code)
+    p["timeline"] = stage_timeline(store.catalog, p["kind"], p["stage"], history, lang)
+    p["first_date"] = history[0].event_date if history else None
+    p["history"] = history
+    return p
+
+
+def compose_parcel_page(store, code: str, paper: str = "A4", raster=None, lang: str = "zh",
+                        classification: str = "", number=None) -> Page:
+    """The figure of one parcel's briefing page (not yet saved).
+
+    Raises:
+        NotFoundError: unknown code; InputError: unreadable raster.
+    """
+    sheet = load_sheet(store)
+    p = parcel_facts(store, code, lang)
+    row = sheet.row_of.get(code)
+    if row is None:
+        raise NotFoundError("error.no_parcel", code=code)
+    page = Page(paper, lang, classification, sheet, number)
+    zone = sheet.zones.get(p.get("zone") or "", {})
+    roles = (zone.get("roles_en") if lang == "en" else zone.get("roles")) or ""
+    strategy = "" if lang == "en" else zone.get("strategy") or ""
+    where = p["village_name"] or p["park_name"] or ""
+    zone_txt = p["zone_name"] + (f"（{strategy}）" if strategy else "") + (("：" if lang != "en" else ": ") + roles if roles else "")
+    subtitle = "  ·  ".join(s for s in (zone_txt, p["kind_label"], where) if s)
+    page.header(f"{p['name']}  {code}", subtitle, page.tr("brief.doc_parcel"))
+
+    geom = sheet.parcels.geometry.values[row]
+    map_rect = (10, 25, 173, 136)
+    extent = fit_extent(geom.bounds, map_rect[2] / map_rect[3], 0.9, 320.0)
+    draw_map(page, map_rect, extent, raster=raster, focus_rows=[row], label_mode="code")
+    draw_timeline(page, 10, 178, 173, p["timeline"])
+
+    c = geom.centroid
+    draw_locator(page, (190, 25, 97, 56), extent, [(c.x, c.y)])
+    y = draw_legend(page, 190, 86.5, 97, page.tr("brief.this_parcel"))
+    page.heading(190, y + 4, page.tr("brief.facts"))
+    paren = " ({})" if lang == "en" else "（{}）"
+    stage = p["stage_label"] + (paren.format(p["stage_date"]) if p.get("stage_date") else "")
+    upd = " ".join(s for s in ((p.get("updated_at") or "")[:10], p.get("updated_by") or "") if s)
+    rows = [
+        (page.tr("brief.code"), code),
+        (page.tr("brief.area"), area_text(p["area_m2"], lang)),
+        (page.tr("brief.zone"), zone_txt),
+        (page.tr("brief.kind"), p["kind_label"]),
+        (page.tr("brief.village") if p.get("village") else page.tr("brief.park"), where),
+        (page.tr("brief.current_stage"), stage, HIGHLIGHT),
+        (page.tr("brief.next_stage"), p["next_stage_label"] or page.tr("brief.finished")),
+        (page.tr("brief.unit"), p.get("unit")),
+        (page.tr("brief.owner"), p.get("owner")),
+        (page.tr("brief.land_use"), p.get("land_use")),
+        (page.tr("brief.first_date"), p.get("first_date")),
+        (page.tr("brief.updated"), upd),
+        (page.tr("brief.blocked_reason"), (p.get("blocked_reason") or page.tr("brief.blocked")) if p["blocked"] else None,
+         HIGHLIGHT),
+        (page.tr("brief.note"), p.get("note")),
+    ]
+    key_w = max(14.0, max(text_width_mm(r[0], 7.0) for r in rows if r[1]) + 2.5)
+    y = draw_rows(page, 190, y + 8.5, rows, key_w=key_w, val_w=96 - key_w)
+    draw_history(page, 190, y + 3.5, p, 96)
+    page.footer()
+    return page
+
+
+def draw_history(page: Page, x: float, y: float, p: dict, w: float, max_y: float = 192.5) -> None:
+    """The latest events of the parcel's log, newest first, as many as fit."""
+    pitch = 3.6
+    room = int((max_y - y - 4.4) / pitch)
+    events = list(reversed(p.get("history") or []))
+    if room < 2 or not events:
+        return
+    cat = page.sheet.catalog
+    page.heading(x, y, page.tr("brief.history"))
+    lines = []
+    for e in events[:room]:
+        action = page.tr(f"ui.actions.{e.action}")
+        stage = cat.stage_label(p["kind"], e.to_stage, page.lang)
+        what = f"{action} → {stage}" if e.action in ("advance", "correction") else action
+        who = f" · {e.recorded_by}" if e.recorded_by else ""
+        lines.append(wrap(f"{e.event_date}  {what}{who}", w, 6.5, max_lines=1)[0])
+    page.lines(x, y + 4.4, [(ln, GREY, "normal") for ln in lines], 6.5, pitch)
+
+
+def render_parcel_page(store, code: str, out, fmt: str | None = None, paper: str = "A4", raster=None,
+                       lang: str = "zh", settings=None, dpi: int = PNG_DPI) -> Path:
+    """Write one parcel's briefing page (PDF or PNG, from ``fmt`` or the extension of ``out``).
+
+    ``raster``: a GeoTIFF in any CRS for the background, or None for none.
+
+    Raises:
+        NotFoundError: unknown code.
+        InputError: bad extension or paper, unwritable path, unreadable raster or one that misses the page.
+    """
+    out = check_target(out)
+    f = _fmt_of(out, fmt)
+    settings = settings or _settings()
+    _check_raster_covers(raster, store, lambda sh: _parcel_extent(sh, code))
+    with _rc():
+        page = compose_parcel_page(store, code, paper, raster, lang, settings.classification)
+        with atomic_output(out) as tmp:
+            page.save(tmp, f, dpi)
+    return out
+
+
+def _parcel_extent(sheet: Sheet, code: str):
+    row = sheet.row_of.get(code)
+    if row is None:
+        raise NotFoundError("error.no_parcel", code=code)
+    return fit_extent(sheet.parcels.geometry.values[row].bounds, 173 / 136, 0.9, 320.0)
+
+
+# =============================================================== village page
+def village_summary(store, village: str, lang: str = "zh") -> dict:
+    """A village's parcels per stage, shares and blocked parcels, for its page and the index.
+
+    ``stage``/``stage_label``: the stage every parcel of the village has reached
+    (its slowest parcel), i.e. where the village as a whole stands.
+
+    Raises:
+        NotFoundError: unknown village.
+    """
+    sheet = load_sheet(store)
+    code = village if village in sheet.villages else store.village_code(village)
+    rec = sheet.villages.get(code, {"code": code})
+    cat = sheet.catalog
+    pipe = cat.pipeline_for("village")
+    col = sheet.col
+    sel_rows = np.flatnonzero(col["village"] == code)
+    stages = [s if isinstance(s, str) and s else None for s in col["stage"][sel_rows]]
+    idx = [pipe.index(s) for s in stages]
+    area = col["area_m2"][sel_rows].astype(float)
+    total = float(area.sum())
+    rows = []
+    for i, st in [(-1, None)] + list(enumerate(pipe.stages)):
+        sel = np.asarray(idx) == i
+        rows.append({
+            "key": st.key if st else "not_started",
+            "label": cat.stage_label("village", st.key if st else None, lang),
+            "color": cat.phase_of("village", st.key if st else None).color,
+            "parcels": int(sel.sum()),
+            "area_m2": float(area[sel].sum()) if len(area) else 0.0,
+        })
+    past = np.array([bool(s) and pipe.stage(s).past_clearance for s in stages], dtype=bool)
+    signed_i = pipe.index("signing") if "signing" in pipe.keys else len(pipe.keys)
+    low = min(idx) if idx else -1
+    blocked = sel_rows[col["blocked"][sel_rows]]
+    reasons = {col["code"][r]: (col["blocked_reason"][r] if isinstance(col["blocked_reason"][r], str) else "")
+               for r in blocked}
+    dates = [d for d in col["stage_date"][sel_rows] if isinstance(d, str) and d]
+    units = {u for u in col["unit"][sel_rows] if isinstance(u, str) and u}
+    zone = sheet.zones.get(rec.get("zone") or "", {})
+    return {
+        "code": code,
+        "name": local_name(rec, lang) or code,
+        "zone": rec.get("zone"),
+        "zone_name": local_name(zone, lang),
+        "zone_strategy": zone.get("strategy", ""),
+        "zone_roles": (zone.get("roles_en") if lang == "en" else zone.get("roles")) or "",
+        "parcels": len(sel_rows),
+        "area_m2": total,
+        "area_mu": round(total / M2_PER_MU, 2),
+        "stages": rows,
+        "stage": pipe.keys[low] if low >= 0 else None,
+        "stage_label": cat.stage_label("village", pipe.keys[low] if low >= 0 else None, lang),
+        "lead_label": cat.stage_label("village", pipe.keys[max(idx)] if idx and max(idx) >= 0 else None, lang),
+        "cleared_share": float(area[past].sum()) / total if total else 0.0,
+        "signed_share": float(np.mean(np.asarray(idx) >= signed_i)) if idx else 0.0,
+        "blocked": reasons,
+        "units": sorted(units),
+        "last_date": max(dates) if dates else None,
+        "rows": sel_rows,
+    }
+
+
+def compose_village_page(store, village: str, paper: str = "A4", raster=None, lang: str = "zh",
+                         classification: str = "", number=None) -> Page:
+    """The figure of one village's briefing page (not yet saved).
+
+    Raises:
+        NotFoundError: unknown village; InputError: unreadable raster.
+    """
+    sheet = load_sheet(store)
+    v = village_summary(store, village, lang)
+    page = Page(paper, lang, classification, sheet, number)
+    sep = ": " if lang == "en" else "："
+    zone_txt = v["zone_name"] + (f"（{v['zone_strategy']}）" if v["zone_strategy"] and lang != "en" else "")
+    zone_full = zone_txt + (sep + v["zone_roles"] if v["zone_roles"] else "")
+    subtitle = "  ·  ".join(s for s in (zone_full, page.tr("brief.village_kind"),
+                                          page.tr("brief.n_parcels", n=v["parcels"])) if s)
+    page.header(f"{v['name']}  {v['code']}", subtitle, page.tr("brief.doc_village"))
+
+    vg = sheet.layers.get("villages")
+    vb = None
+    if vg is not None:
+        hit = vg[vg["code"] == v["code"]]
+        if len(hit):
+            vb = hit.total_bounds
+    if vb is None:
+        vb = sheet.parcels.geometry.values[v["rows"]].total_bounds if len(v["rows"]) else sheet.parcels.total_bounds
+    map_rect = (10, 25, 173, 136)
+    extent = fit_extent(vb, map_rect[2] / map_rect[3], 0.06, 400.0)
+    draw_map(page, map_rect, extent, raster=raster, focus_village=v["code"], label_mode="number", dim_others=True)
+    draw_area_bar(page, 10, 170, 173, v)
+
+    cx, cy = (extent[0] + extent[2]) / 2, (extent[1] + extent[3]) / 2
+    draw_locator(page, (190, 25, 97, 56), extent, [(cx, cy)])
+    y = draw_legend(page, 190, 86.5, 97, None)
+    y = draw_stage_table(page, 190, y + 4, 97, v)
+    page.footer()
+    return page
+
+
+def draw_area_bar(page: Page, x: float, y: float, w: float, v: dict) -> None:
+    """The village's area by stage as one stacked bar, with the key shares and blocked parcels."""
+    lang = page.lang
+    page.heading(x, y, page.tr("brief.progress"))
+    facts = [
+        page.tr("brief.total_area") + page.colon + area_text(v["area_m2"], lang),
+        page.tr("brief.overall_stage") + page.colon + v["stage_label"],
+        page.tr("brief.lead_stage") + page.colon + v["lead_label"],
+    ]
+    page.text(x + 22, y, "    ".join(facts), 7)
+    bx, by, bh = x, y + 2.5, 4.2
+    total = v["area_m2"] or 1.0
+    cur = bx
+    for r in v["stages"]:
+        if r["area_m2"] <= 0:
+            continue
+        ww = w * r["area_m2"] / total
+        page.box(cur, by, ww, bh, fc=r["color"], ec="white", lw=0.4)
+        cur += ww
+    shares = [
+        page.tr("brief.cleared_share") + page.colon + f"{v['cleared_share']:.1%}",
+        page.tr("brief.signed_share") + page.colon + f"{v['signed_share']:.1%}",
+        page.tr("brief.last_date") + page.colon + f"{v['last_date'] or '—'}",
+    ]
+    page.text(x, by + bh + 4.2, "    ".join(shares), 7)
+    blocked = v["blocked"]
+    if blocked:
+        items = [c + page.paren(r) if r else c for c, r in blocked.items()]
+        text = page.tr("brief.blocked_list", n=len(blocked)) + page.colon + ("; " if lang == "en" else "；").join(items)
+    else:
+        text = page.tr("brief.blocked_none")
+    lines = wrap(text, w, 7, max_lines=2)
+    for i, ln in enumerate(lines):
+        page.text(x, by + bh + 8.4 + i * 3.6, ln, 7, color=HIGHLIGHT if blocked else INK)
+
+
+def draw_stage_table(page: Page, x: float, y: float, w: float, v: dict) -> float:
+    """Parcels and area (亩) per stage of the village pipeline."""
+    page.heading(x, y, page.tr("brief.per_stage"))
+    y += 4.4
+    size, pitch = 6.6, 3.55
+    c_stage, c_n, c_mu = x + 5, x + 62, x + 92
+    page.text(c_stage, y, page.tr("brief.stage"), size, color=GREY)
+    page.text(c_n, y, page.tr("brief.parcels"), size, color=GREY, ha="right")
+    page.text(c_mu, y, page.tr("brief.area_mu"), size, color=GREY, ha="right")
+    labels, ns, mus = [], [], []
+    for i, r in enumerate(v["stages"]):
+        yy = y + (i + 1) * pitch
+        page.box(x, yy - 2.3, 3.2, 2.4, fc=r["color"], ec="#999999", lw=0.3)
+        labels.append(r["label"])
+        ns.append(str(r["parcels"]))
+        mus.append(fmt_mu(r["area_m2"]))
+    labels.append(page.tr("brief.total"))
+    ns.append(str(v["parcels"]))
+    mus.append(fmt_mu(v["area_m2"]))
+    n = len(labels)
+    style = lambda i, s: (s, INK, "bold" if i == n - 1 else "normal")  # noqa: E731 -- the total row is bold
+    page.lines(c_stage, y + pitch, [style(i, s) for i, s in enumerate(labels)], size, pitch)
+    page.lines(c_n, y + pitch, [style(i, s) for i, s in enumerate(ns)], size, pitch, ha="right")
+    page.lines(c_mu, y + pitch, [style(i, s) for i, s in enumerate(mus)], size, pitch, ha="right")
+    page.rule(x, y + (n - 1) * pitch + 1.1, x + w - 2, y + (n - 1) * pitch + 1.1, lw=0.4)
+    return y + n * pitch
+
+
+def render_village_page(store, village: str, out, fmt: str | None = None, paper: str = "A4", raster=None,
+                        lang: str = "zh", settings=None, dpi: int = PNG_DPI) -> Path:
+    """Write one village's briefing page (PDF or PNG).
+
+    Raises:
+        NotFoundError: unknown village.
+        InputError: bad extension or paper, unwritable path, unreadable raster or one that misses the page.
+    """
+    out = check_target(out)
+    f = _fmt_of(out, fmt)
+    settings = settings or _settings()
+    code = store.village_code(village)
+    _check_raster_covers(raster, store, lambda sh: _village_bounds(sh, code))
+    with _rc():
+        page = compose_village_page(store, code, paper, raster, lang, settings.classification)
+        with atomic_output(out) as tmp:
+            page.save(tmp, f, dpi)
+    return out
+
+
+def _village_bounds(sheet: Sheet, code: str):
+    vg = sheet.layers.get("villages")
+    if vg is not None and (vg["code"] == code).any():
+        return tuple(vg[vg["code"] == code].total_bounds)
+    g = sheet.parcels[sheet.parcels["village"] == code]
+    return tuple(g.total_bounds) if len(g) else tuple(sheet.parcels.total_bounds)
+
+
+# =============================================================== atlases
+@dataclass(frozen=True)
+class AtlasSelection:
+    """What an atlas shows: one page per village or per parcel, in this (stable) order."""
+
+    kind: str  # "village" or "parcel"
+    codes: tuple[str, ...]
+    title: dict  # {"zh": ..., "en": ...}
+
+    def label(self, lang: str) -> str:
+        return self.title.get(lang) or self.title.get("zh", "")
+
+
+def select_villages(store, zone: str | None = None) -> AtlasSelection:
+    """Every village (of a zone), by code.
+
+    Raises:
+        NotFoundError: unknown zone.
+    """
+    villages = store.attributes("villages")
+    codes = sorted(villages)
+    title = {"zh": t("brief.sel_villages", "zh", n=len(codes)), "en": t("brief.sel_villages", "en", n=len(codes))}
+    if zone:
+        zones = store.names("zones")
+        zc = next((c for c, (n, e) in zones.items() if zone in (c, n, e)), None)
+        if zc is None:
+            raise NotFoundError("error.no_zone", zone=zone, known=", ".join(n for n, _ in zones.values()))
+        codes = [c for c in codes if villages[c].get("zone") == zc]
+        title = {lg: t("brief.sel_zone_villages", lg, zone=zones[zc][0 if lg == "zh" else 1] or zc, n=len(codes))
+                 for lg in ("zh", "en")}
+    if not codes:
+        raise InputError("brief.empty_selection")
+    return AtlasSelection("village", tuple(codes), title)
+
+
+def select_parcels(store, kind=None, zone=None, village=None, stage=None, search=None,
+                   parcels=None) -> AtlasSelection:
+    """The parcels a filter selects (as the map's sidebar does), by code.
+
+    ``parcels``: an already loaded parcel table to filter instead of reading the store.
+
+    Raises:
+        NotFoundError: unknown zone or village; InputError: unknown kind or an empty result;
+        StageTransitionError: unknown stage.
+    """
+    df = parcels if parcels is not None else store.parcels(geometry=False)
+    df = store.filter(df, kind=kind, zone=zone, village=village, stage=stage, search=search)
+    codes = tuple(sorted(df["code"]))
+    if not codes:
+        raise InputError("brief.empty_selection")
+    parts = {"zh": [], "en": []}
+    for lg in ("zh", "en"):
+        if village:
+            vc = store.village_code(village)
+            parts[lg].append(local_name(store.attributes("villages").get(vc), lg))
+        if zone:
+            zones = store.names("zones")
+            zc = next((c for c, (n, e) in zones.items() if zone in (c, n, e)), zone)
+            parts[lg].append(zones.get(zc, (zone, zone))[0 if lg == "zh" else 1] or zone)
+        if kind:
+            parts[lg].append(store.catalog.kind(kind).label(lg))
+        if stage:
+            parts[lg].append(store.catalog.stage_label(kind or "village", stage, lg) if stage == "not_started"
+                             else next(p.stage(stage).label(lg) for p in store.catalog.pipelines.values()
+                                       if stage in p.keys))
+        if search:
+            parts[lg].append(f"“{search}”")
+    title = {lg: t("brief.sel_parcels", lg, what=" · ".join(parts[lg]) or t("brief.sel_all", lg), n=len(codes))
+             for lg in ("zh", "en")}
+    return AtlasSelection("parcel", codes, title)
+
+
+def _index_rows(store, selection: AtlasSelection, lang: str) -> list[dict]:
+    sheet = load_sheet(store)
+    rows = []
+    if selection.kind == "village":
+        for c in selection.codes:
+            v = village_summary(store, c, lang)
+            rows.append({"code": c, "name": v["name"], "zone": v["zone_name"], "stage": v["stage_label"],
+                         "area_m2": v["area_m2"], "n": v["parcels"]})
+    else:
+        p = sheet.parcels
+        cat = sheet.catalog
+        for c in selection.codes:
+            r = sheet.row_of.get(c)
+            if r is None:
+                raise NotFoundError("error.no_parcel", code=c)
+            kind, st = p["kind"].iat[r], p["stage"].iat[r]
+            rows.append({"code": c, "name": p["name"].iat[r],
+                         "zone": local_name(sheet.zones.get(p["zone"].iat[r] or ""), lang),
+                         "stage": cat.stage_label(kind, st if isinstance(st, str) and st else None, lang),
+                         "area_m2": float(p["area_m2"].iat[r] or 0), "n": None})
+    return rows
+
+
+INDEX_ROWS_PER_PAGE = 30
+
+
+def _index_pages(n_items: int) -> int:
+    return max(1, math.ceil(n_items / INDEX_ROWS_PER_PAGE))
+
+
+def atlas_page_count(n_items: int) -> int:
+    """Pages of an atlas of ``n_items`` villages or parcels: cover, index pages, one per item."""
+    return 1 + _index_pages(n_items) + n_items
+
+
+def compose_cover(store, selection: AtlasSelection, paper: str, lang: str, classification: str,
+                  pages: int) -> Page:
+    """Title, date, the set it covers, an overview map with the selection highlighted."""
+    sheet = load_sheet(store)
+    page = Page(paper, lang, classification, sheet, (1, pages))
+    page.text(10, 24, page.tr("brief.atlas_title"), 22, weight="bold")
+    page.text(10, 33, selection.label(lang), 12)
+    page.text(10, 40, page.tr("brief.cover_made", date=dt.date.today().isoformat(), pages=pages), 8.5, color=GREY)
+    if sheet.is_demo:
+        page.text(287, 24, page.tr("brief.demo_mark"), 11, ha="right", color="white", weight="bold",
+                  bbox=dict(boxstyle="square,pad=0.3", fc=HIGHLIGHT, ec="none"))
+    page.rule(10, 44, 287, 44, color=INK, lw=0.8)
+    rect = (10, 48, 277, 143)
+    x, y, w, h = rect
+    ax = page.axes(x, y, w, h)
+    ax.set_facecolor("#f4f1ea")
+    k = page.k
+    if "sea" in sheet.layers:
+        add_unscaled(ax, path_collection(sheet.layer_paths("sea", 10.0), facecolor="#cfe3f3", edgecolor="none"))
+    if "zones" in sheet.layers:
+        zg = sheet.layers["zones"]
+        add_unscaled(ax, path_collection(sheet.layer_paths("zones", 10.0),
+                             facecolors=[ZONE_FILLS.get(c, "#eeeeee") for c in zg["code"]],
+                             edgecolor="#777777", linewidths=0.6 * k))
+    p = sheet.parcels
+    bounds = None
+    if selection.kind == "village" and "villages" in sheet.layers:
+        vg = sheet.layers["villages"]
+        vrows = [i for i, c in enumerate(vg["code"]) if c in set(selection.codes)]
+        add_unscaled(ax, path_collection([sheet.layer_paths("villages")[i] for i in vrows], facecolor="#f46d43",
+                             edgecolor=VILLAGE_EDGE, linewidths=0.6 * k, alpha=0.8, zorder=3))
+        order = {c: i for i, c in enumerate(selection.codes)}
+        pts = shapely.point_on_surface(vg.geometry.values[vrows])
+        ax.add_artist(label_artist(shapely.get_x(pts), shapely.get_y(pts),
+                                    [str(order[vg["code"].iat[i]] + 1) for i in vrows], 8 * k, INK, 2.2 * k,
+                                    weight="bold", zorder=5))
+    else:
+        # parcels: the map frames the selection (a village's parcels would be a speck on the district)
+        rows = np.array([sheet.row_of[c] for c in selection.codes if c in sheet.row_of], dtype=int)
+        bounds = shapely.total_bounds(p.geometry.values[rows])
+        ext = fit_extent(bounds, w / h, 0.12, 1500.0)
+        around = np.setdiff1d(parcels_in_view(sheet, ext), rows)
+        add_unscaled(ax, path_collection(sheet.parcel_paths(around), facecolor="#e6e6e6", edgecolor="white",
+                             linewidths=0.3 * k, zorder=2))
+        add_unscaled(ax, path_collection(sheet.parcel_paths(rows), facecolors=list(sheet.col["color"][rows]),
+                             edgecolor="white", linewidths=0.3 * k, zorder=3))
+        if "villages" in sheet.layers:
+            add_unscaled(ax, path_collection(sheet.layer_paths("villages"), facecolor="none", edgecolor=VILLAGE_EDGE,
+                                 linewidths=0.6 * k, linestyle="--", zorder=4))
+    if "district" in sheet.layers:
+        add_unscaled(ax, path_collection(sheet.layer_paths("district", 10.0), facecolor="none", edgecolor=INK,
+                             linewidths=1.0 * k, zorder=4))
+    if bounds is None:
+        bounds = sheet.layers["district"].total_bounds if "district" in sheet.layers else p.total_bounds
+        ext = fit_extent(bounds, w / h, 0.03, 100)
+    ax.set_xlim(ext[0], ext[2])
+    ax.set_ylim(ext[1], ext[3])
+    ax.set_aspect("equal", adjustable="box")
+    if "zones" in sheet.layers:
+        zg = sheet.layers["zones"]
+        pts = shapely.point_on_surface(zg.geometry.values)
+        labels = [local_name(sheet.zones.get(c, {}), lang) + ("" if lang == "en" else f"·{sheet.zones.get(c, {}).get('strategy', '')}")
+                  for c in zg["code"]]
+        ax.add_artist(label_artist(shapely.get_x(pts), shapely.get_y(pts), labels, 12 * k, "#555555", 0,
+                                    weight="bold", zorder=2, alpha=0.55))
+    if selection.kind == "village":
+        page.text(x + 2, y + 5, page.tr("brief.cover_numbers"), 7, color=GREY,
+                  bbox=dict(boxstyle="square,pad=0.2", fc="white", ec="none", alpha=0.8))
+    north_arrow(page, ax, sheet.convergence)
+    scale_bar(page, ax, ext, w)
+    page.footer()
+    return page
+
+
+def compose_index(store, selection: AtlasSelection, rows: list[dict], part: int, paper: str, lang: str,
+                  classification: str, first_item_page: int, pages: int) -> Page:
+    """One page of the index: number, code, name, zone, stage, area in 亩, page."""
+    sheet = load_sheet(store)
+    page = Page(paper, lang, classification, sheet, (2 + part, pages))
+    page.header(page.tr("brief.index"), selection.label(lang), page.tr("brief.atlas_title"))
+    cols = [(12, "brief.no", "left"), (24, "brief.code", "left"), (50, "brief.name", "left"),
+            (120, "brief.zone", "left"), (150, "brief.current_stage", "left"),
+            (235, "brief.area_mu", "right"), (270, "brief.page", "right")]
+    if selection.kind == "village":
+        cols.insert(5, (205, "brief.parcels", "right"))
+    y0, pitch = 31.5, 5.2
+    for x, key, ha in cols:
+        page.text(x, y0, page.tr(key), 7.5, color=GREY, weight="bold", ha=ha)
+    page.rule(10, y0 + 1.6, 287, y0 + 1.6, color=INK, lw=0.5)
+    start = part * INDEX_ROWS_PER_PAGE
+    chunk = rows[start:start + INDEX_ROWS_PER_PAGE]
+    columns: dict[int, list[str]] = {x: [] for x, _, _ in cols}
+    for i, r in enumerate(chunk):
+        n = start + i
+        vals = [str(n + 1), r["code"], r["name"], r["zone"], r["stage"]]
+        if selection.kind == "village":
+            vals.append(str(r["n"]))
+        vals += [fmt_mu(r["area_m2"]), str(first_item_page + n)]
+        for (x, _, _), v in zip(cols, vals):
+            columns[x].append(v)
+        if i % 2 == 1:
+            page.box(10, y0 + 2.2 + i * pitch, 277, pitch, fc="#f2f2f2", ec="none")
+    for x, _, ha in cols:
+        page.lines(x, y0 + pitch + 0.2, columns[x], 7.5, pitch, ha=ha)
+    page.footer()
+    return page
+
+
+def compose_item(store, selection: AtlasSelection, code: str, paper: str, raster, lang: str,
+                 classification: str, number) -> Page:
+    if selection.kind == "village":
+        return compose_village_page(store, code, paper, raster, lang, classification, number)
+    return compose_parcel_page(store, code, paper, raster, lang, classification, number)
+
+
+@dataclass
+class _Job:
+    store: object
+    selection: AtlasSelection
+    paper: str
+    raster: object
+    lang: str
+    classification: str
+    first_page: int
+    pages: int
+    png_dir: str | None
+    dpi: int
+
+
+_JOB: _Job | None = None  # set before the worker processes fork; they inherit it
+_QUEUE = None
+
+
+class _CarriedError(Exception):
+    """A project error on its way back from a worker process: its key and parameters
+    survive pickling (a RenewalError would come back with only its English text)."""
+
+    def restore(self):
+
+        cls = getattr(errors, self.args[0], errors.RenewalError)
+        return cls(self.args[1], **self.args[2])
+
+
+def _render_chunk(args, on_page=None) -> str:
+    """Render items [i0, i1) of the selection into one PDF (and PNGs); returns the PDF path.
+
+    In a worker process, each finished page is reported on the queue; in this
+    process, to ``on_page(code)``.
+    """
+
+    try:
+        return _render_items(args, on_page)
+    except RenewalError as e:
+        if on_page is not None:
+            raise
+        raise _CarriedError(type(e).__name__, e.key, e.params) from None
+
+
+def _render_items(args, on_page) -> str:
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    i0, i1, pdf_path = args
+    job = _JOB
+    with _rc(), PdfPages(pdf_path, metadata=pdf_metadata(job.lang)) as pdf:
+        for i in range(i0, i1):
+            code = job.selection.codes[i]
+            n = job.first_page + i
+            page = compose_item(job.store, job.selection, code, job.paper, job.raster, job.lang,
+                                job.classification, (n, job.pages))
+            pdf.savefig(page.fig, dpi=IMAGE_DPI)
+            if job.png_dir:
+                page.save(os.path.join(job.png_dir, _png_name(n, code)), "png", job.dpi)
+            if on_page is not None:
+                on_page(code)
+            elif _QUEUE is not None:
+                _QUEUE.put((n, code))
+    return pdf_path
+
+
+def _png_name(n: int, code: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in code)
+    return f"{n:03d}_{safe}.png"
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def render_atlas(store, selection: AtlasSelection, out_pdf, png_zip=None, paper: str = "A4", raster=None,
+                 lang: str = "zh", settings=None, progress: Progress | None = None, jobs: int | None = None,
+                 dpi: int = PNG_DPI) -> dict:
+    """Write an atlas: a cover, an index, then one page per item of ``selection``, in its order.
+
+    Pages are rendered by up to ``jobs`` processes (default: the CPUs available)
+    and merged; ``progress(done, total, label)`` is called after each page.
+    Returns ``{"pdf", "png_zip", "pages", "seconds"}``.
+
+    Raises:
+        NotFoundError: an unknown code in the selection.
+        InputError: bad paper, an unwritable path, an unreadable raster or one outside the selection.
+    """
+    global _JOB, _QUEUE
+    t0 = time.perf_counter()
+    out_pdf = check_target(out_pdf, (".pdf",))
+    zip_out = check_target(png_zip, (".zip",)) if png_zip else None
+    if paper not in PAPERS:
+        raise InputError("brief.bad_paper", paper=paper, known=", ".join(PAPERS))
+    if not selection.codes:
+        raise InputError("brief.empty_selection")
+    settings = settings or _settings()
+    sheet = load_sheet(store)
+    if selection.kind == "village":
+        bounds = [_village_bounds(sheet, c if c in sheet.villages else store.village_code(c))
+                  for c in selection.codes]
+    else:
+        bounds = [_parcel_extent(sheet, c) for c in selection.codes]
+    b = np.asarray(bounds)
+    _check_raster_covers(raster, store, lambda sh: (b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()))
+    n_items = len(selection.codes)
+    n_index = _index_pages(n_items)
+    first = 2 + n_index
+    pages = first - 1 + n_items
+    cls = settings.classification
+    progress = progress or (lambda done, total, label: None)
+
+    with tempfile.TemporaryDirectory(prefix="renewal-atlas-") as tmpdir:
+        png_dir = os.path.join(tmpdir, "png") if zip_out else None
+        if png_dir:
+            os.mkdir(png_dir)
+        _JOB = _Job(store, selection, paper, raster, lang, cls, first, pages, png_dir, dpi)
+        workers = max(1, min(jobs or _cpus(), n_items // 4 or 1))
+        ranges = _plan(n_items, n_index, workers)
+        chunks = [(a, b, os.path.join(tmpdir, f"part{j}.pdf")) for j, (a, b) in enumerate(ranges)]
+        front_pdf = os.path.join(tmpdir, "front.pdf")
+        done = [0]
+
+        def report(code: str) -> None:
+            done[0] += 1
+            progress(done[0], pages, code)
+
+        def drain() -> None:
+            while _QUEUE is not None and not _QUEUE.empty():
+                report(_QUEUE.get()[1])
+
+        def own_pages(code: str) -> None:
+            report(code)
+            drain()
+
+        try:
+            if workers > 1:
+                import multiprocessing as mp
+                from concurrent.futures import ProcessPoolExecutor
+
+                # fork: the workers inherit the loaded sheet (_JOB) instead of re-reading the store
+                ctx = mp.get_context("fork")
+                _QUEUE = ctx.SimpleQueue()
+                gc.freeze()  # the collector would otherwise touch, and so copy, every inherited object
+                with ProcessPoolExecutor(max_workers=len(chunks) - 1, mp_context=ctx) as ex:
+                    futures = [ex.submit(_render_chunk, c) for c in chunks[1:]]
+                    try:
+                        rows = _index_rows(store, selection, lang)  # while the workers start
+                        _render_front(store, selection, rows, paper, lang, cls, first, pages, front_pdf,
+                                      png_dir, dpi, report)
+                        mine = _render_chunk(chunks[0], own_pages) if chunks[0][1] > chunks[0][0] else None
+                        while not all(f.done() for f in futures):
+                            drain()
+                            time.sleep(0.02)
+                        drain()
+                        parts = ([mine] if mine else []) + [f.result() for f in futures]  # re-raises
+                    except _CarriedError as e:
+                        ex.shutdown(wait=False, cancel_futures=True)
+                        raise e.restore() from None
+                    except BaseException:
+                        ex.shutdown(wait=False, cancel_futures=True)
+                        raise
+            else:
+                _QUEUE = None
+                rows = _index_rows(store, selection, lang)
+                _render_front(store, selection, rows, paper, lang, cls, first, pages, front_pdf, png_dir, dpi,
+                              report)
+                parts = [_render_chunk(chunks[0], own_pages)]
+        finally:
+            _JOB, _QUEUE = None, None
+            gc.unfreeze()
+        labels = [t("brief.cover", lang), t("brief.index", lang)] + [f"{r['code']} {r['name']}" for r in rows]
+        with atomic_output(out_pdf) as tmp:
+            _merge([front_pdf] + parts, tmp, labels, n_index, selection.label(lang))
+        if zip_out:
+            with atomic_output(zip_out) as tmp:
+                with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as z:
+                    for name in sorted(os.listdir(png_dir)):
+                        z.write(os.path.join(png_dir, name), name)
+    return {"pdf": str(out_pdf), "png_zip": str(zip_out) if zip_out else None, "pages": pages,
+            "seconds": round(time.perf_counter() - t0, 2)}
+
+
+FRONT_COST = 2.0  # the cover (an overview of the district) in item pages of work, measured
+INDEX_COST = 1.5  # an index page
+
+
+def _plan(n_items: int, n_index: int, workers: int) -> list[tuple[int, int]]:
+    """Contiguous item ranges, one per process, in page order; the first is this process's,
+    which also renders the cover and index, so it takes that many fewer items."""
+    front = FRONT_COST + INDEX_COST * n_index
+    share = (n_items + front) / workers
+    mine = min(n_items, max(0, round(share - front)))
+    rest = np.linspace(mine, n_items, workers).round().astype(int) if workers > 1 else np.array([n_items])
+    bounds = [0, mine] + [int(b) for b in rest[1:]] if workers > 1 else [0, n_items]
+    return [(bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)]
+
+
+def _render_front(store, selection, rows, paper, lang, cls, first, pages, path, png_dir, dpi, report) -> None:
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    with _rc(), PdfPages(path, metadata=pdf_metadata(lang)) as pdf:
+        cover = compose_cover(store, selection, paper, lang, cls, pages)
+        pdf.savefig(cover.fig, dpi=IMAGE_DPI)
+        if png_dir:
+            cover.save(os.path.join(png_dir, _png_name(1, "cover")), "png", dpi)
+        report("")
+        for part in range(_index_pages(len(selection.codes))):
+            page = compose_index(store, selection, rows, part, paper, lang, cls, first, pages)
+            pdf.savefig(page.fig, dpi=IMAGE_DPI)
+            if png_dir:
+                page.save(os.path.join(png_dir, _png_name(2 + part, f"index{part + 1}")), "png", dpi)
+            report("")
+
+
+def _merge(paths: list[str], out: Path, labels: list[str], n_index: int, title: str) -> None:
+    """Concatenate the part PDFs in order, with one bookmark per page."""
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    for p in paths:
+        writer.append(p)
+    marks = [labels[0]] + [labels[1]] * n_index + labels[2:]
+    for i, label in enumerate(marks):
+        if i >= len(writer.pages):
+            break
+        if i > 0 and i <= n_index and i > 1:
+            continue  # one bookmark for the index
+        writer.add_outline_item(title=label, page_number=i)
+    writer.add_metadata({"/Title": title, "/Creator": "Renewal Atlas (城市更新一张图)"})
+    with open(out, "wb") as f:
+        writer.write(f)
+
+
+def _settings():
+
+    return Settings.load()
+
+
+def _check_raster_covers(raster, store, bounds_of) -> None:
+    """Fail early, before anything is drawn, when the raster is unreadable or misses the area.
+
+    Raises:
+        InputError: unreadable raster, no CRS, or no overlap with the area to be printed.
+    """
+    if hasattr(raster, "background"):  # a basemap: its own raster is checked, tiles are fetched per page
+        raster = raster.raster
+    if raster is None:
+        return
+
+    sheet = load_sheet(store)
+    rb = raster_bounds(raster, sheet.epsg)
+    area = bounds_of(sheet)
+    if not shapely.box(*rb).intersects(shapely.box(*area)):
+        raise InputError("brief.raster_outside", path=str(raster))

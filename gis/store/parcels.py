@@ -1,0 +1,296 @@
+"""Parcels and their stage events: reading, describing, advancing, blocking.
+
+Every write is one transaction that appends the event, updates the parcel's
+current stage beside it, bumps ``meta.data_version`` and writes its audit line.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import geopandas as gpd
+import pandas as pd
+
+from gis.base import clock
+from gis.base.errors import ConflictError, InputError, NotFoundError, StageTransitionError
+from gis.base.units import M2_PER_HA, M2_PER_MU
+from gis.store.base import PARCEL_FIELDS, StageEvent, parse_date, utcnow_iso
+
+
+class ParcelsMixin:
+    """Parcels and their stage events: reading, describing, advancing, blocking."""
+
+    def parcels(
+        self,
+        kind: str | None = None,
+        zone: str | None = None,
+        village: str | None = None,
+        stage: str | None = None,
+        search: str | None = None,
+        blocked: bool | None = None,
+        geometry: bool = True,
+    ) -> gpd.GeoDataFrame | pd.DataFrame:
+        """Tracked parcels, filtered. ``stage="not_started"`` selects parcels with no stage.
+
+        ``village`` and ``zone`` accept a code or a name; ``search`` matches
+        code or name, case-insensitively.
+        """
+        df = self._read("parcels", geometry)
+        df = df[[c for c in PARCEL_FIELDS if c in df.columns] + (["geometry"] if geometry else [])]
+        return self.filter(df, kind=kind, zone=zone, village=village, stage=stage, search=search, blocked=blocked)
+
+    def filter(self, df, kind=None, zone=None, village=None, stage=None, search=None, blocked=None):
+        """Filter a parcel table already in memory (the app filters its cached copy).
+
+        Raises:
+            NotFoundError: unknown zone or village; InputError: unknown kind;
+            StageTransitionError: unknown stage.
+        """
+        if kind:
+            self.catalog.kind(kind)
+            df = df[df["kind"] == kind]
+        if zone:
+            zones = self.names("zones")
+            code = next((c for c, (n, e) in zones.items() if zone in (c, n, e)), None)
+            if code is None:
+                raise NotFoundError("error.no_zone", zone=zone, known=", ".join(n for n, _ in zones.values()))
+            df = df[df["zone"] == code]
+        if village:
+            df = df[df["village"] == self.village_code(village)]
+        if stage:
+            if stage == "not_started":
+                df = df[df["stage"].isna()]
+            elif not self.catalog.is_stage(stage):
+                raise StageTransitionError("error.unknown_stage", stage=stage)
+            else:
+                df = df[df["stage"] == stage]
+        if blocked is not None:
+            df = df[df["blocked"].astype(bool) == blocked]
+        if search and search.strip():
+            s = search.strip().lower()
+            df = df[df["code"].str.lower().str.contains(s, regex=False) | df["name"].str.lower().str.contains(s, regex=False)]
+        return df.reset_index(drop=True)
+
+    def village_code(self, village: str) -> str:
+        """Code of a village given its code, Chinese or English name.
+
+        Raises:
+            NotFoundError: no such village.
+        """
+        villages = self.names("villages")
+        code = next((c for c, (n, e) in villages.items() if village in (c, n, e)), None)
+        if code is None:
+            raise NotFoundError("error.no_village", village=village)
+        return code
+
+    _lock = ""  # PostGIS: " FOR UPDATE" (SQLite's BEGIN IMMEDIATE already serialises writers)
+
+    def _row(self, con, code: str, lock: bool = False):
+        row = con.execute(
+            f"SELECT {', '.join(PARCEL_FIELDS)} FROM parcels WHERE code = ?" + (self._lock if lock else ""), (code,)
+        ).fetchone()
+        if row is None:
+            raise NotFoundError("error.no_parcel", code=code)
+        return row
+
+    def parcel(self, code: str, lang: str = "zh") -> dict:
+        """Everything known about one parcel, with labels and areas in m², 亩 and 公顷.
+
+        Raises:
+            NotFoundError: unknown code.
+        """
+        with self._connect() as con:
+            row = dict(self._row(con, code))
+        return self.describe(row, lang)
+
+    def describe_many(self, rows, lang: str = "zh") -> list[dict]:
+        """``describe`` for many records, looking the zone, village and park names up once."""
+        names = {t: self.names(t) for t in ("zones", "villages", "parks")}
+        return [self.describe(r, lang, names) for r in rows]
+
+    def describe(self, row: dict, lang: str = "zh", names: dict | None = None) -> dict:
+        """A parcel record (from ``parcels()`` or SQL) with labels, next stage and areas added."""
+        cat = self.catalog
+        row = {k: (None if not isinstance(v, str) and k != "geometry" and pd.isna(v) else v) for k, v in row.items()}
+        kind = row["kind"]
+        stage = row.get("stage") or None
+        pipe = cat.pipeline_for(kind)
+        nxt = pipe.next_stage(stage)
+        area = float(row.get("area_m2") or 0.0)
+        names = names or {t: self.names(t) for t in ("zones", "villages", "parks")}
+        zones, villages, parks = names["zones"], names["villages"], names["parks"]
+        pick = (lambda d, c: (d.get(c) or ("", ""))[1 if lang == "en" else 0] if c else "")
+        out = {k: v for k, v in row.items() if k != "geometry"}
+        out.update(
+            stage=stage,
+            stage_label=cat.stage_label(kind, stage, lang),
+            next_stage=nxt,
+            next_stage_label=cat.stage_label(kind, nxt, lang) if nxt else None,
+            kind_label=cat.kind(kind).label(lang),
+            phase=cat.phase_of(kind, stage).key,
+            progress=round(pipe.progress(stage), 4),
+            blocked=bool(row.get("blocked")),
+            area_m2=round(area, 1),
+            area_mu=round(area / M2_PER_MU, 2),
+            area_ha=round(area / M2_PER_HA, 4),
+            zone_name=pick(zones, row.get("zone")),
+            village_name=pick(villages, row.get("village")),
+            park_name=pick(parks, row.get("park")),
+        )
+        return out
+
+    def history(self, code: str) -> list[StageEvent]:
+        """A parcel's events, oldest first.
+
+        Raises:
+            NotFoundError: unknown code.
+        """
+        with self._connect() as con:
+            self._row(con, code)
+            rows = con.execute(
+                "SELECT id, parcel, action, from_stage, to_stage, event_date, recorded_at, recorded_by,"
+                " unit, note, reason, share FROM stage_events WHERE parcel = ? ORDER BY event_date, id",
+                (code,),
+            ).fetchall()
+        return [StageEvent(**dict(r)) for r in rows]
+
+    def events(self, village: str | None = None) -> pd.DataFrame:
+        """All events (optionally of one village's parcels) as a table."""
+        sql = "SELECT e.* FROM stage_events e"
+        params: tuple = ()
+        if village:
+            sql += " JOIN parcels p ON p.code = e.parcel WHERE p.village = ?"
+            params = (self.village_code(village),)
+        with self._connect() as con:
+            cur = con.execute(sql + " ORDER BY e.id", params)
+            names = [d[0] for d in cur.description]
+            return pd.DataFrame([tuple(r) if not isinstance(r, dict) else tuple(r.values()) for r in cur.fetchall()],
+                                columns=names)
+
+    def _write_event(self, con, row, action, to_stage, date, by, note, reason, share, changes) -> StageEvent:
+        now = utcnow_iso()
+        event_id = con.execute(
+            "INSERT INTO stage_events (parcel, action, from_stage, to_stage, event_date, recorded_at,"
+            " recorded_by, unit, note, reason, share) VALUES (?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
+            (row["code"], action, row["stage"], to_stage, date.isoformat(), now, by, row["unit"], note or None, reason or None, share),
+        ).fetchone()[0]
+        sets = ", ".join(f"{k} = ?" for k in changes)
+        con.execute(
+            f"UPDATE parcels SET {sets}, version = version + 1, updated_at = ?, updated_by = ? WHERE code = ?",
+            (*changes.values(), now, by, row["code"]),
+        )
+        self._bump(con)
+        after = dict(self._row(con, row["code"]))
+        self._audit(con, by, action, row["code"], "ok", dict(row), after, note or reason or "")
+        return StageEvent(
+            id=event_id, parcel=row["code"], action=action, from_stage=row["stage"], to_stage=to_stage,
+            event_date=date.isoformat(), recorded_at=now, recorded_by=by, unit=row["unit"],
+            note=note or None, reason=reason or None, share=share,
+        )
+
+    @staticmethod
+    def _check_version(row, expected_version: int | None) -> None:
+        if expected_version is not None and row["version"] != expected_version:
+            raise ConflictError("error.conflict", code=row["code"], by=row["updated_by"] or "?", at=row["updated_at"] or "?")
+
+    @staticmethod
+    def _require_author(by: str) -> str:
+        by = (by or "").strip()
+        if not by:
+            raise InputError("error.no_author")
+        return by
+
+    def _zone_code(self, zone: str) -> str:
+        zones = self.names("zones")
+        code = next((c for c, (n, e) in zones.items() if zone in (c, n, e)), None)
+        if code is None:
+            raise NotFoundError("error.no_zone", zone=zone, known=", ".join(n for n, _ in zones.values()))
+        return code
+
+    def advance(
+        self,
+        code: str,
+        to_stage: str,
+        date: str | dt.date | None,
+        by: str,
+        note: str = "",
+        correction: str | None = None,
+        share: float | None = None,
+        expected_version: int | None = None,
+        today: dt.date | None = None,
+    ) -> StageEvent:
+        """Move a parcel to ``to_stage`` on business date ``date``.
+
+        A correction (any other stage, backwards included) needs a reason.
+
+        Raises:
+            NotFoundError: unknown parcel.
+            StageTransitionError: the move is not allowed (nothing is written).
+            ConflictError: the parcel changed since ``expected_version``.
+            InputError: bad date or no author.
+        """
+        by = self._require_author(by)
+        when = parse_date(date, today=today)
+        with self._refusals_logged(by, "advance", code), self._connect(write=True) as con:
+            row = self._row(con, code, lock=True)
+            by = self._may_edit(con, by, row)
+            self._check_version(row, expected_version)
+            current_date = parse_date(row["stage_date"]) if row["stage_date"] else None
+            action = self.catalog.check_transition(
+                row["kind"], row["stage"], to_stage, when,
+                current_date=current_date, correction=correction, share=share, today=today,
+            )
+            target = None if to_stage == "not_started" else to_stage
+            return self._write_event(
+                con, row, action, target, when, by, note, correction, share,
+                {"stage": target, "stage_date": when.isoformat() if target else None, "note": note or row["note"]},
+            )
+
+    def set_blocked(
+        self,
+        code: str,
+        blocked: bool,
+        reason: str,
+        by: str,
+        date: str | dt.date | None = None,
+        expected_version: int | None = None,
+        today: dt.date | None = None,
+    ) -> StageEvent:
+        """Flag a parcel as stuck (卡点) with a reason, or clear the flag.
+
+        Raises:
+            NotFoundError, ConflictError, InputError: as for ``advance``;
+            StageTransitionError: blocking without a reason, or a future date.
+        """
+        by = self._require_author(by)
+        when = parse_date(date, today=today)
+        if when > (today or clock.office_today()):
+            raise StageTransitionError("error.future_date", date=when.isoformat())
+        reason = (reason or "").strip()
+        if blocked and not reason:
+            raise StageTransitionError("error.block_reason")
+        with self._refusals_logged(by, "block" if blocked else "unblock", code), self._connect(write=True) as con:
+            row = self._row(con, code, lock=True)
+            by = self._may_edit(con, by, row)
+            self._check_version(row, expected_version)
+            if bool(row["blocked"]) == blocked:
+                raise StageTransitionError("error.already_blocked" if blocked else "error.not_blocked", code=code)
+            return self._write_event(
+                con, row, "block" if blocked else "unblock", row["stage"], when, by, "", reason, None,
+                {"blocked": int(blocked), "blocked_reason": reason if blocked else None},
+            )
+
+    def set_note(self, code: str, note: str, by: str, expected_version: int | None = None) -> None:
+        """Replace a parcel's note (audited; no stage event).
+
+        Raises:
+            NotFoundError, ConflictError, PermissionRefused, InputError.
+        """
+        by = self._require_author(by)
+        with self._refusals_logged(by, "note", code), self._connect(write=True) as con:
+            row = self._row(con, code, lock=True)
+            by = self._may_edit(con, by, row)
+            self._check_version(row, expected_version)
+            con.execute("UPDATE parcels SET note = ?, version = version + 1, updated_at = ?, updated_by = ?"
+                        " WHERE code = ?", (note or None, utcnow_iso(), by, code))
+            self._bump(con)
+            self._audit(con, by, "note", code, "ok", {"note": row["note"]}, {"note": note or None})

@@ -1,0 +1,278 @@
+"""The PostgreSQL/PostGIS back end: the same store, for an office that shares one server.
+
+Every rule (transitions, permissions, audit, versions) lives in ``Store``;
+this class supplies the primitives: a psycopg connection whose transaction
+locks the parcel row it changes (``SELECT … FOR UPDATE``), geometry read as WKB,
+table listing from the catalogue. SQL is written once with ``?`` placeholders.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import psycopg
+import shapely
+
+from gis.base.errors import InputError
+from gis.model.pipelines import Catalog, load_catalog
+from gis.store import schema
+from gis.store.base import PARCEL_FIELDS
+from gis.store.cadastre import FIELDS as CADASTRE_FIELDS
+from gis.store.cadastre import TABLE as CADASTRE
+from gis.store.gpkg import wkb_of
+from gis.store.store import Store
+
+
+class _Row(dict):
+    """A dict row that also answers ``row[0]``, like sqlite3.Row."""
+
+    def __getitem__(self, key):
+        if isinstance(key, int):
+            return list(self.values())[key]
+        return super().__getitem__(key)
+
+    def __iter__(self):  # tuple(row) gives values, as for sqlite3.Row
+        return iter(self.values())
+
+    def keys(self):
+        return super().keys()
+
+
+def _row_factory(cursor):
+    names = [c.name for c in cursor.description] if cursor.description else []
+    return lambda values: _Row(zip(names, values))
+
+
+class _Con:
+    """psycopg with sqlite3's ``?`` placeholders and row access."""
+
+    def __init__(self, con: psycopg.Connection):
+        self.con = con
+
+    def execute(self, sql: str, params=()):
+        cur = self.con.cursor(row_factory=_row_factory)
+        if params:
+            cur.execute(sql.replace("?", "%s"), tuple(params))
+        else:  # no placeholders: leave '%' in the SQL alone (plpgsql RAISE formats)
+            cur.execute(sql)
+        return cur
+
+    def executemany(self, sql: str, rows):
+        cur = self.con.cursor()
+        cur.executemany(sql.replace("?", "%s"), list(rows))
+        return cur
+
+
+def _redact(url: str) -> str:
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "?"
+    return f"postgresql://{info.get('user', '')}@{info.get('host', '')}:{info.get('port', '')}/{info.get('dbname', '')}"
+
+
+class PostgisStore(Store):
+    backend = "pg"
+    _lock = " FOR UPDATE"
+
+    def __init__(self, url: str, catalog: Catalog | None = None, create: bool = False):
+        self.url = url
+        self.path = None
+        self.catalog = catalog or load_catalog()
+        if create:
+            self.init_schema()
+        self._prepare()
+
+    @property
+    def location(self) -> str:
+        return _redact(self.url)
+
+    @property
+    def where(self) -> str:
+        return self.url
+
+    @contextmanager
+    def _connect(self, write: bool = False):
+        try:
+            con = psycopg.connect(self.url, autocommit=not write, connect_timeout=10)
+        except psycopg.Error as e:
+            raise InputError("error.no_database", detail=str(e).strip().splitlines()[0]) from e
+        try:
+            if write:
+                try:
+                    yield _Con(con)
+                except BaseException:
+                    con.rollback()
+                    raise
+                else:
+                    con.commit()
+            else:
+                yield _Con(con)
+        except psycopg.Error as e:
+            raise InputError("error.bad_store", path=self.location, detail=str(e).strip().splitlines()[0]) from e
+        finally:
+            con.close()
+
+    def _tables(self, con) -> set[str]:
+        return {r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")}
+
+    def init_schema(self) -> None:
+        """Create the base layout on an empty database (migration 1 and on run on open)."""
+        with self._connect(write=True) as con:
+            if "meta" not in self._tables(con):
+                con.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+                for sql in schema.statements(1, "pg"):
+                    con.execute(sql)
+
+    def _prepare(self) -> None:
+        with self._connect(write=True) as con:
+            missing = {"parcels", "stage_events", "meta"} - self._tables(con)
+            if missing:
+                raise InputError("error.bad_store", path=self.location,
+                                 detail="missing " + ", ".join(sorted(missing)) + " (renewal init-db)")
+            self._migrate(con)
+
+    def _columns(self, con, table: str) -> list[str]:
+        return [r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema()"
+            " AND table_name = ? ORDER BY ordinal_position", (table,))]
+
+    def _touch(self, con, tables=()) -> None:
+        pass
+
+    def layer_names(self) -> list[str]:
+        with self._connect() as con:
+            return [r[0] for r in con.execute(
+                "SELECT f_table_name FROM geometry_columns WHERE f_table_schema = current_schema()"
+                " ORDER BY f_table_name")] + ["stage_events", "meta"]
+
+    def _read(self, table: str, geometry: bool = True):
+        with self._connect() as con:
+            every = self._columns(con, table)
+            # as pyogrio reads a GeoPackage: the feature id is not a column
+            cols = [c for c in every if c not in ("geom", "fid")]
+            sel = ", ".join(f'"{c}"' for c in cols)
+            if geometry:
+                sel += ", ST_AsBinary(geom) AS _wkb"
+            cur = con.execute(f'SELECT {sel} FROM "{table}" ORDER BY {"fid" if "fid" in every else 1}')
+            rows = cur.fetchall()
+        names = cols + (["_wkb"] if geometry else [])
+        df = pd.DataFrame([list(r.values()) for r in rows], columns=names)
+        if not geometry:
+            return df
+        geom = shapely.from_wkb([bytes(b) if b is not None else None for b in df.pop("_wkb")])
+        return gpd.GeoDataFrame(df, geometry=geom, crs="EPSG:4490")
+
+    # imports: the GeoPackage blobs the importer builds are unwrapped to WKB
+    _geom_sql = "ST_Multi(ST_GeomFromWKB(?, 4490))"
+
+    def _geom_value(self, blob):
+        return wkb_of(blob)
+
+    def _insert_parcels(self, con, cols, inserts) -> None:
+        values = ", ".join(self._geom_sql if c == "geom" else "?" for c in cols)
+        con.executemany(f"INSERT INTO parcels ({', '.join(cols)}) VALUES ({values})",
+                        [(self._geom_value(r[0]), *r[1:]) for r in inserts])
+
+    def _update_extent(self, con) -> None:
+        pass
+
+    # the cadastre: COPY with a GiST index; look-ups through PostGIS's index
+    def _write_cadastre_table(self, gdf: gpd.GeoDataFrame, version: str, audit: tuple) -> None:
+        """Drop, create, COPY and index in one transaction: readers see the old cadastre or the new one."""
+        geoms = shapely.force_2d(gdf.geometry.values)
+        single = shapely.get_type_id(geoms) == 3  # Polygon → MultiPolygon, as GDAL's promote_to_multi
+        geoms = np.array([shapely.MultiPolygon([g]) if t else g for g, t in zip(geoms, single)], dtype=object)
+        ewkb = shapely.to_wkb(shapely.set_srid(geoms, 4490), hex=True, include_srid=True)
+        cols = [gdf[f].tolist() for f in CADASTRE_FIELDS]
+        with self._connect(write=True) as con:
+            cur = con.con.cursor()
+            cur.execute(f'DROP TABLE IF EXISTS "{CADASTRE}"')
+            cur.execute(f'CREATE TABLE "{CADASTRE}" (fid serial PRIMARY KEY, code text NOT NULL UNIQUE, land_use text,'
+                        " owner_type text, area_m2 double precision, geom geometry(MultiPolygon, 4490))")
+            cur.execute(f"""COMMENT ON TABLE "{CADASTRE}" IS '地籍宗地（只读）cadastre, read-only'""")
+            with cur.copy(f'COPY "{CADASTRE}" ({", ".join(CADASTRE_FIELDS)}, geom) FROM STDIN') as copy:
+                for row in zip(*cols, ewkb):
+                    copy.write_row(row)
+            cur.execute(f'CREATE INDEX "{CADASTRE}_geom_idx" ON "{CADASTRE}" USING GIST (geom)')
+            cur.execute(f'ANALYZE "{CADASTRE}"')
+            cur.execute("DELETE FROM meta WHERE key IN ('cadastre_version', 'cadastre_changed')")
+            cur.execute("INSERT INTO meta (key, value) VALUES ('cadastre_version', %s)", (version,))
+            self._audit(con, audit[0], "cadastre", CADASTRE, "ok", None, audit[1], audit[2])
+
+    def _cadastre_exists(self, con) -> bool:
+        return con.execute("SELECT 1 FROM geometry_columns WHERE f_table_schema = current_schema()"
+                           " AND f_table_name = ?", (CADASTRE,)).fetchone() is not None
+
+    def _cadastre_key_parts(self, con, meta: dict) -> list | None:
+        if not self._cadastre_exists(con):
+            return None
+        return list(con.execute(f'SELECT count(*), max(code) FROM "{CADASTRE}"').fetchone())
+
+    def _cadastre_candidates(self, con, lon: float, lat: float) -> list[tuple[dict, object]]:
+        if not self._cadastre_exists(con):
+            return []
+        sql = (f'SELECT code, land_use, owner_type, area_m2, ST_AsBinary(geom) AS g FROM "{CADASTRE}"'
+               " WHERE ST_Intersects(geom, ST_SetSRID(ST_MakePoint(?, ?), 4490))")
+        return [(dict(r), shapely.from_wkb(bytes(r["g"]))) for r in con.execute(sql, (lon, lat))]
+
+    def _cadastre_row(self, con, code: str) -> tuple[dict, object] | None:
+        if not self._cadastre_exists(con):
+            return None
+        row = con.execute(f'SELECT code, land_use, owner_type, area_m2, ST_AsBinary(geom) AS g FROM "{CADASTRE}"'
+                          " WHERE code = ?", (code,)).fetchone()
+        return (dict(row), shapely.from_wkb(bytes(row["g"]))) if row else None
+
+
+def load_store_into(source: Store, target: PostgisStore) -> dict:
+    """Copy every layer, parcel, event and account of ``source`` into an empty PostGIS store."""
+    counts = {}
+    with source._connect() as scon:
+        src_tables = source._tables(scon)
+    with target._connect(write=True) as con:
+        for layer, fields in schema.LAYER_FIELDS.items():
+            if layer not in src_tables:
+                continue
+            gdf = source._read(layer)
+            rows = [(shapely.to_wkb(g) if g is not None else None, *(None if pd.isna(v) else v for v in vals))
+                    for g, *vals in zip(gdf.geometry, *(gdf[f] if f in gdf else [None] * len(gdf) for f in fields))]
+            con.execute(f'DELETE FROM "{layer}"')
+            con.executemany(f'INSERT INTO "{layer}" (geom, {", ".join(fields)}) VALUES '
+                            f'(ST_Multi(ST_GeomFromWKB(?, 4490)), {", ".join("?" * len(fields))})'
+                            if layer != "points" else
+                            f'INSERT INTO "{layer}" (geom, {", ".join(fields)}) VALUES '
+                            f'(ST_GeomFromWKB(?, 4490), {", ".join("?" * len(fields))})', rows)
+            counts[layer] = len(rows)
+        gdf = source._read("parcels")
+        rows = [(shapely.to_wkb(g), *(None if not isinstance(v, str) and pd.isna(v) else
+                                       (int(v) if f in ("blocked", "version") else v)
+                                       for f, v in zip(PARCEL_FIELDS, vals)))
+                for g, *vals in zip(gdf.geometry, *(gdf[f] for f in PARCEL_FIELDS))]
+        con.execute("DELETE FROM parcels")
+        con.executemany(f"INSERT INTO parcels (geom, {', '.join(PARCEL_FIELDS)}) VALUES "
+                        f"(ST_Multi(ST_GeomFromWKB(?, 4490)), {', '.join('?' * len(PARCEL_FIELDS))})", rows)
+        counts["parcels"] = len(rows)
+        ev = source.events()
+        cols = [c for c in ev.columns if c != "id"]
+        con.executemany(f"INSERT INTO stage_events ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                        [tuple(None if not isinstance(v, str) and pd.isna(v) else v for v in r)
+                         for r in ev[cols].itertuples(index=False)])
+        counts["stage_events"] = len(ev)
+        for key, value in source.meta().items():
+            if key == "schema_version":
+                continue
+            con.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                        (key, value))
+        if {"users", "assignments"} <= src_tables:
+            with source._connect() as scon:
+                users = [tuple(r) for r in scon.execute(
+                    "SELECT username, display_name, role, password_hash, created_at, disabled FROM users")]
+                assigns = [tuple(r) for r in scon.execute("SELECT username, scope, code FROM assignments")]
+            con.executemany("INSERT INTO users (username, display_name, role, password_hash, failed_count, created_at,"
+                            " disabled) VALUES (?,?,?,?,0,?,?)", users)
+            con.executemany("INSERT INTO assignments (username, scope, code) VALUES (?,?,?)", assigns)
+            counts["users"] = len(users)
+    return counts
