@@ -27,60 +27,15 @@ from gis.maps.elements import RawMacroElement, escape_html, js_json
 from gis.maps.mapview import GENERATED_URL
 from gis.maps.rasterview import raster_info, render_underlay, render_view
 
-_NOTICE_CSS = """
-<style>
-.ratlas-basemap-notice { position: absolute; bottom: 34px; left: 50%; transform: translateX(-50%);
-  z-index: 1000; max-width: 70%; background: rgba(255, 248, 225, 0.96); color: #6d4c00;
-  border: 1px solid #e0b000; border-radius: 4px; padding: 5px 28px 5px 10px; font-size: 13px;
-  box-shadow: 0 1px 4px rgba(0,0,0,0.3); }
-.ratlas-basemap-notice-x { position: absolute; right: 8px; top: 3px; cursor: pointer; font-weight: bold; }
-</style>
-"""
-
-_TILES_JS = """
-(function (map, o) {
-  var box = null, errors = 0, loads = 0, timer = null;
-  function notice() {
-    if (box) { return; }
-    box = document.createElement('div');
-    box.className = 'ratlas-basemap-notice';
-    box.setAttribute('role', 'status');
-    box.textContent = o.notice;
-    var x = document.createElement('span');
-    x.className = 'ratlas-basemap-notice-x';
-    x.textContent = '\\u00d7';
-    x.onclick = function () { box.style.display = 'none'; };
-    box.appendChild(x);
-    L.DomEvent.disableClickPropagation(box);
-    map.getContainer().appendChild(box);
-    window.ratlasBasemapNotice = o.notice;
-  }
-  window.ratlasTileStats = function () { return {errors: errors, loads: loads, notice: !!box}; };
-  if (o.noticeNow) { notice(); }
-  (o.tiles || []).forEach(function (s, i) {
-    var layer = L.tileLayer(s.url, {subdomains: s.subdomains, attribution: s.attribution,
-                                    maxNativeZoom: s.maxNativeZoom, maxZoom: 20, zIndex: 1 + i});
-    layer.on('tileload', function () { loads++; });
-    layer.on('tileerror', function () {
-      errors++;
-      if (errors >= o.maxErrors && errors > loads) { notice(); }
-    });
-    layer.on('loading', function () {
-      if (!timer) { timer = setTimeout(function () { if (loads === 0) { notice(); } }, o.timeoutMs); }
-    });
-    layer.addTo(map);
-  });
-})(%(map)s, %(options)s);
-"""
-
 
 class _TileBasemap(RawMacroElement):
     """Tile layers and the unreachable-basemap notice (one per map)."""
 
     _template = Template(
         """
-        {% macro header(this, kwargs) %}""" + _NOTICE_CSS + """{% endmacro %}
-        {% macro script(this, kwargs) %}{{ this.script_text() }}{% endmacro %}
+        {% macro script(this, kwargs) %}
+            RenewalBasemap.add({{ this._parent.get_name() }}, {{ this.options_json() }});
+        {% endmacro %}
         """
     )
 
@@ -89,8 +44,8 @@ class _TileBasemap(RawMacroElement):
         self._name = "AtlasTileBasemap"
         self.options = options
 
-    def script_text(self) -> str:
-        return _TILES_JS % {"map": self._parent.get_name(), "options": js_json(self.options)}
+    def options_json(self) -> str:
+        return js_json(self.options)
 
 
 class _ViewImage(RawMacroElement):

@@ -64,6 +64,21 @@ STATIC_URL = "/app/static"
 LEAFLET_URL = f"{STATIC_URL}/vendor/leaflet"
 GENERATED_URL = f"{STATIC_URL}/generated"
 LEAFLET_VERSION = "1.9.4"
+STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
+
+
+def _static_asset(name: str, path: str) -> tuple[str, str, str]:
+    """``(name, path under static/, content version)``: the version in the URL lets the browser cache the file
+    until it changes."""
+    return name, path, hashlib.sha256((STATIC_DIR / path).read_bytes()).hexdigest()[:10]
+
+
+#: the map's own JavaScript and CSS, real files in static/ that every map of the app loads after Leaflet
+MAP_SCRIPTS = (_static_asset("renewal_atlas", "js/renewal-atlas.js"),
+               _static_asset("renewal_tiles", "js/vector-tiles.js"),
+               _static_asset("renewal_basemap", "js/basemap-tiles.js"))
+MAP_STYLES = (_static_asset("renewal_atlas_css", "css/renewal-atlas.css"),
+              _static_asset("renewal_basemap_css", "css/basemap-notice.css"))
 
 BLOCKED_COLOR = "#d7191c"
 SELECTED_COLOR = "#00b7ff"
@@ -241,149 +256,7 @@ def _context_style(style: dict, interactive: bool) -> dict:
 
 # --------------------------------------------------------------------------- folium elements
 
-_SUPPORT_JS = r"""
-window.RenewalAtlas = window.RenewalAtlas || (function () {
-  function el(tag, cls, text) {
-    var e = document.createElement(tag);
-    if (cls) { e.className = cls; }
-    if (text !== undefined && text !== null) { e.textContent = String(text); }
-    return e;
-  }
-  function tipFn(fields, sep, blockedText) {
-    return function (layer) {
-      var p = (layer && layer.feature && layer.feature.properties) || {};
-      var box = el('div', 'ratlas-tip');
-      for (var i = 0; i < fields.length; i++) {
-        var v = p[fields[i][1]];
-        if (v === null || v === undefined || v === '') { continue; }
-        var row = el('div', 'ratlas-tip-row');
-        row.appendChild(el('span', 'ratlas-tip-key', fields[i][0] + sep));
-        row.appendChild(document.createTextNode(String(v)));
-        box.appendChild(row);
-      }
-      if (p.blocked && blockedText) { box.appendChild(el('div', 'ratlas-tip-blocked', blockedText)); }
-      return box;
-    };
-  }
-  function styleFn(o) {
-    if (o.mode === 'phase') {
-      return function (f) {
-        var p = f.properties || {}, b = p.blocked;
-        return {fill: true, fillColor: o.colors[p.phase] || o.colors.not_started || '#999999',
-                fillOpacity: o.fillOpacity, opacity: 1, interactive: o.interactive,
-                color: b ? o.blockedColor : o.color, weight: b ? o.blockedWeight : o.weight};
-      };
-    }
-    return function () { return o.style; };
-  }
-  function orderOf(map) { return map._ratlasOrder || (map._ratlasOrder = []); }
-  function init(map, o) {
-    map.getContainer().style.background = o.background;
-    if (!map.getPane('ratlasBasemap')) {
-      map.createPane('ratlasBasemap');
-      map.getPane('ratlasBasemap').style.zIndex = 250;  /* above tiles, below the vectors */
-    }
-    /* a group switched back on is drawn last: restore the declared order */
-    map.on('overlayadd', function () {
-      var order = orderOf(map);
-      for (var i = 0; i < order.length; i++) {
-        if (map.hasLayer(order[i]) && order[i].bringToFront) { order[i].bringToFront(); }
-      }
-    });
-    L.control.scale({metric: true, imperial: false, position: 'bottomleft', maxWidth: 150}).addTo(map);
-    if (o.legend) {
-      var legend = L.control({position: 'bottomleft'});
-      legend.onAdd = function () {
-        var d = el('div', 'ratlas-legend');
-        L.DomEvent.disableClickPropagation(d);
-        L.DomEvent.disableScrollPropagation(d);
-        d.appendChild(el('div', 'ratlas-legend-title', o.legend.title));
-        for (var i = 0; i < o.legend.items.length; i++) {
-          var it = o.legend.items[i], row = el('div', 'ratlas-legend-row');
-          var sw = el('span', 'ratlas-swatch');
-          sw.style.background = it.fill || 'transparent';
-          sw.style.borderColor = it.stroke;
-          if (it.kind === 'outline') { sw.style.borderWidth = '2px'; }
-          row.appendChild(sw);
-          row.appendChild(el('span', 'ratlas-legend-label', it.label));
-          d.appendChild(row);
-        }
-        return d;
-      };
-      legend.addTo(map);
-    }
-    if (o.demoMark) {
-      var mark = el('div', 'ratlas-demo', o.demoMark);
-      map.getContainer().appendChild(mark);
-    }
-  }
-  function addLayer(map, parent, data, o) {
-    var style = styleFn(o);
-    var lyr = L.geoJSON(data, {
-      style: style,
-      interactive: o.interactive,
-      pointToLayer: function (f, ll) { return L.circleMarker(ll, style(f)); }
-    });
-    if (o.interactive && o.tooltip && o.tooltip.length) {
-      lyr.bindTooltip(tipFn(o.tooltip, o.sep, o.blockedText),
-                      {sticky: true, direction: 'top', className: 'ratlas-tooltip'});
-    }
-    if (o.interactive && o.hoverWeight) {
-      lyr.on('mouseover', function (e) { if (e.layer.setStyle) { e.layer.setStyle({weight: o.hoverWeight}); } });
-      lyr.on('mouseout', function (e) { lyr.resetStyle(e.layer); });
-    }
-    lyr.addTo(parent);
-    orderOf(map).push(lyr);
-    if (o.labelField) { addLabels(map, parent, lyr, o); }
-    return lyr;
-  }
-  /* permanent name labels (catalogue label_field), shown from a zoom level on, switched with the group */
-  function addLabels(map, parent, lyr, o) {
-    var labels = L.layerGroup();
-    lyr.eachLayer(function (l) {
-      var text = l.feature && l.feature.properties[o.labelField];
-      if (!text || !l.getBounds) { return; }
-      L.tooltip({permanent: true, direction: 'center', className: 'ratlas-label', interactive: false})
-        .setLatLng(l.getBounds().getCenter()).setContent(el('span', '', text)).addTo(labels);
-    });
-    function update() {
-      var want = parent._map && map.getZoom() >= o.labelMinZoom;
-      if (want && !parent.hasLayer(labels)) { parent.addLayer(labels); }
-      if (!want && parent.hasLayer(labels)) { parent.removeLayer(labels); }
-    }
-    map.on('zoomend', update);
-    parent.on('add', update);
-    map.whenReady(update);
-  }
-  function addImage(map, parent, o) {
-    var img = L.imageOverlay(o.url, o.bounds, {pane: 'ratlasBasemap', opacity: o.opacity,
-                                               attribution: o.attribution, interactive: false});
-    img.addTo(parent);
-    return img;
-  }
-  return {init: init, addLayer: addLayer, addImage: addImage};
-})();
-"""
 
-_SUPPORT_CSS = """
-<style>
-.ratlas-tooltip { font-size: 12px; line-height: 1.45; }
-.ratlas-tip-row { white-space: nowrap; max-width: 420px; overflow: hidden; text-overflow: ellipsis; }
-.ratlas-tip-key { color: #666; }
-.ratlas-tip-blocked { color: %(blocked)s; font-weight: bold; }
-.ratlas-label { background: transparent; border: none; box-shadow: none; padding: 0; font-size: 13px;
-  font-weight: bold; color: #4a2766; text-shadow: 0 0 3px #fff, 0 0 3px #fff, 0 0 2px #fff; }
-.ratlas-label::before { display: none; }
-.ratlas-legend { background: rgba(255,255,255,0.92); padding: 6px 9px; border-radius: 4px;
-  box-shadow: 0 1px 4px rgba(0,0,0,0.35); font-size: 12px; line-height: 1.5; color: #222; }
-.ratlas-legend-title { font-weight: bold; margin-bottom: 2px; }
-.ratlas-legend-row { display: flex; align-items: center; gap: 6px; white-space: nowrap; }
-.ratlas-swatch { display: inline-block; width: 14px; height: 10px; border: 1px solid #555; box-sizing: border-box; }
-.ratlas-demo { position: absolute; top: 8px; left: 50%%; transform: translateX(-50%%); z-index: 1000;
-  pointer-events: none; background: rgba(255,255,255,0.88); color: #b2182b; border: 1.5px solid #b2182b;
-  border-radius: 4px; padding: 2px 10px; font-size: 14px; font-weight: bold; letter-spacing: 1px; }
-</style>
-""" % {"blocked": BLOCKED_COLOR}
 
 
 class _Support(RawMacroElement):
@@ -391,8 +264,7 @@ class _Support(RawMacroElement):
 
     _template = Template(
         """
-        {% macro header(this, kwargs) %}""" + _SUPPORT_CSS + """{% endmacro %}
-        {% macro script(this, kwargs) %}""" + _SUPPORT_JS + """
+        {% macro script(this, kwargs) %}
             RenewalAtlas.init({{ this._parent.get_name() }}, {{ this.options }});
         {% endmacro %}
         """
@@ -443,8 +315,11 @@ class _ImageLayer(RawMacroElement):
 def _offline_map(assets_url: str, **kwargs) -> folium.Map:
     """A folium Map that loads only the vendored Leaflet (instance attributes: the class lists stay untouched)."""
     m = folium.Map(tiles=None, **kwargs)
-    m.default_js = [("leaflet", f"{assets_url}/leaflet.js")]
-    m.default_css = [("leaflet_css", f"{assets_url}/leaflet.css")]
+    static = assets_url.removesuffix("/vendor/leaflet") if assets_url.endswith("/vendor/leaflet") else STATIC_URL
+    m.default_js = [("leaflet", f"{assets_url}/leaflet.js"),
+                    *((name, f"{static}/{path}?v={version}") for name, path, version in MAP_SCRIPTS)]
+    m.default_css = [("leaflet_css", f"{assets_url}/leaflet.css"),
+                     *((name, f"{static}/{path}?v={version}") for name, path, version in MAP_STYLES)]
     return m
 
 
