@@ -97,7 +97,6 @@ CRASH_IMPORT = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {root!r})
     import shapely
-    from gis.io.importer import gpkg_blobs
     from gis.devtools.loadtest import open_store
     store = open_store({where!r})
     real = store._audit
@@ -106,8 +105,8 @@ CRASH_IMPORT = textwrap.dedent("""
         print("inside", flush=True)
         time.sleep(60)  # killed here
     store._audit = audit
-    blobs = gpkg_blobs([shapely.MultiPolygon([shapely.box(121.30 + i * 1e-4, 37.40, 121.30005 + i * 1e-4, 37.40005)])
-                        for i in range(500)])
+    blobs = [shapely.to_wkb(shapely.MultiPolygon([shapely.box(121.30 + i * 1e-4, 37.40, 121.30005 + i * 1e-4, 37.40005)]))
+             for i in range(500)]
     records = [{{"code": f"CRASH-{{i}}", "kind": "village", "stage": "survey", "geom": b}}
                for i, b in enumerate(blobs)]
     records.append({{"code": {code!r}, "unit": "崩溃测试", "geom": blobs[0]}})

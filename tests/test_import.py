@@ -30,12 +30,12 @@ from gis.io.importer import (
     ImportOptions,
     commit_import,
     detect_encoding,
-    gpkg_blobs,
     import_file,
     prepare_import,
     suggest_mapping,
 )
 from gis.io.uploads import Upload, ensure_gdal_hardened, stage_files, stage_path
+from gis.store.gpkg import gpkg_blobs
 from gis.store.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -39,14 +39,15 @@ from gis.base.gcj02 import geometries_from_gcj02
 from gis.base.i18n import t
 from gis.base.units import STORE_CRS, areas_m2, gk_epsg
 from gis.io.uploads import LayerRef, Upload, ensure_gdal_hardened, parse_json_file, read_gpkg_table, stage_path
+from gis.store import schema
 
 STORE_EPSG = 4490
 #: parcel fields an import can set, in the order the mapping form shows them
 TARGETS = ("code", "name", "kind", "zone", "village", "park", "stage", "stage_date", "unit",
            "owner", "land_use", "blocked", "blocked_reason", "note")
 TEXT_FIELDS = ("name", "zone", "village", "park", "unit", "owner", "land_use", "blocked_reason", "note")
-EVENT_COLUMNS = ("parcel", "action", "from_stage", "to_stage", "event_date", "recorded_at", "recorded_by",
-                 "unit", "note", "reason", "share")
+#: the columns of the event table, as an exported GeoPackage carries them
+EVENT_COLUMNS = tuple(name for name, _ in schema.EVENT_COLUMNS)
 EVENT_ACTIONS = ("advance", "correction", "block", "unblock", "import")
 LIST_CAP = 200  # longest list of rows or pairs a report carries; counts are always complete
 
@@ -562,19 +563,6 @@ def guess_crs(geoms: np.ndarray, district_lon: float | None) -> CRSChoice:
             epsg = gk_epsg(district_lon, prefixed=False)
             return CRSChoice(pyproj.CRS.from_epsg(epsg), epsg, "guessed", True, "import.crs_guess_cm")
     raise UnknownCRSError("import.crs_unknown", **where)
-
-
-# ------------------------------------------------------------------ GeoPackage binary
-_GPB_HEADER = struct.Struct("<2sBBi4d")
-
-
-def gpkg_blobs(geoms, srs_id: int = STORE_EPSG) -> list[bytes]:
-    """GeoPackage binary geometries: 'GP', version 0, flags (little-endian, xy envelope), srs id, envelope, WKB."""
-    geoms = np.asarray(geoms, dtype=object)
-    wkb = shapely.to_wkb(geoms, byte_order=1, output_dimension=2)
-    bounds = shapely.bounds(geoms).tolist()
-    pack = _GPB_HEADER.pack
-    return [pack(b"GP", 0, 0b011, srs_id, b[0], b[2], b[1], b[3]) + w for b, w in zip(bounds, wkb)]
 
 
 # ------------------------------------------------------------------ the import
@@ -1148,7 +1136,7 @@ def commit_import(store, plan: ImportPlan, by: str, today: dt.date | None = None
     if len(gdf) == 0:
         report.update(dry_run=False, committed=False)
         return report
-    blobs = gpkg_blobs(gdf.geometry.values)
+    blobs = shapely.to_wkb(np.asarray(gdf.geometry.values, dtype=object), byte_order=1, output_dimension=2)
     cols = [c for c in plan.fields if c in gdf.columns]
     records = []
     col_values = {c: gdf[c].tolist() for c in cols + ["code"]}

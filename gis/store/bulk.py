@@ -9,7 +9,7 @@ from gis.auth import accounts
 from gis.base import clock
 from gis.base.errors import InputError, PermissionRefused
 from gis.store.base import PARCEL_FIELDS, utcnow_iso
-from gis.store.gpkg import blob_bounds
+from gis.store.gpkg import blob_bounds, blobs_from_wkb
 
 
 class BulkMixin:
@@ -17,8 +17,9 @@ class BulkMixin:
 
     _geom_sql = "?"
 
-    def _geom_value(self, blob):
-        return blob
+    def _geom_values(self, wkbs: list) -> list:
+        """Geometry as this back end writes it: WKB in, GeoPackage binary out (with its envelope)."""
+        return blobs_from_wkb(wkbs)
 
     def _insert_parcels(self, con, cols, inserts) -> None:
         # GDAL's per-row triggers (R-tree, feature count) cost ~30 µs a row through the Python
@@ -60,7 +61,7 @@ class BulkMixin:
     ) -> dict:
         """Insert or update parcels by code in one transaction (an import): all land, or none.
 
-        Each dict holds ``code``, ``geom`` (GeoPackage binary geometry, EPSG:4490)
+        Each dict holds ``code``, ``geom`` (WKB, EPSG:4490)
         and the parcel fields its source sets. A new code is inserted (version 1,
         defaults for fields not given, ``kind`` required); an existing code gets
         the given fields and its version bumped, and keeps its history. Every
@@ -93,6 +94,7 @@ class BulkMixin:
         with_history = {str(e["parcel"]) for e in history or ()}
         event_sql = ("INSERT INTO stage_events (parcel, action, from_stage, to_stage, event_date, recorded_at,"
                      " recorded_by, unit, note, reason, share) VALUES (?,?,?,?,?,?,?,?,?,?,?)")
+        geoms = dict(zip((str(p["code"]) for p in parcels), self._geom_values([p["geom"] for p in parcels])))
         with self._refusals_logged(by, "import", note or "import"), self._connect(write=True) as con:
             user = None
             if self._accounts_on(con):
@@ -122,7 +124,7 @@ class BulkMixin:
                     new_stage = stage if "stage" in given else old_stage
                     changed = "stage" in given and new_stage != old_stage
                     keys = ("geom", *sorted(given))
-                    updates.setdefault(keys, []).append((p["geom"], *(given[k] for k in keys[1:]), now, by, code))
+                    updates.setdefault(keys, []).append((geoms[code], *(given[k] for k in keys[1:]), now, by, code))
                     events.append((code, "import", old_stage, new_stage,
                                    (given.get("stage_date") if changed else None) or today_s, now, by,
                                    given.get("unit", old_unit), note or None, None, None))
@@ -136,7 +138,7 @@ class BulkMixin:
                     elif kind not in pipelines:
                         self.catalog.kind(kind)  # raises: unknown kind
                     row = {**base, "name": code, **given, "code": code}
-                    inserts.append((p["geom"], *as_row(row)))
+                    inserts.append((geoms[code], *as_row(row)))
                     new_codes.add(code)
                     old[code] = row
                     if stage and code not in with_history:
@@ -146,7 +148,7 @@ class BulkMixin:
             for keys, rows in updates.items():
                 sets = ", ".join(f"{k} = {self._geom_sql if k == 'geom' else '?'}" for k in keys)
                 con.executemany(f"UPDATE parcels SET {sets}, version = version + 1, updated_at = ?, updated_by = ?"
-                                " WHERE code = ?", [(self._geom_value(r[0]), *r[1:]) for r in rows])
+                                " WHERE code = ?", rows)
             carried = [tuple(e.get(k) for k in ("parcel", "action", "from_stage", "to_stage", "event_date",
                                                  "recorded_at", "recorded_by", "unit", "note", "reason", "share"))
                        for e in history or () if str(e["parcel"]) in new_codes]

@@ -11,9 +11,26 @@ from __future__ import annotations
 import sqlite3
 import struct
 
+import numpy as np
 import shapely
 
 _ENVELOPE_DOUBLES = {0: 0, 1: 4, 2: 6, 3: 6, 4: 8}
+_GPB_HEADER = struct.Struct("<2sBBi4d")
+STORE_SRS_ID = 4490
+
+
+def gpkg_blobs(geoms, srs_id: int = STORE_SRS_ID) -> list[bytes]:
+    """GeoPackage binary geometries: 'GP', version 0, flags (little-endian, xy envelope), srs id, envelope, WKB."""
+    geoms = np.asarray(geoms, dtype=object)
+    wkb = shapely.to_wkb(geoms, byte_order=1, output_dimension=2)
+    bounds = shapely.bounds(geoms).tolist()
+    pack = _GPB_HEADER.pack
+    return [pack(b"GP", 0, 0b011, srs_id, b[0], b[2], b[1], b[3]) + w for b, w in zip(bounds, wkb)]
+
+
+def blobs_from_wkb(wkbs, srs_id: int = STORE_SRS_ID) -> list[bytes]:
+    """GeoPackage binary geometries of WKB geometries."""
+    return gpkg_blobs(shapely.from_wkb(np.asarray([bytes(w) for w in wkbs], dtype=object)), srs_id)
 
 
 def parse_blob(blob: bytes | None):
@@ -55,11 +72,3 @@ def register_functions(con: sqlite3.Connection) -> None:
     con.create_function("ST_MinY", 1, _bound(1), deterministic=True)
     con.create_function("ST_MaxX", 1, _bound(2), deterministic=True)
     con.create_function("ST_MaxY", 1, _bound(3), deterministic=True)
-
-
-def wkb_of(blob: bytes | None) -> bytes | None:
-    """The WKB inside a GeoPackage binary geometry (for PostGIS's ST_GeomFromWKB)."""
-    if blob is None:
-        return None
-    empty, _, offset = parse_blob(blob)
-    return None if empty and len(blob) <= offset else bytes(blob[offset:])

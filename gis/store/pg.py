@@ -21,7 +21,6 @@ from gis.store import schema
 from gis.store.base import PARCEL_FIELDS
 from gis.store.cadastre import FIELDS as CADASTRE_FIELDS
 from gis.store.cadastre import TABLE as CADASTRE
-from gis.store.gpkg import wkb_of
 from gis.store.store import Store
 
 
@@ -166,16 +165,15 @@ class PostgisStore(Store):
         geom = shapely.from_wkb([bytes(b) if b is not None else None for b in df.pop("_wkb")])
         return gpd.GeoDataFrame(df, geometry=geom, crs="EPSG:4490")
 
-    # imports: the GeoPackage blobs the importer builds are unwrapped to WKB
+    # imports: WKB goes in as it comes
     _geom_sql = "ST_Multi(ST_GeomFromWKB(?, 4490))"
 
-    def _geom_value(self, blob):
-        return wkb_of(blob)
+    def _geom_values(self, wkbs: list) -> list:
+        return [None if w is None else bytes(w) for w in wkbs]
 
     def _insert_parcels(self, con, cols, inserts) -> None:
         values = ", ".join(self._geom_sql if c == "geom" else "?" for c in cols)
-        con.executemany(f"INSERT INTO parcels ({', '.join(cols)}) VALUES ({values})",
-                        [(self._geom_value(r[0]), *r[1:]) for r in inserts])
+        con.executemany(f"INSERT INTO parcels ({', '.join(cols)}) VALUES ({values})", inserts)
 
     def _update_extent(self, con) -> None:
         pass
