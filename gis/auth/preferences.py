@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+
+from gis.base.fileio import atomic_write
 
 FILE_NAME = "preferences.json"
 MAX_NAME = 100
@@ -78,12 +78,5 @@ def save_preference(settings, user: str | None, section: str, value) -> bool:
         if entry.get(section) == value:
             return True
         entry[section] = value
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=FILE_NAME + ".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f, ensure_ascii=False, indent=1)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, lambda f: f.write(json.dumps(data, ensure_ascii=False, indent=1).encode("utf-8")))
     return True

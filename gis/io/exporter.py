@@ -13,7 +13,6 @@ where its data came from, and the demo's says it is fictional.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import tempfile
 import zipfile
 from pathlib import Path
@@ -23,6 +22,7 @@ import pandas as pd
 import pyogrio
 
 from gis.base.errors import InputError
+from gis.base.fileio import atomic_path
 from gis.base.i18n import t
 from gis.base.units import M2_PER_MU
 from gis.model.board import village_progress
@@ -98,15 +98,9 @@ def _atomic(path: Path, write) -> None:
     """Write through ``write(tmp_path)`` then rename over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.stem + "-", suffix=path.suffix)
-    os.close(fd)
-    os.unlink(tmp)  # the writers want to create the file themselves
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.unlink()  # the writers want to create the file themselves
+        write(tmp)
 
 
 _GPKG_OPTS = {"GEOMETRY_NAME": "geom", "SPATIAL_INDEX": "YES"}

@@ -36,6 +36,7 @@ import shapely
 
 from gis.base import errors
 from gis.base.errors import InputError, NotFoundError, RenewalError
+from gis.base.fileio import atomic_path
 from gis.base.i18n import t
 from gis.base.settings import Settings
 from gis.base.units import M2_PER_MU
@@ -54,11 +55,6 @@ from gis.printing.pagekit import (  # some re-exported: the benchmark draws with
     Page,
     Sheet,
     add_unscaled,
-    path_collection,
-    fmt_mu,
-    label_artist,
-    local_name,
-    pdf_metadata,
     area_text,
     draw_legend,
     draw_locator,
@@ -66,9 +62,14 @@ from gis.printing.pagekit import (  # some re-exported: the benchmark draws with
     draw_rows,
     draw_timeline,
     fit_extent,
+    fmt_mu,
+    label_artist,
     load_sheet,
+    local_name,
     north_arrow,
     parcels_in_view,
+    path_collection,
+    pdf_metadata,
     scale_bar,
     text_width_mm,
     wrap,
@@ -108,31 +109,10 @@ def atomic_output(out: Path):
         InputError: the folder cannot be written to.
     """
     try:
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
+        with atomic_path(out) as tmp:
+            yield tmp
     except OSError as e:
         raise InputError("brief.unwritable", path=str(out)) from e
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; the result is an ordinary file
-        os.replace(tmp, out)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise InputError("brief.unwritable", path=str(out)) from e
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except OSError:
-        pass
-    return 0o022
 
 
 def default_raster(settings) -> Path | None:
@@ -478,9 +458,7 @@ def select_villages(store, zone: str | None = None) -> AtlasSelection:
     title = {"zh": t("brief.sel_villages", "zh", n=len(codes)), "en": t("brief.sel_villages", "en", n=len(codes))}
     if zone:
         zones = store.names("zones")
-        zc = next((c for c, (n, e) in zones.items() if zone in (c, n, e)), None)
-        if zc is None:
-            raise NotFoundError("error.no_zone", zone=zone, known=", ".join(n for n, _ in zones.values()))
+        zc = store.zone_code(zone)
         codes = [c for c in codes if villages[c].get("zone") == zc]
         title = {lg: t("brief.sel_zone_villages", lg, zone=zones[zc][0 if lg == "zh" else 1] or zc, n=len(codes))
                  for lg in ("zh", "en")}
@@ -511,7 +489,7 @@ def select_parcels(store, kind=None, zone=None, village=None, stage=None, search
             parts[lg].append(local_name(store.attributes("villages").get(vc), lg))
         if zone:
             zones = store.names("zones")
-            zc = next((c for c, (n, e) in zones.items() if zone in (c, n, e)), zone)
+            zc = store.code_of("zones", zone) or zone
             parts[lg].append(zones.get(zc, (zone, zone))[0 if lg == "zh" else 1] or zone)
         if kind:
             parts[lg].append(store.catalog.kind(kind).label(lg))

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from gis.base.errors import InputError
+from gis.base.fileio import atomic_path
 from gis.store.store import Store
 
 
@@ -42,9 +43,7 @@ def backup(store, out: Path | str) -> Path:
     out = _writable_target(Path(out))
     if store.backend == "gpkg" and out.resolve() == Path(store.path).resolve():
         raise InputError("error.backup_onto_store", path=str(out))
-    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".part")
-    os.close(fd)
-    try:
+    with atomic_path(out) as tmp:
         if store.backend == "gpkg":
             src, dst = sqlite3.connect(store.path), sqlite3.connect(tmp)
             try:
@@ -58,9 +57,6 @@ def backup(store, out: Path | str) -> Path:
                                  capture_output=True, text=True)
             if res.returncode:
                 raise InputError("error.backup_failed", detail=res.stderr.strip()[-300:])
-        os.replace(tmp, out)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return out
 
 
