@@ -10,7 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def local_name(req: str) -> str:
+def _name(req: str) -> str:
     return re.split(r"[<>=!~ \[]", req.strip(), maxsplit=1)[0].lower()
 
 
@@ -21,7 +21,7 @@ def _spec(req: str) -> str:
 
 def test_environment_yml_lists_the_same_dependencies_as_pyproject():
     py = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    wanted = {local_name(r): _spec(r) for r in py["dependencies"] + py["optional-dependencies"]["test"]}
+    wanted = {_name(r): _spec(r) for r in py["dependencies"] + py["optional-dependencies"]["test"]}
     env = {}
     for line in (ROOT / "environment.yml").read_text(encoding="utf-8").splitlines():
         m = re.match(r"\s+-\s+([A-Za-z0-9_.\-]+)(.*)$", line)

@@ -12,7 +12,7 @@ from gis.auth.accounts import require_admin
 from gis.base.errors import InputError
 from gis.cli.common import actor, open_cli_store, print_json
 from gis.model.pipelines import load_catalog
-from gis.store.backup import copy_for_check, backup, restore
+from gis.store.backup import backup, copy_for_check, restore
 from gis.store.pg import PostgisStore, load_store_into
 from gis.store.store import Store
 

@@ -47,8 +47,8 @@ from gis.auth.accounts import demo_salt, hash_password
 from gis.base.errors import InputError
 from gis.base.units import STORE_CRS, areas_m2
 from gis.model.pipelines import Catalog, Pipeline, load_catalog
-from gis.store.gpkg import register_functions
 from gis.store import schema
+from gis.store.gpkg import register_functions
 
 WORK_CRS = "EPSG:4549"  # CGCS2000 / 3-degree GK CM 120E: metres for the district
 GENERATOR = "gis.demo 1"

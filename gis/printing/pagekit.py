@@ -29,7 +29,7 @@ from gis.base.errors import InputError
 from gis.base.i18n import t
 from gis.base.units import M2_PER_HA, M2_PER_MU, STORE_CRS, gk_epsg
 from gis.maps.raster import read_background
-from gis.printing.fonts import fonts_in_memory, rc_params
+from gis.printing import fonts
 
 PAPERS = {"A4": (297.0, 210.0), "A3": (420.0, 297.0)}  # landscape, millimetres
 FORMATS = ("pdf", "png")
@@ -890,7 +890,7 @@ def render_context():
     import matplotlib
 
 
-    with _RENDER_LOCK, matplotlib.rc_context(rc_params()), fonts_in_memory():
+    with _RENDER_LOCK, matplotlib.rc_context(fonts.rc_params()), fonts.fonts_in_memory():
         yield
 
 

@@ -49,11 +49,7 @@ class ParcelsMixin:
             self.catalog.kind(kind)
             df = df[df["kind"] == kind]
         if zone:
-            zones = self.names("zones")
-            code = next((c for c, (n, e) in zones.items() if zone in (c, n, e)), None)
-            if code is None:
-                raise NotFoundError("error.no_zone", zone=zone, known=", ".join(n for n, _ in zones.values()))
-            df = df[df["zone"] == code]
+            df = df[df["zone"] == self.zone_code(zone)]
         if village:
             df = df[df["village"] == self.village_code(village)]
         if stage:
@@ -70,16 +66,30 @@ class ParcelsMixin:
             df = df[df["code"].str.lower().str.contains(s, regex=False) | df["name"].str.lower().str.contains(s, regex=False)]
         return df.reset_index(drop=True)
 
+    def code_of(self, table: str, text: str) -> str | None:
+        """The code of a zone, village or park given its code, Chinese or English name; None if none matches."""
+        return next((c for c, (n, e) in self.names(table).items() if text in (c, n, e)), None)
+
     def village_code(self, village: str) -> str:
         """Code of a village given its code, Chinese or English name.
 
         Raises:
             NotFoundError: no such village.
         """
-        villages = self.names("villages")
-        code = next((c for c, (n, e) in villages.items() if village in (c, n, e)), None)
+        code = self.code_of("villages", village)
         if code is None:
             raise NotFoundError("error.no_village", village=village)
+        return code
+
+    def zone_code(self, zone: str) -> str:
+        """Code of a zone given its code, Chinese or English name.
+
+        Raises:
+            NotFoundError: no such zone (the message lists the zones).
+        """
+        code = self.code_of("zones", zone)
+        if code is None:
+            raise NotFoundError("error.no_zone", zone=zone, known=", ".join(n for n, _ in self.names("zones").values()))
         return code
 
     _lock = ""  # PostGIS: " FOR UPDATE" (SQLite's BEGIN IMMEDIATE already serialises writers)
@@ -198,13 +208,6 @@ class ParcelsMixin:
         if not by:
             raise InputError("error.no_author")
         return by
-
-    def _zone_code(self, zone: str) -> str:
-        zones = self.names("zones")
-        code = next((c for c, (n, e) in zones.items() if zone in (c, n, e)), None)
-        if code is None:
-            raise NotFoundError("error.no_zone", zone=zone, known=", ".join(n for n, _ in zones.values()))
-        return code
 
     def advance(
         self,

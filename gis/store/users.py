@@ -126,7 +126,7 @@ class UsersMixin:
         """Give (or take back) an editor's zone or village."""
         if scope not in accounts.SCOPES:
             raise InputError("error.bad_scope", scope=scope)
-        code = self.village_code(code) if scope == "village" else self._zone_code(code)
+        code = self.village_code(code) if scope == "village" else self.zone_code(code)
         with self._refusals_logged(by, "user_assign", username):
             with self._connect(write=True) as con:
                 self._admin(con, by, "user assign")
