@@ -6,6 +6,7 @@ vendored files and open it in headless Chromium.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -17,7 +18,17 @@ import pytest
 import shapely
 
 from gis.maps.elements import escape_html, js_json
-from gis.maps.mapview import LEAFLET_URL, build_map, gdf_bounds, legend_items, render_basemap_png, selection_group
+from gis.maps.mapview import (
+    BLOCKED_COLOR,
+    LEAFLET_URL,
+    MAP_SCRIPTS,
+    MAP_STYLES,
+    build_map,
+    gdf_bounds,
+    legend_items,
+    render_basemap_png,
+    selection_group,
+)
 from gis.model.pipelines import load_catalog
 from tests.conftest import poll
 
@@ -163,6 +174,14 @@ def _script_and_link_urls(page: str) -> list[str]:
     return re.findall(r'<script[^>]*\bsrc="([^"]*)"', page) + re.findall(r'<link[^>]*\bhref="([^"]*)"', page)
 
 
+def test_the_maps_own_scripts_are_plain_files():
+    """No template placeholders left from when they were Python strings; the CSS keeps the blocked colour."""
+    for _, path, _ in MAP_SCRIPTS + MAP_STYLES:
+        text = (ROOT / "static" / path).read_text(encoding="utf-8")
+        assert "%(" not in text and "{{" not in text and "{%" not in text and "<script" not in text, path
+    assert f"color: {BLOCKED_COLOR};" in (ROOT / "static/css/renewal-atlas.css").read_text(encoding="utf-8")
+
+
 def test_vendored_leaflet_is_complete():
     for name in ("leaflet.js", "leaflet.css", "LICENSE", "images/layers.png", "images/layers-2x.png",
                  "images/marker-icon.png", "images/marker-icon-2x.png", "images/marker-shadow.png"):
@@ -173,7 +192,14 @@ def test_vendored_leaflet_is_complete():
 
 def test_map_loads_only_vendored_leaflet(evil_html):
     urls = _script_and_link_urls(evil_html)
-    assert urls == [f"{LEAFLET_URL}/leaflet.js", f"{LEAFLET_URL}/leaflet.css"]
+    own = [u for u in urls if not u.startswith(LEAFLET_URL)]
+    assert [u for u in urls if u.startswith(LEAFLET_URL)] == [f"{LEAFLET_URL}/leaflet.js", f"{LEAFLET_URL}/leaflet.css"]
+    assert urls[0] == f"{LEAFLET_URL}/leaflet.js"  # Leaflet before the app's own scripts that use it
+    # the app's own JavaScript and CSS: files under static/, versioned by their content
+    assert sorted(u.split("?")[0] for u in own) == sorted(f"/app/static/{path}" for _, path, _ in MAP_SCRIPTS + MAP_STYLES)
+    for u in own:
+        path, version = u.removeprefix("/app/static/").split("?v=")
+        assert hashlib.sha256((ROOT / "static" / path).read_bytes()).hexdigest()[:10] == version
     assert LEAFLET_URL.startswith("/app/static/vendor/leaflet")  # absolute: the map lives in an iframe
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", evil_html)
     assert not re.search(r"""url\(\s*["']?(https?:)?//""", evil_html)  # no CSS imports from a CDN
@@ -196,7 +222,8 @@ def test_streamlit_folium_gets_only_vendored_links(evil_context, evil_parcels, c
         if isinstance(el, folium.elements.JSCSSMixin):
             links += [u for _, u in el.default_js] + [u for _, u in el.default_css]
         stack.extend(getattr(el, "_children", {}).values())
-    assert sorted(set(links)) == [f"{LEAFLET_URL}/leaflet.css", f"{LEAFLET_URL}/leaflet.js"]
+    own = sorted(f"/app/static/{path}" for _, path, _ in MAP_SCRIPTS + MAP_STYLES)
+    assert sorted({u.split("?")[0] for u in links}) == sorted([f"{LEAFLET_URL}/leaflet.css", f"{LEAFLET_URL}/leaflet.js", *own])
     # the class-level defaults of folium stay untouched (other maps, other code)
     import folium as f
 
@@ -283,8 +310,8 @@ def test_legend_demo_mark_and_colours(evil_html, cat):
         assert phase.color in evil_html
     assert "卡点" in evil_html and "#d7191c" in evil_html
     assert "示例数据（虚构）" in evil_html
-    assert "metric" in evil_html and "imperial\":false" not in evil_html  # scale: see JS below
-    assert "imperial: false" in evil_html
+    support = (ROOT / "static/js/renewal-atlas.js").read_text(encoding="utf-8")  # the map's shared script
+    assert "metric: true" in support and "imperial: false" in support
 
 
 def test_group_labels_and_feature_properties(evil_context, evil_parcels, cat):
@@ -443,8 +470,8 @@ def test_basemap_in_map(evil_context, evil_parcels, cat, small_tif, tmp_path):
 # ----------------------------------------------------------------------------- in a real browser
 
 def write_offline_page(m, path: Path) -> Path:
-    """The map as a standalone file whose Leaflet URLs point at the vendored files."""
-    page = m.get_root().render().replace(LEAFLET_URL, VENDOR.as_uri())
+    """The map as a standalone file whose static URLs (Leaflet, the map's own scripts) point at static/."""
+    page = m.get_root().render().replace("/app/static/", (ROOT / "static").as_uri() + "/")
     path.write_text(page, encoding="utf-8")
     return path
 
