@@ -458,8 +458,8 @@ def test_a_failed_write_leaves_nothing_behind(tiny_store, tmp_path):
 KILLER = r"""
 import sys, time
 sys.path.insert(0, sys.argv[1])
-import gis.store.store as gs
-from gis.store import gpkg
+import gis.store.base as base
+from gis.store import Store, gpkg
 from gis.io.importer import ImportOptions, import_file
 
 def register(con):
@@ -476,8 +476,8 @@ def register(con):
     con.set_trace_callback(trace)
 
 
-gs.register_functions = register
-import_file(gs.Store(sys.argv[2]), sys.argv[3], ImportOptions(kind="village"), by="kill")
+base.register_functions = register
+import_file(Store(sys.argv[2]), sys.argv[3], ImportOptions(kind="village"), by="kill")
 print("FINISHED", flush=True)
 """
 

@@ -16,7 +16,9 @@ Everything is vectorised (numpy arrays or scalars in, the same shape out).
 """
 from __future__ import annotations
 
+import geopandas as gpd
 import numpy as np
+import shapely
 
 from gis.base.errors import InputError
 
@@ -120,15 +122,11 @@ def _coords_from_gcj02(coords: np.ndarray) -> np.ndarray:
 
 def geometries_to_gcj02(geoms):
     """Shapely geometries (array or GeoSeries values) in lon/lat → the same in GCJ-02 (one vectorised pass)."""
-    import shapely
-
     return shapely.transform(geoms, _coords_to_gcj02)
 
 
 def geometries_from_gcj02(geoms):
     """The inverse of :func:`geometries_to_gcj02`."""
-    import shapely
-
     return shapely.transform(geoms, _coords_from_gcj02)
 
 
@@ -140,8 +138,6 @@ def gdf_to_gcj02(gdf):
     """
     if gdf is None or len(gdf) == 0:
         return gdf
-    import geopandas as gpd
-
     shifted = geometries_to_gcj02(np.asarray(gdf.geometry.values, dtype=object))
     out = gdf.copy()
     out[gdf.geometry.name] = gpd.GeoSeries(shifted, index=gdf.index, crs=gdf.crs)

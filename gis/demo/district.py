@@ -24,6 +24,8 @@ the north) and written in EPSG:4490, as docs/DATA_MODEL.md requires.
 """
 from __future__ import annotations
 
+# Lazy imports, on purpose: rasterio is imported only where the demo's basemap is generated,
+# so that the command line and the app start without those heavy libraries.
 import datetime as dt
 import math
 import os

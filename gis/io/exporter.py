@@ -12,6 +12,8 @@ where its data came from, and the demo's says it is fictional.
 """
 from __future__ import annotations
 
+# Lazy imports, on purpose: openpyxl is imported only where a ledger is written,
+# so that the command line and the app start without those heavy libraries.
 import datetime as dt
 import tempfile
 import zipfile

@@ -31,6 +31,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyogrio
 import pyproj
 import shapely
 
@@ -270,8 +271,6 @@ def read_layer(upload: Upload, ref: LayerRef, encoding: str | None = None) -> Ra
     if ref.format == "csv":
         return _read_csv(path, ref.name, user_enc)
     ensure_gdal_hardened()
-    import pyogrio
-
     enc, enc_source = user_enc, "user" if user_enc else "format"
     if ref.format == "shp" and not user_enc:
         cpg = path.with_suffix(".cpg")

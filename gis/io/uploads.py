@@ -34,6 +34,8 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+import pyogrio
+
 from gis.base.errors import InputError
 
 MB = 1024 * 1024
@@ -147,8 +149,6 @@ def ensure_gdal_hardened() -> None:
     Raises:
         InputError: they are still registered (then GDAL is not used at all).
     """
-    import pyogrio
-
     present = [d for d in _RISKY_DRIVERS if d in pyogrio.list_drivers()]
     if not present:
         return
@@ -365,8 +365,6 @@ def _find_layers(up: Upload, staged: list[tuple[str, Path]]) -> list[LayerRef]:
                 layers.append(LayerRef(name=lyr, format="gpkg", path=path, layer=lyr))
         elif fmt == "kml":
             ensure_gdal_hardened()
-            import pyogrio
-
             try:
                 names = [str(n) for n, _ in pyogrio.list_layers(up.inside(path))]
             except Exception:  # pyogrio's DataSourceError and friends: GDAL could not read it

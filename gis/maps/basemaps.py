@@ -28,6 +28,8 @@ its terms allow (own rasters, Tianditu), None otherwise.
 """
 from __future__ import annotations
 
+# Lazy imports, on purpose: rasterio and Pillow are imported only where tiles are mosaicked for an export,
+# so that the command line and the app start without those heavy libraries.
 import io
 import math
 import re
@@ -38,6 +40,8 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import quote, urlparse
+
+import numpy as np
 
 from gis.auth.preferences import load_preference, save_preference
 from gis.base.errors import InputError
@@ -437,7 +441,6 @@ def _fetch(url: str, timeout: float) -> bytes:
 
 def _tiles_background(tiles, bounds, epsg: int, width_px: int, height_px: int):
 
-    import numpy as np
     import rasterio
     from PIL import Image
     from rasterio.transform import from_origin

@@ -38,6 +38,8 @@ on the map when it starts to be reported, so every group starts shown.
 """
 from __future__ import annotations
 
+# Lazy imports, on purpose: rasterio and Pillow are imported only where the basemap PNG is rendered,
+# so that the command line and the app start without those heavy libraries.
 import hashlib
 import json
 import math

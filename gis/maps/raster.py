@@ -10,6 +10,8 @@ works, but reads the full-resolution window (``gdaladdo`` adds overviews).
 """
 from __future__ import annotations
 
+# Lazy imports, on purpose: rasterio is imported inside the functions that read rasters,
+# so that the command line and the app start without those heavy libraries.
 import math
 from dataclasses import dataclass
 from pathlib import Path

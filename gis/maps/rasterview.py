@@ -27,6 +27,8 @@ would make GDAL read other files or URLs).
 """
 from __future__ import annotations
 
+# Lazy imports, on purpose: rasterio and Pillow are imported inside the functions that read or write images,
+# so that the command line and the app start without those heavy libraries.
 import hashlib
 import math
 import shutil
@@ -36,6 +38,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from pyproj import Transformer
 
 from gis.base.errors import InputError
 from gis.base.fileio import atomic_write
@@ -205,8 +208,6 @@ def _raster_info(path: str, stamp: str) -> RasterInfo:
 
 @lru_cache(maxsize=16)
 def _from_3857(crs_wkt: str):
-    from pyproj import Transformer
-
     return Transformer.from_crs("EPSG:3857", crs_wkt, always_xy=True)
 
 

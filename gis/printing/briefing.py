@@ -19,6 +19,8 @@ text stays selectable (``gis.fonts``).
 """
 from __future__ import annotations
 
+# Lazy imports, on purpose: matplotlib and pypdf are imported inside the functions that write pages,
+# so that the command line and the app start without those heavy libraries.
 import datetime as dt
 import gc
 import math

@@ -9,6 +9,8 @@ poppler, and the text stays selectable and extractable.
 """
 from __future__ import annotations
 
+# Lazy imports, on purpose: matplotlib is imported inside the functions that need it,
+# so that the command line and the app start without those heavy libraries.
 import dataclasses
 import io
 import os

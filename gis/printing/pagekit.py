@@ -15,6 +15,8 @@ gis/briefing.py composes the briefing pages and atlases from these pieces.
 """
 from __future__ import annotations
 
+# Lazy imports, on purpose: matplotlib is imported inside the functions that draw,
+# so that the command line and the app start without those heavy libraries.
 import datetime as dt
 import math
 import os
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import shapely
+from pyproj import Proj
 
 from gis.base.errors import InputError
 from gis.base.i18n import t
@@ -110,8 +113,6 @@ def load_sheet(store) -> Sheet:
 
 
 def _build_sheet(store, version: int) -> Sheet:
-    from pyproj import Proj
-
     cat = store.catalog
     context = store.context()
     parcels = store.parcels()
