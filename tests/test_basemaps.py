@@ -258,7 +258,10 @@ def test_tile_basemap_on_the_map_is_escaped_and_watched(tmp_path, catalog):
     assert "<img src=x" not in html and "{{ 7*7 }}" not in html and "`${x}`" not in html
     # Leaflet's attribution control uses innerHTML: the text goes in HTML-escaped (then as script-safe JSON)
     assert js_json(escape_html(evil))[1:-1] in html
-    assert "tileerror" in html and "ratlas-basemap-notice" in html
+    # the map calls the watcher, whose script (a static file every map loads) counts tile errors for the notice
+    assert "RenewalBasemap.add(" in html and "/app/static/js/basemap-tiles.js?v=" in html
+    watcher = (Path(__file__).resolve().parent.parent / "static/js/basemap-tiles.js").read_text(encoding="utf-8")
+    assert "tileerror" in watcher and "ratlas-basemap-notice" in watcher
 
 
 def test_notice_without_any_tile_layer_for_tianditu_without_key(tmp_path, catalog):
