@@ -41,7 +41,6 @@ def _read(path: Path) -> dict:
 
 @contextmanager
 def _locked(path: Path):
-
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix(".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

@@ -28,14 +28,12 @@ def _password(args) -> str:
 
 
 def cmd_init_db(args) -> int:
-
     store = PostgisStore(args.url, load_catalog(args.settings.layers_dir / "pipelines.toml"), create=True)
     print_json({"database": store.location, "schema_version": int(store.meta()["schema_version"])})
     return 0
 
 
 def cmd_load_demo(args) -> int:
-
     catalog = load_catalog(args.settings.layers_dir / "pipelines.toml")
     target = PostgisStore(args.url, catalog, create=True)
     if len(target.parcels(geometry=False)) and not args.replace:
@@ -87,14 +85,12 @@ def cmd_audit(args) -> int:
 
 
 def cmd_backup(args) -> int:
-
     out = backup(open_cli_store(args), args.output)
     print_json({"backup": str(out), "bytes": out.stat().st_size})
     return 0
 
 
 def cmd_restore(args) -> int:
-
     store = open_cli_store(args)
     restore(store, args.file)
     print_json({"restored": str(args.file), "parcels": len(store.parcels(geometry=False)),

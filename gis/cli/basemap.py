@@ -16,7 +16,6 @@ from gis.maps.rasterview import build_overviews, raster_info
 
 
 def cmd_convert_coords(args) -> int:
-
     lon, lat = convert(args.lon, args.lat, args.src, args.dst)
     print_json({"lon": round(lon, 9), "lat": round(lat, 9)})
     return 0
@@ -44,8 +43,6 @@ def _progress_bar(stream=None):
 
 
 def cmd_raster_prepare(args) -> int:
-
-
     t0 = time.perf_counter()
     factors = build_overviews(args.file, progress=None if args.quiet else _progress_bar())
     info = raster_info(args.file)
@@ -56,7 +53,6 @@ def cmd_raster_prepare(args) -> int:
 
 
 def cmd_raster_info(args) -> int:
-
     info = raster_info(args.file)
     print_json({"file": info.path, "width": info.width, "height": info.height, "crs": info.crs,
                  "bounds": info.bounds, "overviews": list(info.overviews),

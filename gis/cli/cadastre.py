@@ -16,8 +16,6 @@ from gis.model.catalog import load_layer_catalog
 
 
 def cmd_cadastre_import(args) -> int:
-
-
     opts = CadastreOptions(layer=args.layer, crs=args.crs, encoding=args.encoding, mapping=parse_map(args.map),
                            gcj02=args.gcj02, lang=args.lang)
     by = getattr(args, "as_user", None) or args.settings.user or getpass.getuser()

@@ -48,7 +48,6 @@ def _demo_cadastre(args, store) -> dict:
 
 
 def cmd_demo(args) -> int:
-
     if args.cadastre and not args.out:
         # only the cadastre, into the working store: the committed demo never carries a big one
         store = open_cli_store(args)
@@ -72,7 +71,6 @@ def cmd_demo(args) -> int:
 
 
 def cmd_layers(args) -> int:
-
     store = open_cli_store(args)
     cat = load_layer_catalog(args.settings.layers_dir / "catalog.toml")
     present = set(store.layer_names())
@@ -149,7 +147,6 @@ def cmd_history(args) -> int:
 
 
 def cmd_villages(args) -> int:
-
     store = open_cli_store(args)
     board = village_progress(store.parcels(kind="village", geometry=False), store.layer("villages"),
                              store.events(), store.catalog, args.lang)

@@ -23,7 +23,6 @@ STEPS = (("survey", "2025-01-01"), ("listed", "2025-01-15"), ("baseline", "2025-
 
 
 def open_store(where: str):
-
     return open_store_at(where)
 
 
@@ -54,7 +53,6 @@ def advance_many(store, codes, note="并发测试") -> dict:
 
 
 def race(store, code, version) -> str:
-
     try:
         store.advance(code, "survey", "2025-01-01", "admin", expected_version=version)
         return "ok"

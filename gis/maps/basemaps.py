@@ -292,7 +292,6 @@ def resolve_basemap(choice: BasemapChoice, settings, lang: str = "zh") -> Basema
 
 
 def _is_demo_raster(path: Path) -> bool:
-
     try:
         return path.resolve() == (ROOT / "data" / "raster" / "demo_basemap.tif").resolve()
     except OSError:
@@ -433,14 +432,12 @@ def _tile_range(bounds_3857, z: int):
 
 
 def _fetch(url: str, timeout: float) -> bytes:
-
     req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     with urllib.request.urlopen(req, timeout=timeout) as r:  # noqa: S310 -- fixed https template, see resolve_basemap
         return r.read(8 * 1024 * 1024)
 
 
 def _tiles_background(tiles, bounds, epsg: int, width_px: int, height_px: int):
-
     import rasterio
     from PIL import Image
     from rasterio.transform import from_origin

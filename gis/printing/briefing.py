@@ -679,7 +679,6 @@ class _CarriedError(Exception):
     survive pickling (a RenewalError would come back with only its English text)."""
 
     def restore(self):
-
         cls = getattr(errors, self.args[0], errors.RenewalError)
         return cls(self.args[1], **self.args[2])
 
@@ -892,7 +891,6 @@ def _merge(paths: list[str], out: Path, labels: list[str], n_index: int, title: 
 
 
 def _settings():
-
     return Settings.load()
 
 
