@@ -15,8 +15,9 @@ from pathlib import Path
 from gis import __version__
 from gis.base.errors import InputError, RenewalError
 from gis.base.settings import ROOT, Settings
-from gis.cli import admin, basemap, cadastre
+from gis.cli import admin, basemap, cadastre, timeline
 from gis.cli.common import actor, import_options, open_cli_store, parse_map, print_json, progress_bar
+from gis.cli.timeline import add_moment_options, moment_of
 from gis.demo.cadastre import add_demo_cadastre
 from gis.demo.district import build_demo, build_demo_raster
 from gis.io.exporter import SUFFIX, export
@@ -25,6 +26,7 @@ from gis.maps.basemaps import required_export_basemap
 from gis.maps.cadastre_tiles import cadastre_tiles
 from gis.model.board import village_progress
 from gis.model.catalog import load_layer_catalog
+from gis.model.timeline import events_until, state_at
 from gis.printing.briefing import (
     default_raster,
     render_atlas,
@@ -104,8 +106,11 @@ def cmd_layers(args) -> int:
 
 def cmd_parcels(args) -> int:
     store = open_cli_store(args)
-    df = store.parcels(kind=args.kind, zone=args.zone, village=args.village, stage=args.stage,
-                       search=args.search, geometry=False)
+    moment = moment_of(args)
+    df = store.parcels(kind=args.kind, zone=args.zone, village=args.village, search=args.search, geometry=False)
+    if not moment.is_now:
+        df = state_at(df, store.events(), store.catalog, moment)
+    df = store.filter(df, stage=args.stage)
     rows = store.describe_many(df.to_dict("records"), args.lang)
     if args.json:
         print_json(rows)
@@ -148,8 +153,12 @@ def cmd_history(args) -> int:
 
 def cmd_villages(args) -> int:
     store = open_cli_store(args)
-    board = village_progress(store.parcels(kind="village", geometry=False), store.layer("villages"),
-                             store.events(), store.catalog, args.lang)
+    moment = moment_of(args)
+    parcels, events = store.parcels(kind="village", geometry=False), store.events()
+    if not moment.is_now:
+        parcels = state_at(parcels, events, store.catalog, moment)
+        events = events_until(events, moment)
+    board = village_progress(parcels, store.layer("villages"), events, store.catalog, args.lang)
     if args.json:
         print_json(board.to_dict("records"))
     else:
@@ -257,7 +266,7 @@ def cmd_serve(args) -> int:
 
 
 #: command groups with a module of their own; each adds its sub-commands with ``register(sub)``
-GROUPS = (admin, basemap, cadastre)
+GROUPS = (admin, basemap, cadastre, timeline)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -303,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("parcels", help="list tracked parcels")
     for opt in ("kind", "zone", "village", "stage", "search"):
         s.add_argument(f"--{opt}")
+    add_moment_options(s)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_parcels)
 
@@ -332,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_history)
 
     s = sub.add_parser("villages", help="progress of every old village")
+    add_moment_options(s)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_villages)
 
