@@ -33,6 +33,7 @@ with shown_errors():
                     url_path="atlas"),
             st.Page("ui/import_page.py", title=tr("import.nav_title"), icon=":material/upload_file:",
                     url_path="data"),
+            st.Page("ui/report_page.py", title=tr("report_ui.nav"), icon=":material/summarize:", url_path="report"),
         ]
         if user is not None and user.role == "admin":
             pages.append(st.Page("ui/audit_page.py", title=tr("ui.page_audit"), icon=":material/history:",

@@ -156,3 +156,23 @@ def test_single_sign_on_can_replace_passwords(app, monkeypatch):
     assert not app.exception, app.exception
     assert [b.label for b in app.button] == ["通过单位统一身份认证登录"]
     assert not app.text_input  # no password form
+
+
+def test_report_page_builds_the_dispatch_pack(app):
+    app.run()
+    app.switch_page("ui/report_page.py").run()
+    assert not app.exception, app.exception
+    assert app.title[0].value == "调度会材料"
+    ev = open_store_at(app.store_where).events()
+    import datetime as dt
+
+    last = dt.date.fromisoformat(str(ev["event_date"].max())[:10])
+    app.date_input(key="report_since").set_value(last - dt.timedelta(days=13))
+    app.date_input(key="report_until").set_value(last).run()
+    app.button(key="report_build").click().run()
+    assert not app.exception, app.exception
+    assert "已生成：推进" in app.success[0].value
+    # a period the wrong way round is refused, in Chinese, before anything is built
+    app.date_input(key="report_since").set_value(last).run()
+    app.date_input(key="report_until").set_value(last - dt.timedelta(days=3)).run()
+    assert "晚于" in app.error[0].value
