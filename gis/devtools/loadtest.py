@@ -1,12 +1,12 @@
 """Concurrent planners, for the concurrency tests and the update benchmark.
 
-Each planner is a separate ``python -m gis.loadtest`` process (not a
+Each planner is a separate ``python -m gis.devtools.loadtest`` process (not a
 multiprocessing worker, whose start-up depends on the parent's ``__main__``):
 it opens the store itself, waits for a start signal so that all begin at once,
 does its updates and prints one JSON line with its outcomes and latencies.
 
-    python -m gis.loadtest WHERE advance CODE[,CODE…] GO_FILE
-    python -m gis.loadtest WHERE race CODE VERSION GO_FILE
+    python -m gis.devtools.loadtest WHERE advance CODE[,CODE…] GO_FILE
+    python -m gis.devtools.loadtest WHERE race CODE VERSION GO_FILE
 """
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def run_planners(where: str, jobs: list[list[str]], go_dir: Path, timeout: float
     """Start one process per job (``["advance", "A,B"]`` or ``["race", code, version]``), start them
     together, and collect their JSON results."""
     go = Path(go_dir) / f"go-{time.monotonic_ns()}"
-    procs = [subprocess.Popen([sys.executable, "-m", "gis.loadtest", where, *job, str(go)],
+    procs = [subprocess.Popen([sys.executable, "-m", "gis.devtools.loadtest", where, *job, str(go)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for job in jobs]
     time.sleep(0.2)
     go.touch()

@@ -117,9 +117,8 @@ def effective_stage_events(events: pd.DataFrame, kinds: dict, catalog: Catalog,
     """The stage entries that stand, each with the date it takes effect from.
 
     ``events``: the event table (id, parcel, action, to_stage, event_date,
-    recorded_at); ``kinds``: parcel code → kind. Returns the standing
-    advance/correction/import rows with ``effective_date`` (ISO text),
-    sorted by (parcel, effective_date, id).
+    recorded_at); ``kinds``: parcel code → kind (``kinds_of``). Returns the standing
+    advance/correction/import rows with ``effective_date`` (ISO text), in the order recorded.
     """
     ev = events[events["action"].isin(STAGE_ACTIONS)]
     if as_recorded is not None and len(ev):
@@ -146,7 +145,7 @@ def effective_stage_events(events: pd.DataFrame, kinds: dict, catalog: Catalog,
                 eff[pos] = min(eff[pos], min(eff[earlier]))
         ev["effective_date"] = eff
         ev = ev[~voided]
-    return ev.sort_values(["parcel", "effective_date", "id"], kind="stable").reset_index(drop=True)
+    return ev.reset_index(drop=True)
 
 
 def _blocks(events: pd.DataFrame, as_recorded: dt.datetime | None) -> pd.DataFrame:
@@ -155,7 +154,38 @@ def _blocks(events: pd.DataFrame, as_recorded: dt.datetime | None) -> pd.DataFra
         b = b[_recorded_times(b["recorded_at"]) <= pd.Timestamp(as_recorded)]
     b = b[["id", "parcel", "action", "event_date", "reason"]].copy()
     b["event_date"] = b["event_date"].astype(str).str.slice(0, 10)
-    return b.sort_values(["parcel", "event_date", "id"], kind="stable")
+    return b
+
+
+def kinds_of(parcels: pd.DataFrame) -> pd.Series:
+    """Parcel code → kind, for looking many codes up at once."""
+    return pd.Series(parcels["kind"].to_numpy(dtype=object), index=parcels["code"].to_numpy(dtype=object))
+
+
+def _days(iso) -> np.ndarray:
+    """ISO dates (text, first 10 characters) → datetime64[D]; NaT for empty."""
+    return pd.to_datetime(pd.Series(np.asarray(iso, dtype=object)).astype(str).str.slice(0, 10),
+                          format="%Y-%m-%d", errors="coerce").to_numpy().astype("datetime64[D]")
+
+
+class _Track:
+    """Rows of one kind of entry (stage entries, or blocks) sorted by (parcel, date, id), as numpy arrays, so that
+    the last entry of every parcel up to a date is one comparison and one shift — no grouping per date."""
+
+    def __init__(self, parcel_pos: np.ndarray, days: np.ndarray, ids: np.ndarray, values: dict[str, np.ndarray]):
+        order = np.lexsort((ids, days, parcel_pos))
+        self.pos, self.days = parcel_pos[order], days[order]
+        self.values = {k: v[order] for k, v in values.items()}
+        self.parcels = np.unique(self.pos)
+
+    def last_until(self, day: np.datetime64) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(parcel positions, their last entry's values) among the entries dated by ``day``."""
+        upto = self.days <= day
+        nxt_other = np.ones(len(upto), dtype=bool)
+        if len(upto) > 1:
+            nxt_other[:-1] = (self.pos[1:] != self.pos[:-1]) | ~upto[1:]
+        end = upto & nxt_other
+        return self.pos[end], {k: v[end] for k, v in self.values.items()}
 
 
 class Replay:
@@ -165,38 +195,55 @@ class Replay:
                  as_recorded: dt.datetime | None = None):
         self.parcels = parcels
         self.catalog = catalog
-        kinds = dict(zip(parcels["code"], parcels["kind"]))
-        self.stage_events = effective_stage_events(events, kinds, catalog, as_recorded)
-        self.blocks = _blocks(events, as_recorded)
-        codes = parcels["code"]
-        has_entries = codes.isin(set(self.stage_events["parcel"])) if len(self.stage_events) else codes.isin(())
-        self.legacy = (~has_entries & parcels["stage"].notna()).to_numpy()
-        self.legacy_date = parcels["stage_date"].fillna("").astype(str).str.slice(0, 10).to_numpy()
+        index = pd.Index(parcels["code"].to_numpy(dtype=object))
+        kinds = kinds_of(parcels)
+        ev = effective_stage_events(events, kinds, catalog, as_recorded)
+        self.stage_events = ev
+        pos = index.get_indexer(ev["parcel"].to_numpy(dtype=object)) if len(ev) else np.array([], dtype=np.int64)
+        keep = pos >= 0
+        self.stages = _Track(pos[keep], _days(ev["effective_date"])[keep], ev["id"].to_numpy()[keep],
+                             {"stage": ev["to_stage"].to_numpy(dtype=object)[keep],
+                              "date": ev["effective_date"].to_numpy(dtype=object)[keep]})
+        b = _blocks(events, as_recorded)
+        bpos = index.get_indexer(b["parcel"].to_numpy(dtype=object)) if len(b) else np.array([], dtype=np.int64)
+        keep = bpos >= 0
+        self.blocks = _Track(bpos[keep], _days(b["event_date"])[keep], b["id"].to_numpy()[keep],
+                             {"block": (b["action"] == "block").to_numpy()[keep],
+                              "reason": b["reason"].to_numpy(dtype=object)[keep]})
+        n = len(parcels)
+        has_entries = np.zeros(n, dtype=bool)
+        has_entries[self.stages.parcels] = True
+        self.legacy = ~has_entries & parcels["stage"].notna().to_numpy()
+        self.legacy_day = _days(parcels["stage_date"].fillna(""))
+        flagged = np.zeros(n, dtype=bool)
+        flagged[self.blocks.parcels] = True
         # blocked today with no block entry at all (a store older than its history): we cannot tell since when
-        self.unknown_block = (~codes.isin(set(self.blocks["parcel"])) & parcels["blocked"].astype(bool)).to_numpy()
+        self.unknown_block = ~flagged & parcels["blocked"].fillna(0).astype(bool).to_numpy()
 
     def at(self, day: dt.date) -> pd.DataFrame:
         """The parcels as they were on business date ``day``."""
-        d = day.isoformat()
+        d = np.datetime64(day.isoformat(), "D")
         out = self.parcels.copy()
-        codes = out["code"]
-        live = self.stage_events[self.stage_events["effective_date"] <= d]
-        last = live.drop_duplicates("parcel", keep="last").set_index("parcel")
-        stage = codes.map(last["to_stage"]).to_numpy(dtype=object)
-        date = codes.map(last["effective_date"]).to_numpy(dtype=object)
-        known = self.legacy & (self.legacy_date <= d)
-        stage = np.where(self.legacy, np.where(known, out["stage"].to_numpy(dtype=object), None), stage)
-        date = np.where(self.legacy, np.where(known, out["stage_date"].to_numpy(dtype=object), None), date)
-        stage = np.where(pd.isna(stage) | (stage == NOT_STARTED), None, stage)
+        n = len(out)
+        stage = np.full(n, None, dtype=object)
+        date = np.full(n, None, dtype=object)
+        pos, vals = self.stages.last_until(d)
+        stage[pos], date[pos] = vals["stage"], vals["date"]
+        known = self.legacy & (self.legacy_day <= d)
+        stage[known] = out["stage"].to_numpy(dtype=object)[known]
+        date[known] = out["stage_date"].to_numpy(dtype=object)[known]
+        stage[stage == NOT_STARTED] = None
+        blocked = np.zeros(n, dtype=bool)
+        reason = np.full(n, None, dtype=object)
+        pos, vals = self.blocks.last_until(d)
+        blocked[pos] = vals["block"]
+        reason[pos] = np.where(vals["block"], vals["reason"], None)
+        kept = out["blocked_reason"].to_numpy(dtype=object)
+        reason[self.unknown_block] = kept[self.unknown_block]
         obj = (lambda values: pd.Series(values, index=out.index, dtype=object))  # None stays None, not NaN
         out["stage"] = obj(stage)
-        out["stage_date"] = obj(np.where(pd.isna(date), None, date))
-        b = self.blocks[self.blocks["event_date"] <= d].drop_duplicates("parcel", keep="last").set_index("parcel")
-        blocked = codes.map(b["action"]).eq("block").to_numpy()
-        reason = codes.map(b["reason"]).to_numpy(dtype=object)
+        out["stage_date"] = obj(date)
         out["blocked"] = (blocked | self.unknown_block).astype(int)
-        kept = out["blocked_reason"].to_numpy(dtype=object)
-        reason = np.where(blocked, reason, np.where(self.unknown_block, kept, None))
         out["blocked_reason"] = obj(np.where(pd.isna(reason), None, reason))
         return out
 
@@ -294,8 +341,8 @@ def changes_between(parcels: pd.DataFrame, events: pd.DataFrame, catalog: Catalo
     in_window = ((day >= start) & (day <= until.isoformat())) | (recorded > pd.Timestamp(start_t))
     in_window = in_window & (recorded <= pd.Timestamp(end_t))
     ev = events[in_window].sort_values("id", kind="stable").copy()
-    kinds = dict(zip(parcels["code"], parcels["kind"]))
-    ev = ev[ev["parcel"].isin(kinds)]
+    kinds = kinds_of(parcels)
+    ev = ev[ev["parcel"].isin(kinds.index)]
     ev["i_from"] = _stage_index(catalog, ev["parcel"].map(kinds), ev["from_stage"])
     ev["i_to"] = _stage_index(catalog, ev["parcel"].map(kinds), ev["to_stage"])
     stage_ev = ev["action"].isin(STAGE_ACTIONS)

@@ -164,7 +164,9 @@ class ParcelsMixin:
         return [StageEvent(**dict(r)) for r in rows]
 
     def events(self, village: str | None = None) -> pd.DataFrame:
-        """All events (optionally of one village's parcels) as a table."""
+        """All events (optionally of one village's parcels) as a table, in the order recorded."""
+        if not village:
+            return self._read_events()
         sql = "SELECT e.* FROM stage_events e"
         params: tuple = ()
         if village:

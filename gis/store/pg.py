@@ -7,6 +7,7 @@ table listing from the catalogue. SQL is written once with ``?`` placeholders.
 """
 from __future__ import annotations
 
+import io
 from contextlib import contextmanager
 
 import geopandas as gpd
@@ -164,6 +165,19 @@ class PostgisStore(Store):
             return df
         geom = shapely.from_wkb([bytes(b) if b is not None else None for b in df.pop("_wkb")])
         return gpd.GeoDataFrame(df, geometry=geom, crs="EPSG:4490")
+
+    def _read_events(self) -> pd.DataFrame:
+        """The whole event table, ordered by id, copied out in one stream (COPY … TO STDOUT)."""
+        with self._connect() as con:
+            cols = [c for c in self._columns(con, "stage_events")]
+            buf = io.BytesIO()
+            with con.con.cursor().copy(f"COPY (SELECT {', '.join(cols)} FROM stage_events ORDER BY id)"
+                                       " TO STDOUT WITH (FORMAT csv, HEADER true)") as copy:
+                for chunk in copy:
+                    buf.write(chunk)
+        buf.seek(0)
+        text = [c for c in cols if c not in ("id", "share")]
+        return pd.read_csv(buf, dtype={c: object for c in text}, keep_default_na=False, na_values={c: [""] for c in cols})
 
     # imports: WKB goes in as it comes
     _geom_sql = "ST_Multi(ST_GeomFromWKB(?, 4490))"
