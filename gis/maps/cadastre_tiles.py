@@ -60,7 +60,7 @@ def _build(store, spec, out_dir, name: str, datum: str, url_prefix: str | None) 
 
 
 def _build_in_child(store, spec, out_dir, datum: str, url_prefix: str | None) -> dict:
-    cmd = [sys.executable, "-m", "gis.maps.cadastre_tiles", "tiles", store.location_ref, str(out_dir),
+    cmd = [sys.executable, "-m", "gis.maps.cadastre_tiles", "tiles", store.where, str(out_dir),
            "--datum", datum, "--spec", json.dumps(_spec_dict(spec), ensure_ascii=False)]
     if url_prefix:
         cmd += ["--url-prefix", url_prefix]
