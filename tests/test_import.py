@@ -29,11 +29,11 @@ from gis.io.exporter import export_gpkg
 from gis.io.importer import (
     ImportOptions,
     commit_import,
-    detect_encoding,
     import_file,
     prepare_import,
     suggest_mapping,
 )
+from gis.io.readers import detect_encoding
 from gis.io.uploads import Upload, ensure_gdal_hardened, stage_files, stage_path
 from gis.store.gpkg import gpkg_blobs
 from gis.store.store import Store

@@ -14,7 +14,8 @@ from streamlit_folium import st_folium
 from gis.base.errors import RenewalError
 from gis.io.cadastre_import import TARGETS as CADASTRE_TARGETS
 from gis.io.cadastre_import import CadastreOptions, prepare_cadastre, suggest_cadastre_mapping
-from gis.io.importer import TARGETS, ImportOptions, commit_import, prepare_import, read_layer, suggest_mapping
+from gis.io.importer import TARGETS, ImportOptions, commit_import, prepare_import, suggest_mapping
+from gis.io.readers import read_layer
 from gis.io.uploads import FORMATS, MAX_UPLOAD_BYTES, MB, stage_files
 from gis.maps.preview import preview_map
 from gis.store.open import write_cadastre

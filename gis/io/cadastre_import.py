@@ -29,7 +29,8 @@ import pandas as pd
 from gis.base.errors import InputError
 from gis.base.i18n import t
 from gis.base.units import areas_m2
-from gis.io.importer import ImportOptions, RowReport, apply_mapping, clean_geometries, column_key, read_layer
+from gis.io.importer import ImportOptions, RowReport, apply_mapping, clean_geometries
+from gis.io.readers import column_key, read_layer
 from gis.io.uploads import stage_path
 from gis.store.open import write_cadastre
 
