@@ -30,43 +30,61 @@ import pyproj
 import shapely
 
 from gis.base.clock import office_today
-from gis.base.errors import InputError, RenewalError, UnknownCRSError
+from gis.base.errors import InputError, UnknownCRSError
 from gis.base.gcj02 import geometries_from_gcj02
 from gis.base.i18n import t
-from gis.base.units import STORE_CRS, areas_m2, gk_epsg
-from gis.io.readers import EVENT_COLUMNS, RawLayer, cell_text, column_key, read_layer
+from gis.base.units import M2_PER_MU, STORE_CRS, areas_m2, gk_epsg
+from gis.io.readers import ARC_STEP_DEGREES, EVENT_COLUMNS, RawLayer, cell_text, column_key, file_failures, read_layer
 from gis.io.uploads import Upload, stage_path
 
 STORE_EPSG = 4490
 #: parcel fields an import can set, in the order the mapping form shows them
 TARGETS = ("code", "name", "kind", "zone", "village", "park", "stage", "stage_date", "unit",
-           "owner", "land_use", "blocked", "blocked_reason", "note")
+           "owner", "land_use", "blocked", "blocked_reason", "note", "area")
 TEXT_FIELDS = ("name", "zone", "village", "park", "unit", "owner", "land_use", "blocked_reason", "note")
 EVENT_ACTIONS = ("advance", "correction", "block", "unblock", "import")
 LIST_CAP = 200  # longest list of rows or pairs a report carries; counts are always complete
 
 # Column names seen in the field (Chinese offices, GIS exports, English data), normalised:
-# lower case, without spaces, underscores, hyphens and brackets.
+# lower case, without spaces, underscores, hyphens and brackets. The pinyin initials are the
+# field codes of the national data standards: the 三调 land-survey database (BSM 标识码, TBBH
+# 图斑编号, DLBM/DLMC 地类编码/名称, QSDWMC 权属单位名称, ZLDWMC 坐落单位名称, TBMJ 图斑面积), the
+# cadastral database (ZDDM 宗地代码, DJH 地籍号, BDCDYH 不动产单元号, QLRMC 权利人名称, TDYT 土地用途,
+# ZDMJ 宗地面积) and the rural land-contract database (DKBM/DKMC 地块编码/名称, FBFMC 发包方名称,
+# SCMJ 实测面积), and XZQDM/XZQMC 行政区代码/名称. Earlier synonyms win: a code unique in the whole
+# database (ZDDM, DKBM, BSM) before one unique only within a village (TBBH).
 SYNONYMS: dict[str, tuple[str, ...]] = {
     "code": ("code", "编号", "地块编号", "地块编码", "地块代码", "地块号", "宗地编号", "宗地号", "宗地代码", "宗地编码",
-             "编码", "图斑编号", "项目编号", "dkbh", "zdh", "zddm", "parcelcode", "parcelid", "parcelno", "plotcode",
-             "plotid", "标注"),
-    "name": ("name", "名称", "地块名称", "宗地名称", "项目名称", "图斑名称", "dkmc", "mc", "parcelname", "title"),
+             "编码", "图斑编号", "项目编号", "dkbh", "dkbm", "zdh", "zddm", "bdcdyh", "不动产单元号", "djh", "地籍号",
+             "parcelcode", "parcelid", "parcelno", "plotcode", "plotid", "bsm", "标识码", "tbbh", "标注"),
+    "name": ("name", "名称", "地块名称", "宗地名称", "项目名称", "图斑名称", "dkmc", "xmmc", "mc", "parcelname", "title"),
     "kind": ("kind", "type", "类型", "地块类型", "类别", "项目类型", "dklx", "category"),
     "zone": ("zone", "片区", "分区", "所属片区", "功能区", "区域", "pq", "district_zone"),
     "village": ("village", "村", "村名", "村庄", "所属村", "所属村庄", "村居", "村社区", "社区", "行政村", "cun", "cm",
-                "villagecode", "villagename"),
+                "villagecode", "villagename", "zldwmc", "坐落单位名称", "xzqmc", "行政区名称"),
     "park": ("park", "园区", "所属园区", "产业园", "parkcode"),
     "stage": ("stage", "阶段", "当前阶段", "进度", "进展", "工作进度", "推进阶段", "jd", "status", "状态"),
     "stage_date": ("stagedate", "阶段日期", "日期", "时间", "完成时间", "date", "rq"),
     "unit": ("unit", "责任单位", "负责单位", "实施单位", "实施主体", "牵头单位", "单位", "zrdw", "responsible",
              "responsibleunit"),
-    "owner": ("owner", "权利人", "权属人", "权属单位", "土地权利人", "qlr", "qsdw"),
-    "land_use": ("landuse", "用地性质", "现状用途", "土地用途", "地类", "地类名称", "dlmc", "ydxz", "use"),
+    "owner": ("owner", "权利人", "权属人", "权属单位", "土地权利人", "qlr", "qsdw", "qlrmc", "权利人名称", "qsdwmc",
+              "权属单位名称", "fbfmc", "发包方名称"),
+    "land_use": ("landuse", "用地性质", "现状用途", "土地用途", "地类", "地类名称", "dlmc", "tdyt", "sjyt", "实际用途",
+                 "ydxz", "use", "dlbm", "地类编码"),
     "blocked": ("blocked", "卡点", "是否卡点"),
     "blocked_reason": ("blockedreason", "卡点原因", "卡点问题"),
     "note": ("note", "备注", "说明", "bz", "remark", "remarks", "comment"),
+    # in m²; never stored (areas are computed from the geometry), only compared with the computed area
+    "area": ("area", "aream2", "面积", "面积平方米", "面积m2", "tbmj", "图斑面积", "zdmj", "宗地面积", "scmj", "实测面积",
+             "fzmj", "发证面积", "mj"),
 }
+#: properties of AMap/DataV GeoJSON (DataV.GeoAtlas boundaries, AMap district search): their
+#: coordinates are GCJ-02, hundreds of metres off CGCS2000
+DATAV_PROPERTIES = ("adcode", "center", "centroid", "acroutes", "childrenNum", "subFeatureIndex")
+#: how far a file's area may differ from the computed one before the report says so
+AREA_TOLERANCE = 0.05
+#: a village's committee as the surveys name it (东岙村民委员会) → the village (东岙村)
+_COMMITTEE = re.compile(r"(村|社区)?(民委员会|居民委员会|村委会|居委会)$")
 
 _TRUE = {"1", "true", "t", "yes", "y", "是", "卡点", "√"}
 _FALSE = {"", "0", "false", "f", "no", "n", "否", "无"}
@@ -186,7 +204,7 @@ def district_longitude(store) -> float | None:
     return None
 
 
-def guess_crs(geoms: np.ndarray, district_lon: float | None) -> CRSChoice:
+def guess_crs(geoms: np.ndarray, district_lon: float | None, drawing: bool = False) -> CRSChoice:
     """Propose a CRS from the size of the coordinates (for files that carry none).
 
     - longitude/latitude within China → EPSG:4490;
@@ -195,8 +213,13 @@ def guess_crs(geoms: np.ndarray, district_lon: float | None) -> CRSChoice:
     - six-digit eastings → the CM zone of the district's longitude,
       EPSG:4534–4554, flagged for the user to confirm.
 
+    Coordinates too small for metres of a zone — and any outside China in a
+    CAD drawing (``drawing``), whose numbers are never degrees — are called
+    what they look like: local drawing units.
+
     Raises:
-        UnknownCRSError: the coordinates fit none of these.
+        UnknownCRSError: the coordinates fit none of these (``import.crs_local_units``,
+            ``import.crs_outside_china``, ``import.crs_unknown``, ``import.crs_need_zone``).
     """
     b = shapely.bounds(geoms)
     b = b[np.all(np.isfinite(b), axis=1)]
@@ -208,7 +231,7 @@ def guess_crs(geoms: np.ndarray, district_lon: float | None) -> CRSChoice:
     if -180 <= cx <= 180 and -90 <= cy <= 90:
         if 73 <= cx <= 136 and 3 <= cy <= 54:
             return CRSChoice(pyproj.CRS.from_epsg(4490), 4490, "guessed", False, "import.crs_guess_geographic")
-        raise UnknownCRSError("import.crs_outside_china", **where)
+        raise UnknownCRSError("import.crs_local_units" if drawing else "import.crs_outside_china", **where)
     if 300_000 <= cy <= 6_100_000:
         zone = int(cx // 1_000_000)
         if 25 <= zone <= 45 and 100_000 <= cx - zone * 1_000_000 <= 900_000:
@@ -219,6 +242,8 @@ def guess_crs(geoms: np.ndarray, district_lon: float | None) -> CRSChoice:
                 raise UnknownCRSError("import.crs_need_zone", **where)
             epsg = gk_epsg(district_lon, prefixed=False)
             return CRSChoice(pyproj.CRS.from_epsg(epsg), epsg, "guessed", True, "import.crs_guess_cm")
+    if abs(cx) < 100_000 and abs(cy) < 300_000:
+        raise UnknownCRSError("import.crs_local_units", **where)
     raise UnknownCRSError("import.crs_unknown", **where)
 
 
@@ -244,13 +269,14 @@ class RowReport:
 
 
 def _lookup(values: dict[str, tuple], v: str) -> str | None:
-    """A code from a code, Chinese or English name (case-insensitive)."""
+    """A code from a code, Chinese or English name (case-insensitive); a village committee's name
+    (东岙村民委员会, as the surveys' 坐落单位 name it) finds its village."""
     if not v:
         return None
-    lv = v.lower()
-    for code, names in values.items():
-        if lv == str(code).lower() or any(n and lv == str(n).lower() for n in names):
-            return code
+    for lv in dict.fromkeys((v.lower(), _COMMITTEE.sub(lambda m: m.group(1) or "村", v).lower())):
+        for code, names in values.items():
+            if lv == str(code).lower() or any(n and lv == str(n).lower() for n in names):
+                return code
     return None
 
 
@@ -284,14 +310,8 @@ def prepare_import(store, upload: Upload, options: ImportOptions | None = None,
             column, unknown kind, a mapped column that does not exist, …).
         UnknownCRSError: no CRS in the file and none can be guessed.
     """
-    try:
+    with file_failures(upload.source_name):  # a file odd in a way no check foresaw: said plainly
         return _prepare(store, upload, options, today, raw)
-    except (ValueError, TypeError, KeyError, IndexError, OSError, UnicodeError, shapely.errors.GEOSException,
-            pyproj.exceptions.ProjError) as e:
-        if isinstance(e, RenewalError):
-            raise
-        # a file odd in a way no check foresaw: say so plainly, keep the cause for the log
-        raise InputError("import.failed", name=upload.source_name, detail=f"{type(e).__name__}: {e}"[:200]) from e
 
 
 def apply_mapping(suggested: dict[str, str], asked: dict[str, str] | None, columns, targets) -> dict[str, str]:
@@ -315,7 +335,8 @@ def apply_mapping(suggested: dict[str, str], asked: dict[str, str] | None, colum
     return mapping
 
 
-def clean_geometries(store, gdf: gpd.GeoDataFrame, codes: np.ndarray, rows: "RowReport", opts: ImportOptions):
+def clean_geometries(store, gdf: gpd.GeoDataFrame, codes: np.ndarray, rows: "RowReport", opts: ImportOptions,
+                     source_format: str = ""):
     """Geometry and codes of a layer made fit to store; rejects go to ``rows`` with their reasons.
 
     Keeps polygonal geometry only (collections give their polygons; others are
@@ -360,7 +381,7 @@ def clean_geometries(store, gdf: gpd.GeoDataFrame, codes: np.ndarray, rows: "Row
         choice = CRSChoice(pyproj.CRS.from_user_input(file_crs), _epsg_of(file_crs), "file", False, "")
     elif (present := ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))).any():
         # guess from every geometry read, polygonal or not
-        choice = guess_crs(geoms[present], district_longitude(store))
+        choice = guess_crs(geoms[present], district_longitude(store), drawing=source_format == "dxf")
     else:
         choice = None
     work = geoms.copy()
@@ -448,11 +469,13 @@ def _prepare(store, upload: Upload, options: ImportOptions | None, today: dt.dat
     today = today or office_today()
     ref = upload.layer(opts.layer)
     raw = raw or read_layer(upload, ref, opts.encoding)
+    check_polygonal(raw, ref.name)
     fields = map_fields(raw, opts.mapping)
     if opts.kind:
         store.catalog.kind(opts.kind)
     rows, warnings = start_report(raw, fields.codes, opts.lang)
-    choice, work, ok, repaired_rows, repaired_mask = clean_geometries(store, raw.gdf, fields.codes, rows, opts)
+    choice, work, ok, repaired_rows, repaired_mask = clean_geometries(store, raw.gdf, fields.codes, rows, opts,
+                                                                      raw.format)
     match = match_store(store, fields.codes)
     kinds = resolve_kinds(store.catalog, fields.values, match, ok, rows, opts.kind)
     stages = check_stages(store.catalog, fields.values, kinds, ok, rows, today, opts.lang)
@@ -462,13 +485,19 @@ def _prepare(store, upload: Upload, options: ImportOptions | None, today: dt.dat
     good = np.flatnonzero(ok)
     if len(good):
         warnings.extend(_overlap_warnings(match.existing, work, good, fields.codes, match.exists, opts.lang))
-        warnings.extend(_outside_warnings(store, work, good, fields.codes, opts.lang))
+        warnings.extend(outside_warnings(store, work, good, fields.codes, opts.lang))
     plan_gdf, written = plan_rows(fields, kinds, stages, blocked, place, work, good, repaired_mask, match.exists)
+    warnings.extend(area_warnings(fields, plan_gdf, opts.lang))
     if match.exists[good].any():  # unchanged parcels (a re-import of the same data) are left alone
         plan_gdf = _drop_unchanged(plan_gdf, match.existing, written)
     history = carried_history(raw, plan_gdf)
+    hint = gcj02_hint(raw) if choice.crs.is_geographic else []
+    if hint and not opts.gcj02:  # never shifted silently: the planner decides
+        warnings.append({"key": "import.warn_gcj02", "properties": hint,
+                         "message": _msg("import.warn_gcj02", opts.lang, properties="、".join(hint))})
     report = build_report(upload, ref, raw, opts, fields, rows, warnings, choice, repaired_rows, good, plan_gdf,
                           derived, history)
+    report["gcj02_suggested"] = hint  # the AMap/DataV properties seen; the app ticks the conversion for them
     return ImportPlan(report=report, parcels=plan_gdf, fields=written, history=history,
                       source=upload.source_name or ref.name)
 
@@ -506,7 +535,45 @@ def start_report(raw: RawLayer, codes: np.ndarray, lang: str) -> tuple["RowRepor
             warnings.append({"key": key, "message": _msg(key, lang, **params)})
         else:
             rows.reject(i, key, **params)
+    for key, n in (("import.linearised", raw.linearised), ("import.surfaces", raw.surfaces)):
+        if n:
+            warnings.append({"key": key, "count": n, "message": _msg(key, lang, n=n, step=ARC_STEP_DEGREES)})
     return rows, warnings
+
+
+def gcj02_hint(raw: RawLayer) -> list[str]:
+    """The AMap/DataV properties a lon/lat layer carries when it looks like their (GCJ-02) output, else [].
+
+    Two of :data:`DATAV_PROPERTIES` make the call; a projected layer never gets one (GCJ-02 is lon/lat).
+    """
+    crs = raw.gdf.crs
+    if crs is not None and not crs.is_geographic:
+        return []
+    keys = {column_key(c): str(c) for c in raw.gdf.columns}
+    found = [keys[column_key(p)] for p in DATAV_PROPERTIES if column_key(p) in keys]
+    return found if len(found) >= 2 else []
+
+
+def check_polygonal(raw: RawLayer, name: str) -> None:
+    """Refuse a layer that holds geometry but not one polygon (a line or point layer), saying so first.
+
+    A layer with no geometry at all is left to the rows' own reasons (empty, open polyline …).
+
+    Raises:
+        InputError: ``import.no_polygons`` with the geometry types found and their counts.
+    """
+    geoms = np.asarray(raw.gdf.geometry.values, dtype=object)
+    present = geoms[~(shapely.is_missing(geoms) | shapely.is_empty(geoms))]
+    if not len(present):
+        return
+    types = shapely.get_type_id(present)
+    if np.isin(types, (3, 6)).any():
+        return
+    for g in present[types == 7]:  # a collection with a polygon in it gives its polygons
+        if np.isin(shapely.get_type_id(shapely.get_parts(g)), (3, 6)).any():
+            return
+    found = pd.Series([g.geom_type for g in present]).value_counts()
+    raise InputError("import.no_polygons", name=name, types="、".join(f"{k} {v}" for k, v in found.items()))
 
 
 @dataclass
@@ -723,6 +790,30 @@ def plan_rows(fields: FieldValues, kinds: np.ndarray, stages: StageValues, block
     return gpd.GeoDataFrame(data, geometry=list(work[good]), crs=STORE_CRS), tuple(dict.fromkeys(written))
 
 
+def area_warnings(fields: FieldValues, plan_gdf: gpd.GeoDataFrame, lang: str) -> list[dict]:
+    """The file's own areas (TBMJ, ZDMJ, SCMJ …) against the computed ones: a column in 亩, or parcels
+    that differ by more than :data:`AREA_TOLERANCE` (a wrong CRS, a wrong polygon, a stale figure)."""
+    if "area" not in fields.values or not len(plan_gdf):
+        return []
+    column = fields.mapping["area"]
+    rows = plan_gdf["row"].to_numpy() - 1
+    declared = pd.to_numeric(pd.Series(fields.values["area"][rows]), errors="coerce").to_numpy(dtype=float)
+    computed = plan_gdf["area_m2"].to_numpy(dtype=float)
+    usable = np.isfinite(declared) & (declared > 0) & (computed > 0)
+    if not usable.any():
+        return []
+    ratio = computed[usable] / declared[usable]
+    if abs(float(np.median(ratio)) / M2_PER_MU - 1) <= AREA_TOLERANCE:
+        return [{"key": "import.warn_area_mu", "message": _msg("import.warn_area_mu", lang, column=column)}]
+    off = np.flatnonzero(usable)[np.abs(ratio - 1) > AREA_TOLERANCE]
+    if not len(off):
+        return []
+    return [{"key": "import.warn_area", "count": int(len(off)),
+             "message": _msg("import.warn_area", lang, n=int(len(off)), column=column),
+             "rows": [int(r) + 1 for r in rows[off[:LIST_CAP]]],
+             "codes": [str(c) for c in plan_gdf["code"].to_numpy()[off[:LIST_CAP]]]}]
+
+
 def carried_history(raw: RawLayer, plan_gdf: gpd.GeoDataFrame) -> list[dict]:
     """Stage events the file carries (an exported GeoPackage's), for the parcels new to the store."""
     history: list[dict] = []
@@ -753,6 +844,8 @@ def build_report(upload: Upload, ref, raw: RawLayer, opts: ImportOptions, fields
         "unchanged": int(len(good) - len(plan_gdf)),
         "repaired": len(repaired_rows),
         "repaired_rows": repaired_rows[:LIST_CAP],
+        "linearised": raw.linearised,
+        "surfaces": raw.surfaces,
         "rejected": rejected[:LIST_CAP],
         "rejected_count": len(rejected),
         "warnings": rows.row_warnings[:LIST_CAP] + warnings,
@@ -849,7 +942,7 @@ def _overlap_warnings(existing, work, good, codes, exists, lang) -> list[dict]:
     return out
 
 
-def _outside_warnings(store, work, good, codes, lang) -> list[dict]:
+def outside_warnings(store, work, good, codes, lang) -> list[dict]:
     if "district" not in store.layer_names():
         return []
     district = store.layer("district")

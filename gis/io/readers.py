@@ -6,6 +6,18 @@ are read: Shapefile, GeoPackage, KML and DXF through GDAL (pyogrio), GeoJSON
 and CSV in Python. The text encoding is found (a ``.cpg``, the DBF's bytes,
 a BOM) or taken from the user. Rows that cannot be read are noted on the
 layer (row, message key) for the importer's report.
+
+Geometry that GEOS cannot hold is made into what it can, and counted:
+
+- curves (CircularString, CompoundCurve, CurvePolygon, MultiSurface … from
+  ArcGIS and CAD exports, in a GeoPackage or as WKT in a CSV) are linearised
+  by GDAL (``OGR_G_GetLinearGeometry``) with a segment every
+  :data:`ARC_STEP_DEGREES` degrees of arc: on a 100 m radius the chords stray
+  less than 1 mm from the arc, on 1 km less than 1 cm. DXF bulges are
+  linearised at the same step by GDAL's DXF reader;
+- TIN, PolyhedralSurface and Triangle become the union of their faces seen
+  from above (vertical faces add nothing); one without a face of any area is
+  rejected on its row, with that reason.
 """
 from __future__ import annotations
 
@@ -18,21 +30,37 @@ import math
 import re
 import sqlite3
 import struct
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyogrio
 import pyproj
 import shapely
+from pyogrio.raw import read, read_arrow
 
-from gis.base.errors import InputError
+from gis.base.errors import InputError, RenewalError
 from gis.io.uploads import LayerRef, Upload, ensure_gdal_hardened
 from gis.store import schema
 
 #: the columns of the event table, as an exported GeoPackage carries them
 EVENT_COLUMNS = tuple(name for name, _ in schema.EVENT_COLUMNS)
+
+#: degrees of arc per segment when curves are linearised (GDAL's OGR_ARC_STEPSIZE; its default is 4)
+ARC_STEP_DEGREES = 0.5
+#: ISO WKB type numbers (without Z/M) of curves and of surfaces made of faces
+CURVE_TYPES = frozenset({8, 9, 10, 11, 12, 13, 14})    # CircularString … Surface
+SURFACE_TYPES = frozenset({15, 16, 17})                # PolyhedralSurface, TIN, Triangle
+_LINEAR_LAYER_TYPES = {"Point", "LineString", "Polygon", "MultiPoint", "MultiLineString", "MultiPolygon"}
+_NONLINEAR_WKT = re.compile(r"\b(CIRCULARSTRING|COMPOUNDCURVE|CURVEPOLYGON|MULTICURVE|MULTISURFACE|TIN|"
+                            r"POLYHEDRALSURFACE|TRIANGLE)\b", re.I)
+_WKT_START = re.compile(r"^\s*(SRID=\d+;)?\s*(MULTI)?(POLYGON|POINT|LINESTRING|GEOMETRYCOLLECTION|SURFACE|CURVE)\b"
+                        r"|^\s*(SRID=\d+;)?\s*(CIRCULARSTRING|COMPOUNDCURVE|CURVEPOLYGON|TIN|POLYHEDRALSURFACE)\b",
+                        re.I)
 
 
 @dataclass
@@ -44,7 +72,31 @@ class RawLayer:
     encoding: str
     encoding_source: str                 # cpg, detected, user, format
     history: list[dict] | None = None    # stage events carried by the file (our own GeoPackage export)
-    notes: list[tuple[int, str, dict]] = field(default_factory=list)  # rows rejected while reading
+    notes: list[tuple[int, str, dict]] = field(default_factory=list)  # rows rejected while reading (-1: a warning)
+    linearised: int = 0                  # features whose curves were linearised
+    surfaces: int = 0                    # TIN / PolyhedralSurface features turned into polygons
+
+
+#: what a library may raise on a file odd in a way no check foresaw (RuntimeError: pyogrio's and pyproj's
+#: errors, and shapely's NotImplementedError for a geometry type it cannot hold)
+UNFORESEEN = (ValueError, TypeError, KeyError, IndexError, OSError, UnicodeError, RuntimeError, struct.error,
+              shapely.errors.GEOSException)
+
+
+@contextmanager
+def file_failures(name: str):
+    """Turn what an odd file makes a library raise into a message: never a traceback, never exit 1.
+
+    Raises:
+        InputError: ``import.failed`` naming the file, the cause's type and text as detail (and chained
+            for the log); the project's own errors pass unchanged.
+    """
+    try:
+        yield
+    except UNFORESEEN as e:
+        if isinstance(e, RenewalError):
+            raise
+        raise InputError("import.failed", name=name, detail=f"{type(e).__name__}: {e}"[:200]) from e
 
 
 # ------------------------------------------------------------------ cells and names
@@ -166,33 +218,42 @@ def read_layer(upload: Upload, ref: LayerRef, encoding: str | None = None) -> Ra
     """
     user_enc = normalise_encoding(encoding)
     path = upload.inside(ref.path)
-    if ref.format == "geojson":
-        return _read_geojson(path, ref.name, user_enc)
-    if ref.format == "csv":
-        return _read_csv(path, ref.name, user_enc)
-    ensure_gdal_hardened()
-    import pyogrio
+    with file_failures(ref.name):
+        if ref.format == "geojson":
+            return _read_geojson(path, ref.name, user_enc)
+        if ref.format == "csv":
+            return _read_csv(path, ref.name, user_enc)
+        return _read_gdal(path, ref, user_enc)
 
+
+def _shapefile_encoding(path: Path) -> tuple[str, str]:
+    """A shapefile's encoding: its .cpg when it names one, else detected from the DBF's bytes."""
+    cpg = path.with_suffix(".cpg")
+    cpg_text = cpg.read_text("latin-1").strip() if cpg.exists() else ""
+    if cpg_text:
+        try:
+            return normalise_encoding(cpg_text), "cpg"
+        except InputError:
+            pass
+    return detect_encoding(dbf_text_bytes(path.with_suffix(".dbf")))[0], "detected"
+
+
+def _read_gdal(path: Path, ref: LayerRef, user_enc: str | None) -> RawLayer:
+    """Shapefile, GeoPackage, KML, DXF: read by GDAL, curves linearised, surfaces made polygons."""
+    ensure_gdal_hardened()
     enc, enc_source = user_enc, "user" if user_enc else "format"
     if ref.format == "shp" and not user_enc:
-        cpg = path.with_suffix(".cpg")
-        cpg_text = cpg.read_text("latin-1").strip() if cpg.exists() else ""
-        if cpg_text:
-            try:
-                enc, enc_source = normalise_encoding(cpg_text), "cpg"
-            except InputError:
-                enc = None
-        if not enc:
-            enc, _ = detect_encoding(dbf_text_bytes(path.with_suffix(".dbf")))
-            enc_source = "detected"
+        enc, enc_source = _shapefile_encoding(path)
     kwargs = {"on_invalid": "ignore"}
     if ref.format == "shp":
-        pyogrio.set_gdal_config_options({"SHAPE_RESTORE_SHX": "YES"})
         kwargs["encoding"] = enc
-    if ref.format == "gpkg":
-        kwargs["use_arrow"] = True
+    pyogrio.set_gdal_config_options({"SHAPE_RESTORE_SHX": "YES", "OGR_ARC_STEPSIZE": str(ARC_STEP_DEGREES)})
     try:
-        gdf = pyogrio.read_dataframe(path, layer=ref.layer, **kwargs)
+        info = pyogrio.read_info(path, layer=ref.layer, **({"encoding": enc} if ref.format == "shp" else {}))
+        try:
+            gdf = pyogrio.read_dataframe(path, layer=ref.layer, use_arrow=ref.format == "gpkg", **kwargs)
+        except NotImplementedError:  # shapely met a curve in the Arrow batch; GDAL linearises on this path
+            gdf = pyogrio.read_dataframe(path, layer=ref.layer, use_arrow=False, **kwargs)
     except UnicodeDecodeError:
         raise InputError("import.bad_text", name=ref.name, encoding=enc or "?") from None
     except Exception as e:  # pyogrio's DataSourceError, FieldError, …: GDAL could not read the file
@@ -205,11 +266,104 @@ def read_layer(upload: Upload, ref: LayerRef, encoding: str | None = None) -> Ra
         enc, enc_source = "utf-8", "format"
         history = read_gpkg_table(path, "stage_events", EVENT_COLUMNS)
     elif ref.format in ("kml", "dxf"):
-        enc, enc_source = (enc or "utf-8"), enc_source
+        enc = enc or "utf-8"
     raw = RawLayer(gdf=gdf, format=ref.format, encoding=enc or "utf-8", encoding_source=enc_source, history=history)
+    if str(info.get("geometry_type") or "").removesuffix(" Z").removesuffix(" M").removesuffix(" ZM") \
+            not in _LINEAR_LAYER_TYPES:
+        _fix_nonlinear(raw, path, ref)
     if ref.format == "dxf":
         _dxf_to_polygons(raw)
     return raw
+
+
+def wkb_type(b) -> int:
+    """The ISO type number of a WKB geometry without its Z/M part (3 Polygon, 10 CurvePolygon, 16 TIN …); 0 if none."""
+    if b is None or len(b) < 5:
+        return 0
+    code = struct.unpack("<I" if b[0] == 1 else ">I", bytes(b[1:5]))[0]
+    return (code & 0x0FFFFFFF) % 1000
+
+
+def _fix_nonlinear(raw: RawLayer, path: Path, ref: LayerRef) -> None:
+    """Count the curves GDAL linearised and turn TIN / PolyhedralSurface features into polygons.
+
+    The layer's own WKB (read again, geometry only, where GDAL leaves curves
+    as they are) says which features were curved or made of faces.
+    """
+    try:
+        _, table = read_arrow(path, layer=ref.layer, columns=[])
+    except Exception:  # GDAL read it once already; without a second look there is nothing to count
+        return
+    if table.num_rows != len(raw.gdf):
+        return
+    wkbs = table.column(table.num_columns - 1).to_pylist()
+    types = np.array([wkb_type(b) for b in wkbs])
+    raw.linearised = int(np.isin(types, list(CURVE_TYPES)).sum())
+    geoms = np.asarray(raw.gdf.geometry.values, dtype=object).copy()
+    for i in np.flatnonzero(np.isin(types, list(SURFACE_TYPES))):
+        geoms[i] = _surface_polygons(bytes(wkbs[i]), raw, int(i))
+    if raw.surfaces:
+        raw.gdf = raw.gdf.set_geometry(gpd.GeoSeries(geoms, crs=raw.gdf.crs))
+
+
+def _wkb_dims(code: int) -> tuple[int, bool]:
+    """(coordinates per point, whether an SRID follows) of an ISO or extended WKB type code."""
+    flags, iso = code & 0xF0000000, (code & 0x0FFFFFFF) // 1000
+    z = bool(flags & 0x80000000) or iso in (1, 3)
+    m = bool(flags & 0x40000000) or iso in (2, 3)
+    return 2 + z + m, bool(flags & 0x20000000)
+
+
+def surface_faces(b: bytes) -> list:
+    """The faces of a WKB PolyhedralSurface, TIN or Triangle, as 2D shapely polygons.
+
+    Raises:
+        struct.error, ValueError: WKB shorter than it says.
+    """
+    def polygon_at(off: int):
+        order = "<" if b[off] == 1 else ">"
+        dims, srid = _wkb_dims(struct.unpack(order + "I", b[off + 1:off + 5])[0])
+        off += 5 + 4 * srid
+        (n_rings,) = struct.unpack(order + "I", b[off:off + 4])
+        off += 4
+        rings = []
+        for _ in range(n_rings):
+            (n_pts,) = struct.unpack(order + "I", b[off:off + 4])
+            off += 4
+            pts = np.frombuffer(b, dtype=order + "f8", count=n_pts * dims, offset=off).reshape(n_pts, dims)[:, :2]
+            off += n_pts * dims * 8
+            rings.append(pts)
+        ok = rings and len(rings[0]) >= 4
+        return (shapely.Polygon(rings[0], [r for r in rings[1:] if len(r) >= 4]) if ok else None), off
+
+    if wkb_type(b) == 17:
+        return [g for g in (polygon_at(0)[0],) if g is not None]
+    order = "<" if b[0] == 1 else ">"
+    _, srid = _wkb_dims(struct.unpack(order + "I", b[1:5])[0])
+    off = 5 + 4 * srid
+    (n,) = struct.unpack(order + "I", b[off:off + 4])
+    off += 4
+    faces = []
+    for _ in range(n):
+        g, off = polygon_at(off)
+        if g is not None:
+            faces.append(g)
+    return faces
+
+
+def _surface_polygons(b: bytes, raw: RawLayer, row: int):
+    """The footprint of a surface made of faces (their union seen from above), or None with the row noted."""
+    try:
+        faces = surface_faces(b)
+    except (struct.error, ValueError):
+        faces = []
+    parts = [p for f in faces for p in shapely.get_parts(shapely.make_valid(f))
+             if shapely.get_type_id(p) in (3, 6) and p.area > 0]
+    if not parts:
+        raw.notes.append((row, "import.reject_surface", {}))
+        return None
+    raw.surfaces += 1
+    return shapely.union_all(parts)
 
 
 def _dxf_to_polygons(raw: RawLayer) -> None:
@@ -303,7 +457,6 @@ def _read_geojson(path: Path, name: str, user_enc: str | None) -> RawLayer:
     return raw
 
 
-_WKT_START = re.compile(r"^\s*(SRID=\d+;)?\s*(MULTI)?(POLYGON|POINT|LINESTRING|GEOMETRYCOLLECTION)\b", re.I)
 
 
 def _read_csv(path: Path, name: str, user_enc: str | None) -> RawLayer:
@@ -340,7 +493,7 @@ def _read_csv(path: Path, name: str, user_enc: str | None) -> RawLayer:
                 wkt_col = c
                 break
     crs = None
-    notes = []
+    raw = RawLayer(gdf=gpd.GeoDataFrame(), format="csv", encoding=enc, encoding_source=source)
     if wkt_col is not None:
         values = df[wkt_col].astype(str).tolist()
         srids = set()
@@ -351,10 +504,11 @@ def _read_csv(path: Path, name: str, user_enc: str | None) -> RawLayer:
                 srids.add(int(m.group(1)))
                 v = m.group(2)
             clean.append(v.strip() or None)
-        geoms = shapely.from_wkt(np.array(clean, dtype=object), on_invalid="ignore")
+        geoms = _geometries_from_wkt(clean, path, raw)
+        noted = {row for row, _, _ in raw.notes}  # surfaces without a face have their own reason
         for i, (v, g) in enumerate(zip(clean, geoms)):
-            if v and g is None:
-                notes.append((i, "import.reject_bad_geometry", {}))
+            if v and g is None and i not in noted:
+                raw.notes.append((i, "import.reject_bad_geometry", {}))
         if len(srids) == 1:
             try:
                 crs = pyproj.CRS.from_epsg(srids.pop())
@@ -370,8 +524,55 @@ def _read_csv(path: Path, name: str, user_enc: str | None) -> RawLayer:
         y = pd.to_numeric(df[lat], errors="coerce").to_numpy()
         geoms = shapely.points(x, y)
         geoms[~(np.isfinite(x) & np.isfinite(y))] = None
-    gdf = gpd.GeoDataFrame(df, geometry=list(geoms), crs=crs)
-    return RawLayer(gdf=gdf, format="csv", encoding=enc, encoding_source=source, notes=notes)
+    raw.gdf = gpd.GeoDataFrame(df, geometry=list(geoms), crs=crs)
+    return raw
+
+
+def _geometries_from_wkt(texts: list[str | None], path: Path, raw: RawLayer) -> np.ndarray:
+    """Shapely geometries of WKT texts (None where there is none or it does not parse).
+
+    Curves and surfaces, which GEOS cannot hold, go through GDAL: written to a
+    small CSV beside the upload (inside the private folder) and read back
+    linearised; TIN / PolyhedralSurface become the union of their faces.
+    """
+    texts = np.array(texts, dtype=object)
+    special = np.array([bool(v) and bool(_NONLINEAR_WKT.search(v)) for v in texts], dtype=bool)
+    plain = texts.copy()
+    plain[special] = None
+    try:
+        geoms = shapely.from_wkt(plain, on_invalid="ignore")
+    except (NotImplementedError, shapely.errors.GEOSException):  # a type GEOS reads but shapely cannot hold
+        geoms = np.array([_one_wkt(v) for v in plain], dtype=object)
+    if special.any():
+        idx = np.flatnonzero(special)
+        side = path.with_name(path.stem + "-curves.csv")
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(["n", "WKT"])
+        writer.writerows([k, texts[i]] for k, i in enumerate(idx))
+        side.write_text(buf.getvalue(), encoding="utf-8")
+        ensure_gdal_hardened()
+        pyogrio.set_gdal_config_options({"OGR_ARC_STEPSIZE": str(ARC_STEP_DEGREES)})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # "Ignoring invalid WKT": noted by row below
+            _, _, wkbs, _ = read(side, encoding="UTF-8")
+        side.unlink(missing_ok=True)
+        for i, b in zip(idx, wkbs):
+            kind = wkb_type(b) if b is not None else 0
+            if kind in SURFACE_TYPES:
+                geoms[i] = _surface_polygons(bytes(b), raw, int(i))
+            elif kind:
+                g = shapely.from_wkb(b, on_invalid="ignore")
+                geoms[i] = g
+                raw.linearised += g is not None
+    return geoms
+
+
+def _one_wkt(text):
+    try:
+        return shapely.from_wkt(text, on_invalid="ignore") if text else None
+    except (NotImplementedError, shapely.errors.GEOSException):
+        return None
 
 
 # ------------------------------------------------------------------ GeoPackage tables and JSON
