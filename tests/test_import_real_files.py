@@ -309,3 +309,29 @@ def test_the_data_page_ticks_gcj02_for_a_datav_file_and_the_planner_confirms(tmp
         assert any("450" in m.value and "gcj02" in m.value for m in at.markdown)
     finally:
         st.cache_resource.clear()
+
+
+# ------------------------------------------------------------------ 7. areas far from the district
+def test_areas_far_from_the_district_are_computed_in_their_own_zone(tiny_store):
+    """A Xinjiang-wide file: Kashgar (zone 25), Urumqi (29), beside the district (40). One zone for all
+    would put Kashgar's parcel 7.8 % off."""
+    geod = pyproj.Geod(ellps="GRS80")
+    lots = {"KS-1": shapely.box(75.99, 39.47, 76.0, 39.48), "UR-1": shapely.box(87.60, 43.80, 87.61, 43.81),
+            "HOME": box(0)}
+    with stage_files([("xj.geojson", geojson([({"code": c}, g) for c, g in lots.items()]))]) as up:
+        plan = prepare_import(tiny_store, up, ImportOptions(kind="landmark", derive=False))
+    got = dict(zip(plan.parcels["code"], plan.parcels["area_m2"]))
+    for code, g in lots.items():
+        assert got[code] == pytest.approx(abs(geod.geometry_area_perimeter(g)[0]), rel=5e-4), code
+    one_zone = gpd.GeoSeries(list(lots.values()), crs=4490).to_crs(4549).area.to_numpy()  # the district's zone
+    assert one_zone[0] / got["KS-1"] - 1 > 0.07
+
+
+def test_areas_outside_every_zone_are_ellipsoidal():
+    from gis.base.units import areas_m2
+
+    far = [shapely.box(10.0, 50.0, 10.01, 50.01), shapely.box(121.3, 37.4, 121.31, 37.41), None]
+    a = areas_m2(gpd.GeoSeries(far, crs=4490))
+    assert a[0] == pytest.approx(abs(pyproj.Geod(ellps="GRS80").geometry_area_perimeter(far[0])[0]), rel=1e-9)
+    assert a[1] == pytest.approx(abs(pyproj.Geod(ellps="GRS80").geometry_area_perimeter(far[1])[0]), rel=5e-4)
+    assert np.isnan(a[2])
