@@ -2,11 +2,13 @@
 
 Formats: zipped or loose Shapefile, GeoPackage (a chosen layer), GeoJSON
 (BOM or not), KML/KMZ, DXF (closed polylines become polygons) and CSV with a
-WKT or a lon/lat column. Files are staged and checked by ``gis.uploads``
-first; this module reads them, works out the coordinate system and the text
-encoding, repairs or rejects geometries, maps columns onto parcel fields,
-warns about overlaps and parcels outside the district, and hands a plan to
-``Store.upsert_parcels``, which writes it in one transaction.
+WKT or a lon/lat column. Files are staged and checked by ``gis.io.uploads``
+and read by ``gis.io.readers``; this module maps columns onto parcel fields,
+works out the coordinate system, repairs or rejects geometries, checks kinds,
+stages and dates, derives zone / village / park, warns about overlaps, parcels
+outside the district, GCJ-02 data and declared areas that do not match, and
+hands a plan to ``Store.upsert_parcels``, which writes it in one transaction.
+``_prepare`` reads as the list of these steps, each a function of its own.
 
     upload = stage_path("地块.zip")            # or stage_files([...]) from the app
     plan = prepare_import(store, upload, ImportOptions(kind="village"))
