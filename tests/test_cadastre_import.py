@@ -51,8 +51,8 @@ def delivered_shapefile(folder: Path) -> Path:
 def test_class_and_ownership_from_names_and_codes():
     assert [land_use_class(v) for v in ("住宅用地", "城镇住宅用地", "0701", "071", "07", "1004", "果园", "湿地??")] == \
         ["住宅用地", "住宅用地", "住宅用地", "住宅用地", "住宅用地", "交通运输用地", "园地", "湿地??"]
-    assert [owner_type_of(v) for v in ("10", "20", "30", "国有土地所有权", "集体", "其他", None)] == \
-        ["国有", "集体", "集体", "国有", "集体", "其他", ""]
+    assert [owner_type_of(v) for v in ("10", "国有土地所有权", "集体", "其他", None)] == \
+        ["国有土地所有权", "国有土地所有权", "集体", "其他", ""]
 
 
 def test_a_delivered_shapefile_becomes_the_cadastre(tiny_store, tmp_path):
@@ -69,7 +69,7 @@ def test_a_delivered_shapefile_becomes_the_cadastre(tiny_store, tmp_path):
     rep = import_cadastre(tiny_store, src, by="李娜")
     assert rep["dry_run"] is False and rep["parcels"] == 3 and cadastre_key(tiny_store)
     home = cadastre_at(tiny_store, X0 + 0.0005, Y0 + 0.0005)
-    assert (home["code"], home["land_use"], home["owner_type"]) == ("990101003010JC00001", "住宅用地", "集体")
+    assert (home["code"], home["land_use"], home["owner_type"]) == ("990101003010JC00001", "住宅用地", "国有土地使用权")
     assert home["area_m2"] == pytest.approx(shapely.area(square(0)) * 111_320 * 88_500, rel=0.02)  # ≈ 9,850 m²
     paddy = cadastre_parcel(tiny_store, "990101003010JC00003")
     assert paddy["land_use"] == "耕地" and paddy["geometry"].is_valid and paddy["geometry"].geom_type == "MultiPolygon"
@@ -161,3 +161,69 @@ def test_the_data_page_checks_and_replaces_the_cadastre(tmp_path, monkeypatch):
         assert cadastre_parcel(open_store_at(str(tmp_path / "renewal.gpkg")), "990101003010JC00001")["land_use"] == "住宅用地"
     finally:
         st.cache_resource.clear()
+
+
+# ------------------------------------------------------------------ issue 14: real deliveries
+@pytest.mark.parametrize("code, label, owner", [
+    ("10", "国有土地所有权", "国有"), ("20", "国有土地使用权", "国有"), ("30", "集体土地所有权", "集体"),
+    ("31", "集体土地所有权（村民小组）", "集体"), ("32", "集体土地所有权（村集体经济组织）", "集体"),
+    ("33", "集体土地所有权（乡集体经济组织）", "集体"), ("34", "集体土地所有权（其他农民集体经济组织）", "集体"),
+    ("40", "集体土地使用权", "集体")])
+def test_qsxz_codes_are_read_from_the_land_survey_table_not_from_their_first_digit(code, label, owner):
+    from gis.store.cadastre import QSXZ_OF, describe_cadastre
+
+    assert owner_type_of(code) == owner_type_of(label) == owner_type_of(float(code)) == label
+    assert QSXZ_OF[label] == code and label.startswith(owner)  # the label keeps its code and its owner
+    d = describe_cadastre({"code": "X", "owner_type": label, "area_m2": 1.0})
+    assert d["qsxz"] == code and d["owner_type_label"] == f"{label}（{code}）"
+    assert describe_cadastre({"code": "X", "owner_type": label}, "en")["owner_type_label"].endswith(f" ({code})")
+
+
+def survey_layer(folder: Path, **columns) -> Path:
+    """A land-survey layer as delivered: national field names, GBK, no .cpg, no .prj, GK zone 40 with prefix."""
+    n = len(next(iter(columns.values())))
+    gdf = gpd.GeoDataFrame(columns, geometry=[square(i, 4) for i in range(n)], crs="EPSG:4490").to_crs(4528)
+    shp = folder / "DLTB.shp"
+    with pytest.warns(UserWarning):
+        pyogrio.write_dataframe(gdf.set_crs(None, allow_override=True), shp, encoding="GBK")
+    shp.with_suffix(".cpg").unlink(missing_ok=True)
+    return shp
+
+
+def test_a_sandiao_land_survey_layer_becomes_the_cadastre_by_its_field_codes(tiny_store, tmp_path):
+    """三调 地类图斑 (DLTB): BSM, TBBH, DLBM, DLMC, QSXZ, QSDWMC, ZLDWMC, TBMJ."""
+    shp = survey_layer(tmp_path, BSM=["1001", "1002", "1003"], TBBH=["1", "2", "1"], DLBM=["0101", "0702", "1006"],
+                       DLMC=["水田", "农村宅基地", "农村道路"], QSXZ=["30", "32", "20"],
+                       QSDWMC=["东岙村民委员会", "东岙村民委员会", "凤凰街道"], ZLDWMC=["东岙村", "东岙村", "东岙村"],
+                       TBMJ=[9850.0, 9850.0, 9850.0])
+    rep = import_cadastre(tiny_store, shp, by="李娜")
+    assert rep["mapping"] == {"code": "BSM", "land_use": "DLMC", "owner_type": "QSXZ"}  # TBBH repeats by village
+    assert rep["features_imported"] == 3 and rep["encoding"] == "gb18030"
+    got = {c: cadastre_parcel(tiny_store, c) for c in ("1001", "1002", "1003")}
+    assert [(p["land_use"], p["owner_type"]) for p in got.values()] == [
+        ("耕地", "集体土地所有权"), ("住宅用地", "集体土地所有权（村集体经济组织）"), ("交通运输用地", "国有土地使用权")]
+
+
+def test_a_land_contract_layer_with_dkbm_and_only_codes(tiny_store, tmp_path):
+    """农村土地承包经营权 承包地块 (CBDK): DKBM, DKMC, SYQXZ, TDYT …; land use given as a code only."""
+    shp = survey_layer(tmp_path, DKBM=["3701020012010100001", "3701020012010100002"], DKMC=["东洼", "西洼"],
+                       SYQXZ=["31", "30"], DLBM=["0103", "0201"], SCMJ=[9850.0, 9850.0])
+    rep = import_cadastre(tiny_store, shp, dry_run=True)
+    assert rep["mapping"] == {"code": "DKBM", "land_use": "DLBM", "owner_type": "SYQXZ"}
+    assert rep["land_use"] == {"耕地": 1, "园地": 1} and rep["warnings"] == []
+
+
+def test_the_cadastre_report_warns_as_the_parcel_import_does_and_reads_curves(tiny_store, tmp_path):
+    from tests.test_import_real_files import circle_wkt, curved_gpkg
+
+    inside = (X0 + 0.0055, Y0 + 0.0055)
+    path = curved_gpkg(tmp_path / "zd.gpkg", [
+        ("990101003010JC00001", "旱地", circle_wkt(*inside, 0.0003)), ("990101003010JC00002", "", square(1, 1).wkt),
+        ("990101003010GB00003", "工业用地", shapely.box(X0 + 0.05, Y0, X0 + 0.051, Y0 + 0.001).wkt)],  # 4 km east
+        fields=("ZDDM", "DLMC"))
+    rep = import_cadastre(tiny_store, path, dry_run=True)
+    assert (rep["features_imported"], rep["linearised"]) == (3, 1)
+    w = {x["key"]: x for x in rep["warnings"]}
+    assert w["import.warn_outside"]["codes"] == ["990101003010GB00003"]
+    assert w["cadastre.warn_empty_land_use"]["codes"] == ["990101003010JC00002"]
+    assert w["import.linearised"]["count"] == 1

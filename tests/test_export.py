@@ -1,6 +1,7 @@
 """Exports: GeoPackage (valid, every layer, Chinese intact), GeoJSON, zipped Shapefile, the ledger."""
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import io
 import json
@@ -88,7 +89,8 @@ def test_zipped_shapefile_has_a_cpg_and_short_field_names(tiny_store, tmp_path, 
     summary = export(tiny_store, "shp", out, encoding=encoding)
     with zipfile.ZipFile(out) as zf:
         names = sorted(zf.namelist())
-        assert names == ["parcels.cpg", "parcels.dbf", "parcels.prj", "parcels.shp", "parcels.shx"]
+        assert names == ["parcels.cpg", "parcels.dbf", "parcels.prj", "parcels.shp", "parcels.shx",
+                         "parcels_fields.csv"]
         assert zf.read("parcels.cpg").decode().strip() == cpg
         dbf = zf.read("parcels.dbf")
         assert "东岙村1号地块".encode(codec) in dbf
@@ -218,3 +220,49 @@ def test_demo_round_trip_gives_back_parcels_stages_and_history(tmp_path, catalog
     ea = src.events().sort_values("id")[ev_cols].fillna("").astype(str).values.tolist()
     eb = target.events().sort_values("id")[ev_cols].fillna("").astype(str).values.tolist()
     assert ea == eb
+
+
+# ------------------------------------------------------------------ issue 14: exports other software reads right
+def test_geopackage_dates_are_date_and_datetime_fields(tiny_store, tmp_path):
+    tiny_store.advance("V01-002", "listed", "2024-04-01", "王芳", note="公示期满")
+    out = tmp_path / "d.gpkg"
+    export(tiny_store, "gpkg", out)
+    res = subprocess.run(["ogrinfo", "-so", str(out), "parcels"], capture_output=True, text=True)
+    assert "stage_date: Date" in res.stdout and "updated_at: DateTime" in res.stdout, res.stdout
+    back = pyogrio.read_dataframe(out, layer="parcels").set_index("code")
+    assert str(back.loc["V01-002", "stage_date"])[:10] == "2024-04-01"
+    assert back["updated_at"].notna().any() and str(back["updated_at"].dtype).startswith("datetime64")
+
+
+def test_a_geopackage_of_parcels_without_any_stage_date_still_has_a_date_field(tiny_store, tmp_path):
+    out = tmp_path / "n.gpkg"
+    export(tiny_store, "gpkg", out, codes=["MIN-01"])
+    res = subprocess.run(["ogrinfo", "-so", str(out), "parcels"], capture_output=True, text=True)
+    assert "stage_date: Date" in res.stdout, res.stdout
+
+
+def test_the_shapefile_zip_maps_its_short_field_names_back(tiny_store, tmp_path):
+    out = tmp_path / "p.zip"
+    summary = export(tiny_store, "shp", out, encoding="gbk")
+    with zipfile.ZipFile(out) as zf:
+        assert summary["field_table"] in zf.namelist()
+        text = zf.read(summary["field_table"]).decode("utf-8-sig")
+    rows = {r[0]: r[1:] for r in csv.reader(io.StringIO(text))}
+    assert rows["Shapefile 字段"] == ["完整字段名", "含义"]
+    assert rows["blk_reason"] == ["blocked_reason", "卡点原因"] and rows["stage_lbl"] == ["stage_label", "当前阶段"]
+    assert set(rows) - {"Shapefile 字段"} == set(SHP_FIELDS.values())
+
+
+def test_the_ledger_names_the_imported_sources_not_only_the_demo_mark(tiny_store, tmp_path):
+    from gis.io.importer import ImportOptions, import_file
+
+    src = tmp_path / "宗地2026.geojson"
+    src.write_text(json.dumps({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {
+        "code": "IMP-1"}, "geometry": {"type": "Polygon", "coordinates": [[[121.3001, 37.404], [121.3009, 37.404],
+                                                                            [121.3009, 37.4048], [121.3001, 37.404]]]}}]}))
+    import_file(tiny_store, src, ImportOptions(kind="landmark"), by="张伟")
+    out = tmp_path / "l.xlsx"
+    export(tiny_store, "xlsx", out)
+    about = {r[0].value: r[1].value for r in load_workbook(out)["说明"].iter_rows()}
+    assert "宗地2026.geojson（" in about["数据来源"] and "张伟" in about["数据来源"]
+    assert "示例数据（虚构）：未经导入的地块" in about["数据来源"] and about["注意"] != "示例数据（虚构）"

@@ -29,11 +29,11 @@ from gis.io.exporter import export_gpkg
 from gis.io.importer import (
     ImportOptions,
     commit_import,
-    detect_encoding,
     import_file,
     prepare_import,
     suggest_mapping,
 )
+from gis.io.readers import detect_encoding
 from gis.io.uploads import Upload, ensure_gdal_hardened, stage_files, stage_path
 from gis.store.gpkg import gpkg_blobs
 from gis.store.store import Store
@@ -193,7 +193,7 @@ def test_coordinates_that_fit_no_rule_ask_for_a_crs(tiny_store, tmp_path):
     path.write_bytes(geojson_bytes([({"code": "X1"}, shapely.box(1000, 1000, 1100, 1100))]))
     with pytest.raises(UnknownCRSError) as e:
         import_file(tiny_store, path, ImportOptions(kind="village"), dry_run=True)
-    assert e.value.key == "import.crs_unknown" and "1050" in e.value.message("zh")
+    assert e.value.key == "import.crs_local_units" and "1050" in e.value.message("zh")
 
 
 def test_gcj02_coordinates_are_converted_on_request(tiny_store, tmp_path):
@@ -275,8 +275,9 @@ def test_csv_with_wkt_and_csv_with_lonlat(tiny_store, tmp_path):
     assert rep["new"] == 2 and rep["encoding"] == "gb18030"
     assert tiny_store.parcel("C-1")["name"] == "表格地块1"
     lonlat = _write(tmp_path / "点.csv", "code,lon,lat\nP-1,121.305,37.405\n".encode())
-    rep = import_file(tiny_store, lonlat, ImportOptions(kind="village"), dry_run=True)
-    assert rep["features_imported"] == 0 and rep["rejected"][0]["reason_key"] == "import.reject_not_polygon"
+    with pytest.raises(InputError) as e:  # a layer of points: said first, before any row
+        import_file(tiny_store, lonlat, ImportOptions(kind="village"), dry_run=True)
+    assert e.value.key == "import.no_polygons" and "Point 1" in e.value.message("zh")
     with pytest.raises(InputError) as e:
         import_file(tiny_store, _write(tmp_path / "x.csv", b"a,b\n1,2\n"), ImportOptions(kind="village"))
     assert e.value.key == "import.csv_no_geometry"

@@ -14,7 +14,8 @@ from streamlit_folium import st_folium
 from gis.base.errors import RenewalError
 from gis.io.cadastre_import import TARGETS as CADASTRE_TARGETS
 from gis.io.cadastre_import import CadastreOptions, prepare_cadastre, suggest_cadastre_mapping
-from gis.io.importer import TARGETS, ImportOptions, commit_import, prepare_import, read_layer, suggest_mapping
+from gis.io.importer import TARGETS, ImportOptions, commit_import, gcj02_hint, prepare_import, suggest_mapping
+from gis.io.readers import read_layer
 from gis.io.uploads import FORMATS, MAX_UPLOAD_BYTES, MB, stage_files
 from gis.maps.preview import preview_map
 from gis.store.open import write_cadastre
@@ -69,7 +70,7 @@ def _raw(upload, sig: str, layer: str | None, encoding: str | None, prefix: str 
 
 
 def _source_choices(upload, sig: str, prefix: str):
-    """Layer, CRS and encoding pickers; returns (layer, crs, encoding, gcj02, right column)."""
+    """Layer, CRS and encoding pickers; returns (layer, crs, encoding, left column, right column)."""
     names = upload.layer_names()
     default = names.index("parcels") if "parcels" in names else 0
     layer = (st.selectbox(tr("import.layer"), names, index=default, key=f"{prefix}_layer_{sig}") if len(names) > 1
@@ -77,10 +78,19 @@ def _source_choices(upload, sig: str, prefix: str):
     left, right = st.columns(2)
     crs = left.selectbox(tr("import.crs"), CRS_CHOICES, format_func=_crs_label, key=f"{prefix}_crs")
     crs_other = left.text_input(tr("import.crs_other"), key=f"{prefix}_crs_other").strip()
-    gcj02 = left.checkbox(tr("import.gcj02"), key=f"{prefix}_gcj02")
     encoding = right.selectbox(tr("import.encoding"), ENCODINGS, key=f"{prefix}_enc",
                                format_func=lambda e: tr("import.encoding_auto") if e == "" else e)
-    return layer, crs_other or (crs or None), encoding or None, gcj02, right
+    return layer, crs_other or (crs or None), encoding or None, left, right
+
+
+def _gcj02_choice(column, raw, sig: str, prefix: str) -> bool:
+    """The GCJ-02 conversion: ticked already when the layer looks like AMap/DataV output (and why), for the
+    planner to confirm or untick; never applied without the box ticked."""
+    hint = gcj02_hint(raw)
+    ticked = column.checkbox(tr("import.gcj02"), value=bool(hint), key=f"{prefix}_gcj02_{sig}")
+    if hint:
+        column.caption(plain(tr("import.gcj02_suggested", properties="、".join(hint))))
+    return ticked
 
 
 def _mapping_form(columns: list[str], sig: str) -> dict[str, str]:
@@ -97,6 +107,22 @@ def _mapping_form(columns: list[str], sig: str) -> dict[str, str]:
                                        key=f"imp_map_{sig}_{target}")
         mapping[target] = choice
     return mapping
+
+
+def _warnings(warnings: list[dict]) -> None:
+    """The report's warnings, each with the pairs, codes or row it is about."""
+    if not warnings:
+        return
+    st.subheader(tr("import.warnings_title"))
+    for w in warnings:
+        detail = ""
+        if w.get("pairs"):
+            detail = "：" + "；".join(" ↔ ".join(p) for p in w["pairs"][:10])
+        elif w.get("codes"):
+            detail = "：" + "、".join(w["codes"][:20])
+        elif w.get("row"):
+            detail = f"（{tr('import.row')} {w['row']} {w.get('code', '')}）"
+        st.write("- " + plain(w["message"] + detail))
 
 
 def _report(plan) -> None:
@@ -123,17 +149,7 @@ def _report(plan) -> None:
         st.dataframe(pd.DataFrame([{tr("import.row"): x["row"], tr("import.field_code"): x["code"],
                                     tr("import.reason"): x["reason"]} for x in r["repaired_rows"]]),
                      hide_index=True, width="stretch")
-    if r["warnings"]:
-        st.subheader(tr("import.warnings_title"))
-        for w in r["warnings"]:
-            detail = ""
-            if w.get("pairs"):
-                detail = "：" + "；".join(" ↔ ".join(p) for p in w["pairs"][:10])
-            elif w.get("codes"):
-                detail = "：" + "、".join(w["codes"][:20])
-            elif w.get("row"):
-                detail = f"（{tr('import.row')} {w['row']} {w.get('code', '')}）"
-            st.write("- " + plain(w["message"] + detail))
+    _warnings(r["warnings"])
     if len(plan.parcels):
         st.caption(tr("import.preview_map"))
         m, shown = preview_map(plan)
@@ -150,12 +166,13 @@ def import_section() -> None:
     if not files:
         return
     upload, sig = _staged(files)
-    layer, crs, encoding, gcj02, right = _source_choices(upload, sig, "imp")
+    layer, crs, encoding, left, right = _source_choices(upload, sig, "imp")
     kinds = list(s.catalog.kinds)
     kind = right.selectbox(tr("import.kind"), kinds, format_func=lambda k: s.catalog.kinds[k].label(lang()),
                            key="imp_kind")
     derive = right.checkbox(tr("import.derive"), value=True, key="imp_derive")
     raw = _raw(upload, sig, layer, encoding)
+    gcj02 = _gcj02_choice(left, raw, sig, "imp")
     mapping = _mapping_form([str(c) for c in raw.gdf.columns if c != raw.gdf.geometry.name], sig)
     by = author_field("imp_by")
     opts = ImportOptions(layer=layer, crs=crs, encoding=encoding, mapping=mapping,
@@ -189,8 +206,9 @@ def cadastre_section() -> None:
     if not files:
         return
     upload, sig = _staged(files, "cad")
-    layer, crs, encoding, gcj02, _ = _source_choices(upload, sig, "cad")
+    layer, crs, encoding, left, _ = _source_choices(upload, sig, "cad")
     raw = _raw(upload, sig, layer, encoding, "cad")
+    gcj02 = _gcj02_choice(left, raw, sig, "cad")
     columns = [str(c) for c in raw.gdf.columns if c != raw.gdf.geometry.name]
     suggestion = suggest_cadastre_mapping(columns)
     options = [""] + columns
@@ -224,6 +242,7 @@ def cadastre_section() -> None:
                       source=tr(f"import.encoding_source_{r['encoding_source']}"))))
     if r["land_use"]:
         st.caption(plain("、".join(f"{k} {v:,}" for k, v in r["land_use"].items())))
+    _warnings(r["warnings"])
     if r["rejected"]:
         st.subheader(tr("import.rejected_title"))
         st.dataframe(pd.DataFrame([{tr("import.row"): x["row"], tr("cadastre.code"): x["code"],

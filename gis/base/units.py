@@ -3,11 +3,14 @@
 CGCS2000 geographic is EPSG:4490. Its 3-degree Gauss-Krüger zones are
 EPSG:4513–4533 (zones 25–45, easting prefixed with the zone number) and
 EPSG:4534–4554 (the same zones, "CM xxxE", no prefix). Areas are computed in
-the zone whose central meridian is nearest, never in degrees.
+the zone whose central meridian is nearest to each feature, never in degrees.
 """
 from __future__ import annotations
 
+import geopandas as gpd
 import numpy as np
+import pyproj
+import shapely
 
 from gis.base.errors import UnknownCRSError
 
@@ -47,13 +50,29 @@ def hectares(m2):
 
 
 def areas_m2(gdf) -> np.ndarray:
-    """Area of each geometry in m², computed in the local GK zone of the layer's centre."""
+    """Area of each geometry in m², computed in the 3-degree Gauss-Krüger zone of its own centre.
+
+    One zone for a whole layer is only right near that zone: a province-wide
+    file (Xinjiang spans eight zones) would be off by up to several per cent
+    at its far end. Outside zones 25–45 (beyond China) the area is taken on
+    the CGCS2000 ellipsoid. Missing geometry gives NaN, empty geometry 0.
+    """
     if len(gdf) == 0:
         return np.zeros(0)
     geo = gdf.to_crs(STORE_CRS) if gdf.crs and not gdf.crs.equals(STORE_CRS) else gdf
-    minx, _, maxx, _ = geo.total_bounds
-    epsg = gk_epsg((minx + maxx) / 2)
-    return geo.to_crs(epsg).area.to_numpy()
+    geoms = np.asarray(geo.geometry.values, dtype=object)
+    bounds = shapely.bounds(geoms)
+    zone = np.round((bounds[:, 0] + bounds[:, 2]) / 2 / 3.0)
+    out = np.where(shapely.is_empty(geoms) & ~shapely.is_missing(geoms), 0.0, np.nan)
+    finite = np.isfinite(zone)
+    for z in np.unique(zone[finite]):
+        mask = finite & (zone == z)
+        if 25 <= z <= 45:
+            out[mask] = gpd.GeoSeries(geoms[mask], crs=STORE_CRS).to_crs(4534 + int(z) - 25).area.to_numpy()
+        else:
+            geod = pyproj.Geod(ellps="GRS80")  # the CGCS2000 ellipsoid, to well under a millimetre
+            out[mask] = [abs(geod.geometry_area_perimeter(g)[0]) for g in geoms[mask]]
+    return out
 
 
 def format_area(m2: float, lang: str = "zh") -> str:

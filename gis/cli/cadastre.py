@@ -33,6 +33,8 @@ def cmd_cadastre_import(args) -> int:
               f"{report['encoding']}" + (" — dry run, nothing written" if args.dry_run else ""))
         for r in report["rejected"]:
             print(f"  row {r['row']} {r['code']}: {r['reason']}")
+        for w in report["warnings"]:
+            print(f"  ! {w['message']}")
     return 0
 
 

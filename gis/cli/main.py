@@ -183,6 +183,8 @@ def cmd_import(args) -> int:
               f"{len(report['rejected'])} rejected; EPSG:{report['crs']} ({report['crs_source']}), {report['encoding']}")
         for r in report["rejected"]:
             print(f"  row {r['row']} {r['code']}: {r['reason']}")
+        for w in report["warnings"]:  # the GCJ-02 hint, curves linearised, overlaps …
+            print(f"  ! {w['message']}")
     if report["features_read"] and not report["features_imported"] and not report["unchanged"]:
         raise InputError("import.nothing_to_import", read=report["features_read"])
     return 0

@@ -10,15 +10,21 @@ mapped onto the cadastre's fields and written whole with
 - ``land_use``: the first-level class of GB/T 21010 (耕地 … 其他土地), what the
   map colours by: from a class name, a second-level name (城镇住宅用地 →
   住宅用地) or a land-use code (0701 → 住宅用地); an unknown value is kept;
-- ``owner_type``: 国有 or 集体 (from 权属性质 / QSXZ names or codes 10, 20, 30 …);
-- ``area_m2``: computed in the district's Gauss-Krüger zone, never taken on trust.
+- ``owner_type``: the 权属性质 of the 三调 code table (QSXZ 10 国有土地所有权, 20
+  国有土地使用权, 30–34 集体土地所有权 by owner level, 40 集体土地使用权), from the
+  code or the label; 国有 / 集体 stay; anything else is kept as it is;
+- ``area_m2``: computed in each parcel's Gauss-Krüger zone, never taken on trust.
+
+Fields are found by the names of the national standards (ZDDM/DJH of the cadastral
+database, DKBM of the rural land-contract database, BSM/TBBH and DLBM/DLMC/QSXZ of the
+三调 database) and their Chinese names. The report warns, as a parcel import does, about
+parcels outside the district and parcels without a land use.
 
 With accounts on only an admin may replace the cadastre; the write is one
 line of the audit trail.
 """
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,18 +32,32 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from gis.base.clock import office_today
 from gis.base.errors import InputError
 from gis.base.i18n import t
 from gis.base.units import areas_m2
-from gis.io.importer import ImportOptions, RowReport, apply_mapping, clean_geometries, column_key, read_layer
+from gis.io.importer import (
+    ImportOptions,
+    apply_mapping,
+    check_polygonal,
+    clean_geometries,
+    outside_warnings,
+    start_report,
+)
+from gis.io.readers import cell_text, column_key, file_failures, read_layer
 from gis.io.uploads import stage_path
+from gis.store.cadastre import QSXZ
 from gis.store.open import write_cadastre
 
 TARGETS = ("code", "land_use", "owner_type")
 ALIASES = {
-    "code": ("宗地代码", "zddm", "宗地编码", "地籍号", "djh", "宗地号", "zdh", "地块编号", "bsm", "code", "parcel_code"),
-    "land_use": ("地类名称", "dlmc", "地类", "土地用途", "tdyt", "用途", "yt", "地类编码", "dlbm", "land_use", "landuse"),
-    "owner_type": ("权属性质", "qsxz", "权属", "权属类型", "owner_type", "ownership"),
+    # 宗地代码/地籍号/不动产单元号 (cadastral database), 地块编码 (land-contract database), 标识码 and
+    # 图斑编号 (三调; BSM is unique in a database, TBBH only within a village, so BSM first)
+    "code": ("宗地代码", "zddm", "宗地编码", "地籍号", "djh", "宗地号", "zdh", "不动产单元号", "bdcdyh", "地块编码", "dkbm",
+             "地块编号", "dkbh", "标识码", "bsm", "图斑编号", "tbbh", "code", "parcel_code"),
+    "land_use": ("地类名称", "dlmc", "地类", "土地用途", "tdyt", "用途", "yt", "实际用途", "sjyt", "批准用途", "pzyt",
+                 "地类编码", "dlbm", "land_use", "landuse"),
+    "owner_type": ("权属性质", "qsxz", "所有权性质", "syqxz", "权属", "权属类型", "owner_type", "ownership"),
 }
 
 # GB/T 21010-2017: first-level classes by code, and the second-level names under each
@@ -78,12 +98,14 @@ def land_use_class(value) -> str:
 
 
 def owner_type_of(value) -> str:
-    """国有 or 集体 from an ownership name or a QSXZ code (10 state; 20, 30 … collective); else the value."""
+    """The 权属性质 label of the 三调 code table for a QSXZ code or label (20 → 国有土地使用权); else the value.
+
+    The label names its code (``QSXZ_OF``), so the code is kept; 国有 and 集体 stay as they are.
+    """
     v = "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value).strip()
-    if "国有" in v or v.startswith("1") and v.isdigit():
-        return "国有"
-    if "集体" in v or v[:1] in ("2", "3") and v.isdigit():
-        return "集体"
+    code = v.split(".")[0] if v.replace(".", "", 1).isdigit() else v  # 20.0 from a numeric column
+    if code in QSXZ:
+        return QSXZ[code]
     return v
 
 
@@ -113,32 +135,34 @@ def prepare_cadastre(store, upload, options: CadastreOptions | None = None) -> t
 
     Returns the cadastre (``code, land_use, owner_type, area_m2``, EPSG:4490)
     and the report (as ``renewal import``'s: ``features_read``,
-    ``features_imported``, ``repaired``, ``rejected`` with rows and reasons,
-    ``crs``, ``crs_source``, ``encoding``, and the ``mapping`` used).
+    ``features_imported``, ``repaired``, ``linearised``, ``rejected`` with rows
+    and reasons, ``warnings``, ``crs``, ``crs_source``, ``encoding``, and the
+    ``mapping`` used).
 
     Raises:
         InputError, UnknownCRSError: as a parcel import.
     """
     opts = options or CadastreOptions()
-    raw = read_layer(upload, upload.layer(opts.layer), opts.encoding)
+    with file_failures(upload.source_name):
+        return _prepare_cadastre(store, upload, opts)
+
+
+def _prepare_cadastre(store, upload, opts: CadastreOptions) -> tuple[gpd.GeoDataFrame, dict]:
+    ref = upload.layer(opts.layer)
+    raw = read_layer(upload, ref, opts.encoding)
+    check_polygonal(raw, ref.name)
     gdf = raw.gdf
     columns = [c for c in gdf.columns if c != gdf.geometry.name]
     mapping = apply_mapping(suggest_cadastre_mapping(columns), opts.mapping, columns, TARGETS)
 
     def column(target):
         src = mapping.get(target)
-        if src is None:
-            return np.full(len(gdf), "", dtype=object)
-        return np.array(["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v).strip()
-                         for v in gdf[src].tolist()], dtype=object)
+        return cell_text(gdf[src]) if src is not None else np.full(len(gdf), "", dtype=object)
 
     codes = column("code")
-    rows = RowReport(opts.lang, codes)
-    for i, key, params in raw.notes:
-        if i >= 0:
-            rows.reject(i, key, **params)
+    rows, warnings = start_report(raw, codes, opts.lang)
     choice, work, ok, repaired, _ = clean_geometries(
-        store, gdf, codes, rows, ImportOptions(crs=opts.crs, gcj02=opts.gcj02, lang=opts.lang))
+        store, gdf, codes, rows, ImportOptions(crs=opts.crs, gcj02=opts.gcj02, lang=opts.lang), raw.format)
     good = np.flatnonzero(ok)
     geoms = work[good]
     out = gpd.GeoDataFrame({
@@ -147,12 +171,22 @@ def prepare_cadastre(store, upload, options: CadastreOptions | None = None) -> t
         "owner_type": [owner_type_of(v) for v in column("owner_type")[good]],
         "area_m2": np.round(areas_m2(gpd.GeoSeries(geoms, crs=4490)), 1) if len(good) else np.array([], float),
     }, geometry=list(geoms), crs=4490)
+    if len(good):
+        warnings.extend(outside_warnings(store, work, good, codes, opts.lang))
+    no_use = np.flatnonzero(out["land_use"].to_numpy(dtype=object) == "")
+    if len(no_use):
+        warnings.append({"key": "cadastre.warn_empty_land_use", "count": int(len(no_use)),
+                         "message": t("cadastre.warn_empty_land_use", opts.lang, n=int(len(no_use))),
+                         "rows": [int(good[i]) + 1 for i in no_use[:200]],
+                         "codes": [str(out["code"].iat[i]) for i in no_use[:200]]})
     rejected = sorted(rows.rejected.values(), key=lambda r: r["row"])
     report = {
-        "source": upload.source_name, "layer": upload.layer(opts.layer).name, "format": raw.format,
+        "source": upload.source_name, "layer": ref.name, "format": raw.format,
         "features_read": int(len(gdf)), "features_imported": int(len(out)),
         "repaired": len(repaired), "repaired_rows": repaired[:200],
+        "linearised": raw.linearised, "surfaces": raw.surfaces,
         "rejected": [{"row": r["row"], "code": r["code"], "reason": r["reason"]} for r in rejected],
+        "warnings": rows.row_warnings[:200] + warnings,
         "crs": choice.epsg, "crs_name": choice.crs.name, "crs_source": choice.source,
         "crs_confirm": bool(choice.confirm),
         "encoding": raw.encoding, "encoding_source": raw.encoding_source,
@@ -179,6 +213,6 @@ def import_cadastre(store, path: Path | str, options: CadastreOptions | None = N
         raise InputError("import.nothing_to_import", read=report["features_read"])
     if dry_run:
         return report
-    note = t("cadastre.import_note", "zh", source=report["source"], date=dt.date.today().isoformat())
+    note = t("cadastre.import_note", "zh", source=report["source"], date=office_today().isoformat())
     report.update(write_cadastre(store, gdf, by=by or None, note=note), dry_run=False)
     return report

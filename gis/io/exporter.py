@@ -14,15 +14,19 @@ from __future__ import annotations
 
 # Lazy imports, on purpose: openpyxl is imported only where a ledger is written,
 # so that the command line and the app start without those heavy libraries.
+import csv
 import datetime as dt
+import io
 import tempfile
 import zipfile
 from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
+import pyarrow as pa
 import pyogrio
 
+from gis.base.clock import office_today, office_zone
 from gis.base.errors import InputError
 from gis.base.fileio import atomic_path
 from gis.base.i18n import t
@@ -49,6 +53,8 @@ SHP_FIELDS = {
 }
 EVENT_FIELDS = ("id", "parcel", "action", "from_stage", "to_stage", "event_date", "recorded_at", "recorded_by",
                 "unit", "note", "reason", "share")
+#: the name ending of the field-name table in a shapefile zip
+FIELD_TABLE_SUFFIX = "_fields.csv"
 _LDID_GBK = 0x4D  # DBF language driver id of code page 936, for software that ignores .cpg
 
 
@@ -108,6 +114,24 @@ def _atomic(path: Path, write) -> None:
 _GPKG_OPTS = {"GEOMETRY_NAME": "geom", "SPATIAL_INDEX": "YES"}
 
 
+def with_date_types(parcels: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """The parcels with ``stage_date`` as dates and ``updated_at`` as UTC datetimes (the store keeps ISO text).
+
+    Arrow's date32 holds even a column of no dates as a date column; text that is no date becomes null.
+    """
+    out = parcels.copy()
+
+    def day(v):
+        try:
+            return dt.date.fromisoformat(v[:10]) if isinstance(v, str) and v else None
+        except ValueError:
+            return None
+
+    out["stage_date"] = pd.array([day(v) for v in out["stage_date"]], dtype=pd.ArrowDtype(pa.date32()))
+    out["updated_at"] = pd.to_datetime(out["updated_at"], utc=True, errors="coerce", format="ISO8601")
+    return out
+
+
 def export_gpkg(store, path, codes=None, lang: str = "zh") -> dict:
     """Every layer of the store, the (selected) parcels with their current stage, and their events.
 
@@ -117,11 +141,15 @@ def export_gpkg(store, path, codes=None, lang: str = "zh") -> dict:
     parcels = parcels_for_export(store, codes, lang)
     events = events_for_export(store, codes)
 
+    typed = with_date_types(parcels)
+
     def write(tmp: Path) -> None:
         # GeoPackage 1.2: the R-tree triggers that older GDAL, QGIS and
-        # validate_gpkg.py expect (GDAL >= 3.9 writes 1.4's by default)
-        pyogrio.write_dataframe(parcels, tmp, layer="parcels", driver="GPKG", geometry_type="MultiPolygon",
-                                promote_to_multi=True, layer_options=_GPKG_OPTS, dataset_options={"VERSION": "1.2"})
+        # validate_gpkg.py expect (GDAL >= 3.9 writes 1.4's by default); through Arrow,
+        # so that the dates are DATE and DATETIME fields, which QGIS filters as dates
+        pyogrio.write_dataframe(typed, tmp, layer="parcels", driver="GPKG", geometry_type="MultiPolygon",
+                                promote_to_multi=True, layer_options=_GPKG_OPTS, dataset_options={"VERSION": "1.2"},
+                                use_arrow=True)
         ctx = store.context()
         for name in CONTEXT_LAYERS:
             if name in ctx:
@@ -148,6 +176,17 @@ def export_geojson(store, path, codes=None, lang: str = "zh") -> dict:
     return {"format": "geojson", "path": str(path), "parcels": len(parcels), "bytes": Path(path).stat().st_size}
 
 
+def field_table(names: dict[str, str], lang: str = "zh") -> bytes:
+    """The shapefile's field names, each with its full name and meaning, as CSV (UTF-8 with a BOM, for Excel)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow([t("export.shp_field_short", lang), t("export.shp_field_full", lang),
+                     t("export.shp_field_label", lang)])
+    for full, short in names.items():
+        writer.writerow([short, full, t(f"export.shp_field.{full}", lang)])
+    return ("\ufeff" + buf.getvalue()).encode("utf-8")
+
+
 def _fit_bytes(text, encoding: str, limit: int = 254):
     """Text cut at a character boundary to fit a DBF field of ``limit`` bytes; (text, was it cut)."""
     if not isinstance(text, str):
@@ -162,8 +201,10 @@ def export_shapefile_zip(store, path, codes=None, encoding: str = "utf-8", lang:
     """The (selected) parcels as a zipped Shapefile with a .cpg (UTF-8, or GBK for older software).
 
     Field names are cut to the format's 10 characters (see ``SHP_FIELDS``);
-    text longer than a DBF field (254 bytes) is cut at a character boundary
-    and counted in the summary.
+    the zip carries a table mapping them back to the full names and their
+    meaning (``parcels_fields.csv``, UTF-8 that Excel opens). Text longer than
+    a DBF field (254 bytes) is cut at a character boundary and counted in the
+    summary.
 
     Raises:
         InputError: an encoding other than utf-8 or gbk.
@@ -173,6 +214,7 @@ def export_shapefile_zip(store, path, codes=None, encoding: str = "utf-8", lang:
     if key not in SHP_ENCODINGS:
         raise InputError("export.bad_encoding", encoding=encoding, known="utf-8, gbk")
     parcels = parcels_for_export(store, codes, lang)
+    shp_names = {full: short for full, short in SHP_FIELDS.items() if full in parcels.columns}
     parcels = parcels.rename(columns=SHP_FIELDS)
     py_enc = "gbk" if key == "gbk" else "utf-8"
     truncated = 0
@@ -197,9 +239,11 @@ def export_shapefile_zip(store, path, codes=None, encoding: str = "utf-8", lang:
                     part = shp.with_suffix(ext)
                     if part.exists():
                         zf.write(part, arcname=f"{stem}{ext}")
+                zf.writestr(f"{stem}{FIELD_TABLE_SUFFIX}", field_table(shp_names, lang))
 
     _atomic(path, write)
     return {"format": "shp", "path": str(path), "parcels": len(parcels), "encoding": key,
+            "field_table": f"{stem}{FIELD_TABLE_SUFFIX}",
             "truncated_values": truncated, "bytes": Path(path).stat().st_size}
 
 
@@ -225,6 +269,25 @@ def _stage_dates(parcels: pd.DataFrame, events: pd.DataFrame, catalog) -> dict[t
                 except ValueError:
                     pass
     return out
+
+
+def imported_sources(store, lang: str = "zh", limit: int = 20) -> list[str]:
+    """The files imported into the store, oldest first, from the audit trail: ``宗地.zip（2026-12-01 导入，张伟）``."""
+    log = store.audit(action="import", outcome="ok")
+    # an import's audit target is its event note, "数据导入：{source}" in the office's language
+    prefix, _, suffix = t("import.event_note", "zh", source="\x00").partition("\x00")
+    out: list[str] = []
+    for at, actor, target in zip(log["at"][::-1], log["actor"][::-1], log["target"][::-1]):
+        name = str(target or "")
+        if name.startswith(prefix) and name.endswith(suffix):
+            name = name[len(prefix):len(name) - len(suffix)]
+        try:
+            when = dt.datetime.fromisoformat(str(at).replace("Z", "+00:00")).astimezone(office_zone()).date()
+        except ValueError:
+            when = str(at)[:10]
+        out.append(t("export.about_imported", lang, source=name, date=str(when), by=actor or ""))
+    out = list(dict.fromkeys(out))
+    return out if len(out) <= limit else out[-limit:]
 
 
 def _width(values, header: str) -> float:
@@ -358,17 +421,23 @@ def export_ledger_xlsx(store, path, codes=None, lang: str = "zh") -> dict:
     # what this is: title, date, source, classification (and the demo mark)
     about = wb.create_sheet(t("export.sheet_about", lang))
     meta = store.meta()
+    demo = meta.get("demo") == "1"
+    imported = imported_sources(store, lang)
+    # the files the data came from (a store seeded from the demo keeps its mark for the rest)
+    source = "；".join(imported + ([t("export.about_demo_also", lang)] if demo else [])) if imported else (
+        meta.get("data_source") or (Path(store.path).name if store.path else store.location))
     lines = [
         (t("export.about_title", lang), t("export.ledger_title", lang)),
-        (t("export.about_date", lang), dt.date.today()),
-        (t("export.about_source", lang), meta.get("data_source") or (Path(store.path).name if store.path else store.location)),
+        (t("export.about_date", lang), office_today()),
+        (t("export.about_source", lang), source),
         (t("export.about_parcels", lang), len(rows)),
         (t("export.about_filter", lang), t("export.filter_all", lang) if codes is None
          else t("export.filter_some", lang, n=len(rows))),
         (t("export.about_classification", lang), meta.get("classification") or t("app.classification", lang)),
     ]
-    if meta.get("demo") == "1":
-        lines.append((t("export.about_demo", lang), t("app.demo_mark", lang)))
+    if demo:
+        lines.append((t("export.about_demo", lang), t("export.about_demo_with_imports" if imported else "app.demo_mark",
+                                                      lang)))
     for k, v in lines:
         about.append([k, v])
     about["B2"].number_format = "yyyy-mm-dd"

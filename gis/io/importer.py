@@ -2,11 +2,13 @@
 
 Formats: zipped or loose Shapefile, GeoPackage (a chosen layer), GeoJSON
 (BOM or not), KML/KMZ, DXF (closed polylines become polygons) and CSV with a
-WKT or a lon/lat column. Files are staged and checked by ``gis.uploads``
-first; this module reads them, works out the coordinate system and the text
-encoding, repairs or rejects geometries, maps columns onto parcel fields,
-warns about overlaps and parcels outside the district, and hands a plan to
-``Store.upsert_parcels``, which writes it in one transaction.
+WKT or a lon/lat column. Files are staged and checked by ``gis.io.uploads``
+and read by ``gis.io.readers``; this module maps columns onto parcel fields,
+works out the coordinate system, repairs or rejects geometries, checks kinds,
+stages and dates, derives zone / village / park, warns about overlaps, parcels
+outside the district, GCJ-02 data and declared areas that do not match, and
+hands a plan to ``Store.upsert_parcels``, which writes it in one transaction.
+``_prepare`` reads as the list of these steps, each a function of its own.
 
     upload = stage_path("地块.zip")            # or stage_files([...]) from the app
     plan = prepare_import(store, upload, ImportOptions(kind="village"))
@@ -17,63 +19,74 @@ Row numbers in the report count the features of the file from 1, in file order.
 """
 from __future__ import annotations
 
-import codecs
-import csv
 import datetime as dt
-import io
-import json
 import math
 import re
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pyogrio
 import pyproj
 import shapely
 
-from gis.base.errors import InputError, RenewalError, UnknownCRSError
+from gis.base.clock import office_today
+from gis.base.errors import InputError, UnknownCRSError
 from gis.base.gcj02 import geometries_from_gcj02
 from gis.base.i18n import t
-from gis.base.units import STORE_CRS, areas_m2, gk_epsg
-from gis.io.uploads import LayerRef, Upload, ensure_gdal_hardened, parse_json_file, read_gpkg_table, stage_path
-from gis.store import schema
+from gis.base.units import M2_PER_MU, STORE_CRS, areas_m2, gk_epsg
+from gis.io.readers import ARC_STEP_DEGREES, EVENT_COLUMNS, RawLayer, cell_text, column_key, file_failures, read_layer
+from gis.io.uploads import Upload, stage_path
 
 STORE_EPSG = 4490
 #: parcel fields an import can set, in the order the mapping form shows them
 TARGETS = ("code", "name", "kind", "zone", "village", "park", "stage", "stage_date", "unit",
-           "owner", "land_use", "blocked", "blocked_reason", "note")
+           "owner", "land_use", "blocked", "blocked_reason", "note", "area")
 TEXT_FIELDS = ("name", "zone", "village", "park", "unit", "owner", "land_use", "blocked_reason", "note")
-#: the columns of the event table, as an exported GeoPackage carries them
-EVENT_COLUMNS = tuple(name for name, _ in schema.EVENT_COLUMNS)
 EVENT_ACTIONS = ("advance", "correction", "block", "unblock", "import")
 LIST_CAP = 200  # longest list of rows or pairs a report carries; counts are always complete
 
 # Column names seen in the field (Chinese offices, GIS exports, English data), normalised:
-# lower case, without spaces, underscores, hyphens and brackets.
+# lower case, without spaces, underscores, hyphens and brackets. The pinyin initials are the
+# field codes of the national data standards: the 三调 land-survey database (BSM 标识码, TBBH
+# 图斑编号, DLBM/DLMC 地类编码/名称, QSDWMC 权属单位名称, ZLDWMC 坐落单位名称, TBMJ 图斑面积), the
+# cadastral database (ZDDM 宗地代码, DJH 地籍号, BDCDYH 不动产单元号, QLRMC 权利人名称, TDYT 土地用途,
+# ZDMJ 宗地面积) and the rural land-contract database (DKBM/DKMC 地块编码/名称, FBFMC 发包方名称,
+# SCMJ 实测面积), and XZQDM/XZQMC 行政区代码/名称. Earlier synonyms win: a code unique in the whole
+# database (ZDDM, DKBM, BSM) before one unique only within a village (TBBH).
 SYNONYMS: dict[str, tuple[str, ...]] = {
     "code": ("code", "编号", "地块编号", "地块编码", "地块代码", "地块号", "宗地编号", "宗地号", "宗地代码", "宗地编码",
-             "编码", "图斑编号", "项目编号", "dkbh", "zdh", "zddm", "parcelcode", "parcelid", "parcelno", "plotcode",
-             "plotid", "标注"),
-    "name": ("name", "名称", "地块名称", "宗地名称", "项目名称", "图斑名称", "dkmc", "mc", "parcelname", "title"),
+             "编码", "图斑编号", "项目编号", "dkbh", "dkbm", "zdh", "zddm", "bdcdyh", "不动产单元号", "djh", "地籍号",
+             "parcelcode", "parcelid", "parcelno", "plotcode", "plotid", "bsm", "标识码", "tbbh", "标注"),
+    "name": ("name", "名称", "地块名称", "宗地名称", "项目名称", "图斑名称", "dkmc", "xmmc", "mc", "parcelname", "title"),
     "kind": ("kind", "type", "类型", "地块类型", "类别", "项目类型", "dklx", "category"),
     "zone": ("zone", "片区", "分区", "所属片区", "功能区", "区域", "pq", "district_zone"),
     "village": ("village", "村", "村名", "村庄", "所属村", "所属村庄", "村居", "村社区", "社区", "行政村", "cun", "cm",
-                "villagecode", "villagename"),
+                "villagecode", "villagename", "zldwmc", "坐落单位名称", "xzqmc", "行政区名称"),
     "park": ("park", "园区", "所属园区", "产业园", "parkcode"),
     "stage": ("stage", "阶段", "当前阶段", "进度", "进展", "工作进度", "推进阶段", "jd", "status", "状态"),
     "stage_date": ("stagedate", "阶段日期", "日期", "时间", "完成时间", "date", "rq"),
     "unit": ("unit", "责任单位", "负责单位", "实施单位", "实施主体", "牵头单位", "单位", "zrdw", "responsible",
              "responsibleunit"),
-    "owner": ("owner", "权利人", "权属人", "权属单位", "土地权利人", "qlr", "qsdw"),
-    "land_use": ("landuse", "用地性质", "现状用途", "土地用途", "地类", "地类名称", "dlmc", "ydxz", "use"),
+    "owner": ("owner", "权利人", "权属人", "权属单位", "土地权利人", "qlr", "qsdw", "qlrmc", "权利人名称", "qsdwmc",
+              "权属单位名称", "fbfmc", "发包方名称"),
+    "land_use": ("landuse", "用地性质", "现状用途", "土地用途", "地类", "地类名称", "dlmc", "tdyt", "sjyt", "实际用途",
+                 "ydxz", "use", "dlbm", "地类编码"),
     "blocked": ("blocked", "卡点", "是否卡点"),
     "blocked_reason": ("blockedreason", "卡点原因", "卡点问题"),
     "note": ("note", "备注", "说明", "bz", "remark", "remarks", "comment"),
+    # in m²; never stored (areas are computed from the geometry), only compared with the computed area
+    "area": ("area", "aream2", "面积", "面积平方米", "面积m2", "tbmj", "图斑面积", "zdmj", "宗地面积", "scmj", "实测面积",
+             "fzmj", "发证面积", "mj"),
 }
+#: properties of AMap/DataV GeoJSON (DataV.GeoAtlas boundaries, AMap district search): their
+#: coordinates are GCJ-02, hundreds of metres off CGCS2000
+DATAV_PROPERTIES = ("adcode", "center", "centroid", "acroutes", "childrenNum", "subFeatureIndex")
+#: how far a file's area may differ from the computed one before the report says so
+AREA_TOLERANCE = 0.05
+#: a village's committee as the surveys name it (东岙村民委员会) → the village (东岙村)
+_COMMITTEE = re.compile(r"(村|社区)?(民委员会|居民委员会|村委会|居委会)$")
 
 _TRUE = {"1", "true", "t", "yes", "y", "是", "卡点", "√"}
 _FALSE = {"", "0", "false", "f", "no", "n", "否", "无"}
@@ -92,18 +105,6 @@ class ImportOptions:
     gcj02: bool = False                  # coordinates come from a GCJ-02 source (AMap, …)
     derive: bool = True                  # fill missing zone / village / park by spatial join
     lang: str = "zh"                     # language of the report's messages
-
-
-@dataclass
-class RawLayer:
-    """A layer as read from the file, before any checking."""
-
-    gdf: gpd.GeoDataFrame
-    format: str
-    encoding: str
-    encoding_source: str                 # cpg, detected, user, format
-    history: list[dict] | None = None    # stage events carried by the file (our own GeoPackage export)
-    notes: list[tuple[int, str, dict]] = field(default_factory=list)  # rows rejected while reading
 
 
 @dataclass
@@ -127,37 +128,6 @@ def _msg(key: str, lang: str, **params) -> str:
     return t(key, lang, **params)
 
 
-def column_key(name: str) -> str:
-    """A column name as compared with the known aliases: lower case, without spaces, dashes and brackets."""
-    return re.sub(r"[\s_\-（）()【】\[\]]", "", str(name).lower())
-
-
-def _text(values) -> np.ndarray:
-    """Cell values as stripped strings ('' for missing); whole floats lose their '.0'."""
-    series = values if isinstance(values, pd.Series) else pd.Series(list(values), dtype=object)
-    if pd.api.types.is_string_dtype(series.dtype) and series.dtype != object:  # pandas' own string columns
-        return series.fillna("").astype(str).str.strip().to_numpy(dtype=object)
-    if pd.api.types.is_integer_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
-        return series.astype(str).to_numpy(dtype=object)
-    out = []
-    for v in series.tolist():
-        if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NaT or v is pd.NA:
-            out.append("")
-        elif isinstance(v, str):
-            out.append(v.strip())
-        elif isinstance(v, float) and v.is_integer():
-            out.append(str(int(v)))
-        elif isinstance(v, (pd.Timestamp, dt.datetime)):
-            out.append(v.date().isoformat())
-        elif isinstance(v, dt.date):
-            out.append(v.isoformat())
-        elif isinstance(v, bytes):
-            out.append(v.decode("utf-8", "replace").strip())
-        else:
-            out.append(str(v).strip())
-    return np.array(out, dtype=object)
-
-
 def parse_crs(value) -> pyproj.CRS:
     """A CRS the user named: an EPSG code as ``4528`` or ``EPSG:4528``.
 
@@ -178,298 +148,6 @@ def _epsg_of(crs) -> int | None:
         return None
     crs = pyproj.CRS.from_user_input(crs)
     return crs.to_epsg(min_confidence=70)
-
-
-def normalise_encoding(name: str | None) -> str | None:
-    """A Python codec name for what a .cpg file or a user says (``GBK``, ``936``, ``UTF-8`` …).
-
-    Raises:
-        InputError: not an encoding Python knows.
-    """
-    if name is None or not str(name).strip():
-        return None
-    n = str(name).strip().lower().replace("_", "-")
-    n = {"936": "gbk", "cp936": "gbk", "ansi-936": "gbk", "54936": "gb18030", "65001": "utf-8", "utf8": "utf-8",
-         "950": "big5", "1252": "cp1252", "88591": "latin-1", "8859-1": "latin-1"}.get(n, n)
-
-    try:
-        return codecs.lookup(n).name
-    except LookupError:
-        raise InputError("import.bad_encoding", encoding=str(name)) from None
-
-
-def _is_cjk(ch: str) -> bool:
-    o = ord(ch)
-    return (0x4E00 <= o <= 0x9FFF or 0x3400 <= o <= 0x4DBF or 0x3000 <= o <= 0x303F or 0xFF00 <= o <= 0xFFEF
-            or 0x20000 <= o <= 0x2A6DF or 0xF900 <= o <= 0xFAFF)
-
-
-def detect_encoding(raw: bytes) -> tuple[str, bool]:
-    """The encoding of Chinese text bytes: ``utf-8`` or ``gb18030`` (and whether it is a confident call).
-
-    UTF-8 is tried first (GBK text almost never decodes as UTF-8); otherwise
-    GB18030 is accepted when what it decodes to is mostly Chinese characters —
-    which is what tells real GBK from mojibake.
-    """
-    if not any(b >= 0x80 for b in raw):
-        return "utf-8", True
-    non_ascii = sum(1 for b in raw if b >= 0x80)
-    u = raw.decode("utf-8", errors="replace")
-    if u.count("\ufffd") <= max(1, non_ascii // 200):
-        return "utf-8", True
-    g = raw.decode("gb18030", errors="replace")
-    chars = [c for c in g if ord(c) >= 0x80]
-    bad = g.count("\ufffd")
-    cjk = sum(1 for c in chars if _is_cjk(c))
-    if chars and cjk / len(chars) >= 0.8 and bad <= max(1, len(chars) // 50):
-        return "gb18030", True
-    return "gb18030", False
-
-
-def dbf_text_bytes(path: Path, max_records: int = 20000) -> bytes:
-    """The raw bytes of a DBF's field names and text (C) fields, joined by spaces, for encoding detection."""
-    with open(path, "rb") as f:
-        head = f.read(32)
-        if len(head) < 32:
-            return b""
-        n_records, header_len, record_len = struct.unpack("<IHH", head[4:12])
-        desc = f.read(max(0, header_len - 32))
-        fields, offset = [], 1  # byte 0 of a record is the deletion flag
-        names = []
-        for i in range(0, len(desc) - 31, 32):
-            d = desc[i:i + 32]
-            if d[0] == 0x0D:
-                break
-            names.append(d[:11].split(b"\x00")[0])
-            length = d[16]
-            if d[11:12] == b"C":
-                fields.append((offset, length + 256 * d[17] if length == 0 else length))
-            offset += length
-        out = [b" ".join(names)]
-        if fields and record_len:
-            f.seek(header_len)
-            for _ in range(min(n_records, max_records)):
-                rec = f.read(record_len)
-                if len(rec) < record_len:
-                    break
-                for off, ln in fields:
-                    out.append(rec[off:off + ln].strip(b" \x00"))
-    return b" ".join(out)
-
-
-# ------------------------------------------------------------------ reading
-def read_layer(upload: Upload, ref: LayerRef, encoding: str | None = None) -> RawLayer:
-    """Read one layer of a staged upload (no checking of features yet).
-
-    Raises:
-        InputError: unreadable file, bad encoding name, CSV without geometry.
-    """
-    user_enc = normalise_encoding(encoding)
-    path = upload.inside(ref.path)
-    if ref.format == "geojson":
-        return _read_geojson(path, ref.name, user_enc)
-    if ref.format == "csv":
-        return _read_csv(path, ref.name, user_enc)
-    ensure_gdal_hardened()
-    enc, enc_source = user_enc, "user" if user_enc else "format"
-    if ref.format == "shp" and not user_enc:
-        cpg = path.with_suffix(".cpg")
-        cpg_text = cpg.read_text("latin-1").strip() if cpg.exists() else ""
-        if cpg_text:
-            try:
-                enc, enc_source = normalise_encoding(cpg_text), "cpg"
-            except InputError:
-                enc = None
-        if not enc:
-            enc, _ = detect_encoding(dbf_text_bytes(path.with_suffix(".dbf")))
-            enc_source = "detected"
-    kwargs = {"on_invalid": "ignore"}
-    if ref.format == "shp":
-        pyogrio.set_gdal_config_options({"SHAPE_RESTORE_SHX": "YES"})
-        kwargs["encoding"] = enc
-    if ref.format == "gpkg":
-        kwargs["use_arrow"] = True
-    try:
-        gdf = pyogrio.read_dataframe(path, layer=ref.layer, **kwargs)
-    except UnicodeDecodeError:
-        raise InputError("import.bad_text", name=ref.name, encoding=enc or "?") from None
-    except Exception as e:  # pyogrio's DataSourceError, FieldError, …: GDAL could not read the file
-        raise InputError("import.unreadable", name=ref.name, detail=str(e)[:200]) from None
-    if not isinstance(gdf, gpd.GeoDataFrame):
-        raise InputError("import.no_geometry", name=ref.name)
-    gdf = gdf.reset_index(drop=True)
-    history = None
-    if ref.format == "gpkg":
-        enc, enc_source = "utf-8", "format"
-        history = read_gpkg_table(path, "stage_events", EVENT_COLUMNS)
-    elif ref.format in ("kml", "dxf"):
-        enc, enc_source = (enc or "utf-8"), enc_source
-    raw = RawLayer(gdf=gdf, format=ref.format, encoding=enc or "utf-8", encoding_source=enc_source, history=history)
-    if ref.format == "dxf":
-        _dxf_to_polygons(raw)
-    return raw
-
-
-def _dxf_to_polygons(raw: RawLayer) -> None:
-    """DXF: closed polylines become polygons; text entities label the polygon they sit in."""
-    gdf = raw.gdf
-    geoms = np.asarray(gdf.geometry.values, dtype=object)
-    types = shapely.get_type_id(geoms)
-    texts = _text(gdf["Text"]) if "Text" in gdf.columns else np.array([""] * len(gdf), dtype=object)
-    is_label = (types == 0) & (texts != "")
-    lines = np.isin(types, (1, 2, 5))  # LineString, LinearRing, MultiLineString
-    closed = np.zeros(len(geoms), dtype=bool)
-    closed[lines] = [bool(shapely.is_closed(g)) if shapely.get_type_id(g) != 5
-                     else all(shapely.is_closed(p) for p in g.geoms) for g in geoms[lines]]
-    new = geoms.copy()
-    if closed.any():
-        new[closed] = shapely.build_area(shapely.force_2d(geoms[closed]))
-    for i in np.flatnonzero(lines & ~closed):
-        raw.notes.append((i, "import.reject_open_line", {}))
-        new[i] = None
-    polys = np.isin(shapely.get_type_id(new), (3, 6)) & ~shapely.is_empty(new)
-    labels = np.array([""] * len(gdf), dtype=object)
-    if is_label.any() and polys.any():
-        tree = shapely.STRtree(new[polys])
-        pts = geoms[is_label]
-        pairs = tree.query(pts, predicate="within")
-        poly_idx = np.flatnonzero(polys)
-        for p, q in zip(*pairs):
-            target = poly_idx[q]
-            if not labels[target]:
-                labels[target] = texts[is_label][p]
-    gdf = gdf.set_geometry(gpd.GeoSeries(new, crs=gdf.crs))
-    gdf["标注"] = labels
-    keep = ~is_label
-    raw.notes = [(int(np.flatnonzero(keep).tolist().index(i)), k, p) for i, k, p in raw.notes if keep[i]]
-    raw.gdf = gdf[keep].reset_index(drop=True)
-
-
-def _geojson_crs(obj) -> tuple[object | None, bool]:
-    """(CRS or None, whether a crs member was present but ignored). Links are never followed."""
-    crs = obj.get("crs") if isinstance(obj, dict) else None
-    if not crs:
-        return None, False
-    name = ((crs.get("properties") or {}).get("name") if isinstance(crs, dict) else None) or ""
-    if re.search(r"CRS84$", str(name)):
-        return pyproj.CRS.from_epsg(4326), False
-    m = re.search(r"EPSG:{1,2}(\d{4,6})$", str(name))
-    if isinstance(crs, dict) and crs.get("type") == "name" and m:
-        try:
-            return pyproj.CRS.from_epsg(int(m.group(1))), False
-        except pyproj.exceptions.CRSError:
-            return None, True
-    return None, True
-
-
-def _read_geojson(path: Path, name: str, user_enc: str | None) -> RawLayer:
-    obj, enc = parse_json_file(path, name, user_enc)
-    if not isinstance(obj, dict) or obj.get("type") not in (
-            "FeatureCollection", "Feature", "Polygon", "MultiPolygon", "GeometryCollection", "Point",
-            "MultiPoint", "LineString", "MultiLineString"):
-        raise InputError("import.content_mismatch", name=name, format="geojson")
-    if obj["type"] == "FeatureCollection":
-        features = obj.get("features")
-        if not isinstance(features, list):
-            raise InputError("import.content_mismatch", name=name, format="geojson")
-    elif obj["type"] == "Feature":
-        features = [obj]
-    else:
-        features = [{"type": "Feature", "geometry": obj, "properties": {}}]
-    geoms, props, notes = [], [], []
-    for i, f in enumerate(features):
-        if not isinstance(f, dict):
-            f = {}
-        p = f.get("properties")
-        p = dict(p) if isinstance(p, dict) else {}
-        if "id" in f and "id" not in p:
-            p["id"] = f["id"]
-        props.append({k: (json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v)
-                      for k, v in p.items()})
-        g = f.get("geometry")
-        try:
-            geoms.append(shapely.geometry.shape(g) if g else None)
-        except (ValueError, TypeError, KeyError, AttributeError, IndexError, shapely.errors.GEOSException):
-            geoms.append(None)
-            notes.append((i, "import.reject_bad_geometry", {}))
-    crs, ignored = _geojson_crs(obj)
-    gdf = gpd.GeoDataFrame(pd.DataFrame(props, index=range(len(features))), geometry=geoms, crs=crs)
-    raw = RawLayer(gdf=gdf, format="geojson", encoding=enc, encoding_source="user" if user_enc else "detected",
-                   notes=notes)
-    if ignored:
-        raw.notes.append((-1, "import.warn_crs_ignored", {}))
-    return raw
-
-
-_WKT_START = re.compile(r"^\s*(SRID=\d+;)?\s*(MULTI)?(POLYGON|POINT|LINESTRING|GEOMETRYCOLLECTION)\b", re.I)
-
-
-def _read_csv(path: Path, name: str, user_enc: str | None) -> RawLayer:
-    raw_bytes = path.read_bytes()
-    if user_enc:
-        enc, source = user_enc, "user"
-    elif raw_bytes.startswith(b"\xef\xbb\xbf"):
-        enc, source = "utf-8", "detected"
-    else:
-        enc, _ = detect_encoding(raw_bytes[: 4 * 1024 * 1024])
-        source = "detected"
-    try:
-        text = raw_bytes.decode("utf-8-sig" if enc == "utf-8" else enc)
-    except (UnicodeDecodeError, LookupError):
-        raise InputError("import.bad_text", name=name, encoding=enc) from None
-
-    try:
-        dialect = csv.Sniffer().sniff(text[:65536], delimiters=",;\t|")
-        sep = dialect.delimiter
-    except csv.Error:
-        sep = ","
-    try:
-        df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError):
-        raise InputError("import.unreadable", name=name, detail="CSV") from None
-    cols = list(df.columns)
-    norm = {column_key(c): c for c in cols}
-    wkt_col = next((norm[k] for k in ("wkt", "geometry", "geom", "thegeom", "shape", "几何", "图形", "空间信息",
-                                      "坐标") if k in norm), None)
-    if wkt_col is None:
-        for c in cols:
-            first = next((v for v in df[c] if str(v).strip()), "")
-            if _WKT_START.match(str(first)):
-                wkt_col = c
-                break
-    crs = None
-    notes = []
-    if wkt_col is not None:
-        values = df[wkt_col].astype(str).tolist()
-        srids = set()
-        clean = []
-        for v in values:
-            m = re.match(r"^\s*SRID=(\d+);(.*)$", v, flags=re.S | re.I)
-            if m:
-                srids.add(int(m.group(1)))
-                v = m.group(2)
-            clean.append(v.strip() or None)
-        geoms = shapely.from_wkt(np.array(clean, dtype=object), on_invalid="ignore")
-        for i, (v, g) in enumerate(zip(clean, geoms)):
-            if v and g is None:
-                notes.append((i, "import.reject_bad_geometry", {}))
-        if len(srids) == 1:
-            try:
-                crs = pyproj.CRS.from_epsg(srids.pop())
-            except pyproj.exceptions.CRSError:
-                crs = None
-        df = df.drop(columns=[wkt_col])
-    else:
-        lon = next((norm[k] for k in ("lon", "lng", "longitude", "经度", "x") if k in norm), None)
-        lat = next((norm[k] for k in ("lat", "latitude", "纬度", "y") if k in norm), None)
-        if lon is None or lat is None:
-            raise InputError("import.csv_no_geometry", name=name)
-        x = pd.to_numeric(df[lon], errors="coerce").to_numpy()
-        y = pd.to_numeric(df[lat], errors="coerce").to_numpy()
-        geoms = shapely.points(x, y)
-        geoms[~(np.isfinite(x) & np.isfinite(y))] = None
-    gdf = gpd.GeoDataFrame(df, geometry=list(geoms), crs=crs)
-    return RawLayer(gdf=gdf, format="csv", encoding=enc, encoding_source=source, notes=notes)
 
 
 # ------------------------------------------------------------------ field mapping
@@ -528,7 +206,7 @@ def district_longitude(store) -> float | None:
     return None
 
 
-def guess_crs(geoms: np.ndarray, district_lon: float | None) -> CRSChoice:
+def guess_crs(geoms: np.ndarray, district_lon: float | None, drawing: bool = False) -> CRSChoice:
     """Propose a CRS from the size of the coordinates (for files that carry none).
 
     - longitude/latitude within China → EPSG:4490;
@@ -537,8 +215,13 @@ def guess_crs(geoms: np.ndarray, district_lon: float | None) -> CRSChoice:
     - six-digit eastings → the CM zone of the district's longitude,
       EPSG:4534–4554, flagged for the user to confirm.
 
+    Coordinates too small for metres of a zone — and any outside China in a
+    CAD drawing (``drawing``), whose numbers are never degrees — are called
+    what they look like: local drawing units.
+
     Raises:
-        UnknownCRSError: the coordinates fit none of these.
+        UnknownCRSError: the coordinates fit none of these (``import.crs_local_units``,
+            ``import.crs_outside_china``, ``import.crs_unknown``, ``import.crs_need_zone``).
     """
     b = shapely.bounds(geoms)
     b = b[np.all(np.isfinite(b), axis=1)]
@@ -550,7 +233,7 @@ def guess_crs(geoms: np.ndarray, district_lon: float | None) -> CRSChoice:
     if -180 <= cx <= 180 and -90 <= cy <= 90:
         if 73 <= cx <= 136 and 3 <= cy <= 54:
             return CRSChoice(pyproj.CRS.from_epsg(4490), 4490, "guessed", False, "import.crs_guess_geographic")
-        raise UnknownCRSError("import.crs_outside_china", **where)
+        raise UnknownCRSError("import.crs_local_units" if drawing else "import.crs_outside_china", **where)
     if 300_000 <= cy <= 6_100_000:
         zone = int(cx // 1_000_000)
         if 25 <= zone <= 45 and 100_000 <= cx - zone * 1_000_000 <= 900_000:
@@ -561,6 +244,8 @@ def guess_crs(geoms: np.ndarray, district_lon: float | None) -> CRSChoice:
                 raise UnknownCRSError("import.crs_need_zone", **where)
             epsg = gk_epsg(district_lon, prefixed=False)
             return CRSChoice(pyproj.CRS.from_epsg(epsg), epsg, "guessed", True, "import.crs_guess_cm")
+    if abs(cx) < 100_000 and abs(cy) < 300_000:
+        raise UnknownCRSError("import.crs_local_units", **where)
     raise UnknownCRSError("import.crs_unknown", **where)
 
 
@@ -586,13 +271,14 @@ class RowReport:
 
 
 def _lookup(values: dict[str, tuple], v: str) -> str | None:
-    """A code from a code, Chinese or English name (case-insensitive)."""
+    """A code from a code, Chinese or English name (case-insensitive); a village committee's name
+    (东岙村民委员会, as the surveys' 坐落单位 name it) finds its village."""
     if not v:
         return None
-    lv = v.lower()
-    for code, names in values.items():
-        if lv == str(code).lower() or any(n and lv == str(n).lower() for n in names):
-            return code
+    for lv in dict.fromkeys((v.lower(), _COMMITTEE.sub(lambda m: m.group(1) or "村", v).lower())):
+        for code, names in values.items():
+            if lv == str(code).lower() or any(n and lv == str(n).lower() for n in names):
+                return code
     return None
 
 
@@ -614,11 +300,6 @@ def _parse_date(v: str) -> str | None:
     return None
 
 
-def _source_column(gdf, mapping: dict, target: str) -> np.ndarray | None:
-    col = mapping.get(target)
-    return _text(gdf[col]) if col else None
-
-
 def prepare_import(store, upload: Upload, options: ImportOptions | None = None,
                    today: dt.date | None = None, raw: RawLayer | None = None) -> ImportPlan:
     """Read, check and repair a layer of ``upload``; nothing is written.
@@ -631,14 +312,8 @@ def prepare_import(store, upload: Upload, options: ImportOptions | None = None,
             column, unknown kind, a mapped column that does not exist, …).
         UnknownCRSError: no CRS in the file and none can be guessed.
     """
-    try:
+    with file_failures(upload.source_name):  # a file odd in a way no check foresaw: said plainly
         return _prepare(store, upload, options, today, raw)
-    except (ValueError, TypeError, KeyError, IndexError, OSError, UnicodeError, shapely.errors.GEOSException,
-            pyproj.exceptions.ProjError) as e:
-        if isinstance(e, RenewalError):
-            raise
-        # a file odd in a way no check foresaw: say so plainly, keep the cause for the log
-        raise InputError("import.failed", name=upload.source_name, detail=f"{type(e).__name__}: {e}"[:200]) from e
 
 
 def apply_mapping(suggested: dict[str, str], asked: dict[str, str] | None, columns, targets) -> dict[str, str]:
@@ -662,7 +337,8 @@ def apply_mapping(suggested: dict[str, str], asked: dict[str, str] | None, colum
     return mapping
 
 
-def clean_geometries(store, gdf: gpd.GeoDataFrame, codes: np.ndarray, rows: "RowReport", opts: ImportOptions):
+def clean_geometries(store, gdf: gpd.GeoDataFrame, codes: np.ndarray, rows: "RowReport", opts: ImportOptions,
+                     source_format: str = ""):
     """Geometry and codes of a layer made fit to store; rejects go to ``rows`` with their reasons.
 
     Keeps polygonal geometry only (collections give their polygons; others are
@@ -707,7 +383,7 @@ def clean_geometries(store, gdf: gpd.GeoDataFrame, codes: np.ndarray, rows: "Row
         choice = CRSChoice(pyproj.CRS.from_user_input(file_crs), _epsg_of(file_crs), "file", False, "")
     elif (present := ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))).any():
         # guess from every geometry read, polygonal or not
-        choice = guess_crs(geoms[present], district_longitude(store))
+        choice = guess_crs(geoms[present], district_longitude(store), drawing=source_format == "dxf")
     else:
         choice = None
     work = geoms.copy()
@@ -789,21 +465,71 @@ def clean_geometries(store, gdf: gpd.GeoDataFrame, codes: np.ndarray, rows: "Row
 
 def _prepare(store, upload: Upload, options: ImportOptions | None, today: dt.date | None,
              raw: RawLayer | None) -> ImportPlan:
+    """The import as named steps: read → map fields → clean geometries → compare with the store →
+    kinds, stages and dates → zone / village / park → warnings → the plan and its report."""
     opts = options or ImportOptions()
-    lang = opts.lang
-    today = today or dt.date.today()
+    today = today or office_today()
     ref = upload.layer(opts.layer)
     raw = raw or read_layer(upload, ref, opts.encoding)
-    gdf = raw.gdf
-    n = len(gdf)
-    columns = [c for c in gdf.columns if c != gdf.geometry.name]
-
-    # --- mapping
-    mapping = apply_mapping(suggest_mapping(columns), opts.mapping, columns, TARGETS)
+    check_polygonal(raw, ref.name)
+    fields = map_fields(raw, opts.mapping)
     if opts.kind:
         store.catalog.kind(opts.kind)
+    rows, warnings = start_report(raw, fields.codes, opts.lang)
+    choice, work, ok, repaired_rows, repaired_mask = clean_geometries(store, raw.gdf, fields.codes, rows, opts,
+                                                                      raw.format)
+    match = match_store(store, fields.codes)
+    kinds = resolve_kinds(store.catalog, fields.values, match, ok, rows, opts.kind)
+    stages = check_stages(store.catalog, fields.values, kinds, ok, rows, today, opts.lang)
+    check_kind_changes(store.catalog, match, fields.codes, kinds, stages, ok, rows)
+    blocked = parse_blocked(fields.values, ok, rows)
+    place, derived = derive_places(store, fields.values, kinds, work, ok, rows, opts)
+    good = np.flatnonzero(ok)
+    if len(good):
+        warnings.extend(_overlap_warnings(match.existing, work, good, fields.codes, match.exists, opts.lang))
+        warnings.extend(outside_warnings(store, work, good, fields.codes, opts.lang))
+    plan_gdf, written = plan_rows(fields, kinds, stages, blocked, place, work, good, repaired_mask, match.exists)
+    warnings.extend(area_warnings(fields, plan_gdf, opts.lang))
+    if match.exists[good].any():  # unchanged parcels (a re-import of the same data) are left alone
+        plan_gdf = _drop_unchanged(plan_gdf, match.existing, written)
+    history = carried_history(raw, plan_gdf)
+    hint = gcj02_hint(raw) if choice.crs.is_geographic else []
+    if hint and not opts.gcj02:  # never shifted silently: the planner decides
+        warnings.append({"key": "import.warn_gcj02", "properties": hint,
+                         "message": _msg("import.warn_gcj02", opts.lang, properties="、".join(hint))})
+    report = build_report(upload, ref, raw, opts, fields, rows, warnings, choice, repaired_rows, good, plan_gdf,
+                          derived, history)
+    report["gcj02_suggested"] = hint  # the AMap/DataV properties seen; the app ticks the conversion for them
+    return ImportPlan(report=report, parcels=plan_gdf, fields=written, history=history,
+                      source=upload.source_name or ref.name)
 
-    codes = _source_column(gdf, mapping, "code")
+
+# ------------------------------------------------------------------ the steps
+@dataclass
+class FieldValues:
+    """The file's columns mapped onto parcel fields: each mapped field's text, row by row."""
+
+    columns: list[str]                   # the file's columns (geometry left out)
+    mapping: dict[str, str]              # target field → source column
+    values: dict[str, np.ndarray]        # target field → text per row ('' for missing)
+    codes: np.ndarray                    # the parcel codes, '' where missing
+
+
+def map_fields(raw: RawLayer, asked: dict[str, str] | None, targets=TARGETS) -> FieldValues:
+    """Map the layer's columns onto ``targets`` (suggested, then the user's choices) and read them as text.
+
+    Raises:
+        InputError: an unknown target, a column the file does not have, no code column.
+    """
+    gdf = raw.gdf
+    columns = [c for c in gdf.columns if c != gdf.geometry.name]
+    mapping = apply_mapping(suggest_mapping(columns), asked, columns, targets)
+    values = {target: cell_text(gdf[mapping[target]]) for target in targets if mapping.get(target)}
+    return FieldValues(columns=columns, mapping=mapping, values=values, codes=values["code"])
+
+
+def start_report(raw: RawLayer, codes: np.ndarray, lang: str) -> tuple["RowReport", list[dict]]:
+    """The report's rows and file-level warnings, opened with what reading the file noted."""
     rows = RowReport(lang, codes)
     warnings: list[dict] = []
     for i, key, params in raw.notes:
@@ -811,21 +537,73 @@ def _prepare(store, upload: Upload, options: ImportOptions | None, today: dt.dat
             warnings.append({"key": key, "message": _msg(key, lang, **params)})
         else:
             rows.reject(i, key, **params)
+    for key, n in (("import.linearised", raw.linearised), ("import.surfaces", raw.surfaces)):
+        if n:
+            warnings.append({"key": key, "count": n, "message": _msg(key, lang, n=n, step=ARC_STEP_DEGREES)})
+    return rows, warnings
 
-    choice, work, ok, repaired_rows, repaired_mask = clean_geometries(store, gdf, codes, rows, opts)
 
-    # --- attributes
-    cat = store.catalog
-    existing = store.parcels()  # with geometry: for unchanged parcels and overlaps
-    existing = existing.set_index("code", drop=False)
+def gcj02_hint(raw: RawLayer) -> list[str]:
+    """The AMap/DataV properties a lon/lat layer carries when it looks like their (GCJ-02) output, else [].
+
+    Two of :data:`DATAV_PROPERTIES` make the call; a projected layer never gets one (GCJ-02 is lon/lat).
+    """
+    crs = raw.gdf.crs
+    if crs is not None and not crs.is_geographic:
+        return []
+    keys = {column_key(c): str(c) for c in raw.gdf.columns}
+    found = [keys[column_key(p)] for p in DATAV_PROPERTIES if column_key(p) in keys]
+    return found if len(found) >= 2 else []
+
+
+def check_polygonal(raw: RawLayer, name: str) -> None:
+    """Refuse a layer that holds geometry but not one polygon (a line or point layer), saying so first.
+
+    A layer with no geometry at all is left to the rows' own reasons (empty, open polyline …).
+
+    Raises:
+        InputError: ``import.no_polygons`` with the geometry types found and their counts.
+    """
+    geoms = np.asarray(raw.gdf.geometry.values, dtype=object)
+    present = geoms[~(shapely.is_missing(geoms) | shapely.is_empty(geoms))]
+    if not len(present):
+        return
+    types = shapely.get_type_id(present)
+    if np.isin(types, (3, 6)).any():
+        return
+    for g in present[types == 7]:  # a collection with a polygon in it gives its polygons
+        if np.isin(shapely.get_type_id(shapely.get_parts(g)), (3, 6)).any():
+            return
+    found = pd.Series([g.geom_type for g in present]).value_counts()
+    raise InputError("import.no_polygons", name=name, types="、".join(f"{k} {v}" for k, v in found.items()))
+
+
+@dataclass
+class StoreMatch:
+    """The file's codes against the store's parcels."""
+
+    existing: gpd.GeoDataFrame           # the stored parcels, with geometry, indexed by code
+    exists: np.ndarray                   # per row: the code is already stored
+    old_kind: np.ndarray                 # per row: the stored kind (None for new codes)
+
+
+def match_store(store, codes: np.ndarray) -> StoreMatch:
+    """Which codes the store already has, and their kinds (with geometry: for unchanged parcels and overlaps)."""
+    n = len(codes)
+    existing = store.parcels().set_index("code", drop=False)
     exists = np.asarray(pd.Index(existing.index).get_indexer(codes) >= 0) if len(existing) else np.zeros(n, bool)
-    values: dict[str, np.ndarray] = {}
-    for target in TARGETS:
-        col = _source_column(gdf, mapping, target)
-        if col is not None:
-            values[target] = col
-    kinds = np.full(n, "", dtype=object)
     old_kind = existing["kind"].reindex(codes).to_numpy(dtype=object) if len(existing) else np.full(n, None)
+    return StoreMatch(existing=existing, exists=exists, old_kind=old_kind)
+
+
+def resolve_kinds(cat, values: dict, match: StoreMatch, ok: np.ndarray, rows: "RowReport",
+                  default: str | None) -> np.ndarray:
+    """Each row's kind: from the file (a key or a label), else the default, else what the store has.
+
+    Rows with an unknown kind or none at all are rejected (``ok`` cleared).
+    """
+    n = len(ok)
+    kinds = np.full(n, "", dtype=object)
     if "kind" in values:
         names = {c: (k.label_zh, k.label_en) for c, k in cat.kinds.items()}
         given = values["kind"]
@@ -837,13 +615,31 @@ def _prepare(store, upload: Upload, options: ImportOptions | None, today: dt.dat
             else:
                 kinds[i] = resolved[given[i]]
     fallback = ok & (kinds == "")
-    kinds[fallback] = opts.kind or ""
-    use_old = fallback & (kinds == "") & exists
-    kinds[use_old] = old_kind[use_old]
+    kinds[fallback] = default or ""
+    use_old = fallback & (kinds == "") & match.exists
+    kinds[use_old] = match.old_kind[use_old]
     for i in np.flatnonzero(ok & (kinds == "")):
         rows.reject(int(i), "import.reject_no_kind")
         ok[i] = False
+    return kinds
 
+
+@dataclass
+class StageValues:
+    """Stages the file gives, per row."""
+
+    stages: np.ndarray                   # a stage key of the row's pipeline, or None (not started)
+    dates: np.ndarray                    # ISO date the stage was reached, or None
+    given: np.ndarray                    # the file sets this row's stage (an unknown one is not "given")
+
+
+def check_stages(cat, values: dict, kinds: np.ndarray, ok: np.ndarray, rows: "RowReport", today: dt.date,
+                 lang: str) -> StageValues:
+    """Stages from keys or labels of each row's pipeline, and their dates (none after ``today``).
+
+    An unknown stage or a bad date is a warning on its row, and not used.
+    """
+    n = len(ok)
     stages = np.array([None] * n, dtype=object)
     stage_dates = np.array([None] * n, dtype=object)
     stage_given = np.zeros(n, dtype=bool)
@@ -878,24 +674,43 @@ def _prepare(store, upload: Upload, options: ImportOptions | None, today: dt.dat
                 rows.warn(int(i), "import.warn_date", value=v)
                 d = None
             stage_dates[i] = d if stages[i] else None
-    # an existing parcel whose kind changes must keep a stage of its new pipeline
-    for i in np.flatnonzero(ok & exists & (kinds != old_kind)):
-        stage = stages[i] if stage_given[i] else existing.at[codes[i], "stage"]
+    return StageValues(stages=stages, dates=stage_dates, given=stage_given)
+
+
+def check_kind_changes(cat, match: StoreMatch, codes: np.ndarray, kinds: np.ndarray, stages: StageValues,
+                       ok: np.ndarray, rows: "RowReport") -> None:
+    """Reject stored parcels whose new kind's pipeline lacks the stage they would be at."""
+    for i in np.flatnonzero(ok & match.exists & (kinds != match.old_kind)):
+        stage = stages.stages[i] if stages.given[i] else match.existing.at[codes[i], "stage"]
         if isinstance(stage, str) and stage and stage not in cat.pipeline_for(kinds[i]).keys:
             rows.reject(int(i), "import.reject_kind_stage", stage=stage)
             ok[i] = False
 
-    blocked = None
-    if "blocked" in values:
-        blocked = np.zeros(n, dtype=np.int64)
-        for i in np.flatnonzero(ok):
-            v = values["blocked"][i].lower()
-            if v in _TRUE:
-                blocked[i] = 1
-            elif v not in _FALSE:
-                rows.warn(int(i), "import.warn_blocked", value=values["blocked"][i])
 
-    # zone / village / park: normalise given codes or names, derive the rest spatially
+def parse_blocked(values: dict, ok: np.ndarray, rows: "RowReport") -> np.ndarray | None:
+    """The blocked flag (1/0) per row when the file has one; a value neither yes nor no is a warning."""
+    if "blocked" not in values:
+        return None
+    blocked = np.zeros(len(ok), dtype=np.int64)
+    for i in np.flatnonzero(ok):
+        v = values["blocked"][i].lower()
+        if v in _TRUE:
+            blocked[i] = 1
+        elif v not in _FALSE:
+            rows.warn(int(i), "import.warn_blocked", value=values["blocked"][i])
+    return blocked
+
+
+def derive_places(store, values: dict, kinds: np.ndarray, work: np.ndarray, ok: np.ndarray, rows: "RowReport",
+                  opts: ImportOptions) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Zone, village and park codes per row: given codes or names normalised, the missing ones derived from
+    the location (a point on each parcel's surface within the store's zones, villages, parks).
+
+    Returns ``(place, derived)``: target → code per row ('' for none), for the targets the import sets,
+    and target → how many rows were derived.
+    """
+    n = len(ok)
+    lang = opts.lang
     derived: dict[str, int] = {}
     ctx = {name: store.names(name) for name in ("zones", "villages", "parks") if name in store.layer_names()}
     layer_of = {"zone": "zones", "village": "villages", "park": "parks"}
@@ -936,50 +751,73 @@ def _prepare(store, upload: Upload, options: ImportOptions | None, today: dt.dat
                 out[i] = lyr_codes[q]
             derived[target] = len(seen)
         place[target] = out
+    return place, derived
 
-    # --- warnings: overlaps, outside the district
-    good = np.flatnonzero(ok)
-    if len(good):
-        warnings.extend(_overlap_warnings(existing, work, good, codes, exists, lang))
-        warnings.extend(_outside_warnings(store, work, good, codes, lang))
 
-    # --- assemble
-    area = np.zeros(n)
+def plan_rows(fields: FieldValues, kinds: np.ndarray, stages: StageValues, blocked: np.ndarray | None,
+              place: dict[str, np.ndarray], work: np.ndarray, good: np.ndarray, repaired_mask: np.ndarray,
+              exists: np.ndarray) -> tuple[gpd.GeoDataFrame, tuple[str, ...]]:
+    """The parcels to write (rows ``good``), with their area, status and row number, and the fields the
+    import sets (the rest of a stored parcel is kept)."""
+    values, codes = fields.values, fields.codes
+    area = np.zeros(len(kinds))
     if len(good):
         area[good] = areas_m2(gpd.GeoDataFrame(geometry=list(work[good]), crs=STORE_CRS))
-    fields: list[str] = ["kind", "area_m2"]
+    written: list[str] = ["kind", "area_m2"]
     data = {"code": codes[good], "kind": kinds[good], "area_m2": np.round(area[good], 2)}
     name = values.get("name")
     data["name"] = np.where(name[good] != "", name[good], codes[good]) if name is not None else codes[good]
     if name is not None:
-        fields.append("name")
+        written.append("name")
     for f in ("unit", "owner", "land_use", "blocked_reason", "note"):
         if f in values:
             v = values[f][good]
             # the store keeps "" for unset places and units, NULL for an absent reason or note
             data[f] = np.where(v == "", None, v) if f in ("blocked_reason", "note") else v
-            fields.append(f)
+            written.append(f)
     for target, arr in place.items():
         data[target] = arr[good]
-        fields.append(target)
+        written.append(target)
     if "stage" in values:
-        data["stage"] = stages[good]
-        data["stage_date"] = stage_dates[good]
-        data["stage_given"] = stage_given[good]
-        fields += ["stage", "stage_date"]
+        data["stage"] = stages.stages[good]
+        data["stage_date"] = stages.dates[good]
+        data["stage_given"] = stages.given[good]
+        written += ["stage", "stage_date"]
     if blocked is not None:
         data["blocked"] = blocked[good]
-        fields.append("blocked")
+        written.append("blocked")
     data["row"] = good + 1
     data["repaired"] = repaired_mask[good]
     data["status"] = np.where(exists[good], "update", "new")
-    plan_gdf = gpd.GeoDataFrame(data, geometry=list(work[good]), crs=STORE_CRS)
+    return gpd.GeoDataFrame(data, geometry=list(work[good]), crs=STORE_CRS), tuple(dict.fromkeys(written))
 
-    # unchanged parcels (a re-import of the same data) are left alone
-    if exists[good].any():
-        plan_gdf = _drop_unchanged(plan_gdf, existing, fields)
 
-    # history carried by the file, for parcels new to the store
+def area_warnings(fields: FieldValues, plan_gdf: gpd.GeoDataFrame, lang: str) -> list[dict]:
+    """The file's own areas (TBMJ, ZDMJ, SCMJ …) against the computed ones: a column in 亩, or parcels
+    that differ by more than :data:`AREA_TOLERANCE` (a wrong CRS, a wrong polygon, a stale figure)."""
+    if "area" not in fields.values or not len(plan_gdf):
+        return []
+    column = fields.mapping["area"]
+    rows = plan_gdf["row"].to_numpy() - 1
+    declared = pd.to_numeric(pd.Series(fields.values["area"][rows]), errors="coerce").to_numpy(dtype=float)
+    computed = plan_gdf["area_m2"].to_numpy(dtype=float)
+    usable = np.isfinite(declared) & (declared > 0) & (computed > 0)
+    if not usable.any():
+        return []
+    ratio = computed[usable] / declared[usable]
+    if abs(float(np.median(ratio)) / M2_PER_MU - 1) <= AREA_TOLERANCE:
+        return [{"key": "import.warn_area_mu", "message": _msg("import.warn_area_mu", lang, column=column)}]
+    off = np.flatnonzero(usable)[np.abs(ratio - 1) > AREA_TOLERANCE]
+    if not len(off):
+        return []
+    return [{"key": "import.warn_area", "count": int(len(off)),
+             "message": _msg("import.warn_area", lang, n=int(len(off)), column=column),
+             "rows": [int(r) + 1 for r in rows[off[:LIST_CAP]]],
+             "codes": [str(c) for c in plan_gdf["code"].to_numpy()[off[:LIST_CAP]]]}]
+
+
+def carried_history(raw: RawLayer, plan_gdf: gpd.GeoDataFrame) -> list[dict]:
+    """Stage events the file carries (an exported GeoPackage's), for the parcels new to the store."""
     history: list[dict] = []
     new_codes = set(plan_gdf.loc[plan_gdf["status"] == "new", "code"])
     if raw.history:
@@ -987,35 +825,42 @@ def _prepare(store, upload: Upload, options: ImportOptions | None, today: dt.dat
             if str(e.get("parcel")) in new_codes and e.get("action") in EVENT_ACTIONS and _parse_date(
                     str(e.get("event_date") or "")):
                 history.append({k: e.get(k) for k in EVENT_COLUMNS})
+    return history
 
+
+def build_report(upload: Upload, ref, raw: RawLayer, opts: ImportOptions, fields: FieldValues, rows: "RowReport",
+                 warnings: list[dict], choice: "CRSChoice", repaired_rows: list[dict], good: np.ndarray,
+                 plan_gdf: gpd.GeoDataFrame, derived: dict[str, int], history: list[dict]) -> dict:
+    """The import's report: counts, rejected and repaired rows, warnings, CRS, encoding, mapping (dry run)."""
     n_new = int((plan_gdf["status"] == "new").sum())
     n_upd = int((plan_gdf["status"] == "update").sum())
     rejected = sorted(rows.rejected.values(), key=lambda r: r["row"])
-    warnings = rows.row_warnings[:LIST_CAP] + warnings
-    report = {
+    return {
         "source": upload.source_name,
         "layer": ref.name,
         "format": raw.format,
-        "features_read": n,
+        "features_read": len(raw.gdf),
         "features_imported": n_new + n_upd,
         "new": n_new,
         "updated": n_upd,
         "unchanged": int(len(good) - len(plan_gdf)),
         "repaired": len(repaired_rows),
         "repaired_rows": repaired_rows[:LIST_CAP],
+        "linearised": raw.linearised,
+        "surfaces": raw.surfaces,
         "rejected": rejected[:LIST_CAP],
         "rejected_count": len(rejected),
-        "warnings": warnings,
+        "warnings": rows.row_warnings[:LIST_CAP] + warnings,
         "crs": choice.epsg if choice.epsg is not None else choice.crs.name,
         "crs_name": choice.crs.name,
         "crs_source": choice.source,
         "crs_confirm": choice.confirm,
-        "crs_note": _msg(choice.reason, lang, epsg=choice.epsg) if choice.reason else "",
+        "crs_note": _msg(choice.reason, opts.lang, epsg=choice.epsg) if choice.reason else "",
         "gcj02": bool(opts.gcj02),
         "encoding": raw.encoding,
         "encoding_source": raw.encoding_source,
-        "mapping": mapping,
-        "columns": [str(c) for c in columns],
+        "mapping": fields.mapping,
+        "columns": [str(c) for c in fields.columns],
         "kind": opts.kind,
         "derived": derived,
         "history_events": len(history),
@@ -1025,8 +870,6 @@ def _prepare(store, upload: Upload, options: ImportOptions | None, today: dt.dat
         "dry_run": True,
         "committed": False,
     }
-    return ImportPlan(report=report, parcels=plan_gdf, fields=tuple(dict.fromkeys(fields)), history=history,
-                      source=upload.source_name or ref.name)
 
 
 def _drop_unchanged(plan_gdf, existing, fields) -> gpd.GeoDataFrame:
@@ -1101,7 +944,7 @@ def _overlap_warnings(existing, work, good, codes, exists, lang) -> list[dict]:
     return out
 
 
-def _outside_warnings(store, work, good, codes, lang) -> list[dict]:
+def outside_warnings(store, work, good, codes, lang) -> list[dict]:
     if "district" not in store.layer_names():
         return []
     district = store.layer("district")

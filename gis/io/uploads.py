@@ -23,7 +23,6 @@ expand a few kilobytes into gigabytes. Therefore:
 from __future__ import annotations
 
 import ctypes
-import json
 import re
 import shutil
 import sqlite3
@@ -507,40 +506,3 @@ def gpkg_layers(path: Path) -> list[str]:
     finally:
         con.close()
     return [r[0] for r in rows]
-
-
-def read_gpkg_table(path: Path, table: str, columns: tuple[str, ...]) -> list[dict] | None:
-    """Rows of an attributes table of a staged GeoPackage (e.g. an exported ``stage_events``), or None."""
-    uri = "file:" + str(path) + "?mode=ro&immutable=1"
-    con = sqlite3.connect(uri, uri=True)
-    con.row_factory = sqlite3.Row
-    try:
-        cols = {r[1] for r in con.execute(f'PRAGMA table_info("{table}")')}
-        if not set(columns) <= cols:
-            return None
-        sel = ", ".join(f'"{c}"' for c in columns)
-        return [dict(r) for r in con.execute(f'SELECT {sel} FROM "{table}" ORDER BY rowid')]
-    except sqlite3.Error:
-        return None
-    finally:
-        con.close()
-
-
-def parse_json_file(path: Path, name: str, encoding: str | None = None) -> tuple[object, str]:
-    """A JSON document (UTF-8 with or without BOM; GB18030 tolerated) and the encoding used.
-
-    Raises:
-        InputError: not JSON.
-    """
-    raw = path.read_bytes()
-    encs = [encoding] if encoding else ["utf-8-sig", "gb18030"]
-    for enc in encs:
-        try:
-            text = raw.decode(enc)
-            return json.loads(text), ("utf-8" if enc == "utf-8-sig" else enc)
-        except (UnicodeDecodeError, LookupError):
-            continue
-        except json.JSONDecodeError:
-            raise InputError("import.content_mismatch", name=name, format="geojson") from None
-    raise InputError("import.content_mismatch", name=name, format="geojson")
-

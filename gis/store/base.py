@@ -166,7 +166,10 @@ class StoreBase:
                     f" WHERE table_name IN ({names})")
 
     def _read(self, table: str, geometry: bool = True):
-        return pyogrio.read_dataframe(self.path, layer=table, read_geometry=geometry, fid_as_index=False)
+        # dates stay ISO text as the store writes them, also in a GeoPackage whose fields are DATE /
+        # DATETIME (an export of ours, opened as a store or loaded into PostGIS)
+        return pyogrio.read_dataframe(self.path, layer=table, read_geometry=geometry, fid_as_index=False,
+                                      datetime_as_string=True)
 
     def _read_events(self) -> pd.DataFrame:
         """The whole event table, ordered by id: read through GDAL's Arrow stream (a million rows in a second)."""

@@ -9,7 +9,7 @@ store as its own table ``cadastre`` (EPSG:4490, geometry ``geom``):
     code        宗地代码, 19 characters: county code (6), 地籍区 (3), 地籍子区 (3),
                 宗地特征码 (2, e.g. GB 国有建设用地使用权, JC 宅基地, JD 承包地), number (5)
     land_use    first-level class of GB/T 21010-2017 (耕地, 住宅用地, …)
-    owner_type  国有 or 集体
+    owner_type  权属性质: the 三调 label of the QSXZ code (国有土地使用权 for 20 …), or 国有 / 集体
     area_m2     area in m², computed in the local Gauss-Krüger zone
 
 ``CadastreMixin`` writes it (``write_cadastre``) and answers the app's
@@ -46,7 +46,27 @@ LAND_USES = {
     "公共管理与公共服务用地": "Public administration and services", "特殊用地": "Special use",
     "交通运输用地": "Transport", "水域及水利设施用地": "Water and water works", "其他土地": "Other land",
 }
-OWNER_TYPES = {"国有": "State-owned", "集体": "Collective"}
+#: 权属性质 (QSXZ) code table of the land surveys (三调, as 二调 before it): code → label. The cadastre's
+#: ``owner_type`` holds the label (one per code, so the code is kept too: :data:`QSXZ_OF`); a source
+#: that only says 国有 or 集体 keeps that. Ownership is read from this table, never from a first digit:
+#: 20 is a right to use *state* land.
+QSXZ = {
+    "10": "国有土地所有权", "20": "国有土地使用权", "30": "集体土地所有权",
+    "31": "集体土地所有权（村民小组）", "32": "集体土地所有权（村集体经济组织）",
+    "33": "集体土地所有权（乡集体经济组织）", "34": "集体土地所有权（其他农民集体经济组织）",
+    "40": "集体土地使用权",
+}
+QSXZ_OF = {label: code for code, label in QSXZ.items()}
+OWNER_TYPES = {
+    "国有": "State-owned", "集体": "Collective",
+    "国有土地所有权": "State land ownership", "国有土地使用权": "State land use right",
+    "集体土地所有权": "Collective land ownership",
+    "集体土地所有权（村民小组）": "Collective land ownership (villagers' group)",
+    "集体土地所有权（村集体经济组织）": "Collective land ownership (village collective)",
+    "集体土地所有权（乡集体经济组织）": "Collective land ownership (township collective)",
+    "集体土地所有权（其他农民集体经济组织）": "Collective land ownership (other farmers' collective)",
+    "集体土地使用权": "Collective land use right",
+}
 
 
 def content_hash(gdf) -> str:
@@ -225,6 +245,9 @@ def describe_cadastre(record: dict, lang: str = "zh") -> dict:
     out["land_use_label"] = (LAND_USES.get(use) or use) if en else use
     own = record.get("owner_type") or ""
     out["owner_type_label"] = (OWNER_TYPES.get(own) or own) if en else own
+    out["qsxz"] = QSXZ_OF.get(own, "")
+    if out["qsxz"]:  # 国有土地使用权（20）: the label and its code of the 三调 table
+        out["owner_type_label"] += f" ({out['qsxz']})" if en else f"（{out['qsxz']}）"
     area = float(record.get("area_m2") or 0.0)
     out.update(area_m2=round(area, 1), area_mu=round(area / M2_PER_MU, 2), area_ha=round(area / M2_PER_HA, 4))
     if len(code) == 19:
