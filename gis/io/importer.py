@@ -35,6 +35,7 @@ import pyogrio
 import pyproj
 import shapely
 
+from gis.base import clock
 from gis.base.errors import InputError, RenewalError, UnknownCRSError
 from gis.base.gcj02 import geometries_from_gcj02
 from gis.base.i18n import t
@@ -791,7 +792,7 @@ def _prepare(store, upload: Upload, options: ImportOptions | None, today: dt.dat
              raw: RawLayer | None) -> ImportPlan:
     opts = options or ImportOptions()
     lang = opts.lang
-    today = today or dt.date.today()
+    today = today or clock.office_today()
     ref = upload.layer(opts.layer)
     raw = raw or read_layer(upload, ref, opts.encoding)
     gdf = raw.gdf
@@ -979,14 +980,14 @@ def _prepare(store, upload: Upload, options: ImportOptions | None, today: dt.dat
     if exists[good].any():
         plan_gdf = _drop_unchanged(plan_gdf, existing, fields)
 
-    # history carried by the file, for parcels new to the store
-    history: list[dict] = []
-    new_codes = set(plan_gdf.loc[plan_gdf["status"] == "new", "code"])
-    if raw.history:
-        for e in raw.history:
-            if str(e.get("parcel")) in new_codes and e.get("action") in EVENT_ACTIONS and _parse_date(
-                    str(e.get("event_date") or "")):
-                history.append({k: e.get(k) for k in EVENT_COLUMNS})
+    # history carried by the file, for parcels new to the store: checked like live events
+    new = plan_gdf[plan_gdf["status"] == "new"]
+    ends = {}
+    if "stage" in new.columns and "stage_given" in new.columns:
+        ends = {c: (st if isinstance(st, str) and st else None)
+                for c, st, given in zip(new["code"], new["stage"], new["stage_given"]) if given}
+    history = check_carried_history(raw.history or [], dict(zip(new["code"], new["kind"])), ends,
+                                    store.catalog, today)
 
     n_new = int((plan_gdf["status"] == "new").sum())
     n_upd = int((plan_gdf["status"] == "update").sum())
@@ -1027,6 +1028,64 @@ def _prepare(store, upload: Upload, options: ImportOptions | None, today: dt.dat
     }
     return ImportPlan(report=report, parcels=plan_gdf, fields=tuple(dict.fromkeys(fields)), history=history,
                       source=upload.source_name or ref.name)
+
+
+def check_carried_history(events: list[dict], kinds: dict[str, str], ends: dict[str, str | None], catalog,
+                          today: dt.date) -> list[dict]:
+    """The carried events (rows of the file's ``stage_events``, numbered from 1) of the parcels in ``kinds``
+    (code → kind), checked like live ones: a known action, a business date that is a date and not after
+    ``today``, stages of the parcel's pipeline, and a history that follows on — each event after the first
+    starts where the previous one ended; an advance moves one stage forward; a correction gives its reason; a block
+    or an unblock leaves the stage alone.
+
+    Raises:
+        InputError: ``import.bad_history`` naming every bad row (nothing is written).
+    """
+    problems: list[tuple[int, str, dict]] = []
+    kept: list[tuple[str, int, dict]] = []
+    for row, e in enumerate(events, start=1):
+        code = str(e.get("parcel"))
+        if code not in kinds:
+            continue
+        pipe = catalog.pipeline_for(kinds[code])
+        date = _parse_date(str(e.get("event_date") or ""))
+        if e.get("action") not in EVENT_ACTIONS:
+            problems.append((row, "import.history_action", {"action": e.get("action")}))
+        elif date is None:
+            problems.append((row, "import.history_date", {"value": e.get("event_date")}))
+        elif date > today.isoformat():
+            problems.append((row, "import.history_future", {"date": date}))
+        elif bad := next((s for s in (e.get("from_stage"), e.get("to_stage")) if s and s not in pipe.keys), None):
+            problems.append((row, "import.history_stage", {"stage": bad, "pipeline": pipe.key}))
+        else:
+            kept.append((code, row, {**{k: e.get(k) for k in EVENT_COLUMNS}, "event_date": date}))
+    current: dict[str, str | None] = {}
+    last: dict[str, int] = {}
+    for code, row, e in sorted(kept, key=lambda x: (x[0], x[2]["event_date"], x[1])):  # the order of history()
+        pipe = catalog.pipeline_for(kinds[code])
+        frm, to, action = e["from_stage"] or None, e["to_stage"] or None, e["action"]
+        if code in current and frm != current[code]:  # the first may start anywhere: a history begun elsewhere
+            problems.append((row, "import.history_gap", {"stage": frm or "-", "current": current.get(code) or "-"}))
+        elif action == "advance" and pipe.index(to) != pipe.index(frm) + 1:
+            problems.append((row, "import.history_jump", {"from_stage": frm or "-", "to_stage": to or "-"}))
+        elif action == "correction" and not str(e.get("reason") or "").strip():
+            problems.append((row, "import.history_reason", {}))
+        elif action in ("block", "unblock") and to != frm:
+            problems.append((row, "import.history_block", {}))
+        current[code] = to
+        last[code] = row
+    for code, row in last.items():
+        if code in ends and ends[code] != current.get(code):
+            problems.append((row, "import.history_end", {"stage": current.get(code) or "-",
+                                                         "current": ends[code] or "-"}))
+    if problems:
+        problems.sort()
+        shown = problems[:LIST_CAP]
+        detail = {lang: "; ".join(_msg("import.history_row", lang, row=r, code=str(events[r - 1].get("parcel")),
+                                       reason=_msg(k, lang, **p)) for r, k, p in shown) for lang in ("zh", "en")}
+        raise InputError("import.bad_history", n=len(problems), rows=", ".join(str(r) for r, _, _ in shown),
+                         detail=detail)
+    return [e for _, _, e in kept]
 
 
 def _drop_unchanged(plan_gdf, existing, fields) -> gpd.GeoDataFrame:
