@@ -35,7 +35,7 @@ from gis.base.errors import InputError
 from gis.base.fileio import atomic_path
 from gis.store.base import utcnow_iso
 from gis.store.open import open_store_at
-from gis.store.pg import PostgisStore
+from gis.store.pg import PostgisStore, raw_connection
 from gis.store.store import Store
 
 AUDIT_COLUMNS = ("at", "actor", "action", "target", "outcome", "before", "after", "detail")
@@ -264,7 +264,7 @@ def restore(target, source: Path | str, by: str, *, operator: bool = False, cata
     catalog = catalog or (live.catalog if live is not None else None)
     if backend == "gpkg":
         return _restore_gpkg(Path(where), source, by, sha, catalog)
-    return _restore_pg(where, source, by, sha, catalog, live)
+    return _restore_pg(where, source, by, sha, catalog)
 
 
 def _opens(path: Path) -> bool:
@@ -315,12 +315,10 @@ def _restore_gpkg(path: Path, source: Path, by: str, sha: str, catalog) -> dict:
     return summary
 
 
-def _restore_pg(url: str, source: Path, by: str, sha: str, catalog, live) -> dict:
+def _restore_pg(url: str, source: Path, by: str, sha: str, catalog) -> dict:
     before = _state_unknown()
-    with contextlib.suppress(InputError):
-        live = live or PostgisStore(url, catalog)
-        with live._connect() as con:
-            before = _state(con)
+    with contextlib.suppress(InputError), raw_connection(url) as con:  # even a store that no longer opens
+        before = _state(con)
     res = subprocess.run([_pg_tool("pg_restore"), "--clean", "--if-exists", "--no-owner", "--single-transaction",
                           "-d", url, str(source)], capture_output=True, text=True)
     if res.returncode:
