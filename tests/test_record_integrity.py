@@ -292,9 +292,15 @@ def test_the_panel_shows_the_facts_and_names_a_bad_stored_event(app):  # noqa: F
     code = s.parcels(kind="village", stage="signing", blocked=False, geometry=False)["code"].iloc[0]
     with s._connect(write=True) as con:
         con.execute(BOGUS, (code, "signing"))
+        con.execute("INSERT INTO stage_events (parcel, action, from_stage, to_stage, event_date, recorded_at,"
+                    " recorded_by, reason, claimed_by, claimed_at) VALUES (?, 'block', 'signing', 'signing',"
+                    " '2024-05-02', '2026-11-28T01:00:00+00:00', 'editor_north', '权属争议', 'admin', '2019-05-01')",
+                    (code,))
     app.session_state["selected"] = code
     app.run()
     assert not app.exception, app.exception
     assert not app.error, [e.value for e in app.error]
     assert any("bogus" in w.value for w in app.warning)
     assert any(code.replace("-", "\\-") in m.value for m in app.markdown)  # the facts are there
+    history = next(d.value for d in app.dataframe if "记录人" in d.value.columns)
+    assert "admin 2019-05-01" in history["文件所称记录人及时间"].tolist()  # what the file claimed, beside the record

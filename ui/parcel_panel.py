@@ -64,6 +64,7 @@ def _history(p: dict, history) -> None:
             st.caption(tr("ui.no_history"))
             return
         cat = store().catalog
+        claimed = any(e.claimed_by or e.claimed_at for e in history)
         df = pd.DataFrame([{
             tr("ui.event_date"): e.event_date,
             tr("ui.action"): tr(f"ui.actions.{e.action}"),
@@ -73,6 +74,8 @@ def _history(p: dict, history) -> None:
             tr("ui.note"): e.note or "",
             tr("ui.reason"): e.reason or "",
             tr("ui.recorded_at"): local_time(e.recorded_at),
+            # what an imported file claimed about who recorded it and when (not believed: see README, Import)
+            **({tr("ui.claimed"): f"{e.claimed_by or ''} {e.claimed_at or ''}".strip()} if claimed else {}),
         } for e in reversed(history)])
         st.dataframe(df, hide_index=True, width="stretch")
 
