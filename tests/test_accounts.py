@@ -112,12 +112,12 @@ def test_backup_and_restore_round_trip(office, tmp_path):
     before = (office.parcels(geometry=False).to_dict("records"), len(office.events()), office.users())
     if office.backend == "gpkg":
         with pytest.raises(InputError):  # never over the live file
-            backup(office, office.path)
-    out = backup(office, tmp_path / ("backup.dump" if office.backend == "pg" else "backup.gpkg"))
+            backup(office, office.path, "admin")
+    out = backup(office, tmp_path / ("backup.dump" if office.backend == "pg" else "backup.gpkg"), "admin")
     assert out.exists() and out.stat().st_size > 0
     office.advance("V01-002", "baseline", "2024-04-02", "admin", today=TODAY)
     assert len(office.events()) == before[1] + 1
-    restore(office, out)
+    restore(office, out, "admin")
     after = (office.parcels(geometry=False).to_dict("records"), len(office.events()), office.users())
     assert after == before
 
@@ -127,9 +127,9 @@ def test_restore_refuses_a_bad_file_and_changes_nothing(office, tmp_path):
     bad.write_bytes(b"not a backup" * 50)
     v = office.data_version()
     with pytest.raises(InputError):
-        restore(office, bad)
+        restore(office, bad, "admin")
     with pytest.raises(InputError):
-        restore(office, tmp_path / "missing.gpkg")
+        restore(office, tmp_path / "missing.gpkg", "admin")
     assert office.data_version() == v
 
 

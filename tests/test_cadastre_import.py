@@ -16,6 +16,7 @@ import shapely
 from gis.base.errors import InputError, PermissionRefused, UnknownCRSError
 from gis.io.cadastre_import import CadastreOptions, import_cadastre, land_use_class, owner_type_of
 from gis.store.open import cadastre_at, cadastre_key, cadastre_parcel, open_store_at
+from tests.test_cli import DEMO_PASSWORDS
 
 ROOT = Path(__file__).resolve().parent.parent
 X0, Y0 = 121.30, 37.40  # the tiny store's corner (tests/conftest.py)
@@ -107,9 +108,10 @@ def test_cli_cadastre_import(demo_where, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("RENEWAL_LANG", "RENEWAL_DATA_DIR")}
     env["RENEWAL_DATA_DIR"] = str(tmp_path / "work")
 
-    def run(*args):
+    def run(*args):  # as a demo account, proved by its published demo password
+        login = {"RENEWAL_PASSWORD": DEMO_PASSWORDS[args[1]]} if args[0] == "--as" else {}
         return subprocess.run([sys.executable, "-m", "gis.cli", "--store", demo_where, *args],
-                              capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+                              capture_output=True, text=True, cwd=ROOT, env={**env, **login}, timeout=300)
 
     r = run("--as", "viewer", "cadastre", "import", str(src))
     assert r.returncode == 3 and "不是管理员" in r.stderr and "Traceback" not in r.stderr

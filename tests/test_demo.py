@@ -17,10 +17,11 @@ from gis.base.units import areas_m2, gk_epsg
 from gis.demo import district as demo_mod
 from gis.demo.district import build_demo, build_demo_raster
 from gis.model.pipelines import load_catalog
+from gis.store import schema
 
 TODAY = dt.date(2026, 11, 28)
 SPATIAL = ("district", "sea", "zones", "devzone", "parks", "villages", "points", "parcels")
-TABLES = SPATIAL + ("stage_events", "meta", "users", "assignments", "audit")
+TABLES = SPATIAL + ("stage_events", "meta", "users", "assignments", "audit", "cli_tokens")
 LANDMARKS = {"LM-ZOO": "野生动物园", "LM-BOT": "植物园改造升级", "LM-PHX": "凤凰湖凤凰山提升",
              "LM-CEM": "长荣水泥厂工业遗存", "LM-GOV": "区政府周边"}
 
@@ -114,7 +115,7 @@ def test_every_table_is_present_with_crs_and_geometry_column(gpkg):
     try:
         cols = [r[1] for r in con.execute("PRAGMA table_info(stage_events)")]
         assert cols == ["id", "parcel", "action", "from_stage", "to_stage", "event_date", "recorded_at",
-                        "recorded_by", "unit", "note", "reason", "share"]
+                        "recorded_by", "unit", "note", "reason", "share", "claimed_by", "claimed_at"]
         kinds = dict(con.execute("SELECT table_name, data_type FROM gpkg_contents"))
         assert kinds["stage_events"] == kinds["meta"] == "attributes"
         # not started = NULL, not an empty string
@@ -128,7 +129,7 @@ def test_meta_says_it_is_fictional(gpkg):
     meta = pyogrio.read_dataframe(gpkg, layer="meta")
     m = dict(zip(meta["key"], meta["value"]))
     assert m == {"demo": "1", "seed": "2026", "data_source": "示例数据（虚构）Renewal Atlas demo generator",
-                 "generator": "gis.demo 1", "data_version": "0", "schema_version": "2"}
+                 "generator": "gis.demo 1", "data_version": "0", "schema_version": str(schema.LATEST)}
 
 
 def test_ogrinfo_lists_every_layer(gpkg):

@@ -64,15 +64,18 @@ def _history(p: dict, history) -> None:
             st.caption(tr("ui.no_history"))
             return
         cat = store().catalog
+        claimed = any(e.claimed_by or e.claimed_at for e in history)
         df = pd.DataFrame([{
             tr("ui.event_date"): e.event_date,
             tr("ui.action"): tr(f"ui.actions.{e.action}"),
-            tr("ui.from_stage"): cat.stage_label(p["kind"], e.from_stage, lang()),
-            tr("ui.stage"): cat.stage_label(p["kind"], e.to_stage, lang()),
+            tr("ui.from_stage"): cat.stage_label_or_key(p["kind"], e.from_stage, lang()),
+            tr("ui.stage"): cat.stage_label_or_key(p["kind"], e.to_stage, lang()),
             tr("ui.recorded_by"): e.recorded_by,
             tr("ui.note"): e.note or "",
             tr("ui.reason"): e.reason or "",
             tr("ui.recorded_at"): local_time(e.recorded_at),
+            # what an imported file claimed about who recorded it and when (not believed: see README, Import)
+            **({tr("ui.claimed"): f"{e.claimed_by or ''} {e.claimed_at or ''}".strip()} if claimed else {}),
         } for e in reversed(history)])
         st.dataframe(df, hide_index=True, width="stretch")
 
@@ -129,6 +132,9 @@ def parcel_panel(code: str) -> None:
             st.warning(f"{tr('ui.blocked')}：{plain(p['blocked_reason'] or '')}")
         parcel_downloads(code)
         _facts(p)
+        bad = s.catalog.bad_events(p["kind"], history)
+        if bad:  # a bad event already stored: the facts stay, the row is named
+            st.warning(tr("ui.bad_events", rows="；".join(tr("ui.bad_event_row", id=i, stage=plain(k)) for i, k in bad)))
         _timeline(p, history)
         _history(p, history)
         if s.accounts_enabled() and not may_edit(current_user(), p):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import secrets
 from dataclasses import dataclass, field
 
 from argon2 import PasswordHasher
@@ -27,6 +28,9 @@ SCOPES = ("zone", "village")
 FREE_FAILURES = 3
 MAX_DELAY_S = 300
 MIN_PASSWORD = 8
+#: the name under which the operator acts (``renewal --operator``): whoever may write the data folder or holds
+#: the database's credentials; no account can be called so (a user name may not contain ':')
+OPERATOR_PREFIX = "operator:"
 
 _hasher = PasswordHasher()  # argon2id, library defaults
 
@@ -117,3 +121,18 @@ def require_edit(user: User | None, parcel: dict) -> None:
 def require_admin(user: User | None, action: str) -> None:
     if user is None or user.role != "admin":
         raise PermissionRefused("error.refused_admin", user=user.username if user else "?", action=action)
+
+
+def is_operator(name: str | None) -> bool:
+    """Whether ``name`` is the operator's (see README, *Trust model of the command line*)."""
+    return str(name or "").startswith(OPERATOR_PREFIX)
+
+
+def new_token() -> str:
+    """A personal token for the command line: 256 random bits, shown once."""
+    return "rnw_" + secrets.token_urlsafe(32)
+
+
+def token_digest(token: str) -> str:
+    """What the store keeps of a token (a random token needs no slow hash)."""
+    return hashlib.sha256(token.strip().encode()).hexdigest()

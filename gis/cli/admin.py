@@ -8,9 +8,8 @@ import getpass
 import sys
 from pathlib import Path
 
-from gis.auth.accounts import require_admin
 from gis.base.errors import InputError
-from gis.cli.common import actor, open_cli_store, print_json
+from gis.cli.common import actor, open_cli_store, operator_name, print_json
 from gis.model.pipelines import load_catalog
 from gis.store.backup import backup, copy_for_check, restore
 from gis.store.pg import PostgisStore, load_store_into
@@ -47,8 +46,9 @@ def cmd_load_demo(args) -> int:
 
 def cmd_user(args) -> int:
     store = open_cli_store(args)
-    who = actor(args)
+    who = actor(args, store, login_default=True)
     if args.user_command == "list":
+        store.require_admin(who, "user_list")
         rows = store.users()
         if args.json:
             print_json(rows)
@@ -72,9 +72,7 @@ def cmd_user(args) -> int:
 
 def cmd_audit(args) -> int:
     store = open_cli_store(args)
-
-    if store.accounts_enabled():
-        require_admin(store.user(actor(args) or ""), "audit")
+    store.require_admin(actor(args, store, login_default=True), "audit")
     df = store.audit(actor=args.actor, action=args.action, outcome=args.outcome, target=args.target)
     if args.csv:
         df.to_csv(args.csv, index=False, encoding="utf-8-sig")  # BOM: Excel opens the Chinese right
@@ -85,16 +83,40 @@ def cmd_audit(args) -> int:
 
 
 def cmd_backup(args) -> int:
-    out = backup(open_cli_store(args), args.output)
+    store = open_cli_store(args)
+    out = backup(store, args.output, actor(args, store, login_default=True))
     print_json({"backup": str(out), "bytes": out.stat().st_size})
     return 0
 
 
 def cmd_restore(args) -> int:
+    """An admin restores through the live store; the operator (--operator) without opening it, so that a
+    store too damaged to open can be replaced."""
+    catalog = load_catalog(args.settings.layers_dir / "pipelines.toml")
+    where = args.settings.database_url or str(args.settings.store_path)
+    if args.operator:
+        summary = restore(where, args.file, operator_name(args), operator=True, catalog=catalog)
+    else:
+        try:
+            store = open_cli_store(args)
+        except InputError as e:
+            raise InputError("error.restore_needs_operator",
+                             detail={lang: e.message(lang) for lang in ("zh", "en")}) from e
+        summary = restore(store, args.file, actor(args, store, login_default=True))
+    print_json({"restored": str(args.file), **summary})
+    return 0
+
+
+def cmd_token(args) -> int:
+    """Personal tokens for the command line: issued by an admin, shown once, kept only as a hash."""
     store = open_cli_store(args)
-    restore(store, args.file)
-    print_json({"restored": str(args.file), "parcels": len(store.parcels(geometry=False)),
-                 "data_version": store.data_version()})
+    who = actor(args, store, login_default=True)
+    if args.token_command == "issue":
+        token = store.issue_token(args.name, who)
+        print_json({"user": args.name, "token": token,
+                    "use": "RENEWAL_TOKEN=<token> renewal …  (shown once; only its hash is kept)"})
+    else:
+        print_json({"user": args.name, "revoked": store.revoke_tokens(args.name, who)})
     return 0
 
 
@@ -143,3 +165,9 @@ def register(sub) -> None:
     s = sub.add_parser("restore", help="replace the store's content with a backup")
     s.add_argument("file")
     s.set_defaults(func=cmd_restore)
+
+    s = sub.add_parser("token", help="personal tokens for the command line (RENEWAL_TOKEN): issue (admins), revoke")
+    ts = s.add_subparsers(dest="token_command", required=True)
+    ts.add_parser("issue", help="a new token for USER, printed once").add_argument("name", metavar="USER")
+    ts.add_parser("revoke", help="end every token of USER").add_argument("name", metavar="USER")
+    s.set_defaults(func=cmd_token)

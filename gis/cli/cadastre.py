@@ -7,9 +7,7 @@ Registered into gis/cli/main.py's parser; they use its settings and error edge.
 """
 from __future__ import annotations
 
-import getpass
-
-from gis.cli.common import import_options, open_cli_store, parse_map, print_json
+from gis.cli.common import actor, import_options, open_cli_store, parse_map, print_json
 from gis.io.cadastre_import import CadastreOptions, import_cadastre
 from gis.maps.cadastre_tiles import cadastre_tiles
 from gis.model.catalog import load_layer_catalog
@@ -18,8 +16,8 @@ from gis.model.catalog import load_layer_catalog
 def cmd_cadastre_import(args) -> int:
     opts = CadastreOptions(layer=args.layer, crs=args.crs, encoding=args.encoding, mapping=parse_map(args.map),
                            gcj02=args.gcj02, lang=args.lang)
-    by = getattr(args, "as_user", None) or args.settings.user or getpass.getuser()
     store = open_cli_store(args)
+    by = "" if args.dry_run else actor(args, store, login_default=True)  # a dry run writes nothing
     report = import_cadastre(store, args.file, opts, by=by, dry_run=args.dry_run)
     if not args.dry_run:  # the map's tiles now, rather than on the first page view
         spec = load_layer_catalog(args.settings.layers_dir / "catalog.toml").get("cadastre")

@@ -2,10 +2,14 @@
 the options every file import takes."""
 from __future__ import annotations
 
+import getpass
 import json
+import os
 import sys
+from pathlib import Path
 
-from gis.base.errors import InputError
+from gis.auth import accounts
+from gis.base.errors import InputError, PermissionRefused
 from gis.store import open_store
 
 
@@ -19,9 +23,65 @@ def open_cli_store(args):
     return open_store(args.settings)
 
 
-def actor(args) -> str:
-    """Who is acting: ``--as``, else the command's ``--by``, else the settings' user."""
-    return getattr(args, "as_user", None) or getattr(args, "by", None) or args.settings.user
+def operator_name(args) -> str:
+    """``operator:<login>`` when this login is the operator of the store: it may write the GeoPackage and
+    its folder, or it holds the database URL (whose credentials are the proof; a wrong one fails to connect).
+
+    Raises:
+        PermissionRefused: the data folder or the file is not writable by this login.
+    """
+    s = args.settings
+    if not s.database_url:
+        path = Path(s.store_path)
+        if not (os.access(path.parent, os.W_OK) and (not path.exists() or os.access(path, os.R_OK | os.W_OK))):
+            raise PermissionRefused("error.not_operator", path=str(path))
+    return accounts.OPERATOR_PREFIX + getpass.getuser()
+
+
+def _credential(args) -> tuple[str | None, str | None]:
+    """(password, token) from ``--password-stdin``, RENEWAL_PASSWORD, RENEWAL_TOKEN, or a prompt on a terminal."""
+    if getattr(args, "login_password_stdin", False):
+        return sys.stdin.readline().rstrip("\r\n"), None
+    if os.environ.get("RENEWAL_PASSWORD"):
+        return os.environ["RENEWAL_PASSWORD"], None
+    if os.environ.get("RENEWAL_TOKEN"):
+        return None, os.environ["RENEWAL_TOKEN"].strip()
+    if sys.stdin.isatty() and sys.stderr.isatty():
+        return getpass.getpass("密码 Password: "), None
+    return None, None
+
+
+def actor(args, store=None, login_default: bool = False) -> str:
+    """Who is acting (README, *Trust model of the command line*).
+
+    ``--operator``: the operator (see :func:`operator_name`). A store without
+    accounts (a planner's own file) records ``--as``, else ``--by``, else the
+    settings' user as given (``login_default``: else the login name). A store
+    with accounts believes a name only with its proof: ``--as NAME`` (or
+    RENEWAL_USER) and a password (``--password-stdin``, RENEWAL_PASSWORD, or asked
+    for on a terminal), or a personal token (RENEWAL_TOKEN, which names its
+    account). Asked once per command.
+
+    Raises:
+        PermissionRefused: no proof, a wrong one, ``--by`` naming someone, ``--operator`` by a non-operator.
+    """
+    if getattr(args, "proven_actor", None) is not None:
+        return args.proven_actor
+    if getattr(args, "operator", False):
+        name = operator_name(args)
+    else:
+        store = store or open_cli_store(args)
+        claimed = getattr(args, "as_user", None)
+        by = getattr(args, "by", None)
+        if not store.accounts_enabled():
+            name = claimed or by or args.settings.user or (getpass.getuser() if login_default else "")
+        else:
+            if by and by != claimed:
+                raise PermissionRefused("error.by_needs_as", user=by)
+            password, token = _credential(args)
+            name = store.sign_in(claimed or args.settings.user or None, password=password, token=token).username
+    args.proven_actor = name
+    return name
 
 
 def parse_map(items) -> dict[str, str]:

@@ -6,7 +6,6 @@ code is 0 on success, 2 on bad input (3 refused, 4 conflict).
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 
 from gis import __version__
 from gis.base.errors import InputError, RenewalError
+from gis.base.i18n import t
 from gis.base.settings import ROOT, Settings
 from gis.cli import admin, basemap, cadastre, timeline
 from gis.cli.common import actor, import_options, open_cli_store, parse_map, print_json, progress_bar
@@ -122,7 +122,7 @@ def cmd_parcels(args) -> int:
 
 def cmd_advance(args) -> int:
     store = open_cli_store(args)
-    ev = store.advance(args.code, args.to, args.date, actor(args), note=args.note or "",
+    ev = store.advance(args.code, args.to, args.date, actor(args, store), note=args.note or "",
                        correction=args.correction, share=args.share, expected_version=args.expect_version)
     print_json({"event": ev.as_dict(), "parcel": store.parcel(args.code, args.lang)})
     return 0
@@ -130,7 +130,7 @@ def cmd_advance(args) -> int:
 
 def cmd_block(args) -> int:
     store = open_cli_store(args)
-    ev = store.set_blocked(args.code, not args.clear, args.reason or "", actor(args), args.date)
+    ev = store.set_blocked(args.code, not args.clear, args.reason or "", actor(args, store), args.date)
     print_json({"event": ev.as_dict(), "parcel": store.parcel(args.code, args.lang)})
     return 0
 
@@ -140,9 +140,14 @@ def cmd_history(args) -> int:
     p = store.parcel(args.code, args.lang)
     events = [e.as_dict() for e in store.history(args.code)]
     cat = store.catalog
-    for e in events:
-        e["from_label"] = cat.stage_label(p["kind"], e["from_stage"], args.lang)
-        e["to_label"] = cat.stage_label(p["kind"], e["to_stage"], args.lang)
+    bad = dict(cat.bad_events(p["kind"], events))
+    for e in events:  # a bad event already stored is shown as recorded, and named
+        e["from_label"] = cat.stage_label_or_key(p["kind"], e["from_stage"], args.lang)
+        e["to_label"] = cat.stage_label_or_key(p["kind"], e["to_stage"], args.lang)
+        if e["id"] in bad:
+            e["problem"] = t("ui.bad_event_row", args.lang, id=e["id"], stage=bad[e["id"]])
+            print(f"警告 Warning: {t('ui.bad_event_row', 'zh', id=e['id'], stage=bad[e['id']])} / "
+                  f"{t('ui.bad_event_row', 'en', id=e['id'], stage=bad[e['id']])}", file=sys.stderr)
     if args.json:
         print_json(events)
     else:
@@ -173,8 +178,9 @@ def cmd_import(args) -> int:
     mapping = parse_map(args.map)
     opts = ImportOptions(layer=args.layer, crs=args.crs, encoding=args.encoding, mapping=mapping, kind=args.kind,
                          gcj02=args.gcj02, derive=not args.no_derive, lang=args.lang)
-    by = getattr(args, "as_user", None) or args.by or args.settings.user or getpass.getuser()
-    report = import_file(open_cli_store(args), args.file, opts, by=by, dry_run=args.dry_run)
+    store = open_cli_store(args)
+    by = "" if args.dry_run else actor(args, store, login_default=True)  # a dry run writes nothing
+    report = import_file(store, args.file, opts, by=by, dry_run=args.dry_run)
     if args.json:
         print_json(report)
     else:
@@ -293,7 +299,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="renewal", description="城市更新一张图 Renewal Atlas")
     p.add_argument("--version", action="version", version=__version__)
     p.add_argument("--store", help="GeoPackage file or postgresql:// URL (default: var/renewal.gpkg, seeded from the demo)")
-    p.add_argument("--as", dest="as_user", metavar="USER", help="act as this user (stores with accounts)")
+    p.add_argument("--as", dest="as_user", metavar="USER",
+                   help="act as this account; on a store with accounts prove it: --password-stdin, "
+                        "RENEWAL_PASSWORD or a personal token in RENEWAL_TOKEN")
+    p.add_argument("--password-stdin", dest="login_password_stdin", action="store_true",
+                   help="read the password of --as USER from the first line of stdin")
+    p.add_argument("--operator", action="store_true",
+                   help="act as the operator (who may write the data folder or holds the database URL): "
+                        "administration and recovery, e.g. a restore onto a damaged store")
     p.add_argument("--lang", choices=["zh", "en"], help="language of labels (default: zh)")
     sub = p.add_subparsers(dest="command", required=True)
 

@@ -492,7 +492,7 @@ def _prepare(store, upload: Upload, options: ImportOptions | None, today: dt.dat
     warnings.extend(area_warnings(fields, plan_gdf, opts.lang))
     if match.exists[good].any():  # unchanged parcels (a re-import of the same data) are left alone
         plan_gdf = _drop_unchanged(plan_gdf, match.existing, written)
-    history = carried_history(raw, plan_gdf)
+    history = carried_history(store, raw, plan_gdf, today)
     hint = gcj02_hint(raw) if choice.crs.is_geographic else []
     if hint and not opts.gcj02:  # never shifted silently: the planner decides
         warnings.append({"key": "import.warn_gcj02", "properties": hint,
@@ -816,16 +816,19 @@ def area_warnings(fields: FieldValues, plan_gdf: gpd.GeoDataFrame, lang: str) ->
              "codes": [str(c) for c in plan_gdf["code"].to_numpy()[off[:LIST_CAP]]]}]
 
 
-def carried_history(raw: RawLayer, plan_gdf: gpd.GeoDataFrame) -> list[dict]:
-    """Stage events the file carries (an exported GeoPackage's), for the parcels new to the store."""
-    history: list[dict] = []
-    new_codes = set(plan_gdf.loc[plan_gdf["status"] == "new", "code"])
-    if raw.history:
-        for e in raw.history:
-            if str(e.get("parcel")) in new_codes and e.get("action") in EVENT_ACTIONS and _parse_date(
-                    str(e.get("event_date") or "")):
-                history.append({k: e.get(k) for k in EVENT_COLUMNS})
-    return history
+def carried_history(store, raw: RawLayer, plan_gdf: gpd.GeoDataFrame, today: dt.date) -> list[dict]:
+    """Stage events the file carries (an exported GeoPackage's), for the parcels new to the store, checked like
+    live events (:func:`check_carried_history`).
+
+    Raises:
+        InputError: ``import.bad_history`` naming every bad row.
+    """
+    new = plan_gdf[plan_gdf["status"] == "new"]
+    ends = {}
+    if "stage" in new.columns and "stage_given" in new.columns:
+        ends = {c: (st if isinstance(st, str) and st else None)
+                for c, st, given in zip(new["code"], new["stage"], new["stage_given"]) if given}
+    return check_carried_history(raw.history or [], dict(zip(new["code"], new["kind"])), ends, store.catalog, today)
 
 
 def build_report(upload: Upload, ref, raw: RawLayer, opts: ImportOptions, fields: FieldValues, rows: "RowReport",
@@ -870,6 +873,64 @@ def build_report(upload: Upload, ref, raw: RawLayer, opts: ImportOptions, fields
         "dry_run": True,
         "committed": False,
     }
+
+
+def check_carried_history(events: list[dict], kinds: dict[str, str], ends: dict[str, str | None], catalog,
+                          today: dt.date) -> list[dict]:
+    """The carried events (rows of the file's ``stage_events``, numbered from 1) of the parcels in ``kinds``
+    (code → kind), checked like live ones: a known action, a business date that is a date and not after
+    ``today``, stages of the parcel's pipeline, and a history that follows on — each event after the first
+    starts where the previous one ended; an advance moves one stage forward; a correction gives its reason; a block
+    or an unblock leaves the stage alone.
+
+    Raises:
+        InputError: ``import.bad_history`` naming every bad row (nothing is written).
+    """
+    problems: list[tuple[int, str, dict]] = []
+    kept: list[tuple[str, int, dict]] = []
+    for row, e in enumerate(events, start=1):
+        code = str(e.get("parcel"))
+        if code not in kinds:
+            continue
+        pipe = catalog.pipeline_for(kinds[code])
+        date = _parse_date(str(e.get("event_date") or ""))
+        if e.get("action") not in EVENT_ACTIONS:
+            problems.append((row, "import.history_action", {"action": e.get("action")}))
+        elif date is None:
+            problems.append((row, "import.history_date", {"value": e.get("event_date")}))
+        elif date > today.isoformat():
+            problems.append((row, "import.history_future", {"date": date}))
+        elif bad := next((s for s in (e.get("from_stage"), e.get("to_stage")) if s and s not in pipe.keys), None):
+            problems.append((row, "import.history_stage", {"stage": bad, "pipeline": pipe.key}))
+        else:
+            kept.append((code, row, {**{k: e.get(k) for k in EVENT_COLUMNS}, "event_date": date}))
+    current: dict[str, str | None] = {}
+    last: dict[str, int] = {}
+    for code, row, e in sorted(kept, key=lambda x: (x[0], x[2]["event_date"], x[1])):  # the order of history()
+        pipe = catalog.pipeline_for(kinds[code])
+        frm, to, action = e["from_stage"] or None, e["to_stage"] or None, e["action"]
+        if code in current and frm != current[code]:  # the first may start anywhere: a history begun elsewhere
+            problems.append((row, "import.history_gap", {"stage": frm or "-", "current": current.get(code) or "-"}))
+        elif action == "advance" and pipe.index(to) != pipe.index(frm) + 1:
+            problems.append((row, "import.history_jump", {"from_stage": frm or "-", "to_stage": to or "-"}))
+        elif action == "correction" and not str(e.get("reason") or "").strip():
+            problems.append((row, "import.history_reason", {}))
+        elif action in ("block", "unblock") and to != frm:
+            problems.append((row, "import.history_block", {}))
+        current[code] = to
+        last[code] = row
+    for code, row in last.items():
+        if code in ends and ends[code] != current.get(code):
+            problems.append((row, "import.history_end", {"stage": current.get(code) or "-",
+                                                         "current": ends[code] or "-"}))
+    if problems:
+        problems.sort()
+        shown = problems[:LIST_CAP]
+        detail = {lang: "; ".join(_msg("import.history_row", lang, row=r, code=str(events[r - 1].get("parcel")),
+                                       reason=_msg(k, lang, **p)) for r, k, p in shown) for lang in ("zh", "en")}
+        raise InputError("import.bad_history", n=len(problems), rows=", ".join(str(r) for r, _, _ in shown),
+                         detail=detail)
+    return [e for _, _, e in kept]
 
 
 def _drop_unchanged(plan_gdf, existing, fields) -> gpd.GeoDataFrame:

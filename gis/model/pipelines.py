@@ -126,6 +126,25 @@ class Catalog:
             return self.phases[NOT_STARTED].label(lang)
         return self.pipeline_for(kind).stage(stage).label(lang)
 
+    def stage_label_or_key(self, kind: str, stage: str | None, lang: str = "zh") -> str:
+        """``stage_label``, except that a key outside the kind's pipeline (a bad event already stored) is
+        shown as itself, marked, rather than stopping the page that shows it."""
+        try:
+            return self.stage_label(kind, stage, lang)
+        except (StageTransitionError, InputError):
+            return f"{stage}（?）"
+
+    def bad_events(self, kind: str, events) -> list[tuple[int, str]]:
+        """``(event id, stage)`` of each event (StageEvent or dict) naming a stage outside the kind's pipeline."""
+        keys = set(self.pipeline_for(kind).keys) | {NOT_STARTED}
+        out = []
+        for e in events:
+            get = e.get if isinstance(e, dict) else lambda k, e=e: getattr(e, k)
+            bad = next((s for s in (get("from_stage"), get("to_stage")) if s and s not in keys), None)
+            if bad:
+                out.append((get("id"), bad))
+        return out
+
     def stage_labels(self, kind: str, stage: str | None) -> dict:
         """``{"zh": ..., "en": ...}`` of a stage, for messages in both languages."""
         return {lang: self.stage_label(kind, stage, lang) for lang in ("zh", "en")}

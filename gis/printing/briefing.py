@@ -208,7 +208,7 @@ def draw_history(page: Page, x: float, y: float, p: dict, w: float, max_y: float
     lines = []
     for e in events[:room]:
         action = page.tr(f"ui.actions.{e.action}")
-        stage = cat.stage_label(p["kind"], e.to_stage, page.lang)
+        stage = cat.stage_label_or_key(p["kind"], e.to_stage, page.lang)  # a bad stored event: shown, marked
         what = f"{action} → {stage}" if e.action in ("advance", "correction") else action
         who = f" · {e.recorded_by}" if e.recorded_by else ""
         lines.append(wrap(f"{e.event_date}  {what}{who}", w, 6.5, max_lines=1)[0])

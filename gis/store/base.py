@@ -50,6 +50,8 @@ class StageEvent:
     note: str | None = None
     reason: str | None = None
     share: float | None = None
+    claimed_by: str | None = None  # a carried event's author and time as its file claimed them (not believed)
+    claimed_at: str | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -93,7 +93,8 @@ class BulkMixin:
         pipelines = {k: self.catalog.pipeline_for(k) for k in self.catalog.kinds}
         with_history = {str(e["parcel"]) for e in history or ()}
         event_sql = ("INSERT INTO stage_events (parcel, action, from_stage, to_stage, event_date, recorded_at,"
-                     " recorded_by, unit, note, reason, share) VALUES (?,?,?,?,?,?,?,?,?,?,?)")
+                     " recorded_by, unit, note, reason, share, claimed_by, claimed_at)"
+                     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)")
         geoms = dict(zip((str(p["code"]) for p in parcels), self._geom_values([p["geom"] for p in parcels])))
         with self._refusals_logged(by, "import", note or "import"), self._connect(write=True) as con:
             user = None
@@ -149,14 +150,39 @@ class BulkMixin:
                 sets = ", ".join(f"{k} = {self._geom_sql if k == 'geom' else '?'}" for k in keys)
                 con.executemany(f"UPDATE parcels SET {sets}, version = version + 1, updated_at = ?, updated_by = ?"
                                 " WHERE code = ?", rows)
-            carried = [tuple(e.get(k) for k in ("parcel", "action", "from_stage", "to_stage", "event_date",
-                                                 "recorded_at", "recorded_by", "unit", "note", "reason", "share"))
-                       for e in history or () if str(e["parcel"]) in new_codes]
-            con.executemany(event_sql, carried + events)
+            carried = self._carried_events(history, new_codes, old, user, by, now)
+            con.executemany(event_sql, carried + [(*e, None, None) for e in events])
             self._bump(con)
             self._update_extent(con)
             version = con.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchone()[0]
             self._audit(con, by, "import", note or "import", "ok", None,
-                        {"inserted": len(inserts), "updated": sum(len(r) for r in updates.values())}, note)
+                        {"inserted": len(inserts), "updated": sum(len(r) for r in updates.values()),
+                         "carried": len(carried)}, note)
         return {"inserted": len(inserts), "updated": sum(len(r) for r in updates.values()),
                 "events": len(carried) + len(events), "data_version": int(version)}
+
+    def _carried_events(self, history, new_codes, parcels, user, by: str, now: str) -> list[tuple]:
+        """Rows of the events a file carries for its new parcels (``gis.io.importer`` has checked them).
+
+        Their stages must be of the parcel's pipeline, whoever imports. Who recorded
+        them and when is believed only from an admin, or on a store without accounts
+        (the planner's own file); anyone else's are recorded as the importer's, at the
+        import's time, with the file's claim kept in ``claimed_by``/``claimed_at``.
+
+        Raises:
+            StageTransitionError: a stage outside the parcel's pipeline.
+        """
+        trusted = user is None or user.role == "admin"
+        rows = []
+        for e in history or ():
+            code = str(e["parcel"])
+            if code not in new_codes:
+                continue
+            frm, to = e.get("from_stage") or None, e.get("to_stage") or None
+            pipe = self.catalog.pipeline_for(parcels[code]["kind"])
+            pipe.index(frm), pipe.index(to)
+            said = (e.get("recorded_by"), e.get("recorded_at"))
+            rec_by, rec_at, claimed = (*said, (None, None)) if trusted else (by, now, said)
+            rows.append((code, e.get("action"), frm, to, e.get("event_date"), rec_at, rec_by, e.get("unit"),
+                         e.get("note"), e.get("reason"), e.get("share"), *claimed))
+        return rows

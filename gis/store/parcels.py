@@ -158,7 +158,8 @@ class ParcelsMixin:
             self._row(con, code)
             rows = con.execute(
                 "SELECT id, parcel, action, from_stage, to_stage, event_date, recorded_at, recorded_by,"
-                " unit, note, reason, share FROM stage_events WHERE parcel = ? ORDER BY event_date, id",
+                " unit, note, reason, share, claimed_by, claimed_at FROM stage_events WHERE parcel = ?"
+                " ORDER BY event_date, id",
                 (code,),
             ).fetchall()
         return [StageEvent(**dict(r)) for r in rows]

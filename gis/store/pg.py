@@ -73,6 +73,24 @@ def _redact(url: str) -> str:
     return f"postgresql://{info.get('user', '')}@{info.get('host', '')}:{info.get('port', '')}/{info.get('dbname', '')}"
 
 
+@contextmanager
+def raw_connection(url: str):
+    """A connection to the database at ``url`` that does not open it as a store (no check, no migration):
+    to read what a damaged store still holds before a restore. Each statement commits on its own.
+
+    Raises:
+        InputError: the database cannot be reached.
+    """
+    try:
+        con = psycopg.connect(url, autocommit=True, connect_timeout=10)
+    except psycopg.Error as e:
+        raise InputError("error.no_database", detail=str(e).strip().splitlines()[0]) from e
+    try:
+        yield _Con(con)
+    finally:
+        con.close()
+
+
 class PostgisStore(Store):
     backend = "pg"
     _lock = " FOR UPDATE"

@@ -38,7 +38,6 @@ ACCOUNT_TABLES = {
               ("outcome", "TEXT NOT NULL"), ("before", "TEXT"), ("after", "TEXT"), ("detail", "TEXT")),
 }
 APPEND_ONLY = ("stage_events", "audit")
-LATEST = 2
 
 
 def _cols(cols) -> str:
@@ -86,11 +85,31 @@ def _accounts(backend: str) -> list[str]:
     return sql
 
 
+def _cli_tokens(backend: str) -> list[str]:
+    """Personal tokens an admin issues for the command line (``renewal token issue``): only their sha256 is kept."""
+    pk = "id BIGSERIAL PRIMARY KEY" if backend == "pg" else "id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL"
+    sql = [f"CREATE TABLE cli_tokens ({pk}, username TEXT NOT NULL, token_hash TEXT NOT NULL UNIQUE,"
+           " created_at TEXT, created_by TEXT, revoked_at TEXT)"]
+    if backend == "gpkg":
+        sql.append("INSERT INTO gpkg_contents (table_name, data_type, identifier, description, last_change, srs_id)"
+                   " VALUES ('cli_tokens', 'attributes', 'cli_tokens', '', strftime('%Y-%m-%dT%H:%M:%fZ','now'), 0)")
+    return sql
+
+
+def _claimed_columns() -> list[str]:
+    """What an imported file claimed about a carried event's author and time, when the store did not believe it
+    (the event itself is recorded as the importer's, at the import's time)."""
+    return ["ALTER TABLE stage_events ADD COLUMN claimed_by TEXT", "ALTER TABLE stage_events ADD COLUMN claimed_at TEXT"]
+
+
 MIGRATIONS = {
     # version: (what, {backend: statements})
     1: ("base layout", {"gpkg": [], "pg": _pg_v1()}),
     2: ("accounts, assignments, audit; append-only event log", {"gpkg": _accounts("gpkg"), "pg": _accounts("pg")}),
+    3: ("personal tokens of the command line (hashed)", {"gpkg": _cli_tokens("gpkg"), "pg": _cli_tokens("pg")}),
+    4: ("claimed author and time of carried events", {"gpkg": _claimed_columns(), "pg": _claimed_columns()}),
 }
+LATEST = max(MIGRATIONS)
 
 
 def pending(current: int) -> list[int]:

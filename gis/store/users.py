@@ -83,7 +83,8 @@ class UsersMixin:
         return rows
 
     def _admin(self, con, by: str, action: str) -> None:
-        if self._accounts_on(con):
+        """Refuse a non-admin an administrative act on a store with accounts (the operator may)."""
+        if self._accounts_on(con) and not accounts.is_operator(by):
             accounts.require_admin(self._user(con, by), action)
 
     def add_user(self, username: str, password: str, role: str, by: str, display_name: str = "",
@@ -97,6 +98,8 @@ class UsersMixin:
         username = (username or "").strip()
         if not username or any(c.isspace() for c in username):
             raise InputError("error.bad_username", user=username)
+        if ":" in username:
+            raise InputError("error.bad_username_colon", user=username)
         accounts.check_role(role)
         hashed = password_hash or accounts.hash_password(password)
         with self._refusals_logged(by, "user_add", username):
@@ -196,3 +199,75 @@ class UsersMixin:
             cols = [d[0] for d in cur.description]
             return pd.DataFrame([tuple(r) if not isinstance(r, dict) else tuple(r.values()) for r in cur.fetchall()],
                                 columns=cols)
+
+    # ----------------------------------------------------------- administration and proof of identity
+    def record_audit(self, actor: str, action: str, target: str, outcome: str = "ok", before=None, after=None,
+                     detail: str = "") -> None:
+        """One line of the audit trail, in its own transaction (backups, restores, sign-ins of the command line)."""
+        with self._connect(write=True) as con:
+            self._audit(con, actor, action, target, outcome, before, after, detail)
+
+    def require_admin(self, by: str, action: str, target: str = "") -> None:
+        """Refuse ``by`` an administrative act on a store with accounts unless an admin or the operator
+        (``accounts.is_operator``); the refusal is audited.
+
+        Raises:
+            PermissionRefused: not an admin.
+        """
+        with self._refusals_logged(by or "?", action, target or action), self._connect() as con:
+            self._admin(con, by, action)
+
+    def sign_in(self, username: str | None, password: str | None = None, token: str | None = None) -> User:
+        """The account proved by a password (counted and slowed down like the app's login) or by a personal
+        token (``issue_token``; it names its account, so ``username`` may be empty).
+
+        Raises:
+            PermissionRefused: no credential, a wrong one, a token that is unknown, revoked or another account's.
+        """
+        if password is not None:
+            return self.authenticate(username or "", password)
+        if not token:
+            self.record_audit(username or "?", "login", username or "?", "refused", detail="no credential")
+            raise PermissionRefused("error.no_credential", user=username or "?")
+        with self._connect(write=True) as con:
+            row = con.execute("SELECT username FROM cli_tokens WHERE token_hash = ? AND revoked_at IS NULL",
+                              (accounts.token_digest(token),)).fetchone()
+            user = self._user(con, row["username"]) if row else None
+            if user is None or (username and username != user.username):
+                self._audit(con, username or "?", "login", username or "?", "refused", detail="bad token")
+                user = None
+            else:
+                self._audit(con, user.username, "login", user.username, "ok", detail="token")
+        if user is None:
+            raise PermissionRefused("error.bad_token")
+        return user
+
+    def issue_token(self, username: str, by: str) -> str:
+        """A new personal token for ``username`` (admins only). Only its hash is kept: show it once.
+
+        Raises:
+            PermissionRefused: ``by`` is not an admin (audited). NotFoundError: no such account.
+        """
+        token = accounts.new_token()
+        with self._refusals_logged(by, "token_issue", username), self._connect(write=True) as con:
+            self._admin(con, by, "token issue")
+            if self._user(con, username) is None:
+                raise NotFoundError("error.no_user", user=username)
+            con.execute("INSERT INTO cli_tokens (username, token_hash, created_at, created_by) VALUES (?,?,?,?)",
+                        (username, accounts.token_digest(token), utcnow_iso(), by))
+            self._audit(con, by, "token_issue", username, "ok")
+        return token
+
+    def revoke_tokens(self, username: str, by: str) -> int:
+        """End every personal token of ``username`` (admins, or the user for themself); returns how many.
+
+        Raises:
+            PermissionRefused: not allowed (audited).
+        """
+        with self._refusals_logged(by, "token_revoke", username), self._connect(write=True) as con:
+            if by != username:
+                self._admin(con, by, "token revoke")
+            n = con.execute("UPDATE cli_tokens SET revoked_at = ? WHERE username = ? AND revoked_at IS NULL",
+                            (utcnow_iso(), username)).rowcount
+            self._audit(con, by, "token_revoke", username, "ok", None, {"revoked": n})
+        return n
