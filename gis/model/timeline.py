@@ -96,10 +96,19 @@ def _recorded_times(values) -> pd.Series:
     return pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="ISO8601", errors="coerce")
 
 
-def _stage_index(catalog: Catalog, kinds: pd.Series, stages: pd.Series) -> np.ndarray:
-    """Position of each (kind, stage) in its pipeline; -1 for not started or a stage outside the pipeline."""
-    table = {f"{kind}{_SEP}{key}": i for kind in catalog.kinds for i, key in enumerate(catalog.pipeline_for(kind).keys)}
-    return _keys(kinds, stages).map(table).fillna(-1).astype(np.int64).to_numpy()
+def _stage_index(catalog: Catalog, kinds, stages) -> np.ndarray:
+    """Position of each (kind, stage) in its pipeline; -1 for not started or a stage outside the pipeline.
+
+    Kinds and stages are factorised to integers and looked up in a small table: no per-row Python."""
+    kcode, kinds_u = pd.factorize(np.asarray(kinds, dtype=object))
+    scode, stages_u = pd.factorize(np.asarray(stages, dtype=object))
+    table = np.full((len(kinds_u) + 1, len(stages_u) + 1), -1, dtype=np.int64)  # the last row/column: missing
+    for i, kind in enumerate(kinds_u):
+        if kind in catalog.kinds:
+            keys = {k: n for n, k in enumerate(catalog.pipeline_for(kind).keys)}
+            for j, stage in enumerate(stages_u):
+                table[i, j] = keys.get(stage, -1)
+    return table[kcode, scode]  # a code of -1 (missing) picks the last row/column
 
 
 _SEP = "\x1f"
@@ -129,16 +138,20 @@ def effective_stage_events(events: pd.DataFrame, kinds: dict, catalog: Catalog,
     ev["effective_date"] = ev["event_date"].astype(str).str.slice(0, 10)
     if not len(ev):
         return ev
-    ev["idx"] = _stage_index(catalog, ev["parcel"].map(kinds), ev["to_stage"])
+    ev["idx"] = _stage_index(catalog, ev["parcel"].map(kinds).to_numpy(dtype=object), ev["to_stage"].to_numpy(dtype=object))
     corrections = np.flatnonzero((ev["action"] == "correction").to_numpy())
     if len(corrections):
         voided = np.zeros(len(ev), dtype=bool)
         eff = ev["effective_date"].to_numpy(dtype=object)
         idx = ev["idx"].to_numpy()
-        positions = ev.groupby("parcel", sort=False).indices
-        parcel = ev["parcel"].to_numpy(dtype=object)
-        for pos in corrections:  # in the order they were recorded
-            mine = positions[parcel[pos]]
+        # each parcel's rows, in the order recorded: one stable sort of integer codes, sliced per correction
+        pid = pd.factorize(ev["parcel"].to_numpy(dtype=object))[0]
+        order = np.argsort(pid, kind="stable")
+        sorted_pid = pid[order]
+        lo = np.searchsorted(sorted_pid, pid[corrections], side="left")
+        hi = np.searchsorted(sorted_pid, pid[corrections], side="right")
+        for pos, a, b in zip(corrections, lo, hi):  # in the order they were recorded
+            mine = order[a:b]
             earlier = mine[(mine < pos) & ~voided[mine] & (idx[mine] > idx[pos])]
             if len(earlier):
                 voided[earlier] = True
