@@ -11,6 +11,8 @@ from ui.basemap_picker import MapBasemap, basemap_sidebar
 from ui.common import current_parcels, lang, parcel_index, shown_errors, sidebar_filters, store, tr
 from ui.downloads import village_downloads
 from ui.parcel_panel import parcel_panel
+from ui.parcel_table import filtered_table
+from ui.quick_find import quick_find
 
 
 def _map(codes: tuple | None, bounds, narrow: bool, bm: MapBasemap):
@@ -50,6 +52,7 @@ def _clicked_code(out: dict | None, bm: MapBasemap) -> str | None:
 
 def page() -> None:
     st.title(tr("app.title"))
+    quick_find()
     filtered, codes = sidebar_filters()
     bm = basemap_sidebar()
     if "flash" in st.session_state:
@@ -87,6 +90,7 @@ def page() -> None:
             st.caption(tr("ui.click_hint"))
         if st.session_state.get("f_village"):  # a village is open: its briefing page
             village_downloads(st.session_state["f_village"])
+        filtered_table(filtered, codes)
     if selected or land:
         with right:
             if st.button(tr("ui.close"), key="close-panel"):

@@ -1,0 +1,56 @@
+"""The filtered parcels as a table under the map: sortable, a row opens the parcel, several rows
+can be updated at once (``ui.bulk_form``), and the selection downloads as CSV or as the ledger."""
+from __future__ import annotations
+
+import hashlib
+
+import streamlit as st
+
+from gis.io.exporter import MIME, export_bytes, export_filename
+from gis.io.parcel_table import COLUMNS, headers, parcel_table, store_names, table_csv
+
+from ui.bulk_form import bulk_form
+from ui.common import lang, store, tr
+
+
+def _key(codes) -> str:
+    """A table key per filter, so that a new filter starts with nothing selected."""
+    return "parcel-table-" + hashlib.sha1(repr(codes).encode()).hexdigest()[:10]
+
+
+def filtered_table(filtered, codes) -> None:
+    """The table of ``filtered`` (the sidebar's result; ``codes`` None when no filter is set)."""
+    s = store()
+    language = lang()
+    table = parcel_table(filtered, s.catalog, store_names(s, language), language)
+    head = headers(language)
+    with st.expander(tr("table.title", n=len(table)), expanded=codes is not None):
+        st.caption(tr("table.hint"))
+        event = st.dataframe(
+            table[list(COLUMNS)], hide_index=True, width="stretch", height=min(420, 38 + 35 * max(len(table), 1)),
+            on_select="rerun", selection_mode="multi-row", key=_key(codes),
+            column_config={
+                **head,
+                "stage_date": st.column_config.DateColumn(head["stage_date"], format="YYYY-MM-DD"),
+                "area_mu": st.column_config.NumberColumn(head["area_mu"], format="%.2f"),
+            },
+        )
+        rows = list(event.selection.rows) if event and event.selection else []
+        picked = table.iloc[rows]
+        codes_picked = list(picked["code"])
+        if codes_picked != st.session_state.get("_table_picked"):
+            st.session_state["_table_picked"] = codes_picked
+            if len(codes_picked) == 1 and st.session_state.get("selected") != codes_picked[0]:
+                st.session_state["selected"] = codes_picked[0]  # one row chosen: its panel opens
+                st.rerun()
+        left, right = st.columns(2)
+        left.download_button(tr("table.csv"), data=table_csv(table, language), mime="text/csv",
+                             file_name=export_filename("xlsx", language).rsplit(".", 1)[0] + ".csv",
+                             key="table-csv", on_click="ignore", icon=":material/download:", width="stretch")
+        selection = list(table["code"])
+        right.download_button(tr("table.xlsx"), data=lambda: export_bytes(s, "xlsx", selection, None, language),
+                              file_name=export_filename("xlsx", language), mime=MIME["xlsx"], key="table-xlsx",
+                              on_click="ignore", icon=":material/table:", width="stretch",
+                              disabled=not selection)
+        if len(codes_picked) > 1:
+            bulk_form(filtered[filtered["code"].isin(codes_picked)])
