@@ -18,9 +18,12 @@ def _bars(rows: list[dict], colors: list[str] | None = None) -> alt.Chart:
     df["text"] = [f"{a:,.0f} {tr('dash.mu')} · {n} {tr('dash.parcels_unit')}" for a, n in zip(df["area_mu"], df["parcels"])]
     color = (alt.Color("label:N", scale=alt.Scale(domain=list(df["label"]), range=colors), legend=None)
              if colors else alt.value("#4c78a8"))
+    top = float(df["area_mu"].max() or 1) * 1.7  # room for the labels right of the bars
     base = alt.Chart(df).encode(
-        y=alt.Y("label:N", sort=list(df["label"]), title=None, axis=alt.Axis(labelLimit=160)),
-        x=alt.X("area_mu:Q", title=tr("dash.area_mu")),
+        y=alt.Y("label:N", sort=list(df["label"]), title=None,
+                axis=alt.Axis(labelLimit=160, labelOverlap=False, labelFontSize=12)),
+        x=alt.X("area_mu:Q", title=tr("dash.area_mu"), scale=alt.Scale(domain=[0, top], nice=False),
+                axis=alt.Axis(tickCount=3, format="~s")),
         tooltip=[alt.Tooltip("label:N", title=tr("dash.col_item")),
                  alt.Tooltip("parcels:Q", title=tr("dash.col_parcels")),
                  alt.Tooltip("area_mu:Q", title=tr("dash.area_mu"), format=",.1f")],

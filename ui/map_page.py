@@ -4,6 +4,7 @@ from __future__ import annotations
 import streamlit as st
 from streamlit_folium import st_folium
 
+from gis.maps.area_select import add_area_select
 from gis.maps.mapview import build_map, selection_group
 from gis.model.spatial import fit_bounds
 from ui import cadastre_panel as cadastre
@@ -11,7 +12,7 @@ from ui.basemap_picker import MapBasemap, basemap_sidebar
 from ui.common import current_parcels, lang, parcel_index, shown_errors, sidebar_filters, store, tr
 from ui.downloads import village_downloads
 from ui.parcel_panel import parcel_panel
-from ui.parcel_table import filtered_table
+from ui.parcel_table import area_picked, filtered_table
 from ui.quick_find import quick_find
 
 
@@ -75,13 +76,14 @@ def page() -> None:
         highlight = parcels[parcels["code"] == selected] if selected else parcels.iloc[:0]
         if land is not None and cadastre.highlight(land) is not None:
             highlight = cadastre.highlight(land)
-        out = st_folium(_map(codes, bounds, narrow=bool(selected or land), bm=bm), height=680, width=None,
+        out = st_folium(add_area_select(_map(codes, bounds, narrow=bool(selected or land), bm=bm), lang()),
+                        height=680, width=None,
                         key="district-map",
                         feature_group_to_add=[selection_group(bm.display(highlight), lang=lang()),
                                               *bm.view_groups("district-map")],
                         returned_objects=["last_clicked", "last_object_clicked", "last_active_drawing",
                                           *bm.returned_objects])
-        code = _clicked_code(out, bm)
+        code = None if area_picked(out, bm, filtered) else _clicked_code(out, bm)
         if code and code != selected:
             st.session_state["selected"] = code
             cadastre.close()

@@ -3,14 +3,52 @@ can be updated at once (``ui.bulk_form``), and the selection downloads as CSV or
 from __future__ import annotations
 
 import hashlib
+import json
 
 import streamlit as st
 
 from gis.io.exporter import MIME, export_bytes, export_filename
 from gis.io.parcel_table import COLUMNS, headers, parcel_table, store_names, table_csv
+from gis.maps.area_select import is_drawing, parcels_in_area
 
 from ui.bulk_form import bulk_form
 from ui.common import lang, store, tr
+
+
+AREA_KEY = "area_codes"
+
+
+def area_picked(out: dict | None, bm, shown) -> bool:
+    """A rectangle newly drawn with the map's 框选 tool (streamlit-folium's ``last_active_drawing``):
+    the parcels of ``shown`` in it become the bulk selection. True when there was one; the click
+    that ended the drawing then picks no parcel (it is marked seen under the map page's key)."""
+    feature = (out or {}).get("last_active_drawing")
+    if not is_drawing(feature):
+        return False
+    signature = json.dumps(feature["geometry"], sort_keys=True)
+    if signature == st.session_state.get("_area_drawn"):
+        return False
+    st.session_state["_area_drawn"] = signature
+    st.session_state[AREA_KEY] = parcels_in_area(shown, feature, bm.to_store)
+    st.session_state["_last_click"] = repr(out.get("last_clicked") or out.get("last_object_clicked"))
+    return True
+
+
+def _area_form(filtered) -> None:
+    codes = st.session_state.get(AREA_KEY)
+    if codes is None:
+        return
+    rows = filtered[filtered["code"].isin(codes)]
+    with st.container(border=True):
+        head, close = st.columns([4, 1])
+        head.markdown(f"**{tr('bulk.area_title', n=len(rows))}**")
+        if close.button(tr("bulk.area_clear"), key="area-clear"):
+            st.session_state.pop(AREA_KEY, None)
+            st.rerun()
+        if len(rows):
+            bulk_form(rows, key="area")
+        else:
+            st.caption(tr("bulk.area_none"))
 
 
 def _key(codes) -> str:
@@ -24,6 +62,7 @@ def filtered_table(filtered, codes) -> None:
     language = lang()
     table = parcel_table(filtered, s.catalog, store_names(s, language), language)
     head = headers(language)
+    _area_form(filtered)
     with st.expander(tr("table.title", n=len(table)), expanded=codes is not None):
         st.caption(tr("table.hint"))
         event = st.dataframe(

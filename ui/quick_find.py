@@ -62,5 +62,5 @@ def quick_find() -> None:
 
     with st.sidebar:
         st.selectbox(tr("search.label"), [e.option for e in index], index=None, key=KEY, format_func=fmt,
-                     placeholder=tr("search.placeholder"), accept_new_options=True, filter_mode="contains",
+                     placeholder=tr("search.placeholder"), filter_mode="contains",
                      on_change=_chosen, help=tr("search.help"))

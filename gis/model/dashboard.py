@@ -72,7 +72,9 @@ def district_dashboard(parcels: pd.DataFrame, events: pd.DataFrame, catalog: Cat
     total = float(p["area_m2"].sum())
 
     p["zone"] = [z if isinstance(z, str) else "" for z in p["zone"]]
-    zones = sorted(z for z in p["zone"].unique() if z) + ([""] if (p["zone"] == "").any() else [])
+    present = set(p["zone"])  # zones in the order of the zones layer (north, central, south), then any other
+    zones = [z for z in zone_names if z in present] + sorted(present - set(zone_names) - {""})
+    zones += [""] if "" in present else []
     kinds = [k for k in catalog.kinds if (p["kind"] == k).any()]
     out = {
         "totals": {
