@@ -67,7 +67,7 @@ def table_csv(table: pd.DataFrame, lang: str = "zh") -> bytes:
     out = table[list(COLUMNS)].copy()
     out["stage_date"] = out["stage_date"].dt.strftime("%Y-%m-%d").fillna("")
     for c in out.columns:
-        if out[c].dtype == object:
+        if not pd.api.types.is_numeric_dtype(out[c]):
             out[c] = out[c].map(_as_text)
     buf = io.StringIO()
     out.rename(columns=headers(lang)).to_csv(buf, index=False)
