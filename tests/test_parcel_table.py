@@ -42,8 +42,8 @@ def test_csv_is_excel_ready_and_defuses_formulas(any_store):
     data = table_csv(parcel_table(parcels, any_store.catalog, store_names(any_store)))
     assert data.startswith("\ufeff".encode())  # the BOM Excel needs to read UTF-8
     rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
-    assert rows[0][:3] == ["编号", "名称", "类型"] and len(rows) == 6
-    assert rows[3][1] == "'=HYPERLINK(\"http://x\")" and rows[5][6] == "2025-06-01"
+    assert rows[0][:4] == ["编号", "名称", "当前阶段", "阶段日期"] and len(rows) == 6
+    assert rows[3][1] == "'=HYPERLINK(\"http://x\")" and rows[5][3] == "2025-06-01"
 
 
 def test_export_csv_of_a_selection(any_store, tmp_path):

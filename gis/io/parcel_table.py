@@ -17,7 +17,7 @@ from gis.base.units import M2_PER_MU
 from gis.model.pipelines import NOT_STARTED, Catalog
 
 #: the table's columns, in order; headers come from the ``table.col_<name>`` strings
-COLUMNS = ("code", "name", "kind", "zone", "village", "stage", "stage_date", "area_mu", "blocked_reason", "unit")
+COLUMNS = ("code", "name", "stage", "stage_date", "area_mu", "village", "zone", "kind", "blocked_reason", "unit")
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 

@@ -41,6 +41,7 @@ class BulkUpdatesMixin:
                 an unmet gate, changed since read); nothing is written. ``failures`` lists them.
         """
         by = self._require_author(by)
+        today = today or clock.office_today()  # the office's day, whatever the server's clock zone
         when = parse_date(date, today=today)
         target = None if to_stage == NOT_STARTED else to_stage
 

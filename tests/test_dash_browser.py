@@ -1,0 +1,138 @@
+"""The overview, the quick find, the parcel table and a bulk advance in a real Chromium, at desktop
+(1400×900) and phone (390×844) size, every non-localhost request blocked. Screenshots go to
+``RENEWAL_SCREENSHOTS`` (the README's come from here)."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from gis.store.open import open_store_at
+from tests.conftest import LOCAL_HOSTS, poll
+from tests.test_browser import _login, _map_frame, server  # noqa: F401 -- the app on a demo copy, both back ends
+
+pytestmark = [pytest.mark.browser]
+
+SIZES = {"desktop": (1400, 900), "phone": (390, 844)}
+# a village per size (each run advances its own parcels), in the zone of the editor who signs in
+VILLAGES = {"desktop": ("V08", "editor_central", "renewal-central"), "phone": ("V05", "editor_north", "renewal-north")}
+
+
+@pytest.fixture(params=list(SIZES))
+def sized(request, browser):
+    """A page of the size named by the parameter, limited to localhost like conftest's ``page``."""
+    w, h = SIZES[request.param]
+    ctx = browser.new_context(viewport={"width": w, "height": h}, locale="zh-CN", is_mobile=w < 500,
+                              has_touch=False)
+    blocked = []
+
+    def guard(route):
+        url = route.request.url
+        if urlparse(url).hostname in LOCAL_HOSTS or url.startswith(("data:", "blob:")):
+            route.continue_()
+        else:
+            blocked.append(url)
+            route.abort()
+
+    ctx.route("**/*", guard)
+    pg = ctx.new_page()
+    pg.blocked, pg.size = blocked, request.param
+    yield pg
+    ctx.close()
+
+
+def _shot(server, page, name: str) -> Path:
+    d = Path(os.environ.get("RENEWAL_SCREENSHOTS", server["work"]))
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / (name if page.size == "desktop" else name.replace(".png", "_phone.png"))
+    page.screenshot(path=str(path))
+    return path
+
+
+def _sidebar(page, open_: bool) -> None:
+    """On a phone the sidebar is a drawer: open or close it."""
+    if page.size != "phone":
+        return
+    button = "stExpandSidebarButton" if open_ else "stSidebarCollapseButton"
+    loc = page.locator(f'[data-testid="{button}"]')
+    if loc.count() and loc.first.is_visible():
+        loc.first.click()
+        page.wait_for_timeout(600)
+
+
+def _choose(page, label: str, text: str, option: str | None = None) -> None:
+    """Type into a select box of the sidebar and pick the suggestion (the first, or ``option``)."""
+    box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).last
+    box.locator("input").click()
+    page.keyboard.type(text)
+    opts = page.get_by_role("option")
+    opts.first.wait_for(timeout=10000)
+    (page.get_by_role("option", name=option, exact=True) if option else opts.first).click()
+
+
+def test_overview_shows_the_district_at_a_glance(server, sized):  # noqa: F811
+    page = sized
+    _login(page, server["url"], "viewer", "renewal-viewer")
+    page.get_by_role("heading", name="城市更新一张图").wait_for(timeout=60000)
+    _sidebar(page, True)
+    page.get_by_role("link", name="总览").click()  # a reload would start a new session
+    page.get_by_role("heading", name="全区城市更新总览").wait_for(timeout=30000)
+    _sidebar(page, False)
+    n = len(open_store_at(server["store"]).parcels(geometry=False))
+    page.get_by_text(f"{n:,}", exact=True).first.wait_for(timeout=30000)
+    # the progress, reason and latest-change tables (grids drawn on a canvas)
+    assert poll(lambda: page.locator("[data-testid='stDataFrame']").count() >= 3, timeout=30)
+    # the charts have drawn (altair renders into canvas or svg)
+    assert poll(lambda: page.locator(".vega-embed").count() >= 3, timeout=30)
+    page.wait_for_timeout(1500)
+    _shot(server, page, "overview.png")
+    page.get_by_role("heading", name="最新动态").scroll_into_view_if_needed()
+    page.get_by_role("heading", name="卡点原因").wait_for(timeout=10000)
+    assert page.blocked == [], page.blocked
+
+
+def test_quick_find_table_and_a_bulk_advance(server, sized):  # noqa: F811
+    page = sized
+    village, user, password = VILLAGES[page.size]
+    store = open_store_at(server["store"])
+    due = store.parcels(village=village, stage="demolition", geometry=False)
+    assert len(due) > 1
+    _login(page, server["url"], user, password)
+    _map_frame(page)
+    _sidebar(page, True)
+    _choose(page, "快速查找", village)  # the village is the first suggestion for its code
+    page.get_by_text(f"地块列表（{len(store.parcels(village=village, geometry=False))} 个）").wait_for(timeout=30000)
+    _choose(page, "阶段", "拆除", option="拆除")
+    title = page.get_by_text(f"地块列表（{len(due)} 个）")
+    title.wait_for(timeout=30000)
+    _sidebar(page, False)
+    title.scroll_into_view_if_needed()
+    grid = page.locator("[data-testid='stDataFrame']").first
+    grid.wait_for(timeout=30000)
+    page.wait_for_timeout(1200)
+    _shot(server, page, "parcel_table.png")
+
+    # tick every row (the grid's header checkbox), then advance them together
+    deadline = time.time() + 30
+    while not page.get_by_text(f"批量更新：已选 {len(due)} 个地块").count():
+        assert time.time() < deadline, "the bulk form did not appear"
+        box = grid.bounding_box()
+        page.mouse.click(box["x"] + 18, box["y"] + 18)
+        page.wait_for_timeout(1500)
+    submit = page.get_by_role("button", name=f"推进这 {len(due)} 个地块")
+    submit.scroll_into_view_if_needed()
+    target = page.locator('[data-testid="stSelectbox"]').filter(has_text="目标阶段").locator("input")
+    assert target.input_value() == "清表"  # the next stage of them all, preselected
+    page.wait_for_timeout(800)
+    _shot(server, page, "bulk_advance.png")
+    submit.click()
+    page.get_by_text(f"已将 {len(due)} 个地块推进到“清表”").wait_for(timeout=60000)
+    after = open_store_at(server["store"]).parcels(village=village, geometry=False).set_index("code")
+    assert set(after.loc[list(due["code"]), "stage"]) == {"clearance"}
+    assert set(after.loc[list(due["code"]), "updated_by"]) == {user}
+    events = open_store_at(server["store"]).events()
+    assert len(events[events["parcel"].isin(due["code"]) & (events["to_stage"] == "clearance")]) == len(due)
+    assert page.blocked == [], page.blocked
