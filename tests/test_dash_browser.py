@@ -9,7 +9,9 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+import shapely
 
+from gis.maps.area_select import parcels_in_area
 from gis.store.open import open_store_at
 from tests.conftest import LOCAL_HOSTS, poll
 from tests.test_browser import _login, _map_frame, server  # noqa: F401 -- the app on a demo copy, both back ends
@@ -136,3 +138,48 @@ def test_quick_find_table_and_a_bulk_advance(server, sized):  # noqa: F811
     events = open_store_at(server["store"]).events()
     assert len(events[events["parcel"].isin(due["code"]) & (events["to_stage"] == "clearance")]) == len(due)
     assert page.blocked == [], page.blocked
+
+
+@pytest.mark.parametrize("sized", ["desktop"], indirect=True)
+def test_a_rectangle_drawn_on_the_map_selects_its_parcels(server, sized):  # noqa: F811
+    page = sized
+    _login(page, server["url"], "editor_central", "renewal-central")
+    _map_frame(page)
+    _choose(page, "快速查找", "V08")
+    page.get_by_text("符合条件的地块：").wait_for(timeout=30000)
+    frame = poll(lambda: next((f for f in page.frames if _draw_ready(f)), None), timeout=30)
+    assert frame, "the rectangle tool never appeared"
+    page.wait_for_timeout(1500)  # the map has zoomed to the village
+    frame.locator(".leaflet-draw-draw-rectangle").click()
+    box = page.locator("iframe[title*='st_folium']").first.bounding_box()
+    x0, y0 = box["x"] + box["width"] * 0.35, box["y"] + box["height"] * 0.35
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x0 + 100, y0 + 80, steps=6)
+    page.mouse.move(x0 + 220, y0 + 170, steps=6)
+    page.mouse.up()
+    page.get_by_text("框选了").first.wait_for(timeout=30000)
+    s, w, n, e = frame.evaluate("() => { const b = window.drawnItems.getBounds();"
+                                " return [b.getSouth(), b.getWest(), b.getNorth(), b.getEast()]; }")
+    shown = open_store_at(server["store"]).parcels(village="V08")
+    expected = parcels_in_area(shown, {"type": "Feature", "properties": {},
+                                       "geometry": shapely.geometry.mapping(shapely.box(w, s, e, n))})
+    assert expected
+    page.get_by_text(f"框选了 {len(expected)} 个地块").wait_for(timeout=10000)
+    page.get_by_text(f"批量更新：已选 {len(expected)} 个地块").wait_for(timeout=10000)
+    page.wait_for_timeout(1000)
+    assert page.get_by_role("button", name="关闭").count() == 0  # the click that ended the drawing opened no panel
+    page.get_by_text("框选了").first.scroll_into_view_if_needed()
+    page.mouse.move(box["x"] + box["width"] + 30, 450)  # beside the map: the wheel scrolls the page, not the map
+    page.mouse.wheel(0, -420)  # the rectangle and the form in one view
+    page.wait_for_timeout(1000)
+    _shot(server, page, "area_select.png")
+    assert page.blocked == [], page.blocked
+
+
+def _draw_ready(frame) -> bool:
+    try:
+        return bool(frame.evaluate("() => !!window.map && document.querySelectorAll("
+                                   "'.leaflet-draw-draw-rectangle').length === 1"))
+    except Exception:  # noqa: BLE001 -- frames come and go while Streamlit renders
+        return False
