@@ -35,13 +35,13 @@ def _bars(rows: list[dict], colors: list[str] | None = None) -> alt.Chart:
 
 def _progress(rows: list[dict]) -> None:
     df = pd.DataFrame(rows)
-    table = pd.DataFrame({
+    table = pd.DataFrame({  # the share first after the kind: what a phone shows without scrolling
         "label": df["label"],
+        "past_key_share": df["past_key_share"] * 100,
+        "key_stage": df["key_stage_label"],
         "parcels": df["parcels"],
         "area_mu": df["area_mu"],
-        "key_stage": df["key_stage_label"],
         "past_key_mu": df["past_key_mu"],
-        "past_key_share": df["past_key_share"] * 100,
         "completed_share": df["completed_share"] * 100,
         "blocked": df["blocked"],
     })
@@ -91,11 +91,12 @@ def page() -> None:
     st.caption(tr("dash.subtitle"))
     d = dashboard_figures(s.location, s.data_version(), lang())
     tot = d["totals"]
-    c = st.columns(4)
-    c[0].metric(tr("dash.total_area"), f"{tot['area_mu']:,.0f} {tr('dash.mu')}", help=f"{tot['area_ha']:,.1f} ha")
-    c[1].metric(tr("dash.total_parcels"), f"{tot['parcels']:,}")
-    c[2].metric(tr("dash.blocked"), f"{tot['blocked']:,}")
-    c[3].metric(tr("dash.blocked_area"), f"{tot['blocked_area_mu']:,.0f} {tr('dash.mu')}")
+    with st.container(horizontal=True, wrap=True, gap="medium"):  # two by two on a phone, one row on a desk
+        st.metric(tr("dash.total_area"), f"{tot['area_mu']:,.0f}", help=f"{tot['area_ha']:,.1f} ha",
+                  border=True, width=160)
+        st.metric(tr("dash.total_parcels"), f"{tot['parcels']:,}", border=True, width=160)
+        st.metric(tr("dash.blocked"), f"{tot['blocked']:,}", border=True, width=160)
+        st.metric(tr("dash.blocked_area"), f"{tot['blocked_area_mu']:,.0f}", border=True, width=160)
 
     st.subheader(tr("dash.progress"))
     st.caption(tr("dash.progress_caption"))
