@@ -12,7 +12,7 @@ from ui.basemap_picker import MapBasemap, basemap_sidebar
 from ui.common import current_parcels, lang, parcel_index, shown_errors, sidebar_filters, store, tr
 from ui.downloads import village_downloads
 from ui.parcel_panel import parcel_panel
-from ui.parcel_table import area_picked, filtered_table
+from ui.parcel_table import area_parcels, area_picked, filtered_table
 from ui.quick_find import quick_find
 
 
@@ -73,7 +73,7 @@ def page() -> None:
         # the selection outline is sent as a separate feature group, so selecting a
         # parcel does not reload the map (and lose the planner's pan and zoom)
         parcels = current_parcels()
-        highlight = parcels[parcels["code"] == selected] if selected else parcels.iloc[:0]
+        highlight = parcels[parcels["code"] == selected] if selected else area_parcels(parcels)
         if land is not None and cadastre.highlight(land) is not None:
             highlight = cadastre.highlight(land)
         out = st_folium(add_area_select(_map(codes, bounds, narrow=bool(selected or land), bm=bm), lang()),

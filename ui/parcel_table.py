@@ -20,8 +20,8 @@ AREA_KEY = "area_codes"
 
 def area_picked(out: dict | None, bm, shown) -> bool:
     """A rectangle newly drawn with the map's 框选 tool (streamlit-folium's ``last_active_drawing``):
-    the parcels of ``shown`` in it become the bulk selection. True when there was one; the click
-    that ended the drawing then picks no parcel (it is marked seen under the map page's key)."""
+    the parcels of ``shown`` in it become the bulk selection and the page runs again; False when there
+    was none. The click that ended the drawing picks no parcel (it is marked seen under the map page's key)."""
     feature = (out or {}).get("last_active_drawing")
     if not is_drawing(feature):
         return False
@@ -31,7 +31,12 @@ def area_picked(out: dict | None, bm, shown) -> bool:
     st.session_state["_area_drawn"] = signature
     st.session_state[AREA_KEY] = parcels_in_area(shown, feature, bm.to_store)
     st.session_state["_last_click"] = repr(out.get("last_clicked") or out.get("last_object_clicked"))
-    return True
+    st.rerun()  # again, so that the map outlines the parcels picked (its highlight group; the map stays)
+
+
+def area_parcels(parcels):
+    """The rows of ``parcels`` picked by the last rectangle drawn (none when there is none), to outline."""
+    return parcels[parcels["code"].isin(st.session_state.get(AREA_KEY) or [])]
 
 
 def _area_form(filtered) -> None:
@@ -39,6 +44,9 @@ def _area_form(filtered) -> None:
     if codes is None:
         return
     rows = filtered[filtered["code"].isin(codes)]
+    if codes and not len(rows):  # the filter changed since: the rectangle's parcels are not shown any more
+        st.session_state.pop(AREA_KEY, None)
+        return
     with st.container(border=True):
         head, close = st.columns([4, 1])
         head.markdown(f"**{tr('bulk.area_title', n=len(rows))}**")
