@@ -183,3 +183,24 @@ def _draw_ready(frame) -> bool:
                                    "'.leaflet-draw-draw-rectangle').length === 1"))
     except Exception:  # noqa: BLE001 -- frames come and go while Streamlit renders
         return False
+
+
+@pytest.mark.parametrize("sized", ["desktop"], indirect=True)
+def test_ticking_one_row_of_the_table_opens_its_parcel(server, sized):  # noqa: F811
+    page = sized
+    parcels = open_store_at(server["store"]).parcels(village="V10", geometry=False).sort_values("code")
+    second = parcels.iloc[1]
+    _login(page, server["url"], "viewer", "renewal-viewer")
+    _map_frame(page)
+    _choose(page, "快速查找", "V10")
+    title = page.get_by_text(f"地块列表（{len(parcels)} 个）")
+    title.wait_for(timeout=30000)
+    title.scroll_into_view_if_needed()
+    grid = page.locator("[data-testid='stDataFrame']").first
+    grid.wait_for(timeout=30000)
+    page.wait_for_timeout(1000)
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 18, box["y"] + 35 + 35 + 17)  # the row-selection cell of the second row
+    page.get_by_role("heading", name=second["name"]).wait_for(timeout=30000)
+    page.get_by_role("button", name="关闭").wait_for(timeout=10000)
+    assert page.blocked == [], page.blocked
