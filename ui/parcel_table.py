@@ -12,7 +12,7 @@ from gis.io.parcel_table import COLUMNS, headers, parcel_table, store_names, tab
 from gis.maps.area_select import is_drawing, parcels_in_area
 
 from ui.bulk_form import bulk_form
-from ui.common import lang, store, tr
+from ui.common import current_parcels, lang, store, tr
 
 
 AREA_KEY = "area_codes"
@@ -64,11 +64,21 @@ def _key(codes) -> str:
     return "parcel-table-" + hashlib.sha1(repr(codes).encode()).hexdigest()[:10]
 
 
+@st.cache_data(max_entries=8)
+def _rows(path: str, version: int, codes: tuple | None, language: str):
+    """The table of the filter ``codes`` (None: every parcel), cached like the parcels it comes from."""
+    s = store()
+    parcels = current_parcels()
+    if codes is not None:
+        parcels = parcels[parcels["code"].isin(codes)]
+    return parcel_table(parcels.drop(columns="geometry"), s.catalog, store_names(s, language), language)
+
+
 def filtered_table(filtered, codes) -> None:
     """The table of ``filtered`` (the sidebar's result; ``codes`` None when no filter is set)."""
     s = store()
     language = lang()
-    table = parcel_table(filtered, s.catalog, store_names(s, language), language)
+    table = _rows(s.location, s.data_version(), codes, language)
     head = headers(language)
     _area_form(filtered)
     with st.expander(tr("table.title", n=len(table)), expanded=codes is not None):
@@ -91,7 +101,7 @@ def filtered_table(filtered, codes) -> None:
                 st.session_state["selected"] = codes_picked[0]  # one row chosen: its panel opens
                 st.rerun()
         left, right = st.columns(2)
-        left.download_button(tr("table.csv"), data=table_csv(table, language), mime="text/csv",
+        left.download_button(tr("table.csv"), data=lambda: table_csv(table, language), mime="text/csv",
                              file_name=export_filename("xlsx", language).rsplit(".", 1)[0] + ".csv",
                              key="table-csv", on_click="ignore", icon=":material/download:", width="stretch")
         selection = list(table["code"])
