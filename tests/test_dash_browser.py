@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -118,12 +117,7 @@ def test_quick_find_table_and_a_bulk_advance(server, sized):  # noqa: F811
     _shot(server, page, "parcel_table.png")
 
     # tick every row (the grid's header checkbox), then advance them together
-    deadline = time.time() + 30
-    while not page.get_by_text(f"批量更新：已选 {len(due)} 个地块").count():
-        assert time.time() < deadline, "the bulk form did not appear"
-        box = grid.bounding_box()
-        page.mouse.click(box["x"] + 18, box["y"] + 18)
-        page.wait_for_timeout(1500)
+    _click_grid_until(page, grid, 18, lambda: page.get_by_text(f"批量更新：已选 {len(due)} 个地块").count())
     submit = page.get_by_role("button", name=f"推进这 {len(due)} 个地块")
     submit.scroll_into_view_if_needed()
     target = page.locator('[data-testid="stSelectbox"]').filter(has_text="目标阶段").locator("input")
@@ -199,8 +193,21 @@ def test_ticking_one_row_of_the_table_opens_its_parcel(server, sized):  # noqa: 
     grid = page.locator("[data-testid='stDataFrame']").first
     grid.wait_for(timeout=30000)
     page.wait_for_timeout(1000)
-    box = grid.bounding_box()
-    page.mouse.click(box["x"] + 18, box["y"] + 35 + 35 + 17)  # the row-selection cell of the second row
-    page.get_by_role("heading", name=second["name"]).wait_for(timeout=30000)
+    heading = page.get_by_role("heading", name=second["name"])
+    _click_grid_until(page, grid, 35 + 35 + 17, heading.count)  # the row-selection cell of the second row
     page.get_by_role("button", name="关闭").wait_for(timeout=10000)
     assert page.blocked == [], page.blocked
+
+
+def _click_grid_until(page, grid, dy: int, done) -> None:
+    """Click the grid's selection column at ``dy`` below its top until ``done()``: a click that lands
+    while the grid still draws is lost, and one more would undo a click that the page is still
+    answering, so each click gets its time."""
+    for _ in range(3):
+        grid.scroll_into_view_if_needed()
+        box = grid.bounding_box()
+        page.mouse.click(box["x"] + 18, box["y"] + dy)
+        if poll(done, timeout=12):
+            return
+    page.screenshot(path=str(Path(os.environ.get("RENEWAL_SCREENSHOTS", "/tmp")) / "grid_click_failed.png"))
+    raise AssertionError("the grid did not take the click")
