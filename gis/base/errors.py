@@ -85,7 +85,7 @@ class BulkRefused(RenewalError):
         detail = {}
         for lang, sep in (("zh", "；"), ("en", "; ")):
             text = sep.join(f"{c}: {e.message(lang)}" for c, e in self.failures[:self.SHOWN])
-            detail[lang] = text + (sep + ("…" if more > 0 else "")) * (more > 0)
+            detail[lang] = text + (sep + "…" if more > 0 else "")
         super().__init__(n=len(self.failures), codes=codes, detail=detail)
         kinds = [type(e) for _, e in self.failures]
         self.exit_code = (3 if any(issubclass(k, PermissionRefused) for k in kinds)
