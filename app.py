@@ -25,6 +25,8 @@ with shown_errors():
     else:
         user_box()
         pages = [
+            # the overview is first in the navigation; the map stays the page a sign-in lands on
+            st.Page("ui/dashboard_page.py", title=tr("dash.page"), icon=":material/dashboard:", url_path="overview"),
             st.Page("ui/map_page.py", title=tr("ui.page_map"), icon=":material/map:", default=True, url_path="map"),
             st.Page("ui/board_page.py", title=tr("ui.page_board"), icon=":material/bar_chart:", url_path="board"),
         ]

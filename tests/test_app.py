@@ -44,7 +44,7 @@ def test_map_page_renders_in_chinese(app):
     assert app.title[0].value == "城市更新一张图"
     assert any("示例数据" in c.value for c in app.sidebar.caption)
     labels = [s.label for s in app.sidebar.selectbox]
-    assert labels == ["片区", "类型", "村", "阶段", "底图"]
+    assert labels == ["快速查找", "片区", "类型", "村", "阶段", "底图"]
 
 
 def test_language_switch_to_english(app):
@@ -52,7 +52,7 @@ def test_language_switch_to_english(app):
     app.sidebar.radio[0].set_value("en").run()
     assert not app.exception
     assert app.title[0].value == "Renewal Atlas"
-    assert [s.label for s in app.sidebar.selectbox] == ["Zone", "Kind", "Village", "Stage", "Basemap"]
+    assert [s.label for s in app.sidebar.selectbox] == ["Quick find", "Zone", "Kind", "Village", "Stage", "Basemap"]
 
 
 def test_filter_by_search_narrows_the_result(app):

@@ -12,6 +12,8 @@ from gis.base.errors import RenewalError
 from gis.base.i18n import LANGUAGES, t
 from gis.base.settings import Settings
 from gis.model.board import village_progress
+from gis.model.dashboard import dashboard_of
+from gis.model.search import build_index, village_names
 from gis.model.spatial import ParcelIndex
 from gis.store import Store, open_store
 
@@ -84,6 +86,17 @@ def board_table(path: str, version: int, language: str):
     s = store()
     return village_progress(s.parcels(kind="village", geometry=False), s.layer("villages"),
                             s.events(), s.catalog, language)
+
+
+@st.cache_data(max_entries=8)
+def dashboard_figures(path: str, version: int, language: str) -> dict:
+    return dashboard_of(store(), language)
+
+
+@st.cache_resource(max_entries=4)
+def search_index(path: str, version: int, language: str) -> list:
+    """The quick find's entries (``gis.model.search``): villages, units, parcels."""
+    return build_index(all_parcels(path, version), village_names(store(), language))
 
 
 def current_parcels():

@@ -4,6 +4,7 @@ from __future__ import annotations
 import streamlit as st
 from streamlit_folium import st_folium
 
+from gis.maps.area_select import add_area_select
 from gis.maps.mapview import build_map, selection_group
 from gis.model.spatial import fit_bounds
 from ui import cadastre_panel as cadastre
@@ -11,6 +12,8 @@ from ui.basemap_picker import MapBasemap, basemap_sidebar
 from ui.common import current_parcels, lang, parcel_index, shown_errors, sidebar_filters, store, tr
 from ui.downloads import village_downloads
 from ui.parcel_panel import parcel_panel
+from ui.parcel_table import area_parcels, area_picked, filtered_table
+from ui.quick_find import quick_find
 
 
 def _map(codes: tuple | None, bounds, narrow: bool, bm: MapBasemap):
@@ -50,6 +53,7 @@ def _clicked_code(out: dict | None, bm: MapBasemap) -> str | None:
 
 def page() -> None:
     st.title(tr("app.title"))
+    quick_find()
     filtered, codes = sidebar_filters()
     bm = basemap_sidebar()
     if "flash" in st.session_state:
@@ -69,16 +73,17 @@ def page() -> None:
         # the selection outline is sent as a separate feature group, so selecting a
         # parcel does not reload the map (and lose the planner's pan and zoom)
         parcels = current_parcels()
-        highlight = parcels[parcels["code"] == selected] if selected else parcels.iloc[:0]
+        highlight = parcels[parcels["code"] == selected] if selected else area_parcels(parcels)
         if land is not None and cadastre.highlight(land) is not None:
             highlight = cadastre.highlight(land)
-        out = st_folium(_map(codes, bounds, narrow=bool(selected or land), bm=bm), height=680, width=None,
+        out = st_folium(add_area_select(_map(codes, bounds, narrow=bool(selected or land), bm=bm), lang()),
+                        height=680, width=None,
                         key="district-map",
                         feature_group_to_add=[selection_group(bm.display(highlight), lang=lang()),
                                               *bm.view_groups("district-map")],
                         returned_objects=["last_clicked", "last_object_clicked", "last_active_drawing",
                                           *bm.returned_objects])
-        code = _clicked_code(out, bm)
+        code = None if area_picked(out, bm, filtered) else _clicked_code(out, bm)
         if code and code != selected:
             st.session_state["selected"] = code
             cadastre.close()
@@ -87,6 +92,7 @@ def page() -> None:
             st.caption(tr("ui.click_hint"))
         if st.session_state.get("f_village"):  # a village is open: its briefing page
             village_downloads(st.session_state["f_village"])
+        filtered_table(filtered, codes)
     if selected or land:
         with right:
             if st.button(tr("ui.close"), key="close-panel"):

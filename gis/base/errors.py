@@ -7,7 +7,8 @@ in Chinese (the UI) or in both languages (the CLI) at one edge each.
     ├── NotFoundError (LookupError)    unknown parcel, village, layer
     ├── StageTransitionError (ValueError)  illegal stage move
     ├── PermissionRefused (PermissionError)
-    └── ConflictError                  changed by someone else since read
+    ├── ConflictError                  changed by someone else since read
+    └── BulkRefused                    a bulk update refused as a whole (every failed parcel named)
 """
 from __future__ import annotations
 
@@ -64,3 +65,32 @@ class PermissionRefused(RenewalError, PermissionError):
 class ConflictError(RenewalError):
     key = "error.conflict"
     exit_code = 4
+
+
+class BulkRefused(RenewalError):
+    """A bulk update refused as a whole: nothing was written.
+
+    ``failures`` lists ``(code, error)`` for every parcel that failed. The exit
+    code is that of the gravest failure: 3 when any was refused, else 4 when any
+    had changed since read, else 2.
+    """
+
+    key = "error.bulk_refused"
+    SHOWN = 5  # reasons spelt out in the message; every code is named
+
+    def __init__(self, failures):
+        self.failures = list(failures)
+        codes = ", ".join(c for c, _ in self.failures)
+        more = len(self.failures) - self.SHOWN
+        detail = {}
+        for lang, sep in (("zh", "；"), ("en", "; ")):
+            text = sep.join(f"{c}: {e.message(lang)}" for c, e in self.failures[:self.SHOWN])
+            detail[lang] = text + (sep + "…" if more > 0 else "")
+        super().__init__(n=len(self.failures), codes=codes, detail=detail)
+        kinds = [type(e) for _, e in self.failures]
+        self.exit_code = (3 if any(issubclass(k, PermissionRefused) for k in kinds)
+                          else 4 if any(issubclass(k, ConflictError) for k in kinds) else 2)
+
+    @property
+    def codes(self) -> list[str]:
+        return [c for c, _ in self.failures]

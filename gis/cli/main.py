@@ -15,7 +15,7 @@ from gis import __version__
 from gis.base.errors import InputError, RenewalError
 from gis.base.i18n import t
 from gis.base.settings import ROOT, Settings
-from gis.cli import admin, basemap, cadastre, timeline
+from gis.cli import admin, basemap, cadastre, dashboard, timeline
 from gis.cli.common import actor, import_options, open_cli_store, parse_map, print_json, progress_bar
 from gis.cli.timeline import add_moment_options, moment_of
 from gis.demo.cadastre import add_demo_cadastre
@@ -120,19 +120,56 @@ def cmd_parcels(args) -> int:
     return 0
 
 
+def _codes(store, args, blocked: bool | None = None) -> tuple[list[str], bool]:
+    """The parcels a command names (``CODE …``) or selects (``--village/--zone/--kind/--stage``),
+    and whether it was one code named (the single-parcel behaviour and output).
+
+    Raises:
+        InputError: neither or both given; a selection that finds no parcel.
+    """
+    chosen = {k: getattr(args, f"select_{k}") for k in ("village", "zone", "kind", "stage")}
+    if bool(args.code) == any(chosen.values()):
+        raise InputError("error.bulk_codes_or_selection")
+    if args.code:
+        return list(args.code), len(args.code) == 1
+    codes = list(store.parcels(**chosen, blocked=blocked, geometry=False)["code"])
+    if not codes:
+        raise InputError("error.bulk_empty")
+    return codes, False
+
+
 def cmd_advance(args) -> int:
     store = open_cli_store(args)
-    ev = store.advance(args.code, args.to, args.date, actor(args, store), note=args.note or "",
-                       correction=args.correction, share=args.share, expected_version=args.expect_version)
-    print_json({"event": ev.as_dict(), "parcel": store.parcel(args.code, args.lang)})
+    codes, single = _codes(store, args)
+    if single:
+        ev = store.advance(codes[0], args.to, args.date, actor(args, store), note=args.note or "",
+                           correction=args.correction, share=args.share, expected_version=args.expect_version)
+        print_json({"event": ev.as_dict(), "parcel": store.parcel(codes[0], args.lang)})
+        return 0
+    events = store.advance_many(codes, args.to, args.date, actor(args, store), note=args.note or "",
+                                correction=args.correction, share=args.share)
+    print_json({"parcels": len(events), "events": [e.as_dict() for e in events]})
     return 0
 
 
 def cmd_block(args) -> int:
     store = open_cli_store(args)
-    ev = store.set_blocked(args.code, not args.clear, args.reason or "", actor(args, store), args.date)
-    print_json({"event": ev.as_dict(), "parcel": store.parcel(args.code, args.lang)})
+    codes, single = _codes(store, args, blocked=bool(args.clear))  # a selection: those not yet in that state
+    if single:
+        ev = store.set_blocked(codes[0], not args.clear, args.reason or "", actor(args, store), args.date)
+        print_json({"event": ev.as_dict(), "parcel": store.parcel(codes[0], args.lang)})
+        return 0
+    events = store.set_blocked_many(codes, not args.clear, args.reason or "", actor(args, store), args.date)
+    print_json({"parcels": len(events), "events": [e.as_dict() for e in events]})
     return 0
+
+
+def _selection_options(s, what: str) -> None:
+    s.add_argument("code", nargs="*", help="parcel code(s); several are updated in one transaction, all or none")
+    sel = s.add_argument_group(f"or select the parcels to {what} (instead of codes)")
+    for opt in ("village", "zone", "kind"):
+        sel.add_argument(f"--{opt}", dest=f"select_{opt}", metavar=opt.upper(), help=f"the parcels of this {opt}")
+    sel.add_argument("--stage", dest="select_stage", metavar="STAGE", help="the parcels at this stage (not_started for none)")
 
 
 def cmd_history(args) -> int:
@@ -274,7 +311,7 @@ def cmd_serve(args) -> int:
 
 
 #: command groups with a module of their own; each adds its sub-commands with ``register(sub)``
-GROUPS = (admin, basemap, cadastre, timeline)
+GROUPS = (admin, basemap, cadastre, timeline, dashboard)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -331,8 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_parcels)
 
-    s = sub.add_parser("advance", help="move a parcel to a stage")
-    s.add_argument("code")
+    s = sub.add_parser("advance", help="move a parcel (or several, all or none) to a stage")
+    _selection_options(s, "advance")
     s.add_argument("--to", required=True, help="stage key, e.g. signing")
     s.add_argument("--date", help="business date YYYY-MM-DD (default: today)")
     s.add_argument("--by", help="who records this")
@@ -343,8 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the parcel's version as read; if someone changed it since, exit 4 and write nothing")
     s.set_defaults(func=cmd_advance)
 
-    s = sub.add_parser("block", help="flag a parcel as blocked (卡点), or --clear the flag")
-    s.add_argument("code")
+    s = sub.add_parser("block", help="flag parcels as blocked (卡点), or --clear the flag")
+    _selection_options(s, "flag (those not yet flagged; with --clear, those flagged)")
     s.add_argument("--reason")
     s.add_argument("--by")
     s.add_argument("--date")
@@ -389,8 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--by", help="who records this import (default: RENEWAL_USER, else the login name)")
     s.set_defaults(func=cmd_import)
 
-    s = sub.add_parser("export", help="export parcels as gpkg, geojson, shp (zip) or xlsx (the ledger)")
-    s.add_argument("--format", choices=["gpkg", "geojson", "shp", "xlsx"], help="default: from the file name")
+    s = sub.add_parser("export", help="export parcels as gpkg, geojson, shp (zip), xlsx (the ledger) or csv (the parcel table)")
+    s.add_argument("--format", choices=["gpkg", "geojson", "shp", "xlsx", "csv"], help="default: from the file name")
     s.add_argument("-o", "--output", required=True, help="file to write")
     for opt in ("kind", "zone", "village", "stage", "search"):
         s.add_argument(f"--{opt}")

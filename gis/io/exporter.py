@@ -31,12 +31,14 @@ from gis.base.errors import InputError
 from gis.base.fileio import atomic_path
 from gis.base.i18n import t
 from gis.base.units import M2_PER_MU
+from gis.io.parcel_table import export_table_csv
 from gis.model.board import village_progress
 from gis.store.base import CONTEXT_LAYERS, PARCEL_FIELDS
 
-FORMATS = ("gpkg", "geojson", "shp", "xlsx")
-SUFFIX = {"gpkg": ".gpkg", "geojson": ".geojson", "shp": ".zip", "xlsx": ".xlsx"}
+FORMATS = ("gpkg", "geojson", "shp", "xlsx", "csv")
+SUFFIX = {"gpkg": ".gpkg", "geojson": ".geojson", "shp": ".zip", "xlsx": ".xlsx", "csv": ".csv"}
 MIME = {
+    "csv": "text/csv",
     "gpkg": "application/geopackage+sqlite3",
     "geojson": "application/geo+json",
     "shp": "application/zip",
@@ -453,7 +455,7 @@ def export_ledger_xlsx(store, path, codes=None, lang: str = "zh") -> dict:
 
 # ------------------------------------------------------------------ one entry
 def export(store, fmt: str, path, codes=None, encoding: str | None = None, lang: str = "zh") -> dict:
-    """Write ``fmt`` (gpkg, geojson, shp, xlsx) of the parcels ``codes`` (None: all) to ``path``.
+    """Write ``fmt`` (gpkg, geojson, shp, xlsx, csv: the parcel table) of the parcels ``codes`` (None: all) to ``path``.
 
     Raises:
         InputError: unknown format or shapefile encoding; nothing to export.
@@ -470,6 +472,8 @@ def export(store, fmt: str, path, codes=None, encoding: str | None = None, lang:
         return export_geojson(store, path, codes, lang)
     if fmt == "shp":
         return export_shapefile_zip(store, path, codes, encoding or "utf-8", lang)
+    if fmt == "csv":
+        return export_table_csv(store, path, codes, lang)
     return export_ledger_xlsx(store, path, codes, lang)
 
 
@@ -484,6 +488,6 @@ def export_bytes(store, fmt: str, codes=None, encoding: str | None = None, lang:
 def export_filename(fmt: str, lang: str = "zh", when: dt.date | None = None) -> str:
     """A download name such as ``城市更新地块_2026-11-28.gpkg`` (台账 for the spreadsheet)."""
     when = when or dt.date.today()
-    base = t("export.file_ledger" if fmt == "xlsx" else "export.file_parcels", lang)
+    base = t("export.file_ledger" if fmt in ("xlsx", "csv") else "export.file_parcels", lang)
     return f"{base}_{when.isoformat()}{SUFFIX[fmt]}"
 

@@ -13,6 +13,7 @@ import pandas as pd
 from gis.base import clock
 from gis.base.errors import ConflictError, InputError, NotFoundError, StageTransitionError
 from gis.base.units import M2_PER_HA, M2_PER_MU
+from gis.model.search import matches as search_matches
 from gis.store.base import PARCEL_FIELDS, StageEvent, parse_date, utcnow_iso
 
 
@@ -32,7 +33,7 @@ class ParcelsMixin:
         """Tracked parcels, filtered. ``stage="not_started"`` selects parcels with no stage.
 
         ``village`` and ``zone`` accept a code or a name; ``search`` matches
-        code or name, case-insensitively.
+        code, name, village or responsible unit, case-insensitively.
         """
         df = self._read("parcels", geometry)
         df = df[[c for c in PARCEL_FIELDS if c in df.columns] + (["geometry"] if geometry else [])]
@@ -61,9 +62,9 @@ class ParcelsMixin:
                 df = df[df["stage"] == stage]
         if blocked is not None:
             df = df[df["blocked"].astype(bool) == blocked]
-        if search and search.strip():
-            s = search.strip().lower()
-            df = df[df["code"].str.lower().str.contains(s, regex=False) | df["name"].str.lower().str.contains(s, regex=False)]
+        if search and search.strip():  # code, name, village (either language) or responsible unit
+            villages = {c: f"{n or ''} {e or ''}" for c, (n, e) in self.names("villages").items()}
+            df = df[search_matches(df, search, villages)]
         return df.reset_index(drop=True)
 
     def code_of(self, table: str, text: str) -> str | None:

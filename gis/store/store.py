@@ -20,10 +20,11 @@ from __future__ import annotations
 
 from gis.store.base import StoreBase
 from gis.store.bulk import BulkMixin
+from gis.store.bulk_updates import BulkUpdatesMixin
 from gis.store.cadastre import CadastreMixin
 from gis.store.parcels import ParcelsMixin
 from gis.store.users import UsersMixin
 
 
-class Store(CadastreMixin, BulkMixin, ParcelsMixin, UsersMixin, StoreBase):
+class Store(CadastreMixin, BulkMixin, BulkUpdatesMixin, ParcelsMixin, UsersMixin, StoreBase):
     """A GeoPackage store (the embedded back end). Cheap to construct; a connection per operation."""

@@ -1,0 +1,91 @@
+"""The parcel table under the map: one row per parcel of the current filter, and its CSV.
+
+The spreadsheet of the same selection is the ledger (``exporter.export_ledger_xlsx``);
+the CSV is this table as shown, UTF-8 with a BOM so that Excel reads the Chinese,
+and every text cell that Excel would run as a formula (``= + - @``) written as text.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pandas as pd
+
+from gis.base.fileio import atomic_write
+from gis.base.i18n import t
+from gis.base.units import M2_PER_MU
+from gis.model.pipelines import NOT_STARTED, Catalog
+
+#: the table's columns, in order; headers come from the ``table.col_<name>`` strings
+COLUMNS = ("code", "name", "stage", "stage_date", "area_mu", "village", "zone", "kind", "blocked_reason", "unit")
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def parcel_table(parcels: pd.DataFrame, catalog: Catalog, names: dict[str, dict[str, str]], lang: str = "zh"
+                 ) -> pd.DataFrame:
+    """The rows of the table, in code order, labels in ``lang``.
+
+    ``parcels``: code, name, kind, zone, village, park, stage, stage_date, blocked, blocked_reason,
+    area_m2, unit; ``names``: ``{"zones": {code: name}, "villages": {...}, "parks": {...}}``.
+    Columns: :data:`COLUMNS` plus ``blocked`` (bool) and ``version`` (for bulk updates).
+    """
+    p = parcels.sort_values("code").reset_index(drop=True)
+    stage = [s if isinstance(s, str) and s and s != NOT_STARTED else None for s in p["stage"]]
+    pick = (lambda table, c: names.get(table, {}).get(c, c) if isinstance(c, str) and c else "")
+    place = [pick("villages", v) or pick("parks", k) for v, k in zip(p.get("village", [""] * len(p)),
+                                                                      p.get("park", [""] * len(p)))]
+    return pd.DataFrame({
+        "code": p["code"].astype(str),
+        "name": p["name"].fillna("").astype(str),
+        "kind": [catalog.kinds[k].label(lang) if k in catalog.kinds else str(k) for k in p["kind"]],
+        "zone": [pick("zones", z) for z in p["zone"]],
+        "village": place,
+        "stage": [catalog.stage_label(k, s, lang) if k in catalog.kinds else (s or "") for k, s in zip(p["kind"], stage)],
+        "stage_date": pd.to_datetime(p["stage_date"], errors="coerce"),
+        "area_mu": (p["area_m2"].astype(float) / M2_PER_MU).round(2),
+        "blocked_reason": [r if b and isinstance(r, str) else "" for b, r in zip(p["blocked"].fillna(0).astype(bool),
+                                                                              p["blocked_reason"])],
+        "unit": p["unit"].fillna("").astype(str),
+        "blocked": p["blocked"].fillna(0).astype(bool),
+        "version": p["version"].fillna(0).astype(int) if "version" in p else 0,
+    })
+
+
+def headers(lang: str = "zh") -> dict[str, str]:
+    """``{column: header}`` of :data:`COLUMNS`."""
+    return {c: t(f"table.col_{c}", lang) for c in COLUMNS}
+
+
+def _as_text(v):
+    if isinstance(v, str) and v.startswith(_FORMULA):
+        return "'" + v
+    return v
+
+
+def table_csv(table: pd.DataFrame, lang: str = "zh") -> bytes:
+    """The table as CSV bytes (UTF-8 with BOM, Chinese headers, dates as YYYY-MM-DD, formulas defused)."""
+    out = table[list(COLUMNS)].copy()
+    out["stage_date"] = out["stage_date"].dt.strftime("%Y-%m-%d").fillna("")
+    for c in out.columns:
+        if not pd.api.types.is_numeric_dtype(out[c]):
+            out[c] = out[c].map(_as_text)
+    buf = io.StringIO()
+    out.rename(columns=headers(lang)).to_csv(buf, index=False)
+    return buf.getvalue().encode("utf-8-sig")
+
+
+def store_names(store, lang: str = "zh") -> dict[str, dict[str, str]]:
+    """Zone, village and park names of a store in ``lang`` (for :func:`parcel_table`)."""
+    pick = (lambda zh, en: (en or zh) if lang == "en" else (zh or en))
+    return {table: {c: pick(zh, en) or c for c, (zh, en) in store.names(table).items()}
+            for table in ("zones", "villages", "parks")}
+
+
+def export_table_csv(store, path, codes=None, lang: str = "zh") -> dict:
+    """Write the parcel table of ``codes`` (None: every parcel) as CSV to ``path`` (atomically)."""
+    parcels = store.parcels(geometry=False)
+    if codes is not None:
+        parcels = parcels[parcels["code"].isin(list(codes))]
+    data = table_csv(parcel_table(parcels, store.catalog, store_names(store, lang), lang), lang)
+    atomic_write(Path(path), lambda f: f.write(data))
+    return {"format": "csv", "path": str(path), "parcels": int(len(parcels)), "bytes": len(data)}
