@@ -45,7 +45,7 @@ def sized(request, browser):
     ctx.close()
 
 
-def _shot(server, page, name: str) -> Path:
+def _shot(server, page, name: str) -> Path:  # noqa: F811 -- the fixture's value, passed on
     d = Path(os.environ.get("RENEWAL_SCREENSHOTS", server["work"]))
     d.mkdir(parents=True, exist_ok=True)
     path = d / (name if page.size == "desktop" else name.replace(".png", "_phone.png"))

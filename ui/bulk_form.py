@@ -13,7 +13,6 @@ import streamlit as st
 
 from gis.auth.accounts import may_edit
 from gis.base.clock import office_today
-
 from ui.common import accounts_on, author_field, current_user, lang, plain, shown_errors, store, tr
 
 SHOWN_CODES = 12

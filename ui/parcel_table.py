@@ -10,10 +10,8 @@ import streamlit as st
 from gis.io.exporter import MIME, export_bytes, export_filename
 from gis.io.parcel_table import COLUMNS, headers, parcel_table, store_names, table_csv
 from gis.maps.area_select import is_drawing, parcels_in_area
-
 from ui.bulk_form import bulk_form
 from ui.common import current_parcels, lang, store, tr
-
 
 AREA_KEY = "area_codes"
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import streamlit as st
 
 from gis.model.search import rank
-
 from ui.common import lang, search_index, store, tr
 
 KEY = "f_find"
