@@ -1,0 +1,125 @@
+"""Heavy import work in a child process, with a memory cap and a time limit.
+
+Reading and checking a big file (a million polygons: a minute, gigabytes) in
+the app server's own process stalls every other planner's clicks — the work
+holds the interpreter lock, and a file that needs more memory than the machine
+has would take the server down with it. So the data page hands the read and
+the check of a large upload to a child process started with ``spawn`` (a fresh
+interpreter: none of the server's threads, sockets or connections), whose
+address space is capped with ``RLIMIT_AS`` and which is killed past its time
+limit; the parent gets back the plan (or the columns) or an ``InputError``.
+Writing (``commit_import``) stays in the server: it is one transaction.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import resource
+import time
+
+from gis.base import errors
+from gis.base.errors import InputError, RenewalError
+from gis.io import importer
+from gis.io.readers import read_layer
+from gis.io.uploads import MB, Upload
+
+#: address space a child may use (bytes): room for GDAL, PROJ and a million polygons
+MEMORY_LIMIT = 6 * 1024 * MB
+#: seconds a child may take
+TIME_LIMIT_S = 900
+#: uploads at least this large are read in a child; smaller ones in the process (a child costs ~2 s to start)
+ISOLATE_FROM_BYTES = 16 * MB
+
+
+def _run(conn, memory_limit: int | None, fn, args, kwargs) -> None:
+    """The child: cap the memory, do the work, send back ("ok", result) or what went wrong."""
+    if memory_limit:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+    try:
+        conn.send(("ok", fn(*args, **kwargs)))
+    except RenewalError as e:  # sent as parts: the errors' keyword-only constructor does not pickle
+        conn.send(("error", (type(e).__name__, e.key, e.params)))
+    except MemoryError:
+        conn.send(("memory", None))
+    except Exception as e:  # anything else: the parent says so without a traceback
+        conn.send(("failed", f"{type(e).__name__}: {e}"[:200]))
+    finally:
+        conn.close()
+
+
+def run_isolated(fn, *args, name: str = "", memory_limit: int | None = MEMORY_LIMIT,
+                 time_limit_s: float = TIME_LIMIT_S, **kwargs):
+    """``fn(*args, **kwargs)`` in a child process; its result, or its error raised here.
+
+    ``fn`` and its arguments must pickle (a module-level function, a store, an upload, options).
+
+    Raises:
+        InputError: ``import.too_much_memory`` (over ``memory_limit``), ``import.too_slow`` (over
+            ``time_limit_s``, the child is killed), ``import.failed``; or the error ``fn`` raised.
+    """
+    ctx = multiprocessing.get_context("spawn")
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_run, args=(send, memory_limit, fn, args, kwargs), daemon=True)
+    child.start()
+    send.close()
+    try:
+        deadline = time.monotonic() + time_limit_s
+        while not receive.poll(min(1.0, max(0.0, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline:
+                raise InputError("import.too_slow", name=name, seconds=int(time_limit_s))
+            if not child.is_alive() and not receive.poll():
+                raise InputError("import.too_much_memory", name=name, mb=(memory_limit or 0) // MB)
+        try:
+            status, value = receive.recv()
+        except (EOFError, OSError):  # died while sending: killed by the kernel, out of memory
+            raise InputError("import.too_much_memory", name=name, mb=(memory_limit or 0) // MB) from None
+    finally:
+        receive.close()
+        if child.is_alive():
+            child.kill()
+        child.join(5)
+    if status == "ok":
+        return value
+    if status == "error":
+        cls_name, key, params = value
+        cls = getattr(errors, cls_name, InputError)
+        raise cls(key, **params)
+    if status == "memory":
+        raise InputError("import.too_much_memory", name=name, mb=(memory_limit or 0) // MB)
+    raise InputError("import.failed", name=name, detail=value)
+
+
+def _upload_bytes(upload: Upload) -> int:
+    return sum(p.stat().st_size for p in upload.folder.rglob("*") if p.is_file())
+
+
+def _summary(upload: Upload, layer: str | None, encoding: str | None) -> tuple[list[str], list[str]]:
+    raw = read_layer(upload, upload.layer(layer), encoding)
+    return [str(c) for c in raw.gdf.columns if c != raw.gdf.geometry.name], importer.gcj02_hint(raw)
+
+
+def _plan(store, upload: Upload, options) -> importer.ImportPlan:
+    return importer.prepare_import(store, upload, options)
+
+
+def layer_summary(upload: Upload, layer: str | None, encoding: str | None,
+                  isolate: bool | None = None) -> tuple[list[str], list[str]]:
+    """The columns of a layer of ``upload`` (for the field mapping) and its GCJ-02 hint
+    (``importer.gcj02_hint``); read in a child when the upload is large."""
+    if isolate is None:
+        isolate = _upload_bytes(upload) >= ISOLATE_FROM_BYTES
+    if not isolate:
+        return _summary(upload, layer, encoding)
+    return run_isolated(_summary, upload, layer, encoding, name=upload.source_name)
+
+
+def plan_import(store, upload: Upload, options, isolate: bool | None = None, **limits) -> importer.ImportPlan:
+    """``importer.prepare_import`` — in a child process, capped, when the upload is large (or ``isolate``).
+
+    Raises:
+        InputError, UnknownCRSError: as ``prepare_import``, and as :func:`run_isolated`.
+    """
+    if isolate is None:
+        isolate = _upload_bytes(upload) >= ISOLATE_FROM_BYTES
+    if not isolate:
+        return importer.prepare_import(store, upload, options)
+    return run_isolated(_plan, store, upload, options, name=upload.source_name, **limits)
