@@ -14,7 +14,6 @@ still signs in after the delay, and other clients are not slowed.
 """
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import secrets
 from dataclasses import dataclass, field

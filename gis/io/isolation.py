@@ -6,13 +6,15 @@ holds the interpreter lock, and a file that needs more memory than the machine
 has would take the server down with it. So the data page hands the read and
 the check of a large upload to a child process started with ``spawn`` (a fresh
 interpreter: none of the server's threads, sockets or connections), whose
-address space is capped with ``RLIMIT_AS`` and which is killed past its time
-limit; the parent gets back the plan (or the columns) or an ``InputError``.
-Writing (``commit_import``) stays in the server: it is one transaction.
+address space is capped with ``RLIMIT_AS``, which runs at a lower priority
+(``nice``) and which is killed past its time limit; the parent gets back the
+plan (or the columns) or an ``InputError``. Writing (``commit_import``) stays
+in the server: it is one transaction.
 """
 from __future__ import annotations
 
 import multiprocessing
+import os
 import resource
 import time
 
@@ -26,6 +28,8 @@ from gis.io.uploads import MB, Upload
 MEMORY_LIMIT = 6 * 1024 * MB
 #: seconds a child may take
 TIME_LIMIT_S = 900
+#: the child's scheduling priority below the server's (nice), so that the check takes what the server leaves
+NICENESS = 10
 #: uploads at least this large are read in a child; smaller ones in the process (a child costs ~2 s to start)
 ISOLATE_FROM_BYTES = 16 * MB
 
@@ -34,6 +38,10 @@ def _run(conn, memory_limit: int | None, fn, args, kwargs) -> None:
     """The child: cap the memory, do the work, send back ("ok", result) or what went wrong."""
     if memory_limit:
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+    try:  # on a busy machine the server's clicks come first
+        os.nice(NICENESS)
+    except OSError:
+        pass
     try:
         conn.send(("ok", fn(*args, **kwargs)))
     except RenewalError as e:  # sent as parts: the errors' keyword-only constructor does not pickle
