@@ -86,3 +86,17 @@ def test_the_audit_csv_of_the_command_line_carries_no_formula(any_store, tmp_pat
     for r in rows:
         for v in r.values():
             assert not is_formula_like(v), v
+
+
+def test_the_dispatch_pack_spreadsheet_carries_no_formula(any_store, tmp_path):
+    from gis.printing.report import build_report, write_report
+
+    any_store.set_blocked("V01-001", True, '=HYPERLINK("http://evil.example","x")', "王芳", date="2026-11-20",
+                          today=dt.date(2026, 11, 28))
+    rep = build_report(any_store, dt.date(2026, 11, 1), dt.date(2026, 11, 28))
+    out = tmp_path / "pack.xlsx"
+    write_report(rep, out)
+    cells = [c for ws in load_workbook(out).worksheets for row in ws.iter_rows() for c in row]
+    assert not [c for c in cells if c.data_type == "f"]
+    hostile = [c for c in cells if isinstance(c.value, str) and c.value.startswith("=HYPERLINK")]
+    assert hostile and all(c.data_type == "s" and c.quotePrefix for c in hostile)  # shown as typed, no "'"
