@@ -9,7 +9,7 @@ three ways, each for as long as the import's check runs:
 
 - idle: no import running (the floor);
 - isolated: ``gis.io.isolation.plan_import`` — the check in a child process
-  (spawn, RLIMIT_AS cap), this process only waits on a pipe and unpickles the plan;
+  (a fresh interpreter, RLIMIT_AS cap, nice 10), this process only waits on a pipe and unpickles the plan;
 - in-process: ``prepare_import`` in a thread of this process, as the app did
   before (the check holds the interpreter lock between GDAL/NumPy calls).
 

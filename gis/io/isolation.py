@@ -4,8 +4,8 @@ Reading and checking a big file (a million polygons: a minute, gigabytes) in
 the app server's own process stalls every other planner's clicks — the work
 holds the interpreter lock, and a file that needs more memory than the machine
 has would take the server down with it. So the data page hands the read and
-the check of a large upload to a child process started with ``spawn`` (a fresh
-interpreter: none of the server's threads, sockets or connections), whose
+the check of a large upload to a child process (a fresh interpreter: none of
+the server's threads, sockets or connections, nor its Streamlit page), whose
 address space is capped with ``RLIMIT_AS``, which runs at a lower priority
 (``nice``) and which is killed past its time limit; the parent gets back the
 plan (or the columns) or an ``InputError``. Writing (``commit_import``) stays
@@ -13,11 +13,14 @@ in the server: it is one transaction.
 """
 from __future__ import annotations
 
-import multiprocessing
 import os
+import pickle
 import resource
-import time
+import subprocess
+import sys
+from pathlib import Path
 
+import gis
 from gis.base import errors
 from gis.base.errors import InputError, RenewalError
 from gis.io import importer
@@ -32,59 +35,72 @@ TIME_LIMIT_S = 900
 NICENESS = 10
 #: uploads at least this large are read in a child; smaller ones in the process (a child costs ~2 s to start)
 ISOLATE_FROM_BYTES = 16 * MB
+# the folder holding the ``gis`` package, so that the child imports the same code as the server
+_CODE_ROOT = str(Path(gis.__file__).resolve().parent.parent)
 
 
-def _run(conn, memory_limit: int | None, fn, args, kwargs) -> None:
-    """The child: cap the memory, do the work, send back ("ok", result) or what went wrong."""
-    if memory_limit:
+def _child() -> int:
+    """The child (``python -m gis.io.isolation``): the work arrives pickled on stdin, its outcome leaves
+    pickled on stdout — ("ok", result), ("error", parts of a RenewalError), ("memory", None) or
+    ("failed", text). Whatever a library prints goes to stderr, so it cannot spoil the answer."""
+    answer = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    fn, args, kwargs, memory_limit = pickle.loads(sys.stdin.buffer.read())  # imports what the work needs
+    if memory_limit:  # capped after the imports: the cap is for the file's data
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
     try:  # on a busy machine the server's clicks come first
         os.nice(NICENESS)
     except OSError:
         pass
     try:
-        conn.send(("ok", fn(*args, **kwargs)))
+        outcome = ("ok", fn(*args, **kwargs))
     except RenewalError as e:  # sent as parts: the errors' keyword-only constructor does not pickle
-        conn.send(("error", (type(e).__name__, e.key, e.params)))
+        outcome = ("error", (type(e).__name__, e.key, e.params))
     except MemoryError:
-        conn.send(("memory", None))
+        outcome = ("memory", None)
     except Exception as e:  # anything else: the parent says so without a traceback
-        conn.send(("failed", f"{type(e).__name__}: {e}"[:200]))
-    finally:
-        conn.close()
+        outcome = ("failed", f"{type(e).__name__}: {e}"[:200])
+    try:
+        data = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
+    except MemoryError:
+        data = pickle.dumps(("memory", None))
+    answer.write(data)
+    answer.close()
+    return 0
 
 
 def run_isolated(fn, *args, name: str = "", memory_limit: int | None = MEMORY_LIMIT,
                  time_limit_s: float = TIME_LIMIT_S, **kwargs):
     """``fn(*args, **kwargs)`` in a child process; its result, or its error raised here.
 
-    ``fn`` and its arguments must pickle (a module-level function, a store, an upload, options).
+    The child is a fresh interpreter (``python -m gis.io.isolation``), not a fork and not
+    multiprocessing's ``spawn``, which would run the parent's main module again — under
+    Streamlit, the page that asked. ``fn`` and its arguments must pickle (a module-level
+    function, a store, an upload, options).
 
     Raises:
-        InputError: ``import.too_much_memory`` (over ``memory_limit``), ``import.too_slow`` (over
-            ``time_limit_s``, the child is killed), ``import.failed``; or the error ``fn`` raised.
+        InputError: ``import.too_much_memory`` (over ``memory_limit``, or killed by the kernel),
+            ``import.too_slow`` (over ``time_limit_s``, the child is killed), ``import.failed``;
+            or the error ``fn`` raised.
     """
-    ctx = multiprocessing.get_context("spawn")
-    receive, send = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_run, args=(send, memory_limit, fn, args, kwargs), daemon=True)
-    child.start()
-    send.close()
+    payload = pickle.dumps((fn, args, kwargs, memory_limit), protocol=pickle.HIGHEST_PROTOCOL)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (_CODE_ROOT, os.environ.get("PYTHONPATH")) if p))
+    child = subprocess.Popen([sys.executable, "-m", "gis.io.isolation"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, env=env, cwd=_CODE_ROOT)
     try:
-        deadline = time.monotonic() + time_limit_s
-        while not receive.poll(min(1.0, max(0.0, deadline - time.monotonic()))):
-            if time.monotonic() >= deadline:
-                raise InputError("import.too_slow", name=name, seconds=int(time_limit_s))
-            if not child.is_alive() and not receive.poll():
-                raise InputError("import.too_much_memory", name=name, mb=(memory_limit or 0) // MB)
-        try:
-            status, value = receive.recv()
-        except (EOFError, OSError):  # died while sending: killed by the kernel, out of memory
-            raise InputError("import.too_much_memory", name=name, mb=(memory_limit or 0) // MB) from None
+        out, _ = child.communicate(payload, timeout=time_limit_s)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
+        raise InputError("import.too_slow", name=name, seconds=int(time_limit_s)) from None
     finally:
-        receive.close()
-        if child.is_alive():
+        if child.poll() is None:
             child.kill()
-        child.join(5)
+            child.wait()
+    try:
+        status, value = pickle.loads(out)
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError):  # died before answering: killed, out of memory
+        status, value = ("memory", None) if child.returncode in (-9, 137) or not out else ("failed", "?")
     if status == "ok":
         return value
     if status == "error":
@@ -131,3 +147,7 @@ def plan_import(store, upload: Upload, options, isolate: bool | None = None, **l
     if not isolate:
         return importer.prepare_import(store, upload, options)
     return run_isolated(_plan, store, upload, options, name=upload.source_name, **limits)
+
+
+if __name__ == "__main__":
+    raise SystemExit(_child())
