@@ -76,7 +76,7 @@ def test_the_audit_csv_of_the_command_line_carries_no_formula(any_store, tmp_pat
         any_store.set_note("V01-002", "笔记", by=evil)  # a refused write: its line names the actor as typed
     where = any_store.url if any_store.path is None else str(any_store.path)
     out = tmp_path / "audit.csv"
-    env = dict(os.environ)
+    env = dict(os.environ, RENEWAL_PASSWORD="admin-secret")  # proves --as admin
     res = subprocess.run([sys.executable, "-m", "gis.cli", "--store", where, "--as", "admin", "audit", "--csv", str(out)],
                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
     assert res.returncode == 0, res.stderr

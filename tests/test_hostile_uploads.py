@@ -93,7 +93,8 @@ def test_deep_geojson_on_the_command_line_exits_2_without_a_traceback(tmp_path, 
     src = tmp_path / "deep.geojson"
     src.write_text('{"type": "FeatureCollection", "features": [' + "[" * 100_000 + "]" * 100_000 + "]}")
     out = subprocess.run([sys.executable, "-m", "gis.cli", "--store", demo_where, "--as", "admin", "import", str(src),
-                          "--kind", "village", "--dry-run"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+                          "--kind", "village", "--dry-run"], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                         env=dict(os.environ, RENEWAL_PASSWORD="renewal-admin"))
     assert out.returncode == 2, out.stderr
     assert "Traceback" not in out.stderr and "嵌套" in out.stderr
 

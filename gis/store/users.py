@@ -309,7 +309,7 @@ class UsersMixin:
             PermissionRefused: no credential, a wrong one, a token that is unknown, revoked or another account's.
         """
         if password is not None:
-            return self.authenticate(username or "", password)
+            return self.authenticate(username or "", password, client="command line")
         if not token:
             self.record_audit(username or "?", "login", username or "?", "refused", detail="no credential")
             raise PermissionRefused("error.no_credential", user=username or "?")
