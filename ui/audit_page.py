@@ -5,6 +5,7 @@ import streamlit as st
 
 from gis.auth.accounts import require_admin
 from gis.base.i18n import local_time
+from gis.base.sheets import csv_bytes
 from ui.common import current_user, shown_errors, store, tr
 
 
@@ -22,7 +23,7 @@ def page() -> None:
     st.caption(tr("ui.results", n=len(df)))
     shown = df.assign(at=df["at"].map(local_time)) if len(df) else df  # the CSV keeps the stored UTC stamps
     st.dataframe(shown, hide_index=True, width="stretch")
-    st.download_button(tr("ui.audit_csv"), df.to_csv(index=False).encode("utf-8-sig"),
+    st.download_button(tr("ui.audit_csv"), csv_bytes(df),  # formula-like text stays text
                        file_name="audit.csv", mime="text/csv")
 
 

@@ -3,6 +3,7 @@ error edge and the sidebar. The only place, with the pages, that imports
 streamlit; everything it caches is computed by ``gis`` functions."""
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 
 import streamlit as st
@@ -32,9 +33,17 @@ def tr(key: str, **params) -> str:
 _MD_SPECIAL = set("\\`*_{}[]()<>#+-.!|~$:")
 
 
+# Streamlit's markdown (GFM) turns bare "https://…", "www.…" and "name@host.cn" into live links even when
+# every markup character is escaped; an invisible word joiner after the scheme or "www", and before "@",
+# breaks each pattern while the text reads (and copies) the same.
+_WORD_JOINER = "\u2060"
+_AUTOLINK_START = re.compile(r"(?i)(https?|ftps?|mailto|xmpp|www)(?=[:.])|(?=@)")
+
+
 def plain(text) -> str:
-    """User data made safe for Streamlit's markdown: every markup character escaped."""
-    return "".join("\\" + c if c in _MD_SPECIAL else c for c in str(text or ""))
+    """User data made safe for Streamlit's markdown: every markup character escaped, nothing made a link."""
+    text = _AUTOLINK_START.sub(lambda m: (m.group(1) or "") + _WORD_JOINER, str(text or ""))
+    return "".join("\\" + c if c in _MD_SPECIAL else c for c in text)
 
 
 @contextmanager
@@ -199,12 +208,12 @@ def author_field(key: str) -> str:
 
 
 def sign_in(username: str) -> None:
-    """Sign ``username`` in for this session and, through a cookie (``gis.sessions``), for a reload."""
+    """Sign ``username`` in for this session and, through a cookie (``gis.auth.sessions``), for a reload."""
     st.session_state["user"] = username
     st.session_state.pop("signed_out", None)
-    stamp = store().session_stamp(username)
-    if stamp is not None:
-        token = sessions.issue(sessions.session_key(settings().data_dir), username, stamp)
+    token = store().issue_session(username)
+    if token is not None:
+        st.session_state["session_token"] = token  # what sign-out revokes
         st.session_state["cookie_js"] = sessions.cookie_script(token)
 
 
@@ -215,9 +224,19 @@ def restore_sign_in() -> None:
     st.session_state["cookie_seen"] = True  # the session's cookies are those of its first request: look once
     token = st.context.cookies.get(sessions.COOKIE)
     if token and accounts_on():
-        name = sessions.verify(sessions.session_key(settings().data_dir), token, store().session_stamp)
+        name = store().verify_session(token)
         if name:
             st.session_state["user"] = name
+            st.session_state["session_token"] = token
+
+
+def login_client() -> str:
+    """Who is knocking, for the login throttle: the connection's address (``localhost`` on this machine)."""
+    try:
+        ip = st.context.ip_address
+    except AttributeError:  # an older Streamlit
+        ip = None
+    return ip if isinstance(ip, str) and ip else "localhost"  # None on this machine; not a str under AppTest
 
 
 def cookie_writer() -> None:
@@ -240,5 +259,7 @@ def user_box() -> None:
         if st.button(tr("ui.logout"), key="logout"):
             st.session_state.pop("user", None)
             st.session_state["signed_out"] = True  # this session still carries the old cookie: ignore it
+            # and end the token on the server: a copied cookie no longer signs in, on any app server
+            store().end_session(st.session_state.pop("session_token", None) or st.context.cookies.get(sessions.COOKIE))
             st.session_state["cookie_js"] = sessions.cookie_script(None)
             st.rerun()

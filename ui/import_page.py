@@ -14,7 +14,8 @@ from streamlit_folium import st_folium
 from gis.base.errors import RenewalError
 from gis.io.cadastre_import import TARGETS as CADASTRE_TARGETS
 from gis.io.cadastre_import import CadastreOptions, prepare_cadastre, suggest_cadastre_mapping
-from gis.io.importer import TARGETS, ImportOptions, commit_import, gcj02_hint, prepare_import, suggest_mapping
+from gis.io.importer import TARGETS, ImportOptions, commit_import, gcj02_hint, suggest_mapping
+from gis.io.isolation import layer_summary, plan_import
 from gis.io.readers import read_layer
 from gis.io.uploads import FORMATS, MAX_UPLOAD_BYTES, MB, stage_files
 from gis.maps.preview import preview_map
@@ -52,7 +53,7 @@ def _staged(files, prefix: str = "imp"):
         old = st.session_state.pop(f"{prefix}_upload", None)
         if old is not None:
             old.close()
-        for k in ("plan", "raw", "sig"):
+        for k in ("plan", "raw", "sig", "columns"):
             st.session_state.pop(f"{prefix}_{k}", None)
         st.session_state[f"{prefix}_upload"] = stage_files([(f.name, f.getvalue()) for f in files])
         st.session_state[f"{prefix}_sig"] = sig
@@ -66,6 +67,17 @@ def _raw(upload, sig: str, layer: str | None, encoding: str | None, prefix: str 
     if not cached or cached[0] != key:
         cached = (key, read_layer(upload, upload.layer(layer), encoding))
         st.session_state[f"{prefix}_raw"] = cached
+    return cached[1]
+
+
+def _summary(upload, sig: str, layer: str | None, encoding: str | None) -> tuple[list[str], list[str]]:
+    """The chosen layer's columns and GCJ-02 hint, read once per file, layer and encoding (in a child
+    process for a large file, so that reading it does not stall the server)."""
+    key = (sig, layer, encoding)
+    cached = st.session_state.get("imp_columns")
+    if not cached or cached[0] != key:
+        cached = (key, layer_summary(upload, layer, encoding))
+        st.session_state["imp_columns"] = cached
     return cached[1]
 
 
@@ -83,10 +95,10 @@ def _source_choices(upload, sig: str, prefix: str):
     return layer, crs_other or (crs or None), encoding or None, left, right
 
 
-def _gcj02_choice(column, raw, sig: str, prefix: str) -> bool:
-    """The GCJ-02 conversion: ticked already when the layer looks like AMap/DataV output (and why), for the
-    planner to confirm or untick; never applied without the box ticked."""
-    hint = gcj02_hint(raw)
+def _gcj02_choice(column, hint: list[str], sig: str, prefix: str) -> bool:
+    """The GCJ-02 conversion: ticked already when the layer looks like AMap/DataV output (``hint``: the
+    properties that say so, ``gis.io.importer.gcj02_hint``), for the planner to confirm or untick; never
+    applied without the box ticked."""
     ticked = column.checkbox(tr("import.gcj02"), value=bool(hint), key=f"{prefix}_gcj02_{sig}")
     if hint:
         column.caption(plain(tr("import.gcj02_suggested", properties="、".join(hint))))
@@ -171,15 +183,17 @@ def import_section() -> None:
     kind = right.selectbox(tr("import.kind"), kinds, format_func=lambda k: s.catalog.kinds[k].label(lang()),
                            key="imp_kind")
     derive = right.checkbox(tr("import.derive"), value=True, key="imp_derive")
-    raw = _raw(upload, sig, layer, encoding)
-    gcj02 = _gcj02_choice(left, raw, sig, "imp")
-    mapping = _mapping_form([str(c) for c in raw.gdf.columns if c != raw.gdf.geometry.name], sig)
+    columns, hint = _summary(upload, sig, layer, encoding)
+    gcj02 = _gcj02_choice(left, hint, sig, "imp")
+    mapping = _mapping_form(columns, sig)
     by = author_field("imp_by")
     opts = ImportOptions(layer=layer, crs=crs, encoding=encoding, mapping=mapping,
                          kind=kind, gcj02=gcj02, derive=derive, lang=lang())
     key = (sig, repr(opts), s.data_version())
     if st.button(tr("import.check"), type="primary", key="imp_check"):
-        st.session_state["imp_plan"] = (key, prepare_import(s, upload, opts, raw=raw))
+        # a large file is read and checked in a child process with a memory cap (gis.io.isolation):
+        # other planners' clicks are not slowed, and a file too big for memory cannot take the server down
+        st.session_state["imp_plan"] = (key, plan_import(s, upload, opts))
     held = st.session_state.get("imp_plan")
     if not held:
         return
@@ -208,7 +222,7 @@ def cadastre_section() -> None:
     upload, sig = _staged(files, "cad")
     layer, crs, encoding, left, _ = _source_choices(upload, sig, "cad")
     raw = _raw(upload, sig, layer, encoding, "cad")
-    gcj02 = _gcj02_choice(left, raw, sig, "cad")
+    gcj02 = _gcj02_choice(left, gcj02_hint(raw), sig, "cad")
     columns = [str(c) for c in raw.gdf.columns if c != raw.gdf.geometry.name]
     suggestion = suggest_cadastre_mapping(columns)
     options = [""] + columns

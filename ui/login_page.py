@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui.common import settings, shown_errors, sign_in, store, tr
+from ui.common import login_client, settings, shown_errors, sign_in, store, tr
 
 
 def _oidc() -> None:
@@ -34,7 +34,7 @@ def page() -> None:
         password = st.text_input(tr("ui.password"), type="password")
         if st.form_submit_button(tr("ui.login"), type="primary"):
             with shown_errors():
-                user = store().authenticate(username.strip(), password)
+                user = store().authenticate(username.strip(), password, client=login_client())
                 sign_in(user.username)
                 st.rerun()
     if store().is_demo:

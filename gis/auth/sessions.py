@@ -2,88 +2,88 @@
 
 Streamlit keeps who is signed in in its session, which a reload of the page
 starts anew. After a password login the app gives the browser a cookie with
-a token: the username, an expiry and a stamp of the account (its password
-hash, role and state), signed with HMAC-SHA256 by a key only the server
-holds (``<data_dir>/session.key``, created on first use, readable by its owner
-only). A reload presents the cookie; the token is accepted only while it has
-not expired, its signature is right, and the account is unchanged — a new
-password, a new role or a disabled account ends every session at once.
-Signing out removes the cookie.
+a token: the username, a stamp of the account (its password hash and role), a
+random session id and the time it was issued, signed (HMAC-SHA256, through
+``itsdangerous``) by the store's current signing key. A reload presents the
+cookie; the token is accepted only while it is younger than ``TTL_S``, its
+signature verifies under the current or the previous key (keys rotate), the
+account is unchanged (a new password, a new role or a disabled account ends
+every session at once), and the store has not revoked it (signed out) or ended
+every session of its user since it was issued. The keys and the revocations
+live in the store (``gis.store.sessions``), so app servers sharing one PostGIS
+accept each other's tokens and refuse each other's sign-outs.
+
+This module only signs and reads tokens; it keeps no state.
 """
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
-import os
 import secrets
 import time
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Sequence
+
+from itsdangerous import BadData, TimestampSigner, URLSafeTimedSerializer
 
 COOKIE = "renewal_session"
 TTL_S = 12 * 3600  # a working day
+_SALT = "renewal-atlas.sign-in"
 
 
-def session_key(data_dir: Path) -> bytes:
-    """The server's signing key, made once (32 random bytes, file mode 0600)."""
-    path = Path(data_dir) / "session.key"
+def new_secret() -> str:
+    """A fresh signing key (32 random bytes, hex)."""
+    return secrets.token_hex(32)
+
+
+@dataclass(frozen=True)
+class Claims:
+    """What a valid token says."""
+
+    username: str
+    stamp: str
+    sid: str          # this session's id (what a sign-out revokes)
+    issued_at: float  # seconds since the epoch
+
+
+class _Signer(TimestampSigner):
+    """itsdangerous' timestamp signer with a clock that tests (and ``now=``) can set."""
+
+    def __init__(self, *args, now: float | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._now = now
+
+    def get_timestamp(self) -> int:
+        return int(self._now if self._now is not None else time.time())
+
+
+def _serializer(keys: Sequence[str | bytes], now: float | None) -> URLSafeTimedSerializer:
+    if not keys:
+        raise ValueError("no signing key")
+    # itsdangerous signs with the last key and accepts every key given: [previous, current]
+    return URLSafeTimedSerializer(list(keys), salt=_SALT, signer=_Signer,
+                                  signer_kwargs={"now": now, "digest_method": hashlib.sha256})
+
+
+def issue(keys: Sequence[str | bytes], username: str, stamp: str, now: float | None = None) -> tuple[str, Claims]:
+    """A token for ``username`` whose account has ``stamp``, signed with the last of ``keys``; and its claims."""
+    at = now if now is not None else time.time()
+    claims = Claims(username, stamp, secrets.token_urlsafe(16), at)
+    token = _serializer(keys, now).dumps({"u": username, "s": stamp, "i": claims.sid, "t": at})
+    return token, claims
+
+
+def read(keys: Sequence[str | bytes], token: str | None, now: float | None = None,
+         ttl_s: int = TTL_S) -> Claims | None:
+    """The claims of a token signed by one of ``keys`` and younger than ``ttl_s``; None for anything else
+    (missing, malformed, forged, signed by a key no longer accepted, expired)."""
+    if not token or not isinstance(token, str) or len(token) > 4096:
+        return None
     try:
-        return bytes.fromhex(path.read_text().strip())
-    except (OSError, ValueError):
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
-    tmp = path.with_name(f".session.key.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(key.hex())
-    try:
-        os.link(tmp, path)  # the first writer wins; others read its key
-    except FileExistsError:
-        pass
-    finally:
-        tmp.unlink(missing_ok=True)
-    return bytes.fromhex(path.read_text().strip())
-
-
-def _b64(b: bytes) -> str:
-    return base64.urlsafe_b64encode(b).rstrip(b"=").decode("ascii")
-
-
-def _unb64(s: str) -> bytes:
-    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
-
-
-def issue(key: bytes, username: str, stamp: str, now: float | None = None, ttl_s: int = TTL_S) -> str:
-    """A token for ``username`` whose account currently has ``stamp``, valid ``ttl_s`` seconds."""
-    expires = int((now if now is not None else time.time()) + ttl_s)
-    body = _b64(f"{username}\x1f{expires}\x1f{stamp}".encode("utf-8"))
-    sig = _b64(hmac.new(key, body.encode("ascii"), hashlib.sha256).digest())
-    return f"{body}.{sig}"
-
-
-def verify(key: bytes, token: str | None, stamp_of, now: float | None = None) -> str | None:
-    """The username a token vouches for, or None (missing, malformed, forged, expired, account changed).
-
-    ``stamp_of(username)`` gives the account's current stamp, or None when it is gone or disabled.
-    """
-    if not token or token.count(".") != 1:
+        data = _serializer(keys, now).loads(token, max_age=ttl_s)
+        claims = Claims(str(data["u"]), str(data["s"]), str(data["i"]), float(data["t"]))
+    except (BadData, KeyError, TypeError, ValueError):
         return None
-    body, sig = token.split(".")
-    want = _b64(hmac.new(key, body.encode("ascii"), hashlib.sha256).digest())
-    if not hmac.compare_digest(sig, want):
-        return None
-    try:
-        username, expires, stamp = _unb64(body).decode("utf-8").split("\x1f")
-        expires_at = int(expires)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if expires_at < (now if now is not None else time.time()):
-        return None
-    current = stamp_of(username)
-    if current is None or not hmac.compare_digest(current, stamp):
-        return None
-    return username
+    return claims
 
 
 def cookie_script(token: str | None, ttl_s: int = TTL_S) -> str:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from gis.base.errors import InputError
+from gis.base.sheets import csv_bytes
 from gis.cli.common import actor, open_cli_store, operator_name, print_json
 from gis.model.pipelines import load_catalog
 from gis.store.backup import backup, copy_for_check, restore
@@ -56,6 +57,8 @@ def cmd_user(args) -> int:
             for r in rows:
                 print(f"{r['username']:<16} {r['role']:<7} {r['display_name'] or '':<10} {' '.join(r['assignments'])}")
         return 0
+    if args.user_command in ("logout", "rotate-key"):
+        return _sessions_command(store, args, who)
     if args.user_command == "add":
         store.add_user(args.name, _password(args), args.role, who, display_name=args.display or "")
     elif args.user_command == "passwd":
@@ -70,12 +73,23 @@ def cmd_user(args) -> int:
     return 0
 
 
+def _sessions_command(store, args, who: str) -> int:
+    """``user logout NAME``: end every sign-in of NAME on every app server; ``user rotate-key``: a new
+    signing key (the previous one still accepted, older ones retired)."""
+    if args.user_command == "logout":
+        store.end_sessions(args.name, by=who)
+        print_json({"user": args.name, "sessions_ended": True})
+    else:
+        print_json({"session_key_generation": store.rotate_session_key(by=who)})
+    return 0
+
+
 def cmd_audit(args) -> int:
     store = open_cli_store(args)
     store.require_admin(actor(args, store, login_default=True), "audit")
     df = store.audit(actor=args.actor, action=args.action, outcome=args.outcome, target=args.target)
     if args.csv:
-        df.to_csv(args.csv, index=False, encoding="utf-8-sig")  # BOM: Excel opens the Chinese right
+        Path(args.csv).write_bytes(csv_bytes(df))  # BOM for Excel; a name "=HYPERLINK(…)" stays text
         print_json({"csv": args.csv, "rows": len(df)})
     else:
         print_json(df.to_dict("records"))
@@ -131,7 +145,7 @@ def register(sub) -> None:
     s.add_argument("--replace", action="store_true", help="even if the database already has parcels")
     s.set_defaults(func=cmd_load_demo)
 
-    s = sub.add_parser("user", help="accounts: add, list, assign, passwd (admins)")
+    s = sub.add_parser("user", help="accounts: add, list, assign, passwd, logout, rotate-key (admins)")
     us = s.add_subparsers(dest="user_command", required=True)
     u = us.add_parser("add")
     u.add_argument("name")
@@ -150,6 +164,9 @@ def register(sub) -> None:
     u.add_argument("--remove", action="store_true")
     u = us.add_parser("list")
     u.add_argument("--json", action="store_true")
+    u = us.add_parser("logout", help="end every session of a user, on every app server (admins; or yourself)")
+    u.add_argument("name")
+    us.add_parser("rotate-key", help="a new sign-in signing key; the previous one stays accepted (admins)")
     s.set_defaults(func=cmd_user)
 
     s = sub.add_parser("audit", help="the audit trail (admins)")

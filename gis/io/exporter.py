@@ -30,6 +30,7 @@ from gis.base.clock import office_today, office_zone
 from gis.base.errors import InputError
 from gis.base.fileio import atomic_path
 from gis.base.i18n import t
+from gis.base.sheets import text_sheet
 from gis.base.units import M2_PER_MU
 from gis.io.parcel_table import export_table_csv
 from gis.model.board import village_progress
@@ -448,6 +449,8 @@ def export_ledger_xlsx(store, path, codes=None, lang: str = "zh") -> dict:
     for c in about["A"]:
         c.font = head_font
 
+    for sheet in (ws, vs, about):  # a unit "=1+1" or a note "@SUM(…)" stays text (CSV injection)
+        text_sheet(sheet)
     _atomic(path, lambda tmp: wb.save(tmp))
     return {"format": "xlsx", "path": str(path), "parcels": len(rows), "villages": int(len(board)),
             "bytes": Path(path).stat().st_size}

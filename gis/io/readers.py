@@ -220,7 +220,10 @@ def read_layer(upload: Upload, ref: LayerRef, encoding: str | None = None) -> Ra
     path = upload.inside(ref.path)
     with file_failures(ref.name):
         if ref.format == "geojson":
-            return _read_geojson(path, ref.name, user_enc)
+            try:
+                return _read_geojson(path, ref.name, user_enc)
+            except RecursionError:  # nested deeper than Python's stack (no real GeoJSON is): say so plainly
+                raise InputError("import.too_deep", name=ref.name) from None
         if ref.format == "csv":
             return _read_csv(path, ref.name, user_enc)
         return _read_gdal(path, ref, user_enc)
@@ -609,6 +612,8 @@ def parse_json_file(path: Path, name: str, encoding: str | None = None) -> tuple
             continue
         except json.JSONDecodeError:
             raise InputError("import.content_mismatch", name=name, format="geojson") from None
+        except RecursionError:  # nested deeper than the parser's stack: no GeoJSON is
+            raise InputError("import.too_deep", name=name) from None
     raise InputError("import.content_mismatch", name=name, format="geojson")
 
 

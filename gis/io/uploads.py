@@ -23,11 +23,14 @@ expand a few kilobytes into gigabytes. Therefore:
 from __future__ import annotations
 
 import ctypes
+import errno
+import os
 import re
 import shutil
 import sqlite3
 import stat
 import tempfile
+import time
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -44,6 +47,14 @@ MAX_UPLOAD_BYTES = 300 * MB
 MAX_UNZIPPED_BYTES = 1024 * MB
 #: the most members a zip may have
 MAX_ZIP_MEMBERS = 2000
+#: the most a zip member, or a whole zip, may expand (uncompressed : compressed); shapefiles and
+#: GeoPackages compress 3–20:1, a DBF of wide, mostly blank text fields up to ~60:1
+MAX_ZIP_RATIO = 100
+#: output below which a ratio is not held against a zip (tiny members compress absurdly well)
+ZIP_RATIO_FLOOR = 8 * MB
+#: staged copies older than this are removed by the next upload (a killed import leaves its folder)
+STALE_UPLOAD_S = 6 * 3600
+_STAGE_PREFIX = "renewal-import-"
 
 #: declared extension → format
 FORMATS = {
@@ -177,8 +188,63 @@ def _stem(name: str) -> str:
 
 
 def new_upload(source_name: str = "") -> Upload:
-    """An empty upload with its own private folder (mode 0700, under the system temp dir)."""
-    return Upload(folder=Path(tempfile.mkdtemp(prefix="renewal-import-")), source_name=source_name)
+    """An empty upload with its own private folder (mode 0700, under the system temp dir).
+
+    The folder's name carries the process id and the time (``renewal-import-<pid>-<epoch>-…``), so that
+    the folders of a killed import can be told from live ones and removed (:func:`remove_stale_uploads`,
+    run here first).
+    """
+    remove_stale_uploads()
+    prefix = f"{_STAGE_PREFIX}{os.getpid()}-{int(time.time())}-"
+    try:
+        return Upload(folder=Path(tempfile.mkdtemp(prefix=prefix)), source_name=source_name)
+    except OSError as e:
+        raise _disk_error(e) from None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_uploads(max_age_s: float = STALE_UPLOAD_S, now: float | None = None) -> list[Path]:
+    """Remove staged copies left behind in the temp folder: those of a process that is gone, and any
+    (but this process's own) older than ``max_age_s``. Only folders of this user. Returns what was removed."""
+    now = time.time() if now is None else now
+    removed = []
+    try:
+        entries = list(os.scandir(tempfile.gettempdir()))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.startswith(_STAGE_PREFIX):
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+            continue
+        m = re.match(re.escape(_STAGE_PREFIX) + r"(\d+)-(\d+)-", entry.name)
+        pid, made = (int(m.group(1)), float(m.group(2))) if m else (None, st.st_mtime)
+        dead = pid is not None and pid != os.getpid() and not _pid_alive(pid)
+        old = now - made > max_age_s and pid != os.getpid()
+        if dead or old:
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(Path(entry.path))
+    return removed
+
+
+def _disk_error(e: OSError) -> Exception:
+    """A full disk (or quota) said as such; any other OSError unchanged."""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return InputError("import.disk_full")
+    return e
 
 
 def stage_files(files: list[tuple[str, bytes | Path]], *, max_bytes: int = MAX_UPLOAD_BYTES,
@@ -207,10 +273,13 @@ def stage_files(files: list[tuple[str, bytes | Path]], *, max_bytes: int = MAX_U
             if size > max_bytes:
                 raise InputError("import.too_large", name=name, mb=max_bytes // MB)
             target = up.folder / f"u{i}{ext}"
-            if isinstance(data, (bytes, bytearray)):
-                target.write_bytes(data)
-            else:
-                _copy_limited(Path(data), target, max_bytes, name)
+            try:
+                if isinstance(data, (bytes, bytearray)):
+                    target.write_bytes(data)
+                else:
+                    _copy_limited(Path(data), target, max_bytes, name)
+            except OSError as e:
+                raise _disk_error(e) from None
             if FORMATS[ext] in ("zip", "kmz"):
                 members = _extract_zip(target, up.folder / f"z{i}", max_unzipped, max_members, name, up.ignored)
                 target.unlink()
@@ -307,6 +376,9 @@ def _extract_zip(path: Path, dest: Path, max_unzipped: int, max_members: int, zi
         declared = sum(max(i.file_size, 0) for i in infos)
         if declared > max_unzipped:
             raise InputError("import.zip_bomb", name=zip_name, mb=max_unzipped // MB)
+        archive = max(path.stat().st_size, 1)
+        if _over_ratio(declared, archive) or any(_over_ratio(i.file_size, i.compress_size) for i in infos):
+            raise InputError("import.zip_ratio", name=zip_name, ratio=MAX_ZIP_RATIO)
         dest.mkdir(mode=0o700)
         out: list[tuple[str, Path]] = []
         total = 0
@@ -334,15 +406,28 @@ def _extract_zip(path: Path, dest: Path, max_unzipped: int, max_members: int, zi
                         total += len(chunk)
                         if written > info.file_size or total > max_unzipped:
                             raise InputError("import.zip_bomb", name=zip_name, mb=max_unzipped // MB)
+                        # again on the bytes produced, before they are written: the directory may lie
+                        if _over_ratio(written, info.compress_size) or _over_ratio(total, archive):
+                            raise InputError("import.zip_ratio", name=zip_name, ratio=MAX_ZIP_RATIO)
                         fout.write(chunk)
             except InputError:
+                target.unlink(missing_ok=True)
                 raise
-            except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError, ValueError,
+            except OSError as e:
+                if _disk_error(e) is not e:
+                    raise InputError("import.disk_full") from None
+                raise InputError("import.bad_zip", name=zip_name) from None
+            except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, ValueError,
                     NotImplementedError):
                 # a CRC mismatch (e.g. a directory that understates a member's size), a corrupt stream
                 raise InputError("import.bad_zip", name=zip_name) from None
             out.append((name, target))
         return out
+
+
+def _over_ratio(expanded: int, compressed: int) -> bool:
+    """Whether ``expanded`` bytes from ``compressed`` is more than a zip bomb's bound allows."""
+    return expanded > ZIP_RATIO_FLOOR and expanded > MAX_ZIP_RATIO * max(compressed, 1)
 
 
 # ------------------------------------------------------------------ finding layers
@@ -366,8 +451,8 @@ def _find_layers(up: Upload, staged: list[tuple[str, Path]]) -> list[LayerRef]:
             ensure_gdal_hardened()
             try:
                 names = [str(n) for n, _ in pyogrio.list_layers(up.inside(path))]
-            except Exception:  # pyogrio's DataSourceError and friends: GDAL could not read it
-                raise InputError("import.unreadable", name=name) from None
+            except Exception as e:  # pyogrio's DataSourceError and friends: GDAL could not read it
+                raise InputError("import.unreadable", name=name, detail=str(e)[:200] or "KML") from None
             for lyr in names:
                 layers.append(LayerRef(name=lyr if len(names) > 1 else label, format="kml", path=path, layer=lyr))
         else:
@@ -396,16 +481,25 @@ def _head(path: Path, n: int = 65536) -> bytes:
         return f.read(n)
 
 
-def _contains_vrt(path: Path) -> bool:
-    """Whether the file holds an OGR VRT root element anywhere (case-insensitive)."""
+def _marks_in(path: Path, marks: tuple[bytes, ...]) -> set[bytes]:
+    """Which of ``marks`` (lower-case) occur anywhere in the file, case-insensitively; read in 1 MB
+    chunks (a mark split across two chunks is found too), never the whole file at once."""
+    found: set[bytes] = set()
+    keep = max(len(m) for m in marks) - 1
     tail = b""
     with open(path, "rb") as f:
         while chunk := f.read(MB):
-            block = (tail + chunk).lower()
-            if _VRT_MARK in block:
-                return True
-            tail = block[-len(_VRT_MARK):]
-    return False
+            block = tail + chunk.lower()
+            found.update(m for m in marks if m in block)
+            if len(found) == len(marks):
+                break
+            tail = block[-keep:] if keep else b""
+    return found
+
+
+def _contains_vrt(path: Path) -> bool:
+    """Whether the file holds an OGR VRT root element anywhere (case-insensitive)."""
+    return bool(_marks_in(path, (_VRT_MARK,)))
 
 
 def _strip_text_start(head: bytes) -> bytes:
@@ -441,10 +535,13 @@ def sniff(path: Path, fmt: str, name: str) -> None:
     elif fmt == "geojson":
         ok = start.startswith(b"{")
     elif fmt == "kml":
-        low = head.lower()
-        ok = start.startswith(b"<") and b"<kml" in low
-        if ok and (b"<!doctype" in low or b"<!entity" in low):
-            raise InputError("import.kml_doctype", name=name)
+        ok = start.startswith(b"<") and b"<kml" in head.lower()
+        if ok:  # the whole file, streamed: a DOCTYPE or a NetworkLink may sit past any first block
+            marks = _marks_in(path, (b"<!doctype", b"<!entity", b"<networklink"))
+            if b"<!doctype" in marks or b"<!entity" in marks:
+                raise InputError("import.kml_doctype", name=name)
+            if b"<networklink" in marks:
+                raise InputError("import.kml_network", name=name)
     elif fmt == "dxf":
         ok = _looks_like_dxf(start)
     elif fmt == "csv":
@@ -453,12 +550,6 @@ def sniff(path: Path, fmt: str, name: str) -> None:
         raise InputError("import.content_mismatch", name=name, format=fmt)
     if fmt == "gpkg":
         _check_gpkg(path, name)
-    if fmt == "kml" and b"<networklink" in _lower_all(path):
-        raise InputError("import.kml_network", name=name)
-
-
-def _lower_all(path: Path) -> bytes:
-    return path.read_bytes().lower()
 
 
 def _looks_like_dxf(start: bytes) -> bool:
@@ -486,10 +577,43 @@ def _check_gpkg(path: Path, name: str) -> None:
     tables = {r[1] for r in rows if r[0] == "table"}
     if app_id not in _GPKG_APP_IDS or "gpkg_contents" not in tables:
         raise InputError("import.content_mismatch", name=name, format="gpkg")
-    for _type, _name, sql in rows:
-        s = (sql or "").upper()
-        if "VIRTUALOGR" in s or ("CREATE VIRTUAL TABLE" in s and not re.search(r"USING\s+RTREE", s)):
+    for kind, _name, sql in rows:
+        if "VIRTUALOGR" in (sql or "").upper():
             raise InputError("import.gpkg_virtual", name=name)
+        if kind == "table" and _virtual_module(sql) not in (None, "rtree"):
+            raise InputError("import.gpkg_virtual", name=name)
+
+
+_SQL_TOKEN = re.compile(r"""\s+|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$)|"(?:[^"]|"")*"|`(?:[^`]|``)*`|\[[^\]]*\]"""
+                        r"""|'(?:[^']|'')*'|\w+|.""", re.S)
+
+
+def _sql_words(sql: str) -> list[str]:
+    """The tokens of an SQL statement, comments and blanks dropped (quoted names kept whole)."""
+    return [t for t in _SQL_TOKEN.findall(sql or "") if not t.isspace() and not t.startswith(("--", "/*"))]
+
+
+def _virtual_module(sql: str | None) -> str | None:
+    """The module of a ``CREATE VIRTUAL TABLE`` statement, lower-case (``rtree``, ``fts4``, …); None for a
+    statement that creates no virtual table; ``"?"`` for one that cannot be parsed (refused too).
+
+    Parsed as SQLite does: CREATE VIRTUAL TABLE [IF NOT EXISTS] [schema.]name USING module[(args)], so a
+    module's arguments (``fts4(a, "USING rtree")``) or a comment cannot pass for the module.
+    """
+    words = _sql_words(sql or "")
+    upper = [w.upper() for w in words]
+    if upper[:3] != ["CREATE", "VIRTUAL", "TABLE"]:
+        return None
+    i = 3
+    if upper[i:i + 3] == ["IF", "NOT", "EXISTS"]:
+        i += 3
+    i += 1  # the name
+    if i < len(words) and words[i] == ".":
+        i += 2  # schema.name
+    if i + 1 < len(words) and upper[i] == "USING":
+        module = words[i + 1].strip('"`[]').lower()
+        return module if re.fullmatch(r"\w+", module) else "?"
+    return "?"
 
 
 def gpkg_layers(path: Path) -> list[str]:

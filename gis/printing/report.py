@@ -26,6 +26,7 @@ from gis.base import clock
 from gis.base.errors import InputError
 from gis.base.fileio import atomic_path
 from gis.base.i18n import t
+from gis.base.sheets import text_sheet
 from gis.base.units import M2_PER_MU, gk_epsg
 from gis.model.timeline import Moment, changes_between, parse_as_recorded, state_at, trend_by_month
 from gis.printing import fonts
@@ -322,16 +323,17 @@ def _write_xlsx(rep: DispatchReport, path: Path) -> dict:
             sh.append([_cell(v) for v in r])
         sh.freeze_panes = "A2"
         sheets += 1
+    for sheet in wb.worksheets:  # text Excel would run as a formula is written as text (gis.base.sheets)
+        text_sheet(sheet)
     wb.save(path)
     return {"sections": sheets}
 
 
 def _cell(v):
-    """A value for a spreadsheet cell: numbers stay numbers; text that Excel would run as a formula is text."""
+    """A value for a spreadsheet cell: numbers stay numbers, anything else text."""
     if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
         return v.item() if hasattr(v, "item") else v
-    s = "" if v is None else str(v)
-    return "'" + s if s[:1] in ("=", "+", "-", "@", "\t", "\r") else s
+    return "" if v is None else str(v)
 
 
 def _write_docx(rep: DispatchReport, path: Path) -> dict:

@@ -102,12 +102,42 @@ def _claimed_columns() -> list[str]:
     return ["ALTER TABLE stage_events ADD COLUMN claimed_by TEXT", "ALTER TABLE stage_events ADD COLUMN claimed_at TEXT"]
 
 
+# Sign-in state two app servers must share (gis/store/sessions.py, authenticate in gis/store/users.py):
+# the signing keys by generation (the last two accepted), sessions signed out early, the moment all of an
+# account's sessions were ended, and failed logins counted per (account, client). Times: seconds since the epoch.
+SESSION_TABLES = {
+    "session_keys": (("generation", "INTEGER NOT NULL UNIQUE"), ("secret", "TEXT NOT NULL"),
+                     ("created_at", "TEXT NOT NULL")),
+    "session_revocations": (("sid", "TEXT NOT NULL UNIQUE"), ("username", "TEXT"), ("revoked_at", "TEXT NOT NULL"),
+                            ("expires_at", "DOUBLE PRECISION NOT NULL")),
+    "session_cutoffs": (("username", "TEXT NOT NULL UNIQUE"), ("not_before", "DOUBLE PRECISION NOT NULL")),
+    "login_attempts": (("account", "TEXT NOT NULL"), ("client", "TEXT NOT NULL"),
+                       ("failures", "INTEGER NOT NULL DEFAULT 0"), ("next_at", "DOUBLE PRECISION"),
+                       ("window_start", "DOUBLE PRECISION"), ("window_count", "INTEGER NOT NULL DEFAULT 0"),
+                       ("window_last", "DOUBLE PRECISION"), ("seen_at", "DOUBLE PRECISION NOT NULL")),
+}
+
+
+def _sessions(backend: str) -> list[str]:
+    pk = "id BIGSERIAL PRIMARY KEY" if backend == "pg" else "id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL"
+    real = (lambda c: c) if backend == "pg" else (lambda c: c.replace("DOUBLE PRECISION", "REAL"))  # GeoPackage's name
+    sql = [f'CREATE TABLE "{t}" ({pk}, {real(_cols(cols))})' for t, cols in SESSION_TABLES.items()]
+    sql.append("CREATE UNIQUE INDEX login_attempts_uniq ON login_attempts(account, client)")
+    sql.append("CREATE INDEX login_attempts_client_idx ON login_attempts(client)")
+    if backend == "gpkg":  # attribute tables, so the file stays a valid GeoPackage
+        for t in SESSION_TABLES:
+            sql.append("INSERT INTO gpkg_contents (table_name, data_type, identifier, description, last_change, srs_id)"
+                       f" VALUES ('{t}', 'attributes', '{t}', '', strftime('%Y-%m-%dT%H:%M:%fZ','now'), 0)")
+    return sql
+
+
 MIGRATIONS = {
     # version: (what, {backend: statements})
     1: ("base layout", {"gpkg": [], "pg": _pg_v1()}),
     2: ("accounts, assignments, audit; append-only event log", {"gpkg": _accounts("gpkg"), "pg": _accounts("pg")}),
     3: ("personal tokens of the command line (hashed)", {"gpkg": _cli_tokens("gpkg"), "pg": _cli_tokens("pg")}),
     4: ("claimed author and time of carried events", {"gpkg": _claimed_columns(), "pg": _claimed_columns()}),
+    5: ("sign-in: signing keys, revoked sessions, failed logins", {"gpkg": _sessions("gpkg"), "pg": _sessions("pg")}),
 }
 LATEST = max(MIGRATIONS)
 

@@ -1,7 +1,7 @@
 """The store: one class of named methods, assembled from its concerns.
 
 Each concern is a mixin of its own module — parcels and their events
-(``parcels``), accounts, permissions and the audit (``users``), imports
+(``parcels``), accounts, permissions and the audit (``users``), sign-in sessions (``sessions``), imports
 (``bulk``), the cadastre (``cadastre``) — over ``StoreBase``, which opens the
 store, runs its migrations and reads its layers. ``Store`` is the GeoPackage
 back end; ``PostgisStore`` (gis/store/pg.py) overrides the primitives only.
@@ -23,8 +23,9 @@ from gis.store.bulk import BulkMixin
 from gis.store.bulk_updates import BulkUpdatesMixin
 from gis.store.cadastre import CadastreMixin
 from gis.store.parcels import ParcelsMixin
+from gis.store.sessions import SessionsMixin
 from gis.store.users import UsersMixin
 
 
-class Store(CadastreMixin, BulkMixin, BulkUpdatesMixin, ParcelsMixin, UsersMixin, StoreBase):
+class Store(CadastreMixin, BulkMixin, BulkUpdatesMixin, ParcelsMixin, SessionsMixin, UsersMixin, StoreBase):
     """A GeoPackage store (the embedded back end). Cheap to construct; a connection per operation."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import time
 from contextlib import contextmanager
 
 import pandas as pd
@@ -144,33 +145,115 @@ class UsersMixin:
                 self._audit(con, by, "user_unassign" if remove else "user_assign", username, "ok",
                             None, {"scope": scope, "code": code})
 
-    def authenticate(self, username: str, password: str, now: dt.datetime | None = None) -> User:
-        """The user if the password is right; failures are counted and slow further attempts down.
+    def authenticate(self, username: str, password: str, now: dt.datetime | None = None, client: str = "",
+                     sleep=time.sleep) -> User:
+        """The user if the password is right.
+
+        The same message, and the same work (an argon2 check against a stand-in
+        hash), whether the account exists, is disabled or the password is wrong,
+        so that neither the answer nor its time tells which. Failures are
+        counted per (account, client): after ``accounts.FREE_FAILURES`` of them
+        each further attempt from that client is held for a growing delay
+        (``sleep``) and then checked — the right password still signs in, and
+        other clients are not slowed. A client that queues attempts beyond
+        ``accounts.MAX_HOLD_S`` is refused with the time to wait. The audit gets
+        one line per (account, client) and ``accounts.LOGIN_WINDOW_S`` with the
+        count of failures, not a line each; a client trying more than
+        ``accounts.NAMES_PER_CLIENT`` names a day is counted under one name, ``*``.
 
         Raises:
-            PermissionRefused: wrong name or password, a disabled account, or too soon after failures.
+            PermissionRefused: ``error.bad_login`` (wrong name or password, disabled account) or
+                ``error.login_wait`` (this client must wait).
         """
         now = now or dt.datetime.now(dt.timezone.utc)
+        at = now.timestamp()
+        name = (username or "")[:accounts.MAX_NAME_CHARS]
+        client = (client or "-")[:accounts.MAX_NAME_CHARS]
         with self._connect(write=True) as con:
-            row = con.execute("SELECT username, password_hash, failed_count, last_failed_at, disabled FROM users"
-                              " WHERE username = ?", (username,)).fetchone()
-            wait = accounts.seconds_to_wait(row["failed_count"], row["last_failed_at"], now) if row else 0
-            if wait:
-                self._audit(con, username, "login", username, "refused", detail=f"throttled {wait}s")
-                refusal = PermissionRefused("error.login_wait", seconds=wait)
-            elif row and not row["disabled"] and accounts.verify_password(row["password_hash"], password):
-                con.execute("UPDATE users SET failed_count = 0, last_failed_at = NULL WHERE username = ?", (username,))
-                self._audit(con, username, "login", username, "ok")
-                refusal = None
+            self._close_login_windows(con, at)
+            key = self._attempt_key(con, name, client, at)
+            row = con.execute("SELECT failures, next_at FROM login_attempts WHERE account = ? AND client = ?",
+                              (key, client)).fetchone()
+            if row is None:
+                con.execute("INSERT INTO login_attempts (account, client, failures, window_count, seen_at)"
+                            " VALUES (?, ?, 0, 0, ?)", (key, client, at))
+                failures, start = 0, at
             else:
-                if row:
-                    con.execute("UPDATE users SET failed_count = failed_count + 1, last_failed_at = ? WHERE username = ?",
-                                (now.isoformat(), username))
-                self._audit(con, username, "login", username, "refused", detail="bad credentials")
-                refusal = PermissionRefused("error.bad_login")
-        if refusal:
-            raise refusal
-        return self.user(username)
+                failures, start = int(row["failures"]), max(at, float(row["next_at"] or at))
+            hold = start - at
+            if hold > accounts.MAX_HOLD_S:  # attempts queued faster than the delay lets them through
+                self._count_login_failure(con, key, client, at, counts=False)
+            else:  # reserve this attempt's slot: the next one waits for it and its delay
+                con.execute("UPDATE login_attempts SET next_at = ?, seen_at = ? WHERE account = ? AND client = ?",
+                            (start + accounts.login_delay(failures + 1), at, key, client))
+        if hold > accounts.MAX_HOLD_S:
+            raise PermissionRefused("error.login_wait", seconds=int(hold - accounts.MAX_HOLD_S + 0.999))
+        if hold > 0:
+            sleep(hold)
+        with self._connect() as con:
+            row = con.execute("SELECT password_hash, disabled FROM users WHERE username = ?", (name,)).fetchone()
+        right = accounts.check_password(row["password_hash"] if row else None, password)
+        ok = right and row is not None and not row["disabled"]
+        with self._connect(write=True) as con:
+            if ok:
+                if key == name:  # the client's own bucket for this account starts again
+                    self._close_login_window(con, key, client)
+                    con.execute("DELETE FROM login_attempts WHERE account = ? AND client = ?", (key, client))
+                self._audit(con, name, "login", name, "ok", detail=f"client {client}")
+            else:
+                self._count_login_failure(con, key, client, at)
+        if not ok:
+            raise PermissionRefused("error.bad_login")
+        return self.user(name)
+
+    def _attempt_key(self, con, name: str, client: str, at: float) -> str:
+        """The name a client's attempts are counted under: the name typed, or ``*`` once the client has
+        tried more than NAMES_PER_CLIENT names in a day (known or not alike, so this tells nothing)."""
+        if con.execute("SELECT 1 FROM login_attempts WHERE account = ? AND client = ?", (name, client)).fetchone():
+            return name
+        n = con.execute("SELECT count(*) FROM login_attempts WHERE client = ? AND account <> '*'",
+                        (client,)).fetchone()[0]
+        return "*" if int(n) >= accounts.NAMES_PER_CLIENT else name
+
+    def _count_login_failure(self, con, key: str, client: str, at: float, counts: bool = True) -> None:
+        row = con.execute("SELECT window_start, window_count FROM login_attempts WHERE account = ? AND client = ?",
+                          (key, client)).fetchone()
+        if row["window_start"] is not None and at - float(row["window_start"]) >= accounts.LOGIN_WINDOW_S:
+            self._close_login_window(con, key, client)
+            row = {"window_start": None, "window_count": 0}
+        start = at if row["window_start"] is None else float(row["window_start"])
+        con.execute("UPDATE login_attempts SET failures = failures + ?, window_start = ?, window_count = ?,"
+                    " window_last = ?, seen_at = ? WHERE account = ? AND client = ?",
+                    (1 if counts else 0, start, int(row["window_count"] or 0) + 1, at, at, key, client))
+
+    def _close_login_window(self, con, key: str, client: str) -> None:
+        """The audit line of a window of failures (how many, from which client, first and last), then reset."""
+        row = con.execute("SELECT window_start, window_count, window_last FROM login_attempts"
+                          " WHERE account = ? AND client = ?", (key, client)).fetchone()
+        if row is None or not row["window_count"]:
+            return
+        iso = (lambda s: dt.datetime.fromtimestamp(float(s), dt.timezone.utc).isoformat(timespec="seconds"))
+        n = int(row["window_count"])
+        self._audit(con, key, "login", key, "refused", None,
+                    {"failures": n, "client": client, "first": iso(row["window_start"]), "last": iso(row["window_last"])},
+                    detail=f"{n} failed login(s) from {client}")
+        con.execute("UPDATE login_attempts SET window_start = NULL, window_count = 0, window_last = NULL"
+                    " WHERE account = ? AND client = ?", (key, client))
+
+    def _close_login_windows(self, con, at: float) -> None:
+        """Write the audit lines of every window that has ended; forget clients quiet for a day."""
+        ended = con.execute("SELECT account, client FROM login_attempts WHERE window_count > 0 AND window_start <= ?",
+                            (at - accounts.LOGIN_WINDOW_S,)).fetchall()
+        for r in ended:
+            self._close_login_window(con, r["account"], r["client"])
+        con.execute("DELETE FROM login_attempts WHERE seen_at < ? AND window_count = 0 AND (next_at IS NULL OR next_at < ?)",
+                    (at - accounts.FORGET_AFTER_S, at))
+
+    def close_login_windows(self, now: dt.datetime | None = None) -> None:
+        """Write the audit lines of failed-login windows that have ended (the audit page calls it before reading)."""
+        at = (now or dt.datetime.now(dt.timezone.utc)).timestamp()
+        with self._connect(write=True) as con:
+            self._close_login_windows(con, at)
 
     def session_stamp(self, username: str) -> str | None:
         """A short digest of what a sign-in rests on (password hash, role, state), for ``gis.sessions``;
@@ -184,7 +267,8 @@ class UsersMixin:
 
     def audit(self, actor: str | None = None, action: str | None = None, outcome: str | None = None,
               target: str | None = None, limit: int = 5000) -> pd.DataFrame:
-        """The audit trail, newest first, filtered."""
+        """The audit trail, newest first, filtered (failed-login windows that have ended written first)."""
+        self.close_login_windows()
         where, params = [], []
         for col, val in (("actor", actor), ("action", action), ("outcome", outcome), ("target", target)):
             if val:
@@ -225,7 +309,7 @@ class UsersMixin:
             PermissionRefused: no credential, a wrong one, a token that is unknown, revoked or another account's.
         """
         if password is not None:
-            return self.authenticate(username or "", password)
+            return self.authenticate(username or "", password, client="command line")
         if not token:
             self.record_audit(username or "?", "login", username or "?", "refused", detail="no credential")
             raise PermissionRefused("error.no_credential", user=username or "?")
