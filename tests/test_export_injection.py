@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 from openpyxl import load_workbook
 
-from gis.base.sheets import csv_bytes, csv_text, is_formula_like
 from gis.base.errors import PermissionRefused
+from gis.base.sheets import csv_bytes, csv_text, is_formula_like
 from gis.io.exporter import export
 
 ROOT = Path(__file__).resolve().parent.parent
