@@ -109,7 +109,7 @@ window.RenewalAtlas = window.RenewalAtlas || (function () {
     if (o.interactive && o.tooltip && o.tooltip.length) {
       lyr.bindTooltip(tipFn(o.tooltip, o.sep, o.blockedText),
                       {sticky: true, direction: 'top', className: 'ratlas-tooltip'});
-      lyr.on('mousemove', function (e) { placeTip(map, lyr.getTooltip(), e.containerPoint); });
+      lyr.on('mouseover mousemove', function (e) { placeTip(map, lyr.getTooltip(), e.containerPoint); });
     }
     if (o.interactive && o.hoverWeight) {
       lyr.on('mouseover', function (e) { if (e.layer.setStyle) { e.layer.setStyle({weight: o.hoverWeight}); } });

@@ -1,0 +1,198 @@
+"""The map page in a real Chromium at desktop (1,400×900) and phone (390×844) size, on both back ends:
+a click picks only what is drawn, and the layer groups and the view survive the rerun a click causes
+(the panel opening beside or below the map mounts a new map)."""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import shapely
+from playwright.sync_api import Error as PlaywrightError
+
+from gis.devtools.devserver import running_app
+from gis.store.open import open_store_at
+from tests.conftest import LOCAL_HOSTS, poll, set_view
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "data" / "parcels" / "demo.gpkg"
+VIEWPORTS = {"desktop": (1400, 900), "phone": (390, 844)}
+
+pytestmark = [pytest.mark.browser, pytest.mark.filterwarnings("ignore:Geometry is in a geographic CRS")]
+
+
+@pytest.fixture(scope="module", params=["gpkg", "postgis"])
+def server(request, tmp_path_factory):
+    """A Streamlit server on a private copy of the demo district, on each back end."""
+    work = tmp_path_factory.mktemp("mapapp")
+    env = {}
+    if request.param == "gpkg":
+        shutil.copy(DEMO, work / "renewal.gpkg")
+        where = str(work / "renewal.gpkg")
+    else:
+        from tests.conftest import pg_database
+
+        where = pg_database(request.getfixturevalue("pg_server"), "map_browser_demo",
+                            template=request.getfixturevalue("pg_demo_template"))
+        env["RENEWAL_DATABASE_URL"] = where
+    with running_app(work, env) as app:
+        yield {"url": app["url"], "store": where, "work": work}
+
+
+@pytest.fixture(params=list(VIEWPORTS))
+def sized_page(request, browser):
+    """A page of the viewport's size whose requests may only reach localhost (the others are recorded)."""
+    width, height = VIEWPORTS[request.param]
+    ctx = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN")
+    blocked = []
+
+    def guard(route):
+        url = route.request.url
+        if urlparse(url).hostname in LOCAL_HOSTS or url.startswith(("data:", "blob:")):
+            route.continue_()
+        else:
+            blocked.append(url)
+            route.abort()
+
+    ctx.route("**/*", guard)
+    pg = ctx.new_page()
+    pg.blocked = blocked
+    pg.size_name = request.param
+    yield pg
+    ctx.close()
+
+
+def map_frame(page, timeout=60, min_paths=20):
+    """The streamlit-folium iframe once Leaflet has drawn its polygons."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for fr in page.frames:
+            try:
+                n = fr.evaluate("() => window.map && document.querySelectorAll('path.leaflet-interactive').length")
+            except PlaywrightError:
+                continue
+            if n and n >= min_paths:
+                return fr
+        page.wait_for_timeout(300)
+    raise AssertionError("the map never drew its polygons")
+
+
+def settled(page, timeout=30):
+    """Wait until the app has finished its run (Streamlit's running indicator gone)."""
+    page.wait_for_timeout(400)
+    assert poll(lambda: page.locator("[data-testid='stStatusWidget']").count() == 0, timeout), "the app kept running"
+
+
+def search(page, text):
+    """Type into the sidebar's search box (the sidebar opened first on a phone, closed after)."""
+    expand = page.locator("[data-testid='stExpandSidebarButton']")
+    phone = expand.count() > 0 and expand.first.is_visible()
+    if phone:
+        expand.first.click()
+    box = page.get_by_label("搜索名称或编号")
+    box.fill(text)
+    box.press("Enter")
+    page.get_by_text("符合条件的地块：1 个").wait_for(timeout=30000)
+    if phone:
+        page.locator("[data-testid='stSidebarCollapseButton'] button, [data-testid='stSidebarCollapseButton']").first.click()
+        page.wait_for_timeout(500)
+
+
+def screen_xy(page, frame, lat, lon):
+    """Page coordinates of a map location (the map must show it)."""
+    x, y = frame.evaluate(f"() => {{ const p = window.map.latLngToContainerPoint([{lat}, {lon}]); return [p.x, p.y]; }}")
+    box = page.locator("iframe[title*='st_folium']").first.bounding_box()
+    return box["x"] + x, box["y"] + y
+
+
+def zoomed_to(page, pt, timeout=30):
+    """The map frame once it has zoomed in on ``pt`` (after a search: a new map fits the result)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            frame = map_frame(page, min_paths=1)
+            if frame.evaluate("() => window.map.getZoom()") >= 15 and frame.evaluate(
+                    f"() => window.map.getBounds().contains([{pt.y}, {pt.x}])"):
+                return frame
+        except PlaywrightError:  # the iframe was replaced while the app reran
+            pass
+        page.wait_for_timeout(300)
+    raise AssertionError("the map did not zoom to the result")
+
+
+def test_clicks_pick_only_drawn_parcels_and_the_map_keeps_its_layers_and_view(server, sized_page):
+    page = sized_page
+    page.goto(server["url"], wait_until="domcontentloaded")
+    page.get_by_label("用户名").fill("viewer")
+    page.get_by_label("密码").fill("renewal-viewer")
+    page.get_by_role("button", name="登录").click()
+    map_frame(page)
+
+    store = open_store_at(server["store"])
+    villages = store.parcels(kind="village", zone="north")
+    target = villages.iloc[0]
+    others = villages[villages["code"] != target["code"]]
+    # a neighbour close enough to be in the view once the map has zoomed to the target
+    near = others[others.geometry.distance(target.geometry) < 0.0008]  # degrees: a few tens of metres
+    neighbour = near.iloc[0]
+    pt, npt = shapely.point_on_surface(target.geometry), shapely.point_on_surface(neighbour.geometry)
+
+    search(page, target["code"])
+    frame = zoomed_to(page, pt)
+    settled(page)
+    # 1. a click on the neighbour, filtered out and not drawn, opens nothing
+    if not frame.evaluate(f"() => window.map.getBounds().contains([{npt.y}, {npt.x}])"):
+        set_view(frame.evaluate, (pt.y + npt.y) / 2, (pt.x + npt.x) / 2, 16)
+    page.mouse.click(*screen_xy(page, frame, npt.y, npt.x))
+    assert poll(lambda: frame.evaluate("() => !!(window.__GLOBAL_DATA__.previous_data || {}).last_clicked")), \
+        "the click was not reported"
+    settled(page)
+    page.wait_for_timeout(1500)
+    assert page.get_by_role("heading", name=neighbour["name"]).count() == 0
+    assert page.get_by_text("点击地图上的地块查看详情").count() == 1  # no panel open
+
+    # 2. two groups switched off, the map moved: then a click on the parcel opens its panel
+    frame.locator(".leaflet-control-layers").hover()  # a folded switcher opens under the pointer
+    for name in ("三大片区（北优、中融、南拓）", "行政区与海域"):
+        box = frame.locator(".leaflet-control-layers-overlays label", has_text=name).locator("input")
+        box.uncheck()
+    assert frame.evaluate("() => RenewalAtlas.shownGroups(window.map)")["zones"] is False
+    frame.evaluate("() => window.map.getContainer().dispatchEvent(new MouseEvent('mouseout'))")
+    settled(page)
+    zoom = int(frame.evaluate("() => window.map.getZoom()")) - 1
+    set_view(frame.evaluate, pt.y, pt.x, zoom)
+    page.wait_for_timeout(500)
+    page.mouse.click(*screen_xy(page, frame, pt.y, pt.x))
+    page.get_by_role("heading", name=target["name"]).wait_for(timeout=30000)
+    settled(page)
+    # the panel's layout mounted a new map: it came back with the groups off and the same view
+    def restored():
+        try:
+            fr = map_frame(page, min_paths=1)
+            shown = fr.evaluate("() => window.map._ratlasToken ? RenewalAtlas.shownGroups(window.map) : null")
+            return fr if shown and shown["zones"] is False else None
+        except (PlaywrightError, AssertionError):
+            return None
+    frame = poll(restored, 30)
+    assert frame, "the new map did not restore the groups"
+    shown = frame.evaluate("() => RenewalAtlas.shownGroups(window.map)")
+    assert shown["zones"] is False and shown["base"] is False and shown["villages"] is True
+    assert frame.evaluate("() => window.map.getZoom()") == zoom
+    center = frame.evaluate("() => { const c = window.map.getCenter(); return [c.lat, c.lng]; }")
+    assert abs(center[0] - pt.y) < 0.002 and abs(center[1] - pt.x) < 0.002
+    unchecked = frame.evaluate("() => [...document.querySelectorAll('.leaflet-control-layers-overlays label')]"
+                               ".filter(l => !l.querySelector('input').checked).map(l => l.textContent.trim())")
+    assert sorted(unchecked) == sorted(["三大片区（北优、中融、南拓）", "行政区与海域"])
+    # the layer switcher starts folded, off the 示例数据 mark
+    assert frame.evaluate("() => !document.querySelector('.leaflet-control-layers-expanded')")
+    mark = frame.locator(".ratlas-demo").bounding_box()
+    switch = frame.locator(".leaflet-control-layers").bounding_box()
+    assert mark["x"] + mark["width"] <= switch["x"] or mark["y"] + mark["height"] <= switch["y"]
+    page.wait_for_timeout(800)
+    shots = Path(os.environ.get("RENEWAL_SCREENSHOTS", server["work"]))
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shots / f"map_panel_{page.size_name}.png"), full_page=page.size_name == "phone")
+    assert page.blocked == [], page.blocked
