@@ -14,7 +14,6 @@ from ui.common import current_parcels, lang, parcel_index, shown_errors, sidebar
 from ui.downloads import village_downloads
 from ui.parcel_panel import parcel_panel
 
-
 MAP_KEY = "district-map"
 
 

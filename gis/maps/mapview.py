@@ -351,6 +351,13 @@ class _Restore(RawMacroElement):
         self.options = js_json(options)
 
 
+def add_support(m: folium.Map, background: str = LAND_COLOR) -> folium.Map:
+    """The shared map code on a map of :func:`offline_map` (a land-coloured background, a metric
+    scale bar) without a legend or demo mark: for small maps such as the import preview."""
+    _Support({"background": background, "legend": None, "demoMark": None}).add_to(m)
+    return m
+
+
 def restore_group(options: dict) -> folium.FeatureGroup:
     """A feature group (not in the layer switcher) that restores ``options`` (``MapState.restore()``:
     the groups to switch off, the view to go back to) once, when the map is new. For streamlit-folium's
@@ -360,7 +367,7 @@ def restore_group(options: dict) -> folium.FeatureGroup:
     return fg
 
 
-def _offline_map(assets_url: str, **kwargs) -> folium.Map:
+def offline_map(assets_url: str = LEAFLET_URL, **kwargs) -> folium.Map:
     """A folium Map that loads only the vendored Leaflet (instance attributes: the class lists stay untouched)."""
     m = folium.Map(tiles=None, **kwargs)
     static = assets_url.removesuffix("/vendor/leaflet") if assets_url.endswith("/vendor/leaflet") else STATIC_URL
@@ -469,7 +476,7 @@ def build_map(
         center = [(view[0][0] + view[1][0]) / 2, (view[0][1] + view[1][1]) / 2]
     else:
         center = [37.45, 121.35]
-    m = _offline_map(assets_url, location=center, zoom_start=13, control_scale=False,
+    m = offline_map(assets_url, location=center, zoom_start=13, control_scale=False,
                      prefer_canvas=renderer == "canvas",
                      minZoom=6, maxZoom=20, zoomSnap=0.5)
     legend = {"title": f"{_tx('legend', lang)} · {_tx('stage', lang)}", "items": legend_items(catalog, lang)}
