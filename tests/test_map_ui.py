@@ -209,3 +209,37 @@ def test_import_accepts_the_maps_layer_name_as_a_kind_and_lists_labels(tiny_stor
     with stage_files([("n.geojson", _geojson([({"code": "L-3"}, lot(2))]))]) as up:
         plan = prepare_import(tiny_store, up, ImportOptions(kind="重点片区和地标"))
         assert list(plan.parcels["kind"]) == ["landmark"]
+
+
+# ------------------------------------------------------------------ names and the board
+def test_atlas_file_names_say_what_the_atlas_holds(demo_where):
+    import datetime as dt
+
+    from gis.printing import briefing
+    from gis.store.open import open_store_at
+
+    s = open_store_at(demo_where)
+    day = dt.date(2026, 12, 1)
+    assert briefing.atlas_filename(briefing.select_villages(s), day) == "旧村改造图集_全部村_2026-12-01.pdf"
+    assert briefing.atlas_filename(briefing.select_villages(s, zone="north"), day, "pdf", "en") == \
+        "village_atlas_North_2026-12-01.pdf"
+    assert briefing.atlas_filename(briefing.select_parcels(s, village="V07"), day) == "地块图集_V07_2026-12-01.pdf"
+    assert briefing.atlas_filename(briefing.select_parcels(s, kind="park"), day, "zip") == \
+        "地块图集_产业园地块_2026-12-01.zip"
+    assert briefing.atlas_filename(briefing.select_parcels(s), day) == "地块图集_全部地块_2026-12-01.pdf"
+    name = briefing.atlas_filename(briefing.select_parcels(s, search="V07-0"), day)
+    assert name == "地块图集_V07-0_2026-12-01.pdf"  # no quotes or slashes in a file name
+
+
+def test_board_rows_fit_the_board_in_both_languages(demo_where):
+    from gis.model.board import BOARD_COLUMNS, board_rows, village_progress
+    from gis.store.open import open_store_at
+
+    s = open_store_at(demo_where)
+    board = village_progress(s.parcels(kind="village", geometry=False), s.layer("villages"), s.events(), s.catalog)
+    zones = {c: r["name"] for c, r in s.attributes("zones").items()}
+    rows = board_rows(board, zones, "zh")
+    assert list(rows.columns) == list(BOARD_COLUMNS) and len(rows) == 30
+    assert set(rows["zone"]) <= set(zones.values()) and rows["cleared_share"].between(0, 100).all()
+    assert set(board_rows(board, zones, "en")["status"]) <= {"Completed", "In progress", "Not started"}
+    assert sum(BOARD_COLUMNS.values()) <= 900  # beside the sidebar on a 1,400 px screen
