@@ -102,7 +102,8 @@ def search(page, text):
 
 
 def screen_xy(page, frame, lat, lon):
-    """Page coordinates of a map location (the map must show it)."""
+    """Page coordinates of a map location (the map must show it), the map scrolled into view."""
+    page.locator("iframe[title*='st_folium']").first.scroll_into_view_if_needed()
     x, y = frame.evaluate(f"() => {{ const p = window.map.latLngToContainerPoint([{lat}, {lon}]); return [p.x, p.y]; }}")
     box = page.locator("iframe[title*='st_folium']").first.bounding_box()
     return box["x"] + x, box["y"] + y
@@ -121,6 +122,33 @@ def zoomed_to(page, pt, timeout=30):
             pass
         page.wait_for_timeout(300)
     raise AssertionError("the map did not zoom to the result")
+
+
+def mark(frame):
+    """Mark the map in view as seen: :func:`remounted` waits for another."""
+    frame.evaluate("() => { window.__seen = true; }")
+
+
+def remounted(page, hidden=None, timeout=30):
+    """The map frame once a new map (not one :func:`mark` saw) has restored the planner's state (with
+    ``hidden`` switched off)."""
+    def ready():
+        try:
+            fr = map_frame(page, min_paths=1)
+            shown = fr.evaluate("() => !window.__seen && window.map._ratlasToken ? RenewalAtlas.shownGroups(window.map)"
+                                " : null")
+        except (PlaywrightError, AssertionError):
+            return None
+        return fr if shown and (hidden is None or shown.get(hidden) is False) else None
+    frame = poll(ready, timeout)
+    assert frame, "the new map did not restore the planner's state"
+    return frame
+
+
+def assert_view(frame, zoom, lat, lon):
+    assert frame.evaluate("() => window.map.getZoom()") == zoom
+    c = frame.evaluate("() => { const c = window.map.getCenter(); return [c.lat, c.lng]; }")
+    assert abs(c[0] - lat) < 0.0015 and abs(c[1] - lon) < 0.0015, (c, lat, lon)
 
 
 def test_clicks_pick_only_drawn_parcels_and_the_map_keeps_its_layers_and_view(server, sized_page):
@@ -154,45 +182,52 @@ def test_clicks_pick_only_drawn_parcels_and_the_map_keeps_its_layers_and_view(se
     assert page.get_by_role("heading", name=neighbour["name"]).count() == 0
     assert page.get_by_text("点击地图上的地块查看详情").count() == 1  # no panel open
 
-    # 2. two groups switched off, the map moved: then a click on the parcel opens its panel
+    # 2. a click on the parcel opens its panel; the new map beside it keeps the fitted view
+    view = frame.evaluate("() => [window.map.getZoom(), window.map.getCenter().lat, window.map.getCenter().lng]")
+    mark(frame)
+    page.mouse.click(*screen_xy(page, frame, pt.y, pt.x))
+    page.get_by_role("heading", name=target["name"]).wait_for(timeout=30000)
+    settled(page)
+    frame = remounted(page)
+    assert_view(frame, *view)
+
+    # 3. two groups switched off, the map moved; the panel closed (a new map again), the parcel clicked
+    #    once more (and again): the groups stay off, the view stays
     frame.locator(".leaflet-control-layers").hover()  # a folded switcher opens under the pointer
     for name in ("三大片区（北优、中融、南拓）", "行政区与海域"):
-        box = frame.locator(".leaflet-control-layers-overlays label", has_text=name).locator("input")
-        box.uncheck()
+        frame.locator(".leaflet-control-layers-overlays label", has_text=name).locator("input").uncheck()
     assert frame.evaluate("() => RenewalAtlas.shownGroups(window.map)")["zones"] is False
     frame.evaluate("() => window.map.getContainer().dispatchEvent(new MouseEvent('mouseout'))")
     settled(page)
     zoom = int(frame.evaluate("() => window.map.getZoom()")) - 1
     set_view(frame.evaluate, pt.y, pt.x, zoom)
     page.wait_for_timeout(500)
+    mark(frame)
+    page.get_by_role("button", name="关闭").click()
+    page.get_by_text("点击地图上的地块查看详情").wait_for(timeout=30000)
+    settled(page)
+    frame = remounted(page, hidden="zones")
+    assert_view(frame, zoom, pt.y, pt.x)
+    mark(frame)
     page.mouse.click(*screen_xy(page, frame, pt.y, pt.x))
     page.get_by_role("heading", name=target["name"]).wait_for(timeout=30000)
     settled(page)
-    # the panel's layout mounted a new map: it came back with the groups off and the same view
-    def restored():
-        try:
-            fr = map_frame(page, min_paths=1)
-            shown = fr.evaluate("() => window.map._ratlasToken ? RenewalAtlas.shownGroups(window.map) : null")
-            return fr if shown and shown["zones"] is False else None
-        except (PlaywrightError, AssertionError):
-            return None
-    frame = poll(restored, 30)
-    assert frame, "the new map did not restore the groups"
+    frame = remounted(page, hidden="zones")
     shown = frame.evaluate("() => RenewalAtlas.shownGroups(window.map)")
     assert shown["zones"] is False and shown["base"] is False and shown["villages"] is True
-    assert frame.evaluate("() => window.map.getZoom()") == zoom
-    center = frame.evaluate("() => { const c = window.map.getCenter(); return [c.lat, c.lng]; }")
-    assert abs(center[0] - pt.y) < 0.002 and abs(center[1] - pt.x) < 0.002
+    assert_view(frame, zoom, pt.y, pt.x)
     unchecked = frame.evaluate("() => [...document.querySelectorAll('.leaflet-control-layers-overlays label')]"
                                ".filter(l => !l.querySelector('input').checked).map(l => l.textContent.trim())")
     assert sorted(unchecked) == sorted(["三大片区（北优、中融、南拓）", "行政区与海域"])
     # the layer switcher starts folded, off the 示例数据 mark
     assert frame.evaluate("() => !document.querySelector('.leaflet-control-layers-expanded')")
-    mark = frame.locator(".ratlas-demo").bounding_box()
+    badge = frame.locator(".ratlas-demo").bounding_box()
     switch = frame.locator(".leaflet-control-layers").bounding_box()
-    assert mark["x"] + mark["width"] <= switch["x"] or mark["y"] + mark["height"] <= switch["y"]
+    assert badge["x"] + badge["width"] <= switch["x"] or badge["y"] + badge["height"] <= switch["y"]
     page.wait_for_timeout(800)
     shots = Path(os.environ.get("RENEWAL_SCREENSHOTS", server["work"]))
     shots.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(shots / f"map_panel_{page.size_name}.png"), full_page=page.size_name == "phone")
+    if page.size_name == "phone":  # the panel sits below the map: show the map's foot and the panel
+        page.get_by_role("tab", name="概况").scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / f"map_panel_{page.size_name}.png"))
     assert page.blocked == [], page.blocked

@@ -22,7 +22,7 @@ def page() -> None:
     st.caption(tr("ux.audit_results", n=len(df)))
     labels = audit_labels(lang())
     shown = audit_table(df, lang(), store().display_names())  # the CSV keeps the stored values, UTC stamps
-    st.dataframe(shown, hide_index=True, width="stretch", column_order=list(AUDIT_COLUMNS),
+    st.dataframe(shown, hide_index=True, width="stretch", column_order=list(AUDIT_COLUMNS), placeholder="",
                  column_config={c: st.column_config.TextColumn(labels[c], width="medium" if c in ("before", "after")
                                                                else None) for c in AUDIT_COLUMNS})
     st.download_button(tr("ui.audit_csv"), df.to_csv(index=False).encode("utf-8-sig"),

@@ -62,6 +62,7 @@ def page() -> None:
         on_select="rerun",
         selection_mode="single-row",
         key="board-table",
+        placeholder="",
         column_config={
             "code": st.column_config.TextColumn(tr("ui.code"), width=w["code"]),
             "name": st.column_config.TextColumn(tr("ui.village"), width=w["name"]),
@@ -72,8 +73,7 @@ def page() -> None:
             "signed_share": pct("board.signed_share", "signed_share"),
             "demolished_share": pct("board.demolished_share", "demolished_share"),
             "blocked": st.column_config.NumberColumn(tr("board.blocked"), width=w["blocked"], help=tr("board.blocked")),
-            "last_activity": st.column_config.DateColumn(tr("board.last_activity"), format="YYYY-MM-DD",
-                                                         width=w["last_activity"]),
+            "last_activity": st.column_config.TextColumn(tr("board.last_activity"), width=w["last_activity"]),
             "status": st.column_config.TextColumn(tr("board.status"), width=w["status"]),
         },
     )

@@ -89,6 +89,7 @@ def board_rows(board: pd.DataFrame, zone_names: dict, lang: str = "zh") -> pd.Da
         "signed_share": board["signed_share"] * 100,
         "demolished_share": board["demolished_share"] * 100,
         "blocked": board["blocked"],
-        "last_activity": pd.to_datetime(board["last_activity"]),
+        # ISO dates as text: sortable, and blank (not "None") where a village has no activity yet
+        "last_activity": board["last_activity"].map(lambda d: str(d)[:10] if isinstance(d, str) and d else ""),
         "status": board["status"].map(lambda v: t(f"board.{v}", lang)),
     }, columns=list(BOARD_COLUMNS))

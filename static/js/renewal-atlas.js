@@ -164,14 +164,15 @@ window.RenewalAtlas = window.RenewalAtlas || (function () {
     /* registered before streamlit-folium's own handlers (this runs in the map's script): ours fill
        selected_layers before the component reads it */
     map.on('overlayadd overlayremove click', function () { report(map); });
-    map.on('moveend', function () {
-      if (!map._ratlasToken) { return; }
-      var c = map.getCenter();
-      try {
-        sessionStorage.setItem('ratlas:view:' + map._ratlasToken,
-                               JSON.stringify({center: [c.lat, c.lng], zoom: map.getZoom()}));
-      } catch (e) { /* no storage (private mode): the page's copy of the view serves */ }
-    });
+    map.on('moveend', function () { saveView(map); });
+  }
+  function saveView(map) {
+    if (!map._ratlasToken) { return; }
+    var c = map.getCenter();
+    try {
+      sessionStorage.setItem('ratlas:view:' + map._ratlasToken,
+                             JSON.stringify({center: [c.lat, c.lng], zoom: map.getZoom()}));
+    } catch (e) { /* no storage (private mode): the page's copy of the view serves */ }
   }
   function shownGroups(map) {
     var out = {}, groups = map._ratlasGroups || {};
@@ -195,6 +196,7 @@ window.RenewalAtlas = window.RenewalAtlas || (function () {
       if (v && v.center) { map.setView(v.center, v.zoom, {animate: false}); }
     }
     map._ratlasToken = s.token || 'map';
+    saveView(map);  /* the view this map starts with (a fitted result included) is the one to come back to */
   }
   return {init: init, addLayer: addLayer, addImage: addImage, collapsible: collapsible, small: small,
           track: track, restore: restore, shownGroups: shownGroups};
