@@ -231,3 +231,115 @@ def test_clicks_pick_only_drawn_parcels_and_the_map_keeps_its_layers_and_view(se
         page.get_by_role("tab", name="概况").scroll_into_view_if_needed()
     page.screenshot(path=str(shots / f"map_panel_{page.size_name}.png"))
     assert page.blocked == [], page.blocked
+
+
+@pytest.fixture
+def desktop(browser):
+    """A 1,400×900 page limited to localhost (the blocked requests recorded)."""
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
+    blocked = []
+
+    def guard(route):
+        url = route.request.url
+        if urlparse(url).hostname in LOCAL_HOSTS or url.startswith(("data:", "blob:")):
+            route.continue_()
+        else:
+            blocked.append(url)
+            route.abort()
+
+    ctx.route("**/*", guard)
+    pg = ctx.new_page()
+    pg.blocked = blocked
+    yield pg
+    ctx.close()
+
+
+def _parcels_geojson(path: Path) -> Path:
+    """Three parcels inside the demo district, written in code."""
+    import json
+
+    x0, y0 = 121.30, 37.40
+    feats = [{"type": "Feature", "properties": {"编号": f"T-{i}", "名称": f"测试地块{i}"},
+              "geometry": shapely.geometry.mapping(shapely.box(x0 + i * 0.004, y0, x0 + i * 0.004 + 0.003, y0 + 0.003))}
+             for i in range(3)]
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": feats}, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def test_board_audit_and_import_pages_fit_and_speak_the_users_language(server, desktop, tmp_path):
+    page = desktop
+    shots = Path(os.environ.get("RENEWAL_SCREENSHOTS", server["work"]))
+    shots.mkdir(parents=True, exist_ok=True)
+    page.goto(server["url"], wait_until="domcontentloaded")
+    page.get_by_label("用户名").fill("admin")
+    page.get_by_label("密码").fill("renewal-admin")
+    page.get_by_role("button", name="登录").click()
+    map_frame(page)
+
+    # the board: the table fits 1,400 px (no horizontal scroll) and the chart names all 30 villages
+    for lang in ("zh", "en"):
+        if lang == "en":
+            page.get_by_text("English").click()
+            page.get_by_text("Progress of the 30 old villages").wait_for(timeout=30000)
+        else:
+            page.get_by_role("link", name="旧村改造进度").click()
+            page.get_by_text("30个旧村改造进度").wait_for(timeout=30000)
+        settled(page)
+        page.wait_for_timeout(1500)
+        grid = page.locator("[data-testid='stDataFrame']").first
+        assert poll(lambda: grid.evaluate(
+            "e => { const s = e.querySelector('.dvn-scroller'); return s && s.scrollWidth <= s.clientWidth + 1; }"), 10), \
+            f"the board table scrolls sideways ({lang})"
+        chart = page.locator("[data-testid='stVegaLiteChart']").first
+        chart.scroll_into_view_if_needed()
+        labels = poll(lambda: chart.evaluate(
+            "e => [...e.querySelectorAll('g.role-axis-label text')].map(t => t.textContent)"), 10)
+        villages = open_store_at(server["store"]).attributes("villages")
+        names = {(v.get("name_en") if lang == "en" else None) or v["name"] for v in villages.values()}
+        assert names <= set(labels), names - set(labels)
+        page.locator("[data-testid='stMain']").evaluate("e => e.scrollTo(0, 0)")
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(shots / ("board.png" if lang == "zh" else "board_en.png")))
+    page.get_by_text("中文").first.click()
+    page.get_by_text("30个旧村改造进度").wait_for(timeout=30000)
+
+    # the audit page: Chinese headers and values, records counted in 条
+    page.get_by_role("link", name="操作审计").click()
+    page.get_by_text("条记录").first.wait_for(timeout=30000)
+    settled(page)
+    grid = page.locator("[data-testid='stDataFrame']").first
+    headers = grid.evaluate("e => [...e.querySelectorAll('[role=columnheader]')].map(h => h.textContent.trim())")
+    assert {"时间", "操作人", "操作", "对象", "结果"} <= set(headers), headers
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(shots / "audit.png"))
+
+    # the import page: the uploader in Chinese; the preview on land colour, with a metric scale
+    page.get_by_role("link", name="数据导入导出").click()
+    drop = page.locator("[data-testid='stFileUploaderDropzone']").first
+    drop.wait_for(timeout=30000)
+    texts = drop.evaluate("e => [...e.querySelectorAll('p, span')].map(x => getComputedStyle(x, '::after').content)")
+    assert any("每个文件不超过 300 MB" in t for t in texts) and any("选择文件" in t for t in texts), texts
+    assert drop.evaluate("e => getComputedStyle(e.querySelector('[data-testid=stFileUploaderDropzoneInstructions] span'))"
+                         ".fontSize") == "0px"  # the English line is not shown
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").first.set_input_files(
+        str(_parcels_geojson(tmp_path / "地块.geojson")))
+    page.get_by_role("button", name="检查并预览").click()
+    page.get_by_text("预览地图").wait_for(timeout=60000)
+    settled(page)
+    frame = poll(lambda: next((f for f in page.frames if _has_preview(f)), None), 30)
+    assert frame, "no preview map"
+    assert frame.evaluate("() => getComputedStyle(window.map.getContainer()).backgroundColor") == "rgb(242, 239, 233)"
+    scale = frame.evaluate("() => [...document.querySelectorAll('.leaflet-control-scale-line')].map(e => e.textContent)")
+    assert len(scale) == 1 and scale[0].endswith("m") and "mi" not in scale[0] and "ft" not in scale[0], scale
+    page.wait_for_timeout(800)
+    page.locator("[data-testid='stMain']").evaluate("e => e.scrollTo(0, e.scrollHeight)")
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(shots / "import_preview.png"))
+    assert page.blocked == [], page.blocked
+
+
+def _has_preview(frame) -> bool:
+    try:
+        return bool(frame.evaluate("() => !!window.map && !!window.RenewalAtlas && !document.querySelector('.ratlas-demo')"))
+    except PlaywrightError:
+        return False

@@ -72,8 +72,8 @@ def village_progress(parcels: pd.DataFrame, villages: pd.DataFrame, events: pd.D
 
 #: the board table's columns, in order, and the width (px) each gets so that the table fits a
 #: 1,400 px screen beside the sidebar (about 900 px) in Chinese and English
-BOARD_COLUMNS = {"code": 56, "name": 92, "zone": 58, "parcels": 64, "area_mu": 82, "cleared_share": 104,
-                 "signed_share": 88, "demolished_share": 88, "blocked": 72, "last_activity": 96, "status": 72}
+BOARD_COLUMNS = {"code": 48, "name": 124, "zone": 56, "parcels": 60, "area_mu": 76, "cleared_share": 100,
+                 "signed_share": 80, "demolished_share": 84, "blocked": 64, "last_activity": 92, "status": 88}
 
 
 def board_rows(board: pd.DataFrame, zone_names: dict, lang: str = "zh") -> pd.DataFrame:
