@@ -299,7 +299,7 @@ def test_board_audit_and_import_pages_fit_and_speak_the_users_language(server, d
         assert names <= set(labels), names - set(labels)
         page.locator("[data-testid='stMain']").evaluate("e => e.scrollTo(0, 0)")
         page.wait_for_timeout(300)
-        page.screenshot(path=str(shots / ("board.png" if lang == "zh" else "board_en.png")))
+        page.screenshot(path=str(shots / f"board_1400_{lang}.png"))
     page.get_by_text("中文").first.click()
     page.get_by_text("30个旧村改造进度").wait_for(timeout=30000)
 
@@ -343,3 +343,40 @@ def _has_preview(frame) -> bool:
         return bool(frame.evaluate("() => !!window.map && !!window.RenewalAtlas && !document.querySelector('.ratlas-demo')"))
     except PlaywrightError:
         return False
+
+
+def test_tooltips_stay_inside_the_map_and_legends_fold(browser, tiny_gpkg, tmp_path):
+    """A zone's tooltip near any edge of the map opens on the side that keeps it in view; on a small map
+    the stage legend starts folded to its title, and a click opens it."""
+    from gis.maps.mapview import build_map
+
+    m = build_map(tiny_gpkg.context(), tiny_gpkg.parcels(), tiny_gpkg.catalog)
+    html = m.get_root().render().replace("/app/static/", (ROOT / "static").as_uri() + "/")
+    (tmp_path / "m.html").write_text(html, encoding="utf-8")
+    for size, folded in (((900, 600), False), ((380, 520), True)):
+        page = browser.new_page(viewport={"width": size[0], "height": size[1]})
+        try:
+            page.goto((tmp_path / "m.html").as_uri())
+            page.wait_for_function("() => window.RenewalAtlas && document.querySelector('path.leaflet-interactive')")
+            # zoomed in on the zones' border: the zones cover the whole map, to every edge
+            the_map = "Object.values(window).find(v => v instanceof L.Map)"
+            set_view(page.evaluate, 37.41, 121.31, int(page.evaluate(f"() => {the_map}.getZoom()")) + 2, the_map)
+            page.wait_for_timeout(300)
+            box = page.locator(".leaflet-container").bounding_box()
+            for fx, fy in ((0.5, 0.03), (0.03, 0.3), (0.97, 0.3), (0.9, 0.16), (0.5, 0.8), (0.6, 0.97)):  # clear of controls
+                x, y = box["x"] + box["width"] * fx, box["y"] + box["height"] * fy
+                page.mouse.move(x - 4, y - 4)
+                page.mouse.move(x, y)
+                page.mouse.move(x + 1, y + 1)
+                tip = page.locator(".ratlas-tooltip").first
+                assert poll(lambda: tip.count() and tip.is_visible(), 5), (size, fx, fy)
+                page.wait_for_timeout(100)
+                r = tip.bounding_box(timeout=3000)
+                assert r["x"] >= box["x"] - 1 and r["y"] >= box["y"] - 1, (fx, fy, r)
+                assert r["x"] + r["width"] <= box["x"] + box["width"] + 1, (fx, fy, r)
+            legend = page.locator(".ratlas-legend").first
+            assert ("ratlas-folded" in (legend.get_attribute("class") or "")) is folded
+            page.locator(".ratlas-legend-title").first.click()
+            assert ("ratlas-folded" in (legend.get_attribute("class") or "")) is not folded
+        finally:
+            page.close()
