@@ -128,7 +128,8 @@ def test_map_shows_the_district_offline_and_a_click_advances_a_parcel(server, pa
     page.get_by_role("heading", name=q["name"]).wait_for(timeout=30000)
     page.get_by_role("tab", name="操作").click()
     page.get_by_text("您无权修改此地块").wait_for(timeout=10000)
-    assert page.get_by_role("button", name="提交").count() == 0  # no form the store would refuse
+    # no form the store would refuse (the previous panel's form may linger while the page reruns)
+    assert poll(lambda: page.get_by_role("button", name="提交").count() == 0, 15)
     assert open_store_at(server["store"]).parcel(q["code"])["stage"] == "signing"
     assert page.blocked == [], page.blocked
 

@@ -308,8 +308,9 @@ def test_board_audit_and_import_pages_fit_and_speak_the_users_language(server, d
     page.get_by_text("条记录").first.wait_for(timeout=30000)
     settled(page)
     grid = page.locator("[data-testid='stDataFrame']").first
-    headers = grid.evaluate("e => [...e.querySelectorAll('[role=columnheader]')].map(h => h.textContent.trim())")
-    assert {"时间", "操作人", "操作", "对象", "结果"} <= set(headers), headers
+    def headers():
+        return grid.evaluate("e => [...e.querySelectorAll('[role=columnheader]')].map(h => h.textContent.trim())")
+    assert poll(lambda: {"时间", "操作人", "操作", "对象", "结果"} <= set(headers()), 15), headers()
     page.wait_for_timeout(800)
     page.screenshot(path=str(shots / "audit.png"))
 
@@ -317,8 +318,10 @@ def test_board_audit_and_import_pages_fit_and_speak_the_users_language(server, d
     page.get_by_role("link", name="数据导入导出").click()
     drop = page.locator("[data-testid='stFileUploaderDropzone']").first
     drop.wait_for(timeout=30000)
-    texts = drop.evaluate("e => [...e.querySelectorAll('p, span')].map(x => getComputedStyle(x, '::after').content)")
-    assert any("每个文件不超过 300 MB" in t for t in texts) and any("选择文件" in t for t in texts), texts
+    def texts():
+        return drop.evaluate("e => [...e.querySelectorAll('p, span')].map(x => getComputedStyle(x, '::after').content)")
+    assert poll(lambda: any("每个文件不超过 300 MB" in t for t in texts()) and any("选择文件" in t for t in texts()),
+                15), texts()
     assert drop.evaluate("e => getComputedStyle(e.querySelector('[data-testid=stFileUploaderDropzoneInstructions] span'))"
                          ".fontSize") == "0px"  # the English line is not shown
     page.locator("[data-testid='stFileUploaderDropzoneInput']").first.set_input_files(
@@ -329,7 +332,9 @@ def test_board_audit_and_import_pages_fit_and_speak_the_users_language(server, d
     frame = poll(lambda: next((f for f in page.frames if _has_preview(f)), None), 30)
     assert frame, "no preview map"
     assert frame.evaluate("() => getComputedStyle(window.map.getContainer()).backgroundColor") == "rgb(242, 239, 233)"
-    scale = frame.evaluate("() => [...document.querySelectorAll('.leaflet-control-scale-line')].map(e => e.textContent)")
+    def scale_lines():
+        return frame.evaluate("() => [...document.querySelectorAll('.leaflet-control-scale-line')].map(e => e.textContent)")
+    scale = poll(scale_lines, 10)
     assert len(scale) == 1 and scale[0].endswith("m") and "mi" not in scale[0] and "ft" not in scale[0], scale
     page.wait_for_timeout(800)
     page.locator("[data-testid='stMain']").evaluate("e => e.scrollTo(0, e.scrollHeight)")
