@@ -8,6 +8,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from gis.base.errors import PermissionRefused
 from gis.store.open import open_store_at
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,10 +86,10 @@ def test_parcel_panel_shows_a_refused_advance_in_chinese(app):
     code = s.parcels(kind="village", stage="signing", blocked=False, geometry=False)["code"].iloc[0]
     app.session_state["selected"] = code
     app.run()
-    _by_label(app.selectbox, "目标阶段").set_value("completed")
+    _by_label(app.selectbox, "目标阶段").set_value("completed").run()  # a skip: recorded only as a correction
     next(b for b in app.button if b.label == "提交").click().run()
     assert not app.exception
-    assert any("不能跳到" in e.value for e in app.error)
+    assert any("更正必须填写原因" in e.value for e in app.error)
     assert open_store_at(app.store_where).parcel(code)["stage"] == "signing"
 
 
@@ -135,8 +136,12 @@ def test_editor_is_refused_outside_their_villages(app):
     app.session_state["selected"] = code
     app.run()
     assert any("无权修改" in i.value for i in app.info)
-    next(b for b in app.button if b.label == "提交").click().run()
-    assert any("无权修改地块" in e.value for e in app.error)
+    assert not any(b.label == "提交" for b in app.button)  # no form the store would refuse
+    assert not any(b.label == "保存卡点" for b in app.button)
+    store = open_store_at(app.store_where)
+    assert store.may_edit(code, "editor_north") is False and store.may_edit(code, "admin") is True
+    with pytest.raises(PermissionRefused):  # the store refuses it anyway
+        store.advance(code, "demolition", None, "editor_north")
     assert open_store_at(app.store_where).parcel(code)["stage"] == "signing"
     assert (open_store_at(app.store_where).audit(actor="editor_north", outcome="refused")["target"] == code).any()
 

@@ -501,7 +501,9 @@ def test_download_buttons_render_the_page_only_when_clicked(app_env):
     try:
         at = AppTest.from_function(script, default_timeout=60).run()
         assert not at.exception, at.exception
-        assert [b.proto.label for b in at.get("download_button")] == ["简报图 PDF", "简报图 PNG"] * 2
+        labels = [b.proto.label for b in at.get("download_button")]
+        assert labels[:2] == ["地块简报图 PDF", "地块简报图 PNG"]  # each pair says which page it is
+        assert labels[2].endswith(" 旧村改造简报图 PDF") and labels[3].endswith(" 旧村改造简报图 PNG")
         assert calls == []  # nothing rendered until a button is clicked
         make = downloads._deferred("parcel", "V01-002", "pdf")
         data = make()

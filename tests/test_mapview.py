@@ -552,6 +552,7 @@ def test_browser_tooltips_show_literal_text(browser, evil_context, evil_parcels,
         for phase in cat.phases.values():
             assert phase.label("zh") in legend
         assert page.inner_text(".ratlas-demo") == "示例数据（虚构）"
+        page.hover(".leaflet-control-layers")  # the switcher starts folded to its button; it opens under the pointer
         assert "三大片区" in page.inner_text(".leaflet-control-layers")
         assert page.locator(".leaflet-control-scale-line").count() == 1  # metric only
         labels = page.locator(".ratlas-label").all_inner_texts()  # zone names; village names only when zoomed in
@@ -590,6 +591,7 @@ def test_browser_click_reports_feature_like_streamlit_folium(browser, evil_conte
         page.mouse.up()
         assert poll(lambda: code in page.evaluate("window.__got"))
         # switching a group off and on keeps parcels above the zones (hover still finds the parcel)
+        page.hover(".leaflet-control-layers")  # folded to its button: open it
         page.locator(".leaflet-control-layers label", has_text="三大片区").click()
         page.locator(".leaflet-control-layers label", has_text="三大片区").click()
         page.wait_for_timeout(200)

@@ -5,6 +5,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from gis.model.board import BOARD_COLUMNS, board_rows
 from ui.common import board_table, lang, shown_errors, store, tr
 
 
@@ -20,14 +21,16 @@ def _chart(board: pd.DataFrame) -> alt.Chart:
         alt.Chart(long)
         .mark_bar()
         .encode(
-            y=alt.Y("name:N", sort=list(board["name"]), title=None),
+            # every village named on the axis (Vega-Lite drops labels it thinks overlap)
+            y=alt.Y("name:N", sort=list(board["name"]), title=None,
+                    axis=alt.Axis(labelOverlap=False, labelLimit=160, labelFontSize=12)),
             x=alt.X("count:Q", stack="zero", title=tr("board.parcels")),
             color=alt.Color("phase:N", title=tr("ui.stage"),
                             scale=alt.Scale(domain=[p.label(lang()) for p in phases], range=[p.color for p in phases])),
             order=alt.Order("order:Q"),
             tooltip=["name:N", "phase:N", "count:Q"],
         )
-        .properties(height=max(300, 18 * len(board)))
+        .properties(height=max(300, 22 * len(board)))
     )
 
 
@@ -44,20 +47,13 @@ def page() -> None:
     c[3].metric(tr("board.total_parcels"), int(board["parcels"].sum()))
 
     zones = {code: (r.get("name_en") if lang() == "en" else r["name"]) for code, r in s.attributes("zones").items()}
-    table = pd.DataFrame({
-        "code": board["code"],
-        "name": board["name"],
-        "zone": board["zone"].map(zones),
-        "parcels": board["parcels"],
-        "area_mu": board["area_mu"],
-        "cleared_share": board["cleared_share"] * 100,
-        "signed_share": board["signed_share"] * 100,
-        "demolished_share": board["demolished_share"] * 100,
-        "blocked": board["blocked"],
-        "last_activity": pd.to_datetime(board["last_activity"]),
-        "status": board["status"].map(lambda v: tr(f"board.{v}")),
-    })
-    pct = lambda key: st.column_config.ProgressColumn(tr(key), min_value=0, max_value=100, format="%.0f%%")
+    table = board_rows(board, zones, lang())
+    w = BOARD_COLUMNS  # widths that fit 1,400 px; a header cut short shows whole on hover (help)
+
+    def pct(key: str, col: str):
+        return st.column_config.ProgressColumn(tr(key), min_value=0, max_value=100, format="%.0f%%", width=w[col],
+                                               help=tr(key))
+
     st.caption(tr("board.select_hint"))
     event = st.dataframe(
         table,
@@ -66,18 +62,19 @@ def page() -> None:
         on_select="rerun",
         selection_mode="single-row",
         key="board-table",
+        placeholder="",
         column_config={
-            "code": tr("ui.code"),
-            "name": tr("ui.village"),
-            "zone": tr("ui.zone"),
-            "parcels": st.column_config.NumberColumn(tr("board.parcels")),
-            "area_mu": st.column_config.NumberColumn(tr("board.area_mu"), format="%.1f"),
-            "cleared_share": pct("board.cleared_share"),
-            "signed_share": pct("board.signed_share"),
-            "demolished_share": pct("board.demolished_share"),
-            "blocked": st.column_config.NumberColumn(tr("board.blocked")),
-            "last_activity": st.column_config.DateColumn(tr("board.last_activity"), format="YYYY-MM-DD"),
-            "status": tr("board.status"),
+            "code": st.column_config.TextColumn(tr("ui.code"), width=w["code"]),
+            "name": st.column_config.TextColumn(tr("ui.village"), width=w["name"]),
+            "zone": st.column_config.TextColumn(tr("ui.zone"), width=w["zone"]),
+            "parcels": st.column_config.NumberColumn(tr("board.parcels"), width=w["parcels"]),
+            "area_mu": st.column_config.NumberColumn(tr("board.area_mu"), format="%.1f", width=w["area_mu"]),
+            "cleared_share": pct("board.cleared_share", "cleared_share"),
+            "signed_share": pct("board.signed_share", "signed_share"),
+            "demolished_share": pct("board.demolished_share", "demolished_share"),
+            "blocked": st.column_config.NumberColumn(tr("board.blocked"), width=w["blocked"], help=tr("board.blocked")),
+            "last_activity": st.column_config.TextColumn(tr("board.last_activity"), width=w["last_activity"]),
+            "status": st.column_config.TextColumn(tr("board.status"), width=w["status"]),
         },
     )
     rows = event.selection.rows if event and event.selection else []

@@ -14,6 +14,7 @@ from gis.base.errors import InputError, NotFoundError
 from gis.base.units import STORE_CRS, format_area
 from gis.maps.cadastre_tiles import cadastre_tiles
 from gis.model.catalog import load_layer_catalog
+from gis.model.spatial import containing_names
 from gis.store.cadastre import describe_cadastre, overlapping_parcels
 from gis.store.open import cadastre_at, cadastre_key, cadastre_parcel
 
@@ -100,24 +101,6 @@ def highlight(code: str | None) -> gpd.GeoDataFrame | None:
     return gpd.GeoDataFrame({"code": [code]}, geometry=[shapely.from_wkb(rec["wkb"])], crs=STORE_CRS)
 
 
-def _where(geom) -> tuple[str, str]:
-    """Names of the zone and village the parcel lies in (by its inner point)."""
-    ctx = context_layers(store().location)
-    pt = shapely.point_on_surface(geom)
-    en = lang() == "en"
-    out = []
-    for table in ("zones", "villages"):
-        gdf = ctx.get(table)
-        name = ""
-        if gdf is not None and len(gdf):
-            hit = gdf[gdf.geometry.contains(pt)]
-            if len(hit):
-                row = hit.iloc[0]
-                name = (row.get("name_en") if en else None) or row.get("name") or ""
-        out.append(name)
-    return out[0], out[1]
-
-
 def cadastre_panel(code: str) -> None:
     """The read-only facts of a cadastre parcel and the tracked parcels on it."""
     with shown_errors():
@@ -127,7 +110,7 @@ def cadastre_panel(code: str) -> None:
         d = describe_cadastre(rec, lang())
         st.subheader(tr("cadastre.title", code=plain(code)))
         st.caption(tr("cadastre.readonly"))
-        zone, village = _where(geom)
+        zone, village = containing_names(geom, context_layers(s.location), ("zones", "villages"), lang())
         rows = [
             (tr("cadastre.code"), d["code"]),
             (tr("cadastre.land_use"), d["land_use_label"]),
@@ -138,7 +121,7 @@ def cadastre_panel(code: str) -> None:
             (tr("ui.zone"), zone),
             (tr("ui.village"), village),
         ]
-        st.markdown("  \n".join(f"**{k}**：{plain(v)}" for k, v in rows if v))
+        st.markdown("  \n".join(f"**{k}**{tr('ux.sep')}{plain(v)}" for k, v in rows if v))
         tracked = overlapping_parcels(geom, parcel_index(s.location, s.data_version()))
         st.markdown(f"**{tr('cadastre.tracked')}**")
         if not tracked:

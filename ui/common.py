@@ -117,7 +117,7 @@ def current_parcels():
 def sidebar() -> None:
     with st.sidebar:
         st.radio(
-            t("app.language", lang()) + " / Language",
+            t("ux.language", lang()),  # 语言 / Language; in English once
             LANGUAGES,
             format_func=LANG_NAMES.get,
             key="lang",
@@ -200,7 +200,7 @@ def author_field(key: str) -> str:
     """Who records a change: the logged-in user where the store has accounts, else a name typed in."""
     user = current_user()
     if user is not None:
-        st.caption(f"{tr('ui.by')}：{plain(user.label)}")
+        st.caption(f"{tr('ui.by')}{tr('ux.sep')}{plain(user.label)}")
         return user.username
     value = st.text_input(tr("ui.by"), value=st.session_state.get("author", settings().user), key=key)
     st.session_state["author"] = value

@@ -63,13 +63,14 @@ def _deferred(kind: str, code: str, fmt: str, raster=None):
     return make
 
 
-def _buttons(kind: str, code: str) -> None:
+def _buttons(kind: str, code: str, name: str = "") -> None:
     raster, _ = export_background()  # the map's basemap where its terms allow
     left, right = st.columns(2)
     for col, fmt in ((left, "pdf"), (right, "png")):
         with col:
             st.download_button(
-                tr(f"brief.ui_{fmt}"),
+                # a village's pair and a parcel's pair can show at once: each says which page it is
+                tr(f"ux.brief_{kind}_{fmt}", name=name),
                 data=_deferred(kind, code, fmt, raster),
                 file_name=f"{code}_{tr('brief.ui_file_' + kind)}.{fmt}",
                 mime=_MIME[fmt],
@@ -87,4 +88,6 @@ def parcel_downloads(code: str) -> None:
 
 def village_downloads(village_code: str) -> None:
     """PDF and PNG buttons for a village's briefing page (旧村改造简报图); rendered on click."""
-    _buttons("village", village_code)
+    village = store().attributes("villages").get(village_code) or {}
+    name = (village.get("name_en") if lang() == "en" else None) or village.get("name") or village_code
+    _buttons("village", village_code, name)

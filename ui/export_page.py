@@ -1,12 +1,12 @@
 """Export page: a briefing atlas (cover, index, a page per village or parcel) from the current filter."""
 from __future__ import annotations
 
-import datetime as dt
 import tempfile
 from pathlib import Path
 
 import streamlit as st
 
+from gis.base.clock import office_today
 from gis.printing import briefing
 from ui.basemap_picker import export_background
 from ui.common import data_version, lang, settings, shown_errors, sidebar_filters, store, tr
@@ -77,12 +77,14 @@ def export_page() -> None:
     if not res or res["key"] != key:
         return
     st.success(tr("brief.export_done", pages=res["pages"], seconds=res["seconds"]))
-    stamp = dt.date.today().isoformat()
+    day = office_today()  # names that say what the atlas holds: 旧村改造图集_全部村_2026-12-01.pdf
     a, b = st.columns(2)
-    a.download_button(tr("brief.export_download_pdf"), res["pdf_bytes"], file_name=f"renewal_atlas_{stamp}.pdf",
+    a.download_button(tr("brief.export_download_pdf"), res["pdf_bytes"],
+                      file_name=briefing.atlas_filename(sel, day, "pdf", lang()),
                       mime="application/pdf", on_click="ignore", icon=":material/picture_as_pdf:", key="export_pdf")
     if res["zip_bytes"]:
-        b.download_button(tr("brief.export_download_zip"), res["zip_bytes"], file_name=f"renewal_atlas_{stamp}_png.zip",
+        b.download_button(tr("brief.export_download_zip"), res["zip_bytes"],
+                          file_name=briefing.atlas_filename(sel, day, "zip", lang()),
                           mime="application/zip", on_click="ignore", icon=":material/folder_zip:", key="export_zip")
 
 

@@ -3,7 +3,6 @@ preview, commit) and export the filtered parcels. Every check and every write
 is a ``gis`` function; this page only shows them."""
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import logging
 
@@ -11,38 +10,48 @@ import pandas as pd
 import streamlit as st
 from streamlit_folium import st_folium
 
+from gis.base.clock import office_today
 from gis.base.errors import RenewalError
+from gis.base.units import crs_label
 from gis.io.cadastre_import import TARGETS as CADASTRE_TARGETS
 from gis.io.cadastre_import import CadastreOptions, prepare_cadastre, suggest_cadastre_mapping
 from gis.io.importer import TARGETS, ImportOptions, commit_import, gcj02_hint, suggest_mapping
 from gis.io.isolation import layer_summary, plan_import
 from gis.io.readers import read_layer
 from gis.io.uploads import FORMATS, MAX_UPLOAD_BYTES, MB, stage_files
+from gis.maps.mapview import STATIC_DIR
 from gis.maps.preview import preview_map
 from gis.store.open import write_cadastre
-from ui.common import author_field, lang, plain, shown_errors, sidebar_filters, store, tr
+from ui.common import author_field, context_layers, lang, plain, shown_errors, sidebar_filters, store, tr
 from ui.export_data import export_downloads
 
 log = logging.getLogger(__name__)
 CRS_CHOICES = ["", 4490, 4326, *range(4513, 4555)]
+UPLOADER_CSS = STATIC_DIR / "css" / "uploader.css"
 ENCODINGS = ["", "utf-8", "gb18030", "big5"]
 
 
 def _crs_label(v) -> str:
-    if v == "":
-        return tr("import.crs_auto")
-    if v == 4490:
-        return "EPSG:4490 CGCS2000"
-    if v == 4326:
-        return "EPSG:4326 WGS 84"
-    if v <= 4533:
-        return f"EPSG:{v} CGCS2000 3° GK zone {v - 4513 + 25}"
-    return f"EPSG:{v} CGCS2000 3° GK CM {3 * (v - 4534 + 25)}E"
+    return tr("import.crs_auto") if v == "" else crs_label(v, lang())
+
+
+def _css_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
+
+
+def _uploader_texts(types: list[str]) -> None:
+    """The uploader's own English ("Upload", "300MB per file") replaced by the page's texts (a stylesheet)."""
+    limit = tr("ux.upload_limit", mb=MAX_UPLOAD_BYTES // MB) + " · " + tr("ux.list_sep").join(t.upper() for t in types)
+    st.html(f"<style>{UPLOADER_CSS.read_text(encoding='utf-8')}"
+            f":root {{ --ratlas-upload-browse: {_css_string(tr('ux.upload_browse'))};"
+            f" --ratlas-upload-limit: {_css_string(limit)}; }}</style>")
 
 
 def _uploader(prefix: str):
     """The files chosen for an import (every format the importer reads, within the size limit)."""
-    return st.file_uploader(tr("import.upload"), type=sorted({e.lstrip(".") for e in FORMATS}),
+    types = sorted({e.lstrip(".") for e in FORMATS})
+    _uploader_texts(types)
+    return st.file_uploader(tr("import.upload"), type=types,
                             accept_multiple_files=True, max_upload_size=MAX_UPLOAD_BYTES // MB, key=f"{prefix}_files")
 
 
@@ -126,15 +135,36 @@ def _warnings(warnings: list[dict]) -> None:
     if not warnings:
         return
     st.subheader(tr("import.warnings_title"))
+    sep, items = tr("ux.sep"), tr("ux.list_sep")
     for w in warnings:
         detail = ""
         if w.get("pairs"):
-            detail = "：" + "；".join(" ↔ ".join(p) for p in w["pairs"][:10])
+            detail = sep + items.join(" ↔ ".join(p) for p in w["pairs"][:10])
         elif w.get("codes"):
-            detail = "：" + "、".join(w["codes"][:20])
+            detail = sep + items.join(w["codes"][:20])
         elif w.get("row"):
-            detail = f"（{tr('import.row')} {w['row']} {w.get('code', '')}）"
+            detail = tr("ux.paren", text=f"{tr('import.row')} {w['row']} {w.get('code', '') or ''}".strip())
         st.write("- " + plain(w["message"] + detail))
+
+
+def _rows_table(rows: list[dict], code_label: str) -> None:
+    st.dataframe(pd.DataFrame([{tr("import.row"): x["row"], code_label: x["code"] or "",
+                                tr("import.reason"): x["reason"] or ""} for x in rows]),
+                 hide_index=True, width="stretch")
+
+
+def _source_report(r: dict, code_label: str) -> None:
+    """What both imports report the same way: the coordinate system and text encoding used, the rows refused."""
+    source = tr(f"import.crs_source_{r['crs_source']}")
+    st.write(plain(tr("import.crs_used", epsg=r["crs"], name=r["crs_name"], source=source)
+                   + (tr("ux.sep") + r["crs_note"] if r.get("crs_note") else "")))
+    if r["crs_confirm"]:
+        st.warning(tr("import.crs_confirm"))
+    st.write(plain(tr("import.encoding_used", encoding=r["encoding"],
+                      source=tr(f"import.encoding_source_{r['encoding_source']}"))))
+    if r["rejected"]:
+        st.subheader(tr("import.rejected_title"))
+        _rows_table(r["rejected"], code_label)
 
 
 def _report(plan) -> None:
@@ -144,30 +174,17 @@ def _report(plan) -> None:
                                        ("updated_count", r["updated"]), ("unchanged_count", r["unchanged"]),
                                        ("repaired_count", r["repaired"]), ("rejected_count", r["rejected_count"]))):
         col.metric(tr(f"import.{label}"), value)
-    source = tr(f"import.crs_source_{r['crs_source']}")
-    st.write(plain(tr("import.crs_used", epsg=r["crs"], name=r["crs_name"], source=source)
-                   + (f"：{r['crs_note']}" if r["crs_note"] else "")))
-    if r["crs_confirm"]:
-        st.warning(tr("import.crs_confirm"))
-    st.write(plain(tr("import.encoding_used", encoding=r["encoding"],
-                      source=tr(f"import.encoding_source_{r['encoding_source']}"))))
-    if r["rejected"]:
-        st.subheader(tr("import.rejected_title"))
-        st.dataframe(pd.DataFrame([{tr("import.row"): x["row"], tr("import.field_code"): x["code"],
-                                    tr("import.reason"): x["reason"]} for x in r["rejected"]]),
-                     hide_index=True, width="stretch")
+    _source_report(r, tr("import.field_code"))
     if r["repaired_rows"]:
         st.subheader(tr("import.repaired_title"))
-        st.dataframe(pd.DataFrame([{tr("import.row"): x["row"], tr("import.field_code"): x["code"],
-                                    tr("import.reason"): x["reason"]} for x in r["repaired_rows"]]),
-                     hide_index=True, width="stretch")
+        _rows_table(r["repaired_rows"], tr("import.field_code"))
     _warnings(r["warnings"])
     if len(plan.parcels):
         st.caption(tr("import.preview_map"))
-        m, shown = preview_map(plan)
+        m, shown = preview_map(plan, district=context_layers(store().location).get("district"))
         if shown < len(plan.parcels):
             st.caption(tr("import.preview_capped", shown=shown, total=len(plan.parcels)))
-        st_folium(m, height=420, width=None, key=f"imp_map_{id(plan)}", returned_objects=[])
+        st_folium(m, height=420, width=None, key="imp_preview", returned_objects=[])
 
 
 def import_section() -> None:
@@ -249,22 +266,13 @@ def cadastre_section() -> None:
                                        ("import.repaired_count", r["repaired"]),
                                        ("import.rejected_count", len(r["rejected"])))):
         col.metric(tr(label), value)
-    st.write(plain(tr("import.crs_used", epsg=r["crs"], name=r["crs_name"], source=tr(f"import.crs_source_{r['crs_source']}"))))
-    if r["crs_confirm"]:
-        st.warning(tr("import.crs_confirm"))
-    st.write(plain(tr("import.encoding_used", encoding=r["encoding"],
-                      source=tr(f"import.encoding_source_{r['encoding_source']}"))))
     if r["land_use"]:
-        st.caption(plain("、".join(f"{k} {v:,}" for k, v in r["land_use"].items())))
+        st.caption(plain(tr("ux.list_sep").join(f"{k} {v:,}" for k, v in r["land_use"].items())))
     _warnings(r["warnings"])
-    if r["rejected"]:
-        st.subheader(tr("import.rejected_title"))
-        st.dataframe(pd.DataFrame([{tr("import.row"): x["row"], tr("cadastre.code"): x["code"],
-                                    tr("import.reason"): x["reason"]} for x in r["rejected"]]),
-                     hide_index=True, width="stretch")
+    _source_report(r, tr("cadastre.code"))
     st.warning(tr("cadastre.replaces"))
     if st.button(tr("cadastre.commit"), type="primary", key="cad_commit", disabled=len(gdf) == 0):
-        note = tr("cadastre.import_note", source=r["source"], date=dt.date.today().isoformat())
+        note = tr("cadastre.import_note", source=r["source"], date=office_today().isoformat())
         done = write_cadastre(s, gdf, by=by, note=note)
         st.session_state.pop("cad_plan", None)
         st.session_state["imp_done"] = tr("cadastre.committed", n=done["parcels"])

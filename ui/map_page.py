@@ -5,7 +5,9 @@ import streamlit as st
 from streamlit_folium import st_folium
 
 from gis.maps.area_select import add_area_select
-from gis.maps.mapview import build_map, selection_group
+from gis.maps.mapstate import MapState
+from gis.maps.mapview import build_map, restore_group, selection_group
+from gis.model.catalog import load_layer_catalog
 from gis.model.spatial import fit_bounds
 from ui import cadastre_panel as cadastre
 from ui.basemap_picker import MapBasemap, basemap_sidebar
@@ -15,8 +17,22 @@ from ui.parcel_panel import parcel_panel
 from ui.parcel_table import area_parcels, area_picked, filtered_table
 from ui.quick_find import quick_find
 
+MAP_KEY = "district-map"
 
-def _map(codes: tuple | None, bounds, narrow: bool, bm: MapBasemap):
+
+@st.cache_resource
+def _layers():
+    return load_layer_catalog()  # the catalogue build_map draws
+
+
+def _state() -> MapState:
+    """This session's layer groups and view (what a rerun that mounts a new map must keep)."""
+    if "map_state" not in st.session_state:
+        st.session_state["map_state"] = MapState()
+    return st.session_state["map_state"]
+
+
+def _map(codes: tuple | None, bounds, bm: MapBasemap):
     """The folium map of the current filter result. Built each run (≈0.1 s for the demo) from
     cached layers: folium maps are mutated by st_folium, so the object itself is not cached.
     Over a GCJ-02 basemap (AMap) every layer is drawn shifted to GCJ-02 (``bm``)."""
@@ -24,12 +40,13 @@ def _map(codes: tuple | None, bounds, narrow: bool, bm: MapBasemap):
     parcels = bm.parcels()
     shown = parcels[parcels["code"].isin(codes)] if codes is not None else parcels
     return bm.add_to(build_map(bm.context(), shown, s.catalog, lang=lang(), basemap=bm.underlay,
-                               bounds=bm.bounds(bounds), demo=s.is_demo, collapsed=narrow,
+                               bounds=bm.bounds(bounds), demo=s.is_demo,
                                tiles=cadastre.map_tiles(bm.basemap.datum)))
 
 
-def _clicked_code(out: dict | None, bm: MapBasemap) -> str | None:
-    """The parcel a new click picked: from the clicked feature's properties, else by location."""
+def _clicked_code(out: dict | None, bm: MapBasemap, codes: tuple | None, state: MapState) -> str | None:
+    """The parcel a new click picked, by location: only among what the map draws (the filter's
+    result, the groups switched on); else the cadastre parcel there, when the cadastre is on."""
     if not out:
         return None
     # last_clicked changes on every click; the feature fields keep their old value
@@ -40,8 +57,9 @@ def _clicked_code(out: dict | None, bm: MapBasemap) -> str | None:
     st.session_state["_last_click"] = repr(click)
     s = store()
     lon, lat = bm.to_store(click["lng"], click["lat"])  # back from GCJ-02 over AMap
-    code = parcel_index(s.location, s.data_version()).at(lon, lat)
-    if code is None:  # no tracked parcel there: the cadastre parcel under the click (read-only)
+    code = parcel_index(s.location, s.data_version()).at(
+        lon, lat, codes=frozenset(codes) if codes is not None else None, kinds=_layers().drawn_kinds(state.hidden))
+    if code is None and state.shows("cadastre"):  # the cadastre parcel under the click (read-only)
         was_open = cadastre.view_bounds() is not None
         if cadastre.pick(lon, lat):
             st.session_state.pop("selected", None)
@@ -63,6 +81,8 @@ def page() -> None:
     elif codes is not None:
         st.caption(tr("ui.results", n=len(filtered)))
 
+    state = _state()
+    state.read(st.session_state.get(MAP_KEY))  # the last report: groups switched, the view
     selected = st.session_state.get("selected")
     land = None if selected else st.session_state.get(cadastre.SESSION_KEY)
     left, right = st.columns([3, 2]) if selected or land else (st.container(), None)
@@ -76,14 +96,15 @@ def page() -> None:
         highlight = parcels[parcels["code"] == selected] if selected else area_parcels(parcels)
         if land is not None and cadastre.highlight(land) is not None:
             highlight = cadastre.highlight(land)
-        out = st_folium(add_area_select(_map(codes, bounds, narrow=bool(selected or land), bm=bm), lang()),
-                        height=680, width=None,
-                        key="district-map",
-                        feature_group_to_add=[selection_group(bm.display(highlight), lang=lang()),
-                                              *bm.view_groups("district-map")],
+        # a new map (the panel opened, another basemap …) comes back to the planner's groups and view
+        restore = restore_group(state.restore(bounds))
+        out = st_folium(add_area_select(_map(codes, bounds, bm=bm), lang()), height=680, width=None, key=MAP_KEY,
+                        feature_group_to_add=[selection_group(bm.display(highlight), lang=lang()), restore,
+                                              *bm.view_groups(MAP_KEY)],
                         returned_objects=["last_clicked", "last_object_clicked", "last_active_drawing",
-                                          *bm.returned_objects])
-        code = None if area_picked(out, bm, filtered) else _clicked_code(out, bm)
+                                          "selected_layers", *bm.returned_objects])
+        state.read(out)
+        code = None if area_picked(out, bm, filtered) else _clicked_code(out, bm, codes, state)
         if code and code != selected:
             st.session_state["selected"] = code
             cadastre.close()

@@ -1,15 +1,14 @@
-"""The side panel of one parcel: facts, stage timeline, history, and the forms
-that advance it or flag it blocked. Writes go to the store; errors are shown."""
+"""The side panel of one parcel, in three tabs so that the map stays in view: facts (with the
+stage timeline and the briefing buttons), history, and the actions (advance, flag blocked) the
+user may take. Writes go to the store; errors are shown."""
 from __future__ import annotations
 
-import datetime as dt
-
-import pandas as pd
 import streamlit as st
 
-from gis.auth.accounts import may_edit
+from gis.base.clock import office_today
 from gis.base.i18n import local_time
 from gis.base.units import format_area
+from gis.model.history import history_labels, history_table
 from gis.model.pipelines import stage_timeline
 
 from .common import author_field, current_user, lang, plain, shown_errors, store, tr
@@ -26,10 +25,11 @@ def _zone_roles(code: str | None) -> str:
     row = zones.get(code)
     if not row:
         return ""
-    return f"{row['strategy']}：{row['roles']}" if lang() == "zh" else row["roles_en"]
+    return f"{row['strategy']}{tr('ux.sep')}{row['roles']}" if lang() == "zh" else row["roles_en"]
 
 
 def _facts(p: dict) -> None:
+    who = store().display_names().get(p["updated_by"] or "", p["updated_by"] or "")
     rows = [
         (tr("ui.code"), p["code"]),
         (tr("ui.kind"), p["kind_label"]),
@@ -37,15 +37,15 @@ def _facts(p: dict) -> None:
         (tr("ui.zone_roles"), _zone_roles(p["zone"])),
         (tr("ui.village"), p["village_name"] or p["park_name"]),
         (tr("ui.area"), format_area(p["area_m2"], lang())),
-        (tr("ui.current_stage"), p["stage_label"] + (f"（{p['stage_date']}）" if p["stage_date"] else "")),
+        (tr("ui.current_stage"), p["stage_label"] + (tr("ux.paren", text=p["stage_date"]) if p["stage_date"] else "")),
         (tr("ui.next_stage"), p["next_stage_label"] or tr("ui.finished")),
         (tr("ui.unit"), p["unit"]),
         (tr("ui.owner"), p.get("owner")),
         (tr("ui.land_use"), p.get("land_use")),
         (tr("ui.note"), p.get("note")),
-        (tr("ui.updated"), f"{local_time(p['updated_at'])} {p['updated_by'] or ''}".strip()),
+        (tr("ui.updated"), f"{local_time(p['updated_at'])} {who}".strip()),
     ]
-    st.markdown("  \n".join(f"**{k}**：{plain(v)}" for k, v in rows if v))
+    st.markdown("  \n".join(f"**{k}**{tr('ux.sep')}{plain(v)}" for k, v in rows if v))
 
 
 def _timeline(p: dict, history) -> None:
@@ -59,25 +59,12 @@ def _timeline(p: dict, history) -> None:
 
 
 def _history(p: dict, history) -> None:
-    with st.expander(f"{tr('ui.history')}（{len(history)}）", expanded=False):
-        if not history:
-            st.caption(tr("ui.no_history"))
-            return
-        cat = store().catalog
-        claimed = any(e.claimed_by or e.claimed_at for e in history)
-        df = pd.DataFrame([{
-            tr("ui.event_date"): e.event_date,
-            tr("ui.action"): tr(f"ui.actions.{e.action}"),
-            tr("ui.from_stage"): cat.stage_label_or_key(p["kind"], e.from_stage, lang()),
-            tr("ui.stage"): cat.stage_label_or_key(p["kind"], e.to_stage, lang()),
-            tr("ui.recorded_by"): e.recorded_by,
-            tr("ui.note"): e.note or "",
-            tr("ui.reason"): e.reason or "",
-            tr("ui.recorded_at"): local_time(e.recorded_at),
-            # what an imported file claimed about who recorded it and when (not believed: see README, Import)
-            **({tr("ui.claimed"): f"{e.claimed_by or ''} {e.claimed_at or ''}".strip()} if claimed else {}),
-        } for e in reversed(history)])
-        st.dataframe(df, hide_index=True, width="stretch")
+    if not history:
+        st.caption(tr("ui.no_history"))
+        return
+    df = history_table(history, store().catalog, p["kind"], lang(), store().display_names())
+    # a static table wraps its cells: every column fits the panel, none hides past its edge
+    st.table(df.rename(columns=history_labels(lang())), hide_index=True)
 
 
 def _advance_form(p: dict) -> None:
@@ -85,60 +72,74 @@ def _advance_form(p: dict) -> None:
     pipe = cat.pipeline_for(p["kind"])
     keys = pipe.keys
     default = keys.index(p["next_stage"]) if p["next_stage"] else max(0, pipe.index(p["stage"]))
-    with st.form(f"advance-{p['code']}", clear_on_submit=False):
-        st.markdown(f"**{tr('ui.advance')}**")
-        target = st.selectbox(tr("ui.to_stage"), keys, index=default,
-                              format_func=lambda k: pipe.stage(k).label(lang()))
-        gate = pipe.stage(target).gate(lang()) if target else ""
-        date = st.date_input(tr("ui.date"), value=dt.date.today(), max_value=dt.date.today())
+    st.markdown(f"**{tr('ui.advance')}**")
+    # outside the form: the fields below follow the stage chosen (a share, a correction's reason)
+    target = st.selectbox(tr("ui.to_stage"), keys, index=default, format_func=lambda k: pipe.stage(k).label(lang()),
+                          key=f"to-{p['code']}-{p['version']}")
+    needs = cat.move_needs(p["kind"], p["stage"], target, lang())
+    with st.form(f"advance-{p['code']}", clear_on_submit=False, border=False):
+        today = office_today()
+        date = st.date_input(tr("ui.date"), value=today, max_value=today)
         by = author_field(f"by-{p['code']}")
         note = st.text_area(tr("ui.note"), height=68)
-        share = st.number_input(tr("ui.share"), min_value=0.0, max_value=1.0, value=None, step=0.01,
-                                help=gate or None)
-        correction = st.checkbox(tr("ui.correction"))
-        reason = st.text_input(tr("ui.correction_reason"))
+        share = None
+        if needs["share"] is not None:
+            share = st.number_input(tr("ui.share"), min_value=0.0, max_value=1.0, value=None, step=0.01,
+                                    help=needs["gate"] or None)
+            st.caption(tr("ux.share_needed", share=f"{needs['share']:.0%}"))
+        reason = None
+        if needs["correction"]:
+            st.caption(tr("ux.correction_needed"))
+            reason = st.text_input(tr("ui.correction_reason"))
         if st.form_submit_button(tr("ui.submit_advance"), type="primary"):
             with shown_errors():
-                ev = store().advance(p["code"], target, date, by, note=note,
-                                     correction=reason if correction else None, share=share,
-                                     expected_version=p["version"])
+                ev = store().advance(p["code"], target, date, by, note=note, correction=reason, share=share,
+                                     expected_version=p["version"], today=today)
                 st.session_state["flash"] = tr("ui.advanced", code=p["code"],
                                                stage=cat.stage_label(p["kind"], ev.to_stage, lang()))
                 st.rerun()
 
 
 def _block_form(p: dict) -> None:
-    with st.form(f"block-{p['code']}"):
+    with st.form(f"block-{p['code']}", border=False):
         st.markdown(f"**{tr('ui.clear_block') if p['blocked'] else tr('ui.flag_block')}**")
         reason = "" if p["blocked"] else st.text_input(tr("ui.block_reason"))
         by = author_field(f"bb-{p['code']}")
         label = tr("ui.submit_unblock") if p["blocked"] else tr("ui.submit_block")
         if st.form_submit_button(label):
             with shown_errors():
-                store().set_blocked(p["code"], not p["blocked"], reason, by, expected_version=p["version"])
+                store().set_blocked(p["code"], not p["blocked"], reason, by, expected_version=p["version"],
+                                    today=office_today())
                 key = "ui.unblocked_saved" if p["blocked"] else "ui.blocked_saved"
                 st.session_state["flash"] = tr(key, code=p["code"])
                 st.rerun()
 
 
 def parcel_panel(code: str) -> None:
-    """Everything about one parcel, and the forms to change it."""
+    """Everything about one parcel, and the forms to change it (only those the user may use)."""
     with shown_errors():
         s = store()
         p = s.parcel(code, lang())
         history = s.history(code)
         st.subheader(plain(p["name"]))
         if p["blocked"]:
-            st.warning(f"{tr('ui.blocked')}：{plain(p['blocked_reason'] or '')}")
-        parcel_downloads(code)
-        _facts(p)
-        bad = s.catalog.bad_events(p["kind"], history)
-        if bad:  # a bad event already stored: the facts stay, the row is named
-            st.warning(tr("ui.bad_events", rows="；".join(tr("ui.bad_event_row", id=i, stage=plain(k)) for i, k in bad)))
-        _timeline(p, history)
-        _history(p, history)
-        if s.accounts_enabled() and not may_edit(current_user(), p):
-            # the store refuses such a write anyway; this only says so before one tries
-            st.info(tr("ui.no_edit_right"))
-        _advance_form(p)
-        _block_form(p)
+            st.warning(f"{tr('ui.blocked')}{tr('ux.sep')}{plain(p['blocked_reason'] or '')}")
+        facts, past, actions = st.tabs([tr("ux.tab_facts"), tr("ux.tab_history"), tr("ux.tab_actions")])
+        with facts:
+            parcel_downloads(code)
+            _facts(p)
+            bad = s.catalog.bad_events(p["kind"], history)
+            if bad:  # a bad event already stored: the facts stay, the row is named
+                st.warning(tr("ui.bad_events", rows=tr("ux.list_sep").join(
+                    tr("ui.bad_event_row", id=i, stage=plain(k)) for i, k in bad)))
+            _timeline(p, history)
+        with past:
+            _history(p, history)
+        with actions:
+            user = current_user()
+            # the store's own rule (the write would be refused): show what the user may do
+            if not s.may_edit(code, user.username if user else None):
+                st.info(tr("ux.read_only_viewer") if user is not None and user.role == "viewer" else tr("ux.read_only"))
+                return
+            _advance_form(p)
+            _block_form(p)

@@ -13,6 +13,7 @@ import pyproj
 import shapely
 
 from gis.base.errors import UnknownCRSError
+from gis.base.i18n import t
 
 STORE_CRS = "EPSG:4490"
 WEB_CRS = "EPSG:4326"
@@ -80,3 +81,18 @@ def format_area(m2: float, lang: str = "zh") -> str:
     if lang == "en":
         return f"{m2:,.0f} m² ({m2 / M2_PER_MU:,.2f} mu / {m2 / M2_PER_HA:,.2f} ha)"
     return f"{m2:,.0f} 平方米（{m2 / M2_PER_MU:,.2f} 亩 / {m2 / M2_PER_HA:,.2f} 公顷）"
+
+
+def crs_label(epsg: int, lang: str = "zh") -> str:
+    """A CGCS2000 / WGS 84 code as planners know it: ``EPSG:4528 CGCS2000 3° GK zone 40``
+    (eastings with the zone prefix, 4513–4533) or ``… CM 120°E`` (without, 4534–4554)."""
+    epsg = int(epsg)
+    if epsg == 4490:
+        return "EPSG:4490 CGCS2000"
+    if epsg == 4326:
+        return "EPSG:4326 WGS 84"
+    if 4513 <= epsg <= 4533:
+        return t("ux.crs_gk_zone", lang, epsg=epsg, zone=epsg - 4513 + 25)
+    if 4534 <= epsg <= 4554:
+        return t("ux.crs_gk_cm", lang, epsg=epsg, cm=3 * (epsg - 4534 + 25))
+    return f"EPSG:{epsg}"

@@ -38,6 +38,7 @@ from gis.base.i18n import t
 from gis.base.units import M2_PER_MU, STORE_CRS, areas_m2, gk_epsg
 from gis.io.readers import ARC_STEP_DEGREES, EVENT_COLUMNS, RawLayer, cell_text, column_key, file_failures, read_layer
 from gis.io.uploads import Upload, stage_path
+from gis.model.catalog import load_layer_catalog
 
 STORE_EPSG = 4490
 #: parcel fields an import can set, in the order the mapping form shows them
@@ -270,6 +271,14 @@ class RowReport:
                                   "message": _msg(key, self.lang, **params)})
 
 
+def _kind_aliases() -> dict[str, str]:
+    """The map's layer names that stand for a kind (``重点片区和地标``), from the layer catalogue."""
+    try:
+        return load_layer_catalog().kind_aliases()
+    except InputError:  # no catalogue to read: keys and labels still work
+        return {}
+
+
 def _lookup(values: dict[str, tuple], v: str) -> str | None:
     """A code from a code, Chinese or English name (case-insensitive); a village committee's name
     (东岙村民委员会, as the surveys' 坐落单位 name it) finds its village."""
@@ -473,13 +482,15 @@ def _prepare(store, upload: Upload, options: ImportOptions | None, today: dt.dat
     raw = raw or read_layer(upload, ref, opts.encoding)
     check_polygonal(raw, ref.name)
     fields = map_fields(raw, opts.mapping)
-    if opts.kind:
-        store.catalog.kind(opts.kind)
+    aliases = _kind_aliases()
+    kind = None
+    if opts.kind:  # a key, a label or the map's name of a layer (重点片区和地标)
+        kind = store.catalog.kind_key(opts.kind, aliases) or store.catalog.kind(opts.kind).key
     rows, warnings = start_report(raw, fields.codes, opts.lang)
     choice, work, ok, repaired_rows, repaired_mask = clean_geometries(store, raw.gdf, fields.codes, rows, opts,
                                                                       raw.format)
     match = match_store(store, fields.codes)
-    kinds = resolve_kinds(store.catalog, fields.values, match, ok, rows, opts.kind)
+    kinds = resolve_kinds(store.catalog, fields.values, match, ok, rows, kind, aliases)
     stages = check_stages(store.catalog, fields.values, kinds, ok, rows, today, opts.lang)
     check_kind_changes(store.catalog, match, fields.codes, kinds, stages, ok, rows)
     blocked = parse_blocked(fields.values, ok, rows)
@@ -597,20 +608,22 @@ def match_store(store, codes: np.ndarray) -> StoreMatch:
 
 
 def resolve_kinds(cat, values: dict, match: StoreMatch, ok: np.ndarray, rows: "RowReport",
-                  default: str | None) -> np.ndarray:
-    """Each row's kind: from the file (a key or a label), else the default, else what the store has.
+                  default: str | None, aliases: dict | None = None) -> np.ndarray:
+    """Each row's kind: from the file (a key, a label or an alias such as the map's layer name
+    ``重点片区和地标``), else the default, else what the store has.
 
-    Rows with an unknown kind or none at all are rejected (``ok`` cleared).
+    Rows with an unknown kind or none at all are rejected (``ok`` cleared); the message lists the
+    kinds with their labels.
     """
     n = len(ok)
     kinds = np.full(n, "", dtype=object)
     if "kind" in values:
-        names = {c: (k.label_zh, k.label_en) for c, k in cat.kinds.items()}
         given = values["kind"]
-        resolved = {v: _lookup(names, v) for v in set(given[ok].tolist()) if v}
+        resolved = {v: cat.kind_key(v, aliases) for v in set(given[ok].tolist()) if v}
+        known = cat.known_kinds()["en" if rows.lang == "en" else "zh"]
         for i in np.flatnonzero(ok & (given != "")):
             if resolved[given[i]] is None:
-                rows.reject(int(i), "import.reject_kind", kind=given[i], known=", ".join(cat.kinds))
+                rows.reject(int(i), "import.reject_kind", kind=given[i], known=known)
                 ok[i] = False
             else:
                 kinds[i] = resolved[given[i]]

@@ -314,7 +314,60 @@ class _ImageLayer(RawMacroElement):
         self.options = js_json(options)
 
 
-def _offline_map(assets_url: str, **kwargs) -> folium.Map:
+class _TrackGroups(RawMacroElement):
+    """Reports which layer groups are on, and the view, with every click and switch (``gis.maps.mapstate``);
+    added after the groups. Group keys are the catalogue's, their variables named at render time."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            RenewalAtlas.track({{ this._parent.get_name() }}, {
+            {%- for key, fg in this.groups %}{{ key|tojson }}: {{ fg.get_name() }}{{ "," if not loop.last }}{% endfor -%}
+            });
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, groups: list):
+        super().__init__()
+        self._name = "AtlasTrack"
+        self.groups = groups
+
+
+class _Restore(RawMacroElement):
+    """Brings a newly mounted map back to the planner's layer groups and view (``MapState.restore``)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            RenewalAtlas.restore({{ this._parent._parent.get_name() }}, {{ this.options }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, options: dict):
+        super().__init__()
+        self._name = "AtlasRestore"
+        self.options = js_json(options)
+
+
+def add_support(m: folium.Map, background: str = LAND_COLOR) -> folium.Map:
+    """The shared map code on a map of :func:`offline_map` (a land-coloured background, a metric
+    scale bar) without a legend or demo mark: for small maps such as the import preview."""
+    _Support({"background": background, "legend": None, "demoMark": None}).add_to(m)
+    return m
+
+
+def restore_group(options: dict) -> folium.FeatureGroup:
+    """A feature group (not in the layer switcher) that restores ``options`` (``MapState.restore()``:
+    the groups to switch off, the view to go back to) once, when the map is new. For streamlit-folium's
+    ``feature_group_to_add``: it changes with the state without changing the map's own script."""
+    fg = folium.FeatureGroup(name="restore", control=False, show=True)
+    _Restore(options).add_to(fg)
+    return fg
+
+
+def offline_map(assets_url: str = LEAFLET_URL, **kwargs) -> folium.Map:
     """A folium Map that loads only the vendored Leaflet (instance attributes: the class lists stay untouched)."""
     m = folium.Map(tiles=None, **kwargs)
     static = assets_url.removesuffix("/vendor/leaflet") if assets_url.endswith("/vendor/leaflet") else STATIC_URL
@@ -376,7 +429,7 @@ def build_map(
     *,
     layers=None,
     assets_url: str = LEAFLET_URL,
-    collapsed: bool = False,
+    collapsed: bool = True,
     renderer: str = "svg",
     tiles: dict | None = None,
 ) -> folium.Map:
@@ -399,7 +452,8 @@ def build_map(
         demo: show the "示例数据（虚构）" mark.
         layers: the layer catalogue (default: ``layers/catalog.toml``).
         assets_url: where leaflet.js/.css are served (absolute; tests use file://).
-        collapsed: collapse the layer switcher.
+        collapsed: collapse the layer switcher to its button (the default: open, it covers the map's
+            north-east and, on a phone, the top third of the map).
         renderer: ``svg`` (one DOM path per feature; what tests/test_browser.py
             counts) or ``canvas`` (≈20 % faster zoom/pan at 2,500 parcels, the
             choice for much bigger layers). Clicks and tooltips work with both.
@@ -422,7 +476,7 @@ def build_map(
         center = [(view[0][0] + view[1][0]) / 2, (view[0][1] + view[1][1]) / 2]
     else:
         center = [37.45, 121.35]
-    m = _offline_map(assets_url, location=center, zoom_start=13, control_scale=False,
+    m = offline_map(assets_url, location=center, zoom_start=13, control_scale=False,
                      prefer_canvas=renderer == "canvas",
                      minZoom=6, maxZoom=20, zoomSnap=0.5)
     legend = {"title": f"{_tx('legend', lang)} · {_tx('stage', lang)}", "items": legend_items(catalog, lang)}
@@ -431,6 +485,7 @@ def build_map(
 
     village_names = _names(context.get("villages"), lang)
     park_names = _names(context.get("parks"), lang)
+    tracked: list = []
     for group_key, group in layers.groups.items():
         specs = layers.in_group(group_key)
         fg = None
@@ -469,6 +524,7 @@ def build_map(
             if fg is None:
                 fg = folium.FeatureGroup(name=escape_html(group.label(lang)), overlay=True, control=True, show=True)
                 fg.add_to(m)
+                tracked.append((group_key, fg))
             layer.add_to(fg)
 
     if selected is not None and parcels is not None and len(parcels) and "code" in parcels.columns:
@@ -476,6 +532,7 @@ def build_map(
         if len(sel):
             selection_group(sel, lang=lang).add_to(m)
 
+    _TrackGroups(tracked).add_to(m)
     folium.LayerControl(position="topright", collapsed=collapsed).add_to(m)
     if view:
         m.fit_bounds(view, padding=(12, 12))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from gis.base.i18n import t
 from gis.base.units import M2_PER_HA, M2_PER_MU
 from gis.model.pipelines import NOT_STARTED, Catalog
 
@@ -67,3 +68,28 @@ def village_progress(parcels: pd.DataFrame, villages: pd.DataFrame, events: pd.D
             row["status"] = "in_progress"
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+#: the board table's columns, in order, and the width (px) each gets so that the table fits a
+#: 1,400 px screen beside the sidebar (about 900 px) in Chinese and English
+BOARD_COLUMNS = {"code": 48, "name": 124, "zone": 56, "parcels": 60, "area_mu": 76, "cleared_share": 100,
+                 "signed_share": 80, "demolished_share": 84, "blocked": 64, "last_activity": 92, "status": 88}
+
+
+def board_rows(board: pd.DataFrame, zone_names: dict, lang: str = "zh") -> pd.DataFrame:
+    """:func:`village_progress` as the board shows it: zone names, shares in per cent, dates as dates,
+    the status in the language; columns :data:`BOARD_COLUMNS`, no empty cell shown as ``None``."""
+    return pd.DataFrame({
+        "code": board["code"],
+        "name": board["name"],
+        "zone": board["zone"].map(lambda z: zone_names.get(z, z or "")),
+        "parcels": board["parcels"],
+        "area_mu": board["area_mu"],
+        "cleared_share": board["cleared_share"] * 100,
+        "signed_share": board["signed_share"] * 100,
+        "demolished_share": board["demolished_share"] * 100,
+        "blocked": board["blocked"],
+        # ISO dates as text: sortable, and blank (not "None") where a village has no activity yet
+        "last_activity": board["last_activity"].map(lambda d: str(d)[:10] if isinstance(d, str) and d else ""),
+        "status": board["status"].map(lambda v: t(f"board.{v}", lang)),
+    }, columns=list(BOARD_COLUMNS))

@@ -63,6 +63,25 @@ class LayerCatalog:
     def in_group(self, group: str) -> list[LayerSpec]:
         return [lyr for lyr in self.layers if lyr.group == group]
 
+    def drawn_kinds(self, hidden=()) -> set[str]:
+        """The parcel kinds the map draws while the groups ``hidden`` are switched off."""
+        return {k for lyr in self.layers if lyr.is_parcels and lyr.group not in hidden for k in lyr.kinds}
+
+    def kind_aliases(self) -> dict[str, str]:
+        """Map names that stand for one kind of parcel: a parcel layer's label, and a group's label
+        when the group's parcel layers all show that one kind (``重点片区和地标`` → ``landmark``),
+        in both languages. Labels of groups mixing kinds (parks and low-efficiency land) are left out."""
+        out: dict[str, str] = {}
+        for key, group in self.groups.items():
+            kinds = {k for lyr in self.in_group(key) if lyr.is_parcels for k in lyr.kinds}
+            if len(kinds) == 1:
+                kind = next(iter(kinds))
+                out.update({group.label_zh: kind, group.label_en: kind})
+        for lyr in self.layers:
+            if lyr.is_parcels and len(lyr.kinds) == 1:
+                out.update({lyr.label_zh: lyr.kinds[0], lyr.label_en: lyr.kinds[0]})
+        return out
+
     def get(self, layer_id: str) -> LayerSpec:
         for lyr in self.layers:
             if lyr.id == layer_id:

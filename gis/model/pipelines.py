@@ -111,7 +111,27 @@ class Catalog:
         try:
             return self.kinds[key]
         except KeyError:
-            raise InputError("error.unknown_kind", kind=key, known=", ".join(self.kinds)) from None
+            raise InputError("error.unknown_kind", kind=key, known=self.known_kinds()) from None
+
+    def known_kinds(self) -> dict:
+        """The kinds with their labels, ``{"zh": "village（旧村改造地块）、…", "en": "village (Old-village parcel), …"}``,
+        for messages that list what may be given."""
+        return {"zh": "、".join(f"{k}（{v.label_zh}）" for k, v in self.kinds.items()),
+                "en": ", ".join(f"{k} ({v.label_en})" for k, v in self.kinds.items())}
+
+    def kind_key(self, value: str, aliases: dict | None = None) -> str | None:
+        """The kind a key, a Chinese or English label or an alias (e.g. a map layer's name,
+        ``LayerCatalog.kind_aliases``) stands for, case-insensitive; None when none does."""
+        v = str(value or "").strip().lower()
+        if not v:
+            return None
+        for key, k in self.kinds.items():
+            if v in (key.lower(), k.label_zh.lower(), k.label_en.lower()):
+                return key
+        for name, key in (aliases or {}).items():
+            if v == str(name).lower() and key in self.kinds:
+                return key
+        return None
 
     def pipeline_for(self, kind: str) -> Pipeline:
         return self.pipelines[self.kind(kind).pipeline]
@@ -151,6 +171,18 @@ class Catalog:
 
     def is_stage(self, key: str) -> bool:
         return key in self._all_stage_keys
+
+    def move_needs(self, kind: str, current: str | None, target: str, lang: str = "zh") -> dict:
+        """What a form moving a parcel from ``current`` to ``target`` must ask, by the rules
+        :meth:`check_transition` applies: ``share`` (the stage gate's minimum share, or None when
+        the stage has no such gate), ``correction`` (True when the move goes back or skips a stage:
+        it needs a reason) and ``gate`` (the gate's text)."""
+        pipe = self.pipeline_for(kind)
+        i_from, i_to = pipe.index(current), pipe.index(target)
+        stage = pipe.stage(target) if target != NOT_STARTED else None
+        forward = i_to == i_from + 1
+        return {"share": stage.min_share if stage is not None and forward else None,
+                "correction": not forward, "gate": stage.gate(lang) if stage is not None else ""}
 
     def check_transition(
         self,

@@ -25,11 +25,12 @@ import datetime as dt
 import gc
 import math
 import os
+import re
 import tempfile
 import time
 import zipfile
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -444,9 +445,26 @@ class AtlasSelection:
     kind: str  # "village" or "parcel"
     codes: tuple[str, ...]
     title: dict  # {"zh": ..., "en": ...}
+    #: what the selection was made of, for file names: {"zh": ["V07", "签约"], "en": [...]} (empty: everything)
+    parts: dict = field(default_factory=dict)
 
     def label(self, lang: str) -> str:
         return self.title.get(lang) or self.title.get("zh", "")
+
+
+_FILE_UNSAFE = re.compile(r'[\\/:*?"<>|“”\s]+')
+
+
+def atlas_filename(selection: AtlasSelection, day, ext: str = "pdf", lang: str = "zh") -> str:
+    """A download name that says what the atlas holds: ``旧村改造图集_全部村_2026-12-01.pdf``,
+    ``地块图集_V07_签约_2026-12-01.pdf`` (``day``: the office's date)."""
+    village = selection.kind == "village"
+    head = t("ux.atlas_villages" if village else "ux.atlas_parcels", lang)
+    parts = list((selection.parts or {}).get(lang) or (selection.parts or {}).get("zh") or [])
+    if not parts:
+        parts = [t("ux.atlas_all_villages" if village else "ux.atlas_all_parcels", lang)]
+    name = "_".join(p for p in (_FILE_UNSAFE.sub("_", str(x)).strip("_") for x in (head, *parts)) if p)
+    return f"{name}_{day.isoformat()}.{ext}"
 
 
 def select_villages(store, zone: str | None = None) -> AtlasSelection:
@@ -458,15 +476,17 @@ def select_villages(store, zone: str | None = None) -> AtlasSelection:
     villages = store.attributes("villages")
     codes = sorted(villages)
     title = {"zh": t("brief.sel_villages", "zh", n=len(codes)), "en": t("brief.sel_villages", "en", n=len(codes))}
+    parts: dict = {}
     if zone:
         zones = store.names("zones")
         zc = store.zone_code(zone)
         codes = [c for c in codes if villages[c].get("zone") == zc]
         title = {lg: t("brief.sel_zone_villages", lg, zone=zones[zc][0 if lg == "zh" else 1] or zc, n=len(codes))
                  for lg in ("zh", "en")}
+        parts = {lg: [zones[zc][0 if lg == "zh" else 1] or zc] for lg in ("zh", "en")}
     if not codes:
         raise InputError("brief.empty_selection")
-    return AtlasSelection("village", tuple(codes), title)
+    return AtlasSelection("village", tuple(codes), title, parts)
 
 
 def select_parcels(store, kind=None, zone=None, village=None, stage=None, search=None,
@@ -485,10 +505,12 @@ def select_parcels(store, kind=None, zone=None, village=None, stage=None, search
     if not codes:
         raise InputError("brief.empty_selection")
     parts = {"zh": [], "en": []}
+    files = {"zh": [], "en": []}  # the same, with the village by its code (V07): shorter file names
     for lg in ("zh", "en"):
         if village:
             vc = store.village_code(village)
             parts[lg].append(local_name(store.attributes("villages").get(vc), lg))
+            files[lg].append(vc)
         if zone:
             zones = store.names("zones")
             zc = store.code_of("zones", zone) or zone
@@ -501,9 +523,10 @@ def select_parcels(store, kind=None, zone=None, village=None, stage=None, search
                                        if stage in p.keys))
         if search:
             parts[lg].append(f"“{search}”")
+        files[lg] += parts[lg][1:] if village else parts[lg]
     title = {lg: t("brief.sel_parcels", lg, what=" · ".join(parts[lg]) or t("brief.sel_all", lg), n=len(codes))
              for lg in ("zh", "en")}
-    return AtlasSelection("parcel", codes, title)
+    return AtlasSelection("parcel", codes, title, files)
 
 
 def _index_rows(store, selection: AtlasSelection, lang: str) -> list[dict]:

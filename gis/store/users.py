@@ -66,6 +66,26 @@ class UsersMixin:
         accounts.require_edit(user, dict(row))
         return user.username
 
+    def may_edit(self, code: str, username: str | None) -> bool:
+        """Whether ``username`` may change parcel ``code`` (stage, blocked flag, note): the rule the
+        writes enforce, asked before trying (the panel shows only the forms one may use). On a store
+        without accounts anyone may (the name given is recorded).
+
+        Raises:
+            NotFoundError: unknown parcel.
+        """
+        with self._connect() as con:
+            row = dict(self._row(con, code))
+            if not self._accounts_on(con):
+                return True
+            return accounts.may_edit(self._user(con, username) if username else None, row)
+
+    def display_names(self) -> dict[str, str]:
+        """``{username: display name}`` of every account (the username where it has none)."""
+        with self._connect() as con:
+            return {r["username"]: r["display_name"] or r["username"]
+                    for r in con.execute("SELECT username, display_name FROM users")}
+
     def accounts_enabled(self) -> bool:
         with self._connect() as con:
             return self._accounts_on(con)

@@ -1,4 +1,5 @@
-/* Renewal Atlas: the map's shared code (layer factory, legend, demo mark, scale, basemap pane).
+/* Renewal Atlas: the map's shared code (layer factory, legend, demo mark, scale, basemap pane, and the
+   layer groups and view a rerun of the page must keep: track/restore, gis/maps/mapstate.py).
    Loaded by every map the app draws (gis/maps/mapview.py); RenewalAtlas.init(map, options) starts it. */
 window.RenewalAtlas = window.RenewalAtlas || (function () {
   function el(tag, cls, text) {
@@ -34,6 +35,29 @@ window.RenewalAtlas = window.RenewalAtlas || (function () {
     }
     return function () { return o.style; };
   }
+  /* a legend folds to its title (a click toggles it): folded from the start on a small map (a phone) */
+  function small(map) { var z = map.getSize(); return z.x < 560 || z.y < 420; }
+  function collapsible(box, title, folded) {
+    title.setAttribute('role', 'button');
+    title.tabIndex = 0;
+    box.appendChild(title);
+    function set(f) { box.classList.toggle('ratlas-folded', f); title.setAttribute('aria-expanded', f ? 'false' : 'true'); }
+    set(!!folded);
+    L.DomEvent.on(title, 'click', function (e) { L.DomEvent.stop(e); set(!box.classList.contains('ratlas-folded')); });
+    return box;
+  }
+  /* a sticky tooltip opens on the side that keeps it inside the map (it is clipped at the map's edge) */
+  function placeTip(map, tip, pt) {
+    if (!tip || !pt) { return; }
+    var box = tip.getElement && tip.getElement(), size = map.getSize();
+    var w = box ? box.offsetWidth : 220, h = box ? box.offsetHeight : 60, dir = 'top';
+    if (pt.y < h + 18) { dir = 'bottom'; }
+    if (pt.x < w / 2 + 8) { dir = 'right'; } else if (pt.x > size.x - w / 2 - 8) { dir = 'left'; }
+    if (tip.options.direction !== dir) {
+      tip.options.direction = dir;
+      if (tip.isOpen && tip.isOpen()) { tip.update(); }
+    }
+  }
   function orderOf(map) { return map._ratlasOrder || (map._ratlasOrder = []); }
   function init(map, o) {
     map.getContainer().style.background = o.background;
@@ -55,7 +79,7 @@ window.RenewalAtlas = window.RenewalAtlas || (function () {
         var d = el('div', 'ratlas-legend');
         L.DomEvent.disableClickPropagation(d);
         L.DomEvent.disableScrollPropagation(d);
-        d.appendChild(el('div', 'ratlas-legend-title', o.legend.title));
+        collapsible(d, el('div', 'ratlas-legend-title', o.legend.title), small(map));
         for (var i = 0; i < o.legend.items.length; i++) {
           var it = o.legend.items[i], row = el('div', 'ratlas-legend-row');
           var sw = el('span', 'ratlas-swatch');
@@ -85,6 +109,7 @@ window.RenewalAtlas = window.RenewalAtlas || (function () {
     if (o.interactive && o.tooltip && o.tooltip.length) {
       lyr.bindTooltip(tipFn(o.tooltip, o.sep, o.blockedText),
                       {sticky: true, direction: 'top', className: 'ratlas-tooltip'});
+      lyr.on('mouseover mousemove', function (e) { placeTip(map, lyr.getTooltip(), e.containerPoint); });
     }
     if (o.interactive && o.hoverWeight) {
       lyr.on('mouseover', function (e) { if (e.layer.setStyle) { e.layer.setStyle({weight: o.hoverWeight}); } });
@@ -119,5 +144,60 @@ window.RenewalAtlas = window.RenewalAtlas || (function () {
     img.addTo(parent);
     return img;
   }
-  return {init: init, addLayer: addLayer, addImage: addImage};
+  /* --- what a rerun must keep. streamlit-folium sends the page its selected_layers with each report (a
+     click, a layer switched); our entries ride along: each group on or off, and the view. Nothing is
+     sent on a pan (no rerun); the view goes to sessionStorage instead, for the next map to restore. */
+  function report(map) {
+    var g = window.__GLOBAL_DATA__, groups = map._ratlasGroups || {};
+    if (!g || !g.selected_layers || map._ratlasRestoring) { return; }
+    for (var k in groups) {
+      g.selected_layers['ratlas:group:' + k] = {name: k, url: map.hasLayer(groups[k]) ? 'ratlas:on' : 'ratlas:off'};
+    }
+    var c = map.getCenter();
+    g.selected_layers['ratlas:view'] = {name: 'view', url: 'ratlas:view', lat: c.lat, lng: c.lng, zoom: map.getZoom()};
+  }
+  function track(map, groups) {
+    map._ratlasGroups = groups;
+    var g = window.__GLOBAL_DATA__;
+    /* the component's first report compares with its default (null): an empty list is the same */
+    if (g && g.previous_data && g.previous_data.selected_layers === null) { g.previous_data.selected_layers = []; }
+    /* registered before streamlit-folium's own handlers (this runs in the map's script): ours fill
+       selected_layers before the component reads it */
+    map.on('overlayadd overlayremove click', function () { report(map); });
+    map.on('moveend', function () { saveView(map); });
+  }
+  function saveView(map) {
+    if (!map._ratlasToken) { return; }
+    var c = map.getCenter();
+    try {
+      sessionStorage.setItem('ratlas:view:' + map._ratlasToken,
+                             JSON.stringify({center: [c.lat, c.lng], zoom: map.getZoom()}));
+    } catch (e) { /* no storage (private mode): the page's copy of the view serves */ }
+  }
+  function shownGroups(map) {
+    var out = {}, groups = map._ratlasGroups || {};
+    for (var k in groups) { out[k] = map.hasLayer(groups[k]); }
+    return out;
+  }
+  /* once per map: the groups the planner had switched off stay off, the view stays (unless the page fits
+     a new result); later calls (the state changed, the map did not) leave the planner's map alone */
+  function restore(map, s) {
+    if (map._ratlasToken) { return; }
+    var groups = map._ratlasGroups || {}, hidden = s.hidden || [];
+    map._ratlasRestoring = true;
+    for (var i = 0; i < hidden.length; i++) {
+      if (groups[hidden[i]] && map.hasLayer(groups[hidden[i]])) { map.removeLayer(groups[hidden[i]]); }
+    }
+    map._ratlasRestoring = false;
+    if (!s.fit) {
+      var v = null;
+      try { v = JSON.parse(sessionStorage.getItem('ratlas:view:' + s.token) || 'null'); } catch (e) { v = null; }
+      if (!v && s.center) { v = {center: s.center, zoom: s.zoom}; }
+      if (v && v.center) { map.setView(v.center, v.zoom, {animate: false}); }
+    }
+    map._ratlasToken = s.token || 'map';
+    saveView(map);  /* the view this map starts with (a fitted result included) is the one to come back to */
+  }
+  return {init: init, addLayer: addLayer, addImage: addImage, collapsible: collapsible, small: small,
+          track: track, restore: restore, shownGroups: shownGroups};
 })();

@@ -287,10 +287,12 @@ window.RenewalTiles = window.RenewalTiles || (function () {
       var d = document.createElement('div');
       d.className = 'ratlas-legend';
       L.DomEvent.disableClickPropagation(d);
+      L.DomEvent.disableScrollPropagation(d);
       var t = document.createElement('div');
       t.className = 'ratlas-legend-title';
       t.textContent = o.legend.title;
-      d.appendChild(t);
+      /* folded to its title from the start: a dozen land-use classes would cover the map's south-east */
+      if (window.RenewalAtlas && RenewalAtlas.collapsible) { RenewalAtlas.collapsible(d, t, true); } else { d.appendChild(t); }
       for (var i = 0; i < o.legend.items.length; i++) {
         var it = o.legend.items[i], row = document.createElement('div'), sw = document.createElement('span'),
             lab = document.createElement('span');
