@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gis.devserver import ISOLATED, free_port
+from gis.devtools.devserver import ISOLATED, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
