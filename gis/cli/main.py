@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from gis import __version__
+from gis.base import clock
 from gis.base.errors import InputError, RenewalError
 from gis.base.i18n import t
 from gis.base.settings import ROOT, Settings
@@ -462,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
         url = args.store if args.store and args.store.startswith(("postgresql://", "postgres://")) else None
         args.settings = Settings.load(store=None if url else args.store, database_url=url, lang=args.lang)
         args.lang = args.settings.lang
+        clock.configure(args.settings.timezone)
         return args.func(args)
     except RenewalError as e:
         print(f"错误 Error: {e.bilingual()}", file=sys.stderr)
