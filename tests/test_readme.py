@@ -4,11 +4,12 @@ code the README gives it.
 The examples are the ```bash blocks outside *Set up* (whose two commands tests/test_packaging.py keeps
 in step with CI). A line's expected exit code is written in its comment, ``# exit 3`` (or
 ``# refused: exit 3``); without one it is 0. They run one after another, in README order, in a temporary
-working folder whose store is a fresh copy of the demo (``RENEWAL_DATA_DIR``), once on each back end;
-the demo rebuild writes to a temporary copy, never to the committed files. The files the examples read
-(``宗地.zip``, ``地籍.zip``, ``parcels.gpkg``, ``amap.geojson``, ``ortho.tif``, ``dom_2025.tif``) are
-made here, in code; ``postgresql://renewal@dbhost/renewal`` stands for an empty database of the test
-cluster; ``renewal serve`` is started, must answer its health check, and is stopped with SIGTERM.
+working folder whose store is a fresh copy of the demo (``RENEWAL_DATA_DIR``), once on each back end
+(the PostgreSQL set-up lines, which name ``postgresql://renewal@dbhost/renewal``, on the PostGIS run,
+with an empty database of the test cluster in its place); the demo rebuild writes to a temporary copy,
+never to the committed files. The files the examples read (``宗地.zip``, ``地籍.zip``, ``parcels.gpkg``,
+``amap.geojson``, ``ortho.tif``, ``dom_2025.tif``) are made here, in code. ``renewal serve`` is started,
+must answer its health check, and must be gone, with everything it started, after one SIGTERM.
 """
 from __future__ import annotations
 
@@ -28,12 +29,12 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
-from pyproj import Transformer
-
 from conftest import DEMO, ROOT, pg_database
-from gis.devserver import free_port
+from pyproj import Transformer
 from test_serve import group_alive
-from gis.gcj02 import gdf_to_gcj02
+
+from gis.base.gcj02 import gdf_to_gcj02
+from gis.devtools.devserver import free_port
 
 README = ROOT / "README.md"
 DEMO_RASTER = ROOT / "data" / "raster" / "demo_basemap.tif"
