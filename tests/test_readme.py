@@ -3,7 +3,8 @@ code the README gives it.
 
 The examples are the ```bash blocks outside *Set up* (whose two commands tests/test_packaging.py keeps
 in step with CI). A line's expected exit code is written in its comment, ``# exit 3`` (or
-``# refused: exit 3``); without one it is 0. They run one after another, in README order, in a temporary
+``# refused: exit 3``); without one it is 0. ``export VAR=value`` holds for the lines after it, as in
+one shell read top to bottom. They run one after another, in README order, in a temporary
 working folder whose store is a fresh copy of the demo (``RENEWAL_DATA_DIR``), once on each back end
 (the PostgreSQL set-up lines, which name ``postgresql://renewal@dbhost/renewal``, on the PostGIS run,
 with an empty database of the test cluster in its place); the demo rebuild writes to a temporary copy,
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -92,10 +94,14 @@ def readme_examples(text: str) -> list[Example]:
 def test_the_readme_examples_are_found():
     examples = readme_examples(README.read_text(encoding="utf-8"))
     assert len(examples) > 30
-    assert all(re.match(r"([A-Z_]+=\S+ )*renewal ", e.command) for e in examples), \
-        [str(e) for e in examples if not e.command.startswith("renewal")]
+    def runnable(command: str) -> bool:  # `renewal …`, maybe after VAR=value or `echo … |`, or `export VAR=…`
+        return bool(re.match(r"(export [A-Z_]+=\S+$|([A-Z_]+=\S+ )*(echo \S+ \| )?renewal )", command))
+
+    assert all(runnable(e.command) for e in examples), [str(e) for e in examples if not runnable(e.command)]
     assert any(e.exit_code == 3 for e in examples)
     assert split_comment('renewal advance X --note "a # b"   # exit 3') == ('renewal advance X --note "a # b"', "exit 3")
+    assert all(runnable(c) for c in ("export RENEWAL_PASSWORD=renewal-admin", "echo pw | renewal user list",
+                                     "RENEWAL_PASSWORD=x renewal --as admin user list"))
 
 
 # ------------------------------------------------------------------ the files the examples read
@@ -227,6 +233,10 @@ def test_every_readme_example_runs_with_the_exit_code_it_claims(readme_env):
     failures = []
     for example in readme_examples(README.read_text(encoding="utf-8")):
         command = example.command
+        exported = re.fullmatch(r"export ([A-Z_][A-Z0-9_]*)=(.*)", command)
+        if exported:  # as in one shell read top to bottom: the variable holds for the lines after it
+            env[exported.group(1)] = shlex.split(exported.group(2))[0] if exported.group(2) else ""
+            continue
         if PLACEHOLDER_DB in command:
             if db is None:
                 continue  # the PostgreSQL set-up examples: on the PostGIS run
