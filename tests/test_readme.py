@@ -169,8 +169,9 @@ FIXTURES = {"宗地.zip": make_zongdi_zip, "地籍.zip": make_cadastre_zip, "par
 
 
 # ------------------------------------------------------------------ running them
-def _serve(example: Example, cwd: Path, env: dict) -> None:
-    """``renewal serve`` answers its health check, then stops on SIGTERM, leaving nothing behind."""
+def _serve(example: Example, cwd: Path, env: dict) -> str | None:
+    """``renewal serve`` answers its health check, then stops on SIGTERM, leaving nothing behind; else what
+    went wrong."""
     port = free_port()
     env = dict(env, RENEWAL_PORT=str(port))
     log = open(cwd / "serve.log", "w")
@@ -183,12 +184,17 @@ def _serve(example: Example, cwd: Path, env: dict) -> None:
                 if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).read() == b"ok":
                     break
             except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, \
-                    f"{example}: the app did not start\n{(cwd / 'serve.log').read_text()[-3000:]}"
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    return f"{example}: the app did not start\n{(cwd / 'serve.log').read_text()[-3000:]}"
                 time.sleep(0.3)
         proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
-        assert not group_alive(proc.pid), f"{example}: a process outlived SIGTERM"
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            return f"{example}: still running 30 s after SIGTERM"
+        if group_alive(proc.pid):
+            return f"{example}: a process outlived SIGTERM"
+        return None
     finally:
         if group_alive(proc.pid):
             os.killpg(proc.pid, signal.SIGKILL)
@@ -245,7 +251,8 @@ def test_every_readme_example_runs_with_the_exit_code_it_claims(readme_env):
             if name in command.split() and not (work / name).exists():
                 make(work / name)
         if re.search(r"\brenewal serve\b", command):
-            _serve(Example(example.line, example.section, command, example.exit_code), work, env)
+            problem = _serve(Example(example.line, example.section, command, example.exit_code), work, env)
+            failures += [problem] if problem else []
             continue
         t0 = time.time()
         res = subprocess.run(["bash", "-c", command], cwd=work, env=env, input=STDIN, capture_output=True,
