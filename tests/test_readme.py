@@ -9,7 +9,7 @@ working folder whose store is a fresh copy of the demo (``RENEWAL_DATA_DIR``), o
 (the PostgreSQL set-up lines, which name ``postgresql://renewal@dbhost/renewal``, on the PostGIS run,
 with an empty database of the test cluster in its place); the demo rebuild writes to a temporary copy,
 never to the committed files. The files the examples read (``宗地.zip``, ``地籍.zip``, ``parcels.gpkg``,
-``amap.geojson``, ``ortho.tif``, ``dom_2025.tif``) are made here, in code. ``renewal serve`` is started,
+``amap.geojson``, ``CBDK.shp``, ``ortho.tif``, ``dom_2025.tif``) are made here, in code. ``renewal serve`` is started,
 must answer its health check, and must be gone, with everything it started, after one SIGTERM.
 """
 from __future__ import annotations
@@ -23,12 +23,14 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pyogrio
 import pytest
 import shapely
 from conftest import DEMO, ROOT, pg_database
@@ -150,6 +152,18 @@ def make_amap_geojson(path: Path) -> None:
     gdf_to_gcj02(gdf).to_file(path, driver="GeoJSON", engine="pyogrio")
 
 
+def make_land_contract_shapefile(path: Path) -> None:
+    """承包地块 as a land-contract database delivers them: DKBM/DKMC, GBK text, no .cpg, no .prj, Gauss-Krüger
+    zone 40 coordinates with the zone prefix (the import recognises all of it)."""
+    gdf = gpd.GeoDataFrame({"DKBM": ["3706020012010100001", "3706020012010100002"], "DKMC": ["东洼地", "西岭地"],
+                            "FBFMC": ["北马家村股份经济合作社"] * 2},
+                           geometry=_district_boxes(2, dx=0.08), crs="EPSG:4490").to_crs("EPSG:4528")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # no CRS to write: no .prj, as delivered
+        pyogrio.write_dataframe(gdf.set_crs(None, allow_override=True), path, encoding="GBK")
+    path.with_suffix(".cpg").unlink(missing_ok=True)
+
+
 def make_geotiff(path: Path, size: int = 256) -> None:
     """An RGB GeoTIFF in the local Gauss-Krüger zone over V07-023 and its neighbours."""
     import rasterio
@@ -164,7 +178,7 @@ def make_geotiff(path: Path, size: int = 256) -> None:
 
 
 FIXTURES = {"宗地.zip": make_zongdi_zip, "地籍.zip": make_cadastre_zip, "parcels.gpkg": make_parcels_gpkg,
-            "amap.geojson": make_amap_geojson, "ortho.tif": make_geotiff,
+            "amap.geojson": make_amap_geojson, "CBDK.shp": make_land_contract_shapefile, "ortho.tif": make_geotiff,
             "dom_2025.tif": lambda p: make_geotiff(p, 1024)}
 
 
