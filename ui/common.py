@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import streamlit as st
 
 from gis.auth import sessions
+from gis.base import clock
 from gis.base.errors import RenewalError
 from gis.base.i18n import LANGUAGES, t
 from gis.base.settings import Settings
@@ -61,7 +62,9 @@ def shown_errors():
 # --------------------------------------------------------------- resources
 @st.cache_resource
 def settings() -> Settings:
-    return Settings.load()
+    s = Settings.load()
+    clock.configure(s.timezone)  # the office's day for every date the pages and the core use
+    return s
 
 
 @st.cache_resource

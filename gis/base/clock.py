@@ -12,10 +12,20 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 
+#: the settings' ``timezone``, once the app or the command line has loaded them (see :func:`configure`)
+_configured: str | None = None
+
+
+def configure(name: str | None) -> None:
+    """Make ``name`` the office's zone for this process: the settings' ``timezone`` (RENEWAL_TIMEZONE or
+    the config file), given by the app and the command line when they load their settings."""
+    global _configured
+    _configured = name or None
+
 
 def office_zone(name: str | None = None) -> dt.tzinfo:
-    """The office's time zone: ``name``, else ``RENEWAL_TIMEZONE``, else Asia/Shanghai."""
-    name = name or os.environ.get("RENEWAL_TIMEZONE") or DEFAULT_TIMEZONE
+    """The office's time zone: ``name``, else the configured one, else ``RENEWAL_TIMEZONE``, else Asia/Shanghai."""
+    name = name or _configured or os.environ.get("RENEWAL_TIMEZONE") or DEFAULT_TIMEZONE
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):

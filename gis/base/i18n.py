@@ -13,6 +13,8 @@ import tomllib
 from functools import cache
 from pathlib import Path
 
+from gis.base import clock
+
 LANGUAGES = ("zh", "en")
 DEFAULT_LANGUAGE = "zh"
 _DIR = Path(__file__).with_name("locales")
@@ -60,8 +62,8 @@ def label(obj, lang: str) -> str:
 
 
 def local_time(stamp: str | None) -> str:
-    """A stored UTC timestamp (ISO 8601) as planners read it: China Standard Time (UTC+8, no daylight
-    saving), to the minute. Text that is not a timestamp comes back unchanged."""
+    """A stored UTC timestamp (ISO 8601) as planners read it: in the office's time zone (Beijing's
+    unless the settings say otherwise), to the minute. Text that is not a timestamp comes back unchanged."""
     if not stamp:
         return ""
     try:
@@ -70,4 +72,4 @@ def local_time(stamp: str | None) -> str:
         return str(stamp)
     if t.tzinfo is None:
         t = t.replace(tzinfo=dt.timezone.utc)
-    return t.astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d %H:%M")
+    return t.astimezone(clock.office_zone()).strftime("%Y-%m-%d %H:%M")

@@ -14,7 +14,9 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from gis.base import clock
 from gis.base.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,6 +64,9 @@ class Settings:
     user: str = ""
     #: port of ``renewal serve``
     port: int = 8501
+    #: the office's time zone (IANA name): "today", business dates and the dates on exports follow it,
+    #: whatever the server's clock zone (gis/base/clock.py)
+    timezone: str = clock.DEFAULT_TIMEZONE
     _extra: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -129,6 +134,12 @@ class Settings:
                 if v not in ("zh", "en"):
                     raise InputError("error.bad_setting", name=k, value=str(v))
                 kwargs[k] = v
+            elif k == "timezone":
+                try:
+                    ZoneInfo(str(v))
+                except (ZoneInfoNotFoundError, ValueError):
+                    raise InputError("error.bad_setting", name=k, value=str(v)) from None
+                kwargs[k] = str(v)
             else:
                 kwargs[k] = str(v)
         return cls(**kwargs)

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 from gis import __version__
+from gis.base import clock
 from gis.base.errors import InputError, RenewalError
 from gis.base.i18n import t
 from gis.base.settings import ROOT, Settings
@@ -297,17 +297,33 @@ def cmd_atlas(args) -> int:
     return 0
 
 
+#: settings that name files, made absolute for the server: it runs in the checkout (where Streamlit finds
+#: .streamlit/config.toml), and a path typed relative to where `renewal serve` was run must still hold
+PATH_SETTINGS = ("RENEWAL_DATA_DIR", "RENEWAL_STORE", "RENEWAL_DEMO_STORE", "RENEWAL_RASTER", "RENEWAL_ORTHOPHOTO",
+                 "RENEWAL_LAYERS_DIR", "RENEWAL_CONFIG")
+
+
 def cmd_serve(args) -> int:
+    """Become the Streamlit server (exec, no child process): a signal to `renewal serve` (Ctrl-C, SIGTERM,
+    a service manager's stop) reaches the server itself, so stopping it leaves nothing on the port."""
     # seed the working store before Streamlit starts, so a broken setup fails here, readably
     open_cli_store(args)
     cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
            "--server.port", str(args.port or args.settings.port), "--server.headless", "true"]
     env = dict(os.environ)
-    if args.store:
-        env["RENEWAL_STORE"] = str(args.store)
+    for key in PATH_SETTINGS:
+        if env.get(key):
+            env[key] = os.path.abspath(env[key])
+    if args.store and args.store.startswith(("postgresql://", "postgres://")):
+        env["RENEWAL_DATABASE_URL"] = args.store
+    elif args.store:
+        env["RENEWAL_STORE"] = os.path.abspath(args.store)
     if args.lang_set:
         env["RENEWAL_LANG"] = args.lang
-    return subprocess.call(cmd, cwd=ROOT, env=env)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.chdir(ROOT)
+    os.execve(sys.executable, cmd, env)  # does not return
 
 
 #: command groups with a module of their own; each adds its sub-commands with ``register(sub)``
@@ -447,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
         url = args.store if args.store and args.store.startswith(("postgresql://", "postgres://")) else None
         args.settings = Settings.load(store=None if url else args.store, database_url=url, lang=args.lang)
         args.lang = args.settings.lang
+        clock.configure(args.settings.timezone)
         return args.func(args)
     except RenewalError as e:
         print(f"错误 Error: {e.bilingual()}", file=sys.stderr)

@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyogrio
 
-from gis.base.clock import office_today, office_zone
+from gis.base.clock import office_today, office_zone, utcnow
 from gis.base.errors import InputError
 from gis.base.fileio import atomic_path
 from gis.base.i18n import t
@@ -96,7 +96,7 @@ def _meta_rows(store, n_parcels: int, fmt: str) -> pd.DataFrame:
     # the schema version describes the store's own tables (accounts, audit), which an export leaves out
     meta = {k: v for k, v in store.meta().items() if k != "schema_version"}
     meta.update({
-        "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "exported_at": utcnow().isoformat(timespec="seconds"),
         "export_format": fmt,
         "exported_parcels": str(n_parcels),
         "source_store": Path(store.path).name if store.path else store.location,  # a URL without password
@@ -346,7 +346,9 @@ def export_ledger_xlsx(store, path, codes=None, lang: str = "zh") -> dict:
         if isinstance(r.updated_at, str) and r.updated_at:
             try:
                 u = dt.datetime.fromisoformat(r.updated_at.replace("Z", "+00:00"))
-                updated = (u.astimezone() if u.tzinfo else u).replace(tzinfo=None, microsecond=0)
+                # the office's wall clock, as every time a planner reads (Excel has no time zones)
+                updated = (u if u.tzinfo else u.replace(tzinfo=dt.timezone.utc)).astimezone(
+                    office_zone()).replace(tzinfo=None, microsecond=0)
             except ValueError:
                 updated = None
         rows.append([
@@ -490,7 +492,7 @@ def export_bytes(store, fmt: str, codes=None, encoding: str | None = None, lang:
 
 def export_filename(fmt: str, lang: str = "zh", when: dt.date | None = None) -> str:
     """A download name such as ``城市更新地块_2026-11-28.gpkg`` (台账 for the spreadsheet)."""
-    when = when or dt.date.today()
+    when = when or office_today()
     base = t("export.file_ledger" if fmt in ("xlsx", "csv") else "export.file_parcels", lang)
     return f"{base}_{when.isoformat()}{SUFFIX[fmt]}"
 

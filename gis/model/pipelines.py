@@ -11,6 +11,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gis.base import clock
 from gis.base.errors import InputError, StageTransitionError
 from gis.base.i18n import label
 
@@ -210,7 +211,7 @@ class Catalog:
             raise StageTransitionError("error.unknown_stage", stage=target)
         i_to = pipe.index(target)
         i_from = pipe.index(current)
-        today = today or dt.date.today()
+        today = today or clock.office_today()
         if date > today:
             raise StageTransitionError("error.future_date", date=date.isoformat())
         if correction is not None and not correction.strip():

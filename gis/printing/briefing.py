@@ -21,7 +21,6 @@ from __future__ import annotations
 
 # Lazy imports, on purpose: matplotlib and pypdf are imported inside the functions that write pages,
 # so that the command line and the app start without those heavy libraries.
-import datetime as dt
 import gc
 import math
 import os
@@ -37,7 +36,7 @@ from typing import Callable
 import numpy as np
 import shapely
 
-from gis.base import errors
+from gis.base import clock, errors
 from gis.base.errors import InputError, NotFoundError, RenewalError
 from gis.base.fileio import atomic_path
 from gis.base.i18n import t
@@ -571,7 +570,7 @@ def compose_cover(store, selection: AtlasSelection, paper: str, lang: str, class
     page = Page(paper, lang, classification, sheet, (1, pages))
     page.text(10, 24, page.tr("brief.atlas_title"), 22, weight="bold")
     page.text(10, 33, selection.label(lang), 12)
-    page.text(10, 40, page.tr("brief.cover_made", date=dt.date.today().isoformat(), pages=pages), 8.5, color=GREY)
+    page.text(10, 40, page.tr("brief.cover_made", date=clock.office_today().isoformat(), pages=pages), 8.5, color=GREY)
     if sheet.is_demo:
         page.text(287, 24, page.tr("brief.demo_mark"), 11, ha="right", color="white", weight="bold",
                   bbox=dict(boxstyle="square,pad=0.3", fc=HIGHLIGHT, ec="none"))

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 # Lazy imports, on purpose: matplotlib is imported inside the functions that draw,
 # so that the command line and the app start without those heavy libraries.
-import datetime as dt
 import math
 import os
 import threading
@@ -28,6 +27,7 @@ import numpy as np
 import shapely
 from pyproj import Proj
 
+from gis.base import clock
 from gis.base.errors import InputError
 from gis.base.i18n import t
 from gis.base.units import M2_PER_HA, M2_PER_MU, STORE_CRS, gk_epsg
@@ -274,7 +274,7 @@ class Page:
         sh = self.sheet
         self.rule(10, 196, 287, 196, color=INK, lw=0.6)
         source = sh.meta.get("data_source") or self.tr("brief.source_unknown")
-        made = dt.date.today().isoformat()
+        made = clock.office_today().isoformat()
         c = self.colon
         line1 = f"{self.tr('brief.source')}{c}{source} · {self.tr('brief.crs')}{c}{crs_label(sh.epsg, self.lang)}"
         line2 = f"{self.tr('brief.made')}{c}{made} · {self.tr('brief.made_by')}"

@@ -15,6 +15,7 @@ import pandas as pd
 
 from gis.auth import accounts
 from gis.auth.accounts import User
+from gis.base import clock
 from gis.base.errors import InputError, NotFoundError, PermissionRefused
 from gis.store.base import utcnow_iso
 
@@ -185,7 +186,7 @@ class UsersMixin:
             PermissionRefused: ``error.bad_login`` (wrong name or password, disabled account) or
                 ``error.login_wait`` (this client must wait).
         """
-        now = now or dt.datetime.now(dt.timezone.utc)
+        now = now or clock.utcnow()
         at = now.timestamp()
         name = (username or "")[:accounts.MAX_NAME_CHARS]
         client = (client or "-")[:accounts.MAX_NAME_CHARS]
@@ -271,7 +272,7 @@ class UsersMixin:
 
     def close_login_windows(self, now: dt.datetime | None = None) -> None:
         """Write the audit lines of failed-login windows that have ended (the audit page calls it before reading)."""
-        at = (now or dt.datetime.now(dt.timezone.utc)).timestamp()
+        at = (now or clock.utcnow()).timestamp()
         with self._connect(write=True) as con:
             self._close_login_windows(con, at)
 

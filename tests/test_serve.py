@@ -1,0 +1,63 @@
+"""`renewal serve` is the Streamlit server itself: stopping it stops the server, nothing stays behind."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from gis.devtools.devserver import ISOLATED, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process of the process group ``pgid`` is still there."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_to_renewal_serve_stops_streamlit_and_frees_the_port(sig, demo_where, tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ISOLATED}
+    env["RENEWAL_DATA_DIR"] = str(tmp_path)
+    log = open(tmp_path / "serve.log", "w")
+    # a session of its own: whatever the command starts stays in its process group, where we can look
+    proc = subprocess.Popen([sys.executable, "-m", "gis.cli", "--store", demo_where, "serve", "--port", str(port)],
+                            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
+                time.sleep(0.3)
+        proc.send_signal(sig)
+        assert proc.wait(30) in (0, -sig, 128 + sig)
+        # the process that was signalled was the server: its group is empty and the port is free at once
+        assert not group_alive(proc.pid), "a process of `renewal serve` outlived it"
+        assert not _listening(port), f"port {port} still answers after `renewal serve` stopped"
+    finally:
+        if group_alive(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
