@@ -339,3 +339,65 @@ def test_a_campaign_counts_down(any_store):
     assert (c["days_left"], c["days_total"], c["targets"], c["done"]) == (10, 100, 2, 1)
     assert 0 < c["area_done_share"] < 1
     assert c["left_by_unit"] == [{"unit": "凤凰街道办事处", "left": 1, "overdue": 0}]
+
+
+# ------------------------------------------------------------------ the demo's plan
+def test_the_demo_has_a_believable_plan(demo_where):
+    from gis.store import open_store_at
+
+    s = open_store_at(demo_where)
+    bases = {b["name"]: b for b in s.plan_baselines()}
+    assert {"annual", "commitment", "百日攻坚"} <= set(bases) and all(b["adopted_at"] for b in bases.values())
+    assert bases["百日攻坚"]["kind"] == "campaign"
+    t = s.plan_targets()
+    villages = set(s.attributes("villages"))
+    parks = set(s.attributes("parks"))
+    for b in ("annual", "commitment"):
+        mine = t[t["baseline"] == b]
+        assert set(mine.loc[mine["object_type"] == "village", "object"]) == villages
+        assert set(mine.loc[mine["object_type"] == "site", "object"]) == parks
+    assert (t["revisions"] > 1).sum() >= 3 and t.loc[t["revisions"] > 1, "reason"].notna().all()
+    ev = s.plan_status("2026-11-28")
+    statuses = set(ev.targets["status"])
+    assert {"done", "done_late", "overdue", "on_track"} <= statuses
+    assert 0.05 < ev.parcels["stalled"].mean() < 0.3
+    (camp,) = s.campaigns("2026-11-28")
+    assert camp["days_left"] == 11 and 0.2 < camp["done_share"] < 0.8
+    orders = s.followups(as_of="2026-11-28")
+    assert {"issued", "replied", "closed", "returned"} <= {o["state"] for o in orders}
+    assert any(o["overdue"] for o in orders)
+    # every reply came from the editor of the order's area, every close from its issuer
+    users = {u["username"]: u for u in s.users()}
+    assert users["leader"]["role"] == "leader"
+    for o in orders:
+        for e in s.followup_trail(o["id"]):
+            if e["action"] == "close":
+                assert e["actor"] == o["issued_by"] == "leader"
+            if e["action"] == "reply" and o["on_type"] == "village":
+                zone = s.attributes("villages")[o["on"]]["zone"]
+                assert e["actor"] == f"editor_{zone}"
+
+
+def test_the_demo_plan_is_deterministic(tmp_path, catalog):
+    import sqlite3
+    import shutil
+
+    import pandas as pd
+
+    from pathlib import Path
+
+    from gis.demo.plans import demo_plan
+
+    shutil.copy(Path(__file__).resolve().parent.parent / "data" / "parcels" / "demo.gpkg", tmp_path / "d.gpkg")
+    con = sqlite3.connect(tmp_path / "d.gpkg")
+    try:
+        parcels = pd.read_sql_query("SELECT * FROM parcels", con).drop(columns="geom")
+        events = pd.read_sql_query("SELECT id, parcel, action, from_stage, to_stage, event_date FROM stage_events", con)
+        villages = pd.read_sql_query("SELECT code, name, zone FROM villages", con)
+        stored = con.execute("SELECT count(*) FROM plan_targets").fetchone()[0]
+    finally:
+        con.close()
+    a = demo_plan(parcels, events, villages, catalog, 2026, dt.date(2026, 11, 15))
+    b = demo_plan(parcels, events, villages, catalog, 2026, dt.date(2026, 11, 15))
+    assert a == b and len(a["targets"]) == stored
+    assert demo_plan(parcels, events, villages, catalog, 7, dt.date(2026, 11, 15))["targets"] != a["targets"]
