@@ -25,6 +25,10 @@ def _md(text) -> str:
     return "".join("\\" + c if c in "\\`*_[]()<>#|" else c for c in str(text or ""))
 
 
+def _name(row: dict) -> str:
+    return f"{row['object']} {row['name']}" if row.get("name") and row["name"] != row["object"] else row["object"]
+
+
 def build_digest(store, as_of=None, lang: str = "zh") -> str:
     """The digest as markdown: per unit, its overdue and due-soon targets and its open orders."""
     when = as_of or office_today()
@@ -44,11 +48,11 @@ def build_digest(store, as_of=None, lang: str = "zh") -> str:
         out.append(f"\n**{_md(unit or t('plans.no_unit', lang))}**")
         for r in mine[:MAX_LINES_PER_UNIT]:
             if r["status"] == "overdue":
-                out.append("- " + t("plans.digest_overdue", lang, object=_md(r["object"]), stage=_md(r["stage_label"]),
-                                    due=r["due"], days=r["days_late"]))
+                out.append("- " + t("plans.digest_overdue", lang, object=_md(_name(r)), stage=_md(r["stage_label"]),
+                                    due=r["due"], days=r["days_late"], baseline=_md(r["baseline_label"])))
             else:
-                out.append("- " + t("plans.digest_due_soon", lang, object=_md(r["object"]),
-                                    stage=_md(r["stage_label"]), due=r["due"], days=r["days_left"]))
+                out.append("- " + t("plans.digest_due_soon", lang, object=_md(_name(r)), stage=_md(r["stage_label"]),
+                                    due=r["due"], days=r["days_left"], baseline=_md(r["baseline_label"])))
         if len(mine) > MAX_LINES_PER_UNIT:
             out.append("- " + t("plans.digest_more", lang, n=len(mine) - MAX_LINES_PER_UNIT))
         for o in mine_orders[:MAX_LINES_PER_UNIT]:

@@ -21,6 +21,7 @@ Rules, decided here and not by the UI:
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 
 import pandas as pd
 
@@ -39,6 +40,16 @@ DEFAULT_BASELINE = "annual"
 TARGET_COLUMNS = ("id", "baseline", "object_type", "object", "stage", "due_date", "unit", "note", "revision",
                   "action", "reason", "recorded_at", "recorded_by")
 PLANNERS = ("admin", "leader")
+
+
+def _frame(con, sql: str) -> pd.DataFrame:
+    cur = con.execute(sql)
+    if isinstance(cur, sqlite3.Cursor):
+        cur.row_factory = None  # plain tuples: several times faster than sqlite3.Row for a whole table
+    names = [d[0] for d in cur.description]
+    rows = [tuple(r) for r in cur.fetchall()]
+    cols = list(zip(*rows)) if rows else [()] * len(names)
+    return pd.DataFrame({n: pd.Series(c, dtype=object) for n, c in zip(names, cols)})
 
 
 class PlansMixin:
@@ -373,8 +384,11 @@ class PlansMixin:
         today = office_today()
         when = parse_date(as_of, today=today)
         targets = self.plan_targets(baseline=baseline, original=original)
-        parcels = self.parcels(geometry=False)
-        events = self.events()
+        with self._connect() as con:  # only the columns the status needs, read in one go
+            parcels = _frame(con, "SELECT code, kind, zone, village, park, unit, stage, stage_date, blocked, area_m2"
+                                  " FROM parcels ORDER BY code")
+            events = _frame(con, "SELECT id, parcel, action, from_stage, to_stage, event_date FROM stage_events"
+                                 " ORDER BY id")
         return model.evaluate(targets, parcels, events, self.catalog, when, rules, current=when >= today)
 
     def status_rows(self, as_of=None, village: str | None = None, zone: str | None = None,
@@ -397,13 +411,19 @@ class PlansMixin:
         if unit:
             t, p = t[t["unit"] == unit], p[p["unit"] == unit]
         label = self.catalog.stage_label
-        rows = [{"object": r.object, "object_type": r.object_type, "baseline": r.baseline, "stage": r.stage,
+        pick = 1 if lang == "en" else 0
+        names = {c: (n[pick] or n[0]) for t_ in ("villages", "parks") for c, n in self.names(t_).items()}
+        with self._connect() as con:
+            names.update(_frame(con, "SELECT code, name FROM parcels").set_index("code")["name"].to_dict())
+        bases = {b["name"]: (b["label_en"] if lang == "en" else b["label"]) or b["name"] for b in self.plan_baselines()}
+        rows = [{"object": r.object, "name": names.get(r.object), "object_type": r.object_type,
+                 "baseline": r.baseline, "baseline_label": bases.get(r.baseline, r.baseline), "stage": r.stage,
                  "stage_label": label(r.kind, r.stage, lang) if r.kind else r.stage, "due": r.due_date,
                  "original_due": r.original_due, "status": r.status, "days_late": int(r.days_late),
-                 "days_left": int(r.days_left), "reached_on": r.reached_on, "unit": r.unit, "village": r.village,
+                 "days_left": int(r.days_left), "reached_on": r.reached_on, "unit": r.unit, "village": r.village or None,
                  "zone": r.zone, "parcels": int(r.parcels), "parcels_done": int(r.parcels_done)}
                 for r in t.sort_values(["days_late", "object"], ascending=[False, True]).itertuples()]
-        rows += [{"object": r.code, "object_type": "parcel", "stage": r.stage or None,
+        rows += [{"object": r.code, "name": names.get(r.code), "object_type": "parcel", "stage": r.stage or None,
                   "stage_label": label(r.kind, r.stage or None, lang), "status": "stalled",
                   "stalled_why": r.stalled_why, "days_in_stage": int(r.days_in_stage), "max_days": int(r.max_days),
                   "blocked_days": int(r.blocked_days), "days_late": 0, "unit": r.unit,
