@@ -401,3 +401,24 @@ def test_the_demo_plan_is_deterministic(tmp_path, catalog):
     b = demo_plan(parcels, events, villages, catalog, 2026, dt.date(2026, 11, 15))
     assert a == b and len(a["targets"]) == stored
     assert demo_plan(parcels, events, villages, catalog, 7, dt.date(2026, 11, 15))["targets"] != a["targets"]
+
+
+def test_the_ledger_carries_the_plan_columns(any_store, tmp_path):
+    from openpyxl import load_workbook
+
+    from gis.io.exporter import export
+
+    today = office_today()
+    any_store.set_target("V01-002", "listed", (today - dt.timedelta(days=3)).isoformat(), "王芳")
+    any_store.set_target("V01", "signing", "2026-06-30", "王芳")
+    export(any_store, "xlsx", tmp_path / "台账.xlsx")
+    ws = load_workbook(tmp_path / "台账.xlsx").worksheets[0]
+    headers = [c.value for c in ws[1]]
+    col = {h: i for i, h in enumerate(headers)}
+    assert {"年初目标阶段", "计划完成日期", "计划状态", "逾期天数"} <= set(col)
+    rows = {r[0]: r for r in ws.iter_rows(min_row=2, values_only=True)}
+    own = rows["V01-002"]
+    assert own[col["年初目标阶段"]] == "入库（标图建库）" and own[col["计划状态"]] == "逾期"
+    assert own[col["逾期天数"]] == 3
+    assert rows["V01-001"][col["年初目标阶段"]] == "签约"  # its village's target
+    assert rows["MIN-01"][col["计划状态"]] is None

@@ -18,6 +18,8 @@ import datetime as dt
 import io
 from pathlib import Path
 
+import pandas as pd
+
 from gis.base.clock import office_today
 from gis.base.errors import InputError
 from gis.base.i18n import t
@@ -153,3 +155,32 @@ def write_template(store, path: Path, lang: str = "zh") -> Path:
     except OSError:
         raise InputError("error.unwritable", path=str(path)) from None
     return path
+
+
+def ledger_plan_columns(store, codes, lang: str = "zh", baseline: str = "annual") -> tuple[list[str], dict]:
+    """The ledger's plan columns: for each parcel, the target of ``baseline`` that concerns it (its own,
+    else its village's or site's; the earliest open one first) — stage, planned date, status, days late.
+
+    Returns ``(headers, {code: [stage label, planned date, status, days late]})``.
+    """
+    headers = [t(f"plans.ledger_{k}", lang) for k in ("stage", "due", "status", "days_late")]
+    ev = store.plan_status()
+    tg = ev.targets
+    tg = tg[tg["baseline"] == baseline] if len(tg) else tg
+    if not len(tg):
+        return headers, {}
+    p = ev.parcels[["code", "kind", "village"]].merge(store.parcels(geometry=False)[["code", "park"]], on="code")
+    if codes is not None:
+        p = p[p["code"].isin(list(codes))]
+    own = p.merge(tg[tg["object_type"] == "parcel"], left_on="code", right_on="object", suffixes=("", "_t"))
+    vil = p.merge(tg[tg["object_type"] == "village"], left_on="village", right_on="object", suffixes=("", "_t"))
+    site = p.merge(tg[tg["object_type"] == "site"], left_on="park", right_on="object", suffixes=("", "_t"))
+    rows = pd.concat([own.assign(_o=0), vil.assign(_o=1), site.assign(_o=2)], ignore_index=True)
+    rows["_open"] = ~rows["status"].isin(("done", "done_late"))
+    rows = rows.sort_values(["code", "_o", "_open", "due_date"], ascending=[True, True, False, True])
+    first = rows.groupby("code", sort=False).head(1)
+    out = {}
+    for r in first.itertuples():
+        out[r.code] = [store.catalog.stage_label(r.kind, r.stage, lang), dt.date.fromisoformat(r.due_date),
+                       t(f"plans.status_{r.status}", lang), int(r.days_late) or None]
+    return headers, out
