@@ -90,8 +90,8 @@ def _editor(baseline: str) -> None:
         "object": targets["object"],
         "stage": targets["stage"].map(labels),
         "due": pd.to_datetime(targets["due_date"]).dt.date,
-        "unit": targets["unit"],
-        "note": targets["note"],
+        "unit": targets["unit"].fillna(""),
+        "note": targets["note"].fillna(""),
     }).reset_index(drop=True)
     edited = st.data_editor(rows, num_rows="dynamic", hide_index=True, width="stretch", key=f"plan-editor-{scope}",
                             column_config={
