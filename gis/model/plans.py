@@ -252,6 +252,9 @@ def evaluate(targets: pd.DataFrame, parcels: pd.DataFrame, events: pd.DataFrame 
     rules = rules or PlanRules.from_catalog(catalog)
     A = day_of(as_of)
     n = len(parcels)
+    # text columns as plain object arrays, once (pandas' Arrow strings cost a conversion per access)
+    parcels = pd.DataFrame({c: pd.Series(parcels[c].to_numpy(object), dtype=object) if parcels[c].dtype != float
+                            and c != "blocked" else parcels[c].reset_index(drop=True) for c in parcels.columns})
     n_stages = max((len(p.stages) for p in catalog.pipelines.values()), default=1)
     stages = _Stages(catalog)
     pipes = stages.pipe_ids(parcels["kind"].to_numpy(object))
@@ -320,8 +323,9 @@ def evaluate(targets: pd.DataFrame, parcels: pd.DataFrame, events: pd.DataFrame 
         first_p[et[o][firsts]] = ep[o][firsts]
     pick = lambda col: np.where(first_p >= 0, parcels[col].to_numpy(object)[np.clip(first_p, 0, None)], None) \
         if col in parcels and n else np.full(m, None, dtype=object)
+    obj_col = (lambda values: pd.Series(values, dtype=object))
     out_t = t.copy()
-    out_t["status"] = np.array(TARGET_STATUSES, dtype=object)[code] if m else np.array([], dtype=object)
+    out_t["status"] = obj_col(np.array(TARGET_STATUSES, dtype=object)[code] if m else [])
     out_t["days_late"] = days_late.astype(np.int64)
     out_t["days_left"] = days_left.astype(np.int64)
     out_t["reached_on"] = pd.Series(dates_of(t_rday, t_reached), dtype=object)
@@ -329,10 +333,10 @@ def evaluate(targets: pd.DataFrame, parcels: pd.DataFrame, events: pd.DataFrame 
     out_t["parcels_done"] = done_cnt
     out_t["area_m2"] = a_all.round(1)
     out_t["area_done_m2"] = a_done.round(1)
-    out_t["zone"] = pick("zone")
-    out_t["kind"] = pick("kind")
+    out_t["zone"] = obj_col(pick("zone"))
+    out_t["kind"] = obj_col(pick("kind"))
     vil = pick("village")
-    out_t["village"] = np.where(otype == "village", obj, vil) if m else vil
+    out_t["village"] = obj_col(np.where(otype == "village", obj, vil) if m else vil)
     if "unit" not in out_t:
         out_t["unit"] = None
     out_t["unit"] = out_t["unit"].where(out_t["unit"].notna() & (out_t["unit"] != ""), pick("unit")) if m else out_t["unit"]
@@ -353,14 +357,12 @@ def evaluate(targets: pd.DataFrame, parcels: pd.DataFrame, events: pd.DataFrame 
     why[stalled_block] = "blocked"
     why[stalled_stage] = "stage"
     out_p = pd.DataFrame({
-        "code": codes,
-        "kind": parcels["kind"].to_numpy(object),
-        "zone": parcels["zone"].to_numpy(object) if "zone" in parcels else None,
-        "village": parcels["village"].to_numpy(object) if "village" in parcels else None,
-        "unit": parcels["unit"].to_numpy(object) if "unit" in parcels else None,
-        "stage": stage_at,
+        "code": obj_col(codes),
+        **{c: obj_col(parcels[c].to_numpy(object) if c in parcels else np.full(n, None, dtype=object))
+           for c in ("kind", "zone", "village", "unit")},
+        "stage": obj_col(stage_at),
         "stage_index": idx,
-        "plan_status": np.array(PARCEL_STATUSES, dtype=object)[best],
+        "plan_status": obj_col(np.array(PARCEL_STATUSES, dtype=object)[best]),
         "targets": np.bincount(ep, minlength=n).astype(np.int64),
         "days_late": worst_late,
         "next_due": pd.Series(dates_of(next_due, next_due != np.iinfo(np.int64).max), dtype=object),
