@@ -13,6 +13,8 @@ them all before writing any (``Store.set_targets``).
 """
 from __future__ import annotations
 
+# Lazy imports, on purpose: openpyxl is imported only where a plan spreadsheet is read or written,
+# so that the command line and the app start without it.
 import csv
 import datetime as dt
 import io
@@ -77,7 +79,7 @@ def read_plan_rows(data: bytes, name: str) -> list[dict]:
         else:
             raise InputError("plans.bad_plan_file", path=name, detail="encoding")
         return _rows_from(list(csv.reader(io.StringIO(text))), name)
-    from openpyxl import load_workbook  # only here: the app starts without reading spreadsheets
+    from openpyxl import load_workbook
 
     try:
         wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
