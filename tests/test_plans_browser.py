@@ -152,10 +152,19 @@ def _open_parcel(page, code, geom):
     page.mouse.click(box["x"] + xy[0], box["y"] + xy[1])
 
 
+def _my_work(page):
+    """Open 我的待办 and wait until Streamlit has finished drawing it."""
+    page.get_by_role("link", name="我的待办").click()
+    page.get_by_role("heading", name="我的待办").wait_for(timeout=60000)
+    poll(lambda: page.locator("[data-testid='stStatusWidget']").count() == 0, timeout=30)
+    page.wait_for_timeout(1000)
+
+
 def _order(page, fid):
     """The expander of order ``fid`` on the page, opened."""
     exp = page.locator("[data-testid='stExpander']").filter(has_text=f"#{fid} ").first
     exp.locator("summary").first.click()
+    page.wait_for_timeout(500)
     return exp
 
 
@@ -182,7 +191,7 @@ def test_follow_up_loop_across_two_browsers(server, browser, page):
     try:
         ed = other.new_page()
         _login(ed, server["url"], "editor_central", "renewal-central")
-        ed.get_by_role("link", name="我的待办").click()
+        _my_work(ed)
         exp = _order(ed, order["id"])
         exp.get_by_label("回复内容").fill("已召开专题会，12月20日前完成签约")
         exp.get_by_role("button", name="提交回复").click()
@@ -193,7 +202,7 @@ def test_follow_up_loop_across_two_browsers(server, browser, page):
         s.reply_followup(order["id"], "不归我管", "editor_north")
 
     # the leader finds the reply in 我的待办 and closes the order
-    page.get_by_role("link", name="我的待办").click()
+    _my_work(page)
     exp = _order(page, order["id"])
     exp.get_by_role("button", name="办结").click()
     page.get_by_text(f"已办结督办 #{order['id']}").wait_for(timeout=60000)
