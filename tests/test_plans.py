@@ -422,3 +422,16 @@ def test_the_ledger_carries_the_plan_columns(any_store, tmp_path):
     assert own[col["逾期天数"]] == 3
     assert rows["V01-001"][col["年初目标阶段"]] == "签约"  # its village's target
     assert rows["MIN-01"][col["计划状态"]] is None
+
+
+def test_a_briefing_page_states_plan_against_actual(any_store):
+    from gis.printing.briefing import parcel_facts
+
+    assert parcel_facts(any_store, "V01-003")["plan"] is None
+    any_store.set_target("V01", "demolition", (office_today() - dt.timedelta(days=5)).isoformat(), "王芳")
+    facts = parcel_facts(any_store, "V01-003")
+    assert facts["plan"] == f"年初目标（<b>东岙村</b>）：拆除，计划 {office_today() - dt.timedelta(days=5)}，已逾期 5 天"
+    assert facts["plan_status"] == "overdue"
+    any_store.set_target("V01-002", "survey", "2024-03-31", "王芳")
+    assert parcel_facts(any_store, "V01-002", "en")["plan"] == \
+        "Plan at the start of the year: Willingness survey by 2024-03-31, Done on time on 2024-03-01"

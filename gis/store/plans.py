@@ -42,8 +42,8 @@ TARGET_COLUMNS = ("id", "baseline", "object_type", "object", "stage", "due_date"
 PLANNERS = ("admin", "leader")
 
 
-def _frame(con, sql: str) -> pd.DataFrame:
-    cur = con.execute(sql)
+def _frame(con, sql: str, params: tuple = ()) -> pd.DataFrame:
+    cur = con.execute(sql, params)
     if isinstance(cur, sqlite3.Cursor):
         cur.row_factory = None  # plain tuples: several times faster than sqlite3.Row for a whole table
     names = [d[0] for d in cur.description]
@@ -431,6 +431,22 @@ class PlansMixin:
                  for r in p.sort_values(["days_in_stage", "code"], ascending=[False, True]).itertuples()]
         return rows
 
+    def _neighbourhood_status(self, p: dict, as_of=None) -> model.Evaluation:
+        """The plan status of one parcel's targets only: its own, its village's and its site's, evaluated
+        on the parcels they name (a briefing page needs no district-wide evaluation)."""
+        today = office_today()
+        when = parse_date(as_of, today=today)
+        keys = [p["code"], p.get("village") or "\0", p.get("park") or "\0"]
+        targets = self.plan_targets()
+        targets = targets[targets["object"].isin(keys)]
+        with self._connect() as con:
+            parcels = _frame(con, "SELECT code, kind, zone, village, park, unit, stage, stage_date, blocked, area_m2"
+                                  " FROM parcels WHERE code = ? OR village = ? OR park = ? ORDER BY code", tuple(keys))
+            events = _frame(con, "SELECT e.id, e.parcel, e.action, e.from_stage, e.to_stage, e.event_date"
+                                 " FROM stage_events e JOIN parcels q ON q.code = e.parcel"
+                                 " WHERE q.code = ? OR q.village = ? OR q.park = ? ORDER BY e.id", tuple(keys))
+        return model.evaluate(targets, parcels, events, self.catalog, when, current=when >= today)
+
     def parcel_plan(self, code: str, as_of=None, lang: str = "zh",
                     evaluation: model.Evaluation | None = None) -> list[dict]:
         """The targets that concern one parcel — its own and its village's or site's — with planned
@@ -440,7 +456,7 @@ class PlansMixin:
             NotFoundError: unknown parcel.
         """
         p = self.parcel(code, lang)
-        ev = evaluation or self.plan_status(as_of)
+        ev = evaluation or self._neighbourhood_status(p, as_of)
         t = ev.targets
         mine = t[((t["object_type"] == "parcel") & (t["object"] == code))
                  | ((t["object_type"] == "village") & (t["object"] == (p.get("village") or "\0")))
