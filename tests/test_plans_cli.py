@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def run(*args, store=None, env=None):
     e = dict(os.environ)
     e.pop("RENEWAL_LANG", None)
-    e.pop("RENEWAL_DIGEST_WEBHOOK", None)
+    for k in ("RENEWAL_DIGEST_WEBHOOK", "RENEWAL_PASSWORD", "RENEWAL_TOKEN", "RENEWAL_USER"):
+        e.pop(k, None)
     if env:
         e.update(env)
     cmd = [sys.executable, "-m", "gis.cli"] + (["--store", str(store)] if store else []) + list(args)
@@ -103,29 +104,28 @@ def test_set_then_status_then_advance(store_file):
 
 def test_followup_loop_exit_codes(store_file):
     s = open_store_at(str(store_file))
-    s.add_user("admin", "admin-secret", "admin", "bootstrap")
-    s.add_user("leader", "leader-secret", "leader", "admin")
-    s.add_user("ed_v01", "editor-secret", "editor", "admin")
-    s.add_user("ed_north", "editor-secret", "editor", "admin")
+    pw = "office-secret"
+    s.add_user("admin", pw, "admin", "bootstrap")
+    for name, role in (("leader", "leader"), ("ed_v01", "editor"), ("ed_north", "editor")):
+        s.add_user(name, pw, role, "admin")
     s.assign("ed_v01", "village", "V01", "admin")
     s.assign("ed_north", "zone", "north", "admin")
+    act = (lambda who, *args: run("--as", who, *args, store=store_file, env={"RENEWAL_PASSWORD": pw}))
     due = (office_today() - dt.timedelta(days=1)).isoformat()
-    out = run("--as", "leader", "followup", "add", "--on", "V01-003", "--unit", "凤凰街道办事处", "--due", due,
-              "--text", "签约滞后，请报送措施", store=store_file)
+    out = act("leader", "followup", "add", "--on", "V01-003", "--unit", "凤凰街道办事处", "--due", due,
+              "--text", "签约滞后，请报送措施")
     assert out.returncode == 0, out.stderr
     fid = json.loads(out.stdout)["id"]
-    assert run("--as", "ed_v01", "followup", "add", "--on", "V01-003", "--due", due, "--text", "x",
-               store=store_file).returncode == 3
-    listed = json.loads(run("followup", "list", "--open", "--json", store=store_file).stdout)
+    assert act("ed_v01", "followup", "add", "--on", "V01-003", "--due", due, "--text", "x").returncode == 3
+    listed = json.loads(run("followup", "list", "--open", "--json", store=store_file).stdout)  # reading: no account
     assert [(r["id"], r["on"], r["unit"], r["due"], r["state"], r["overdue"]) for r in listed] == [
         (fid, "V01-003", "凤凰街道办事处", due, "issued", True)]
-    out = run("--as", "ed_north", "followup", "reply", str(fid), "--text", "不归我管", store=store_file)
+    out = act("ed_north", "followup", "reply", str(fid), "--text", "不归我管")
     assert out.returncode == 3 and "ed_north" in out.stderr
-    assert run("--as", "ed_v01", "followup", "reply", str(fid), "--text", "已部署", store=store_file).returncode == 0
-    assert run("--as", "leader", "followup", "close", str(fid), store=store_file).returncode == 0
-    out = run("--as", "leader", "followup", "return", str(fid), "--text", "again", store=store_file)
-    assert out.returncode == 4
-    assert run("--as", "leader", "followup", "reply", "999", "--text", "x", store=store_file).returncode == 2
+    assert act("ed_v01", "followup", "reply", str(fid), "--text", "已部署").returncode == 0
+    assert act("leader", "followup", "close", str(fid)).returncode == 0
+    assert act("leader", "followup", "return", str(fid), "--text", "again").returncode == 4
+    assert act("leader", "followup", "reply", "999", "--text", "x").returncode == 2
     assert json.loads(run("followup", "list", "--open", "--json", store=store_file).stdout) == []
     trail = [(a["actor"], a["action"]) for _, a in s.audit(target="V01-003").iloc[::-1].iterrows()
              if a["action"].startswith("followup")]

@@ -37,7 +37,7 @@ def cmd_plan(args) -> int:
     if c == "import":
         rows = plans_io.read_plan_file(Path(args.file))
         try:
-            out = store.set_targets(rows, actor(args), baseline=args.baseline, reason=args.reason)
+            out = store.set_targets(rows, actor(args, store), baseline=args.baseline, reason=args.reason)
         except InputError as e:
             if "rejected" in e.params:  # all or nothing: say which rows, then fail
                 print_json({"baseline": args.baseline, "added": 0, "changed": 0, "unchanged": 0,
@@ -49,7 +49,7 @@ def cmd_plan(args) -> int:
             print(f"{out['baseline']}: +{out['added']} ~{out['changed']} ={out['unchanged']}")
         return 0
     if c == "set":
-        row = store.set_target(args.code, args.stage, args.due, actor(args), baseline=args.baseline,
+        row = store.set_target(args.code, args.stage, args.due, actor(args, store), baseline=args.baseline,
                                unit=args.unit, note=args.note, reason=args.reason)
         print_json(row)
         return 0
@@ -67,11 +67,11 @@ def cmd_plan(args) -> int:
         return 0
     if c == "baseline":
         kind = "campaign" if args.start or args.end else "plan"
-        print_json(store.add_baseline(args.name, actor(args), label=args.label or "", kind=kind,
+        print_json(store.add_baseline(args.name, actor(args, store), label=args.label or "", kind=kind,
                                       start=args.start, end=args.end, note=args.note or ""))
         return 0
     if c == "adopt":
-        print_json(store.adopt_baseline(args.name, actor(args)))
+        print_json(store.adopt_baseline(args.name, actor(args, store)))
         return 0
     raise InputError("error.input")
 
@@ -92,15 +92,14 @@ def cmd_status(args) -> int:
 def cmd_followup(args) -> int:
     store = open_cli_store(args)
     c = args.followup_command
-    who = actor(args)
     if c == "add":
-        out = store.issue_followup(args.on, args.unit, args.due, args.text, who, target=args.target)
+        out = store.issue_followup(args.on, args.unit, args.due, args.text, actor(args, store), target=args.target)
     elif c == "reply":
-        out = store.reply_followup(args.id, args.text, who)
+        out = store.reply_followup(args.id, args.text, actor(args, store))
     elif c == "close":
-        out = store.close_followup(args.id, who, text=args.text or "")
+        out = store.close_followup(args.id, actor(args, store), text=args.text or "")
     elif c == "return":
-        out = store.return_followup(args.id, args.text, who)
+        out = store.return_followup(args.id, args.text, actor(args, store))
     else:
         rows = store.followups(open_only=args.open, unit=args.unit, as_of=args.as_of)
         if args.json:

@@ -436,15 +436,16 @@ class PlansMixin:
         on the parcels they name (a briefing page needs no district-wide evaluation)."""
         today = office_today()
         when = parse_date(as_of, today=today)
-        keys = [p["code"], p.get("village") or "\0", p.get("park") or "\0"]
+        # an empty village or park names no group (parcels outside any village have village = '')
+        keys = (p["code"], p.get("village") or p["code"], p.get("park") or p["code"])
         targets = self.plan_targets()
         targets = targets[targets["object"].isin(keys)]
         with self._connect() as con:
             parcels = _frame(con, "SELECT code, kind, zone, village, park, unit, stage, stage_date, blocked, area_m2"
-                                  " FROM parcels WHERE code = ? OR village = ? OR park = ? ORDER BY code", tuple(keys))
+                                  " FROM parcels WHERE code = ? OR village = ? OR park = ? ORDER BY code", keys)
             events = _frame(con, "SELECT e.id, e.parcel, e.action, e.from_stage, e.to_stage, e.event_date"
                                  " FROM stage_events e JOIN parcels q ON q.code = e.parcel"
-                                 " WHERE q.code = ? OR q.village = ? OR q.park = ? ORDER BY e.id", tuple(keys))
+                                 " WHERE q.code = ? OR q.village = ? OR q.park = ? ORDER BY e.id", keys)
         return model.evaluate(targets, parcels, events, self.catalog, when, current=when >= today)
 
     def parcel_plan(self, code: str, as_of=None, lang: str = "zh",
@@ -459,8 +460,8 @@ class PlansMixin:
         ev = evaluation or self._neighbourhood_status(p, as_of)
         t = ev.targets
         mine = t[((t["object_type"] == "parcel") & (t["object"] == code))
-                 | ((t["object_type"] == "village") & (t["object"] == (p.get("village") or "\0")))
-                 | ((t["object_type"] == "site") & (t["object"] == (p.get("park") or "\0")))]
+                 | ((t["object_type"] == "village") & (t["object"] == p.get("village")) & bool(p.get("village")))
+                 | ((t["object_type"] == "site") & (t["object"] == p.get("park")) & bool(p.get("park")))]
         labels = {b["name"]: (b["label_en"] if lang == "en" else b["label"]) or b["name"] for b in self.plan_baselines()}
         own = {"parcel": p["name"], "village": p.get("village_name"), "site": p.get("park_name")}
         order = {n: i for i, n in enumerate(labels)}
