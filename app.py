@@ -29,6 +29,8 @@ with shown_errors():
             st.Page("ui/dashboard_page.py", title=tr("dash.page"), icon=":material/dashboard:", url_path="overview"),
             st.Page("ui/map_page.py", title=tr("ui.page_map"), icon=":material/map:", default=True, url_path="map"),
             st.Page("ui/board_page.py", title=tr("ui.page_board"), icon=":material/bar_chart:", url_path="board"),
+            st.Page("ui/plans_page.py", title=tr("plans.ui_nav"), icon=":material/event_upcoming:", url_path="plans"),
+            st.Page("ui/my_work_page.py", title=tr("plans.ui_my_work"), icon=":material/task_alt:", url_path="my-work"),
         ]
         pages += [
             st.Page("ui/export_page.py", title=tr("brief.export_title"), icon=":material/picture_as_pdf:",

@@ -15,6 +15,7 @@ from ui.common import current_parcels, lang, parcel_index, shown_errors, sidebar
 from ui.downloads import village_downloads
 from ui.parcel_panel import parcel_panel
 from ui.parcel_table import area_parcels, area_picked, filtered_table
+from ui.plan_common import map_colouring
 from ui.quick_find import quick_find
 
 MAP_KEY = "district-map"
@@ -41,7 +42,7 @@ def _map(codes: tuple | None, bounds, bm: MapBasemap):
     shown = parcels[parcels["code"].isin(codes)] if codes is not None else parcels
     return bm.add_to(build_map(bm.context(), shown, s.catalog, lang=lang(), basemap=bm.underlay,
                                bounds=bm.bounds(bounds), demo=s.is_demo,
-                               tiles=cadastre.map_tiles(bm.basemap.datum)))
+                               tiles=cadastre.map_tiles(bm.basemap.datum), colouring=map_colouring()))
 
 
 def _clicked_code(out: dict | None, bm: MapBasemap, codes: tuple | None, state: MapState) -> str | None:

@@ -13,6 +13,7 @@ from gis.model.pipelines import stage_timeline
 
 from .common import author_field, current_user, lang, plain, shown_errors, store, tr
 from .downloads import parcel_downloads
+from .plan_panel import plan_section
 
 # symbols every CJK font has (no emoji font on many office machines)
 _MARK = {"done": ":green[●]", "current": ":orange[◆]", "ahead": ":gray[○]"}
@@ -133,6 +134,7 @@ def parcel_panel(code: str) -> None:
                 st.warning(tr("ui.bad_events", rows=tr("ux.list_sep").join(
                     tr("ui.bad_event_row", id=i, stage=plain(k)) for i, k in bad)))
             _timeline(p, history)
+            plan_section(p)
         with past:
             _history(p, history)
         with actions:

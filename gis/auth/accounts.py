@@ -4,6 +4,8 @@ Roles:
     viewer  browse and export
     editor  advance stages, flag blocked parcels and edit notes, only for the
             zones or villages assigned to them
+    leader  领导/督查: plan targets anywhere and issue follow-up orders (gis/store/plans.py),
+            but not edit parcels
     admin   everything: import, manage users and assignments
 
 Passwords are stored as argon2id hashes. Repeated failed logins are slowed
@@ -25,7 +27,7 @@ from argon2.low_level import Type, hash_secret
 
 from gis.base.errors import InputError, PermissionRefused
 
-ROLES = ("viewer", "editor", "admin")
+ROLES = ("viewer", "editor", "leader", "admin")
 SCOPES = ("zone", "village")
 FREE_FAILURES = 3
 MAX_DELAY_S = 30

@@ -54,6 +54,8 @@ class Settings:
     tile_url: str = ""
     #: attribution shown for ``tile_url``
     tile_attribution: str = ""
+    #: group-robot webhook (WeCom, DingTalk or the intranet's) for ``renewal digest``; empty: off
+    digest_webhook: str = field(default="", repr=False)
     #: folder with ``pipelines.toml`` and ``catalog.toml``
     layers_dir: Path = ROOT / "layers"
     #: interface language: ``zh`` (default) or ``en``

@@ -48,6 +48,7 @@ from shapely.geometry import LineString, MultiPolygon, Point, Polygon, box
 from gis.auth.accounts import demo_salt, hash_password
 from gis.base.errors import InputError
 from gis.base.units import STORE_CRS, areas_m2
+from gis.demo.plans import add_demo_plans
 from gis.model.pipelines import Catalog, Pipeline, load_catalog
 from gis.store import schema
 from gis.store.gpkg import register_functions
@@ -936,6 +937,7 @@ DEMO_USERS = (
     # username, display name, role, password, zone whose villages it edits
     ("admin", "管理员（示例）", "admin", "renewal-admin", None),
     ("viewer", "查看者（示例）", "viewer", "renewal-viewer", None),
+    ("leader", "督查室（示例）", "leader", "renewal-leader", None),
     ("editor_north", "北部编辑（示例）", "editor", "renewal-north", "north"),
     ("editor_central", "中部编辑（示例）", "editor", "renewal-central", "central"),
     ("editor_south", "南部编辑（示例）", "editor", "renewal-south", "south"),
@@ -965,6 +967,7 @@ def add_demo_accounts(gpkg_path, seed: int, stamp: str) -> None:
                         (username, display, role, hash_password(password, demo_salt(seed, username)), stamp))
             con.executemany("INSERT INTO assignments (username, scope, code) VALUES (?, 'village', ?)",
                             [(username, code) for code, z in villages if z == zone])
+        add_demo_plans(con, seed, load_catalog(), LAST_DAY)  # 年初目标, 承诺书目标, 百日攻坚, 督办
         con.execute("UPDATE gpkg_contents SET last_change = ?", (stamp,))
         con.execute("COMMIT")
     finally:

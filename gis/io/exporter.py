@@ -33,6 +33,7 @@ from gis.base.i18n import t
 from gis.base.sheets import text_sheet
 from gis.base.units import M2_PER_MU
 from gis.io.parcel_table import export_table_csv
+from gis.io.plans_io import ledger_plan_columns
 from gis.model.board import village_progress
 from gis.store.base import CONTEXT_LAYERS, PARCEL_FIELDS
 
@@ -335,10 +336,12 @@ def export_ledger_xlsx(store, path, codes=None, lang: str = "zh") -> dict:
             seen[s.key] = len(stage_cols)
             stage_cols.append((s.key, label))
     dates = _stage_dates(parcels, events, cat)
+    plan_headers, plan = ledger_plan_columns(store, codes, lang)  # 年初目标: stage, date, status, days late
 
     T = (lambda key: t(f"export.col_{key}", lang))
     headers = [T("code"), T("name"), T("kind"), T("zone"), T("village"), T("area_m2"), T("area_mu"), T("stage"),
-               *[f"{h}{T('date_suffix')}" for _, h in stage_cols], T("unit"), T("blocked"), T("blocked_reason"),
+               *[f"{h}{T('date_suffix')}" for _, h in stage_cols], *plan_headers, T("unit"), T("blocked"),
+               T("blocked_reason"),
                T("updated_at"), T("updated_by")]
     rows = []
     for r in parcels.itertuples(index=False):
@@ -355,6 +358,7 @@ def export_ledger_xlsx(store, path, codes=None, lang: str = "zh") -> dict:
             r.code, r.name, r.kind_label, pick(zones, r.zone), pick(villages, r.village),
             float(r.area_m2), float(r.area_mu), r.stage_label,
             *[dates.get((r.code, key)) for key, _ in stage_cols],
+            *plan.get(r.code, [None] * len(plan_headers)),
             r.unit or "", t("export.yes" if r.blocked else "export.no", lang), r.blocked_reason or "",
             updated, r.updated_by or "",
         ])

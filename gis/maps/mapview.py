@@ -432,6 +432,7 @@ def build_map(
     collapsed: bool = True,
     renderer: str = "svg",
     tiles: dict | None = None,
+    colouring: dict | None = None,
 ) -> folium.Map:
     """The district map.
 
@@ -460,6 +461,9 @@ def build_map(
         tiles: for catalogue layers drawn from a vector tile pyramid
             (``render = "tiles"``, e.g. the cadastre), ``{layer id: manifest}``
             from ``gis.vectortiles.build_tileset``; a layer without one is left out.
+        colouring: fill parcels by another property than the stage's phase, e.g. the plan
+            status (``gis.maps.plan_colouring.plan_colouring``): ``{"field", "values": {code:
+            value}, "default", "colors": {value: colour}, "legend": {"title", "items"}}``.
 
     Every feature's properties carry ``layer`` (the catalogue layer id); parcels
     also ``code``, ``name``, ``kind``, ``stage``, ``stage_label``, ``phase``,
@@ -480,6 +484,8 @@ def build_map(
                      prefer_canvas=renderer == "canvas",
                      minZoom=6, maxZoom=20, zoomSnap=0.5)
     legend = {"title": f"{_tx('legend', lang)} · {_tx('stage', lang)}", "items": legend_items(catalog, lang)}
+    if colouring:
+        legend = colouring["legend"]
     _Support({"background": LAND_COLOR, "legend": legend,
               "demoMark": t("app.demo_mark", lang) if demo else None}).add_to(m)
 
@@ -508,7 +514,15 @@ def build_map(
                 if not len(sub):
                     continue
                 props = _parcel_props(sub, spec, catalog, lang, village_names, park_names)
-                layer = _GeoJsonLayer(feature_collection(sub, props), _parcel_options(catalog, lang, spec))
+                options = _parcel_options(catalog, lang, spec)
+                if colouring:  # e.g. 计划状态: the value rides in the feature, the colours in the options
+                    field, labels = colouring["field"], colouring.get("labels", {})
+                    for pr in props:
+                        pr[field] = colouring["values"].get(pr["code"], colouring.get("default"))
+                        pr[field + "_label"] = labels.get(pr[field], pr[field])
+                    options.update(colorField=field, colors=colouring["colors"])
+                    options["tooltip"] = options["tooltip"] + [[colouring.get("title", field), field + "_label"]]
+                layer = _GeoJsonLayer(feature_collection(sub, props), options)
             else:
                 gdf = context.get(spec.source)
                 if gdf is None:

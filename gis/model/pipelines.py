@@ -40,6 +40,7 @@ class Stage:
     gate_zh: str = ""
     gate_en: str = ""
     past_clearance: bool = False
+    max_days: int = 0
 
     def label(self, lang: str = "zh") -> str:
         return label(self, lang)
@@ -104,6 +105,8 @@ class Catalog:
     pipelines: dict[str, Pipeline]
     phases: dict[str, Phase]
     _all_stage_keys: set[str] = field(default_factory=set)
+    #: ``[plans]``: due_soon_days, blocked_max_days (gis/model/plans.py)
+    plan_rules: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self._all_stage_keys = {k for p in self.pipelines.values() for k in p.keys}
@@ -271,7 +274,7 @@ def load_catalog(path: Path | str | None = None) -> Catalog:
         for s in p.stages:
             if s.phase not in phases:
                 raise InputError("error.bad_catalog", path=str(path), detail=f"stage {s.key}: no phase {s.phase}")
-    return Catalog(kinds=kinds, pipelines=pipelines, phases=phases)
+    return Catalog(kinds=kinds, pipelines=pipelines, phases=phases, plan_rules=dict(data.get("plans", {})))
 
 
 def stage_timeline(catalog: Catalog, kind: str, stage: str | None, events, lang: str = "zh") -> list[dict]:

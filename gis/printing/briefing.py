@@ -135,7 +135,25 @@ def parcel_facts(store, code: str, lang: str = "zh") -> dict:
     p["timeline"] = stage_timeline(store.catalog, p["kind"], p["stage"], history, lang)
     p["first_date"] = history[0].event_date if history else None
     p["history"] = history
+    plan = store.parcel_plan(code, lang=lang)
+    p["plan"], p["plan_status"] = plan_line(plan, lang), (plan[0]["status"] if plan else None)
     return p
+
+
+def plan_line(rows: list[dict], lang: str = "zh") -> str | None:
+    """The parcel's first target (the first baseline's) as one line: planned against actual."""
+    if not rows:
+        return None
+    r = rows[0]
+    if r["status"] in ("done", "done_late"):
+        state = t("plans.brief_reached", lang, date=r["reached_on"] or "", status=t(f"plans.status_{r['status']}", lang))
+    elif r["status"] == "overdue":
+        state = t("plans.brief_late", lang, days=r["days_late"])
+    else:
+        state = t(f"plans.status_{r['status']}", lang)
+    whose = "" if r["object_type"] == "parcel" else (f" ({r['object_label']})" if lang == "en" else f"（{r['object_label']}）")
+    return t("plans.brief_line", lang, baseline=r["baseline_label"] + whose, stage=r["stage_label"], due=r["due"],
+             state=state)
 
 
 def compose_parcel_page(store, code: str, paper: str = "A4", raster=None, lang: str = "zh",
@@ -180,6 +198,7 @@ def compose_parcel_page(store, code: str, paper: str = "A4", raster=None, lang: 
         (page.tr("brief.village") if p.get("village") else page.tr("brief.park"), where),
         (page.tr("brief.current_stage"), stage, HIGHLIGHT),
         (page.tr("brief.next_stage"), p["next_stage_label"] or page.tr("brief.finished")),
+        (page.tr("plans.brief_plan"), p.get("plan"), *((HIGHLIGHT,) if p.get("plan_status") == "overdue" else ())),
         (page.tr("brief.unit"), p.get("unit")),
         (page.tr("brief.owner"), p.get("owner")),
         (page.tr("brief.land_use"), p.get("land_use")),

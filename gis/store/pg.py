@@ -305,4 +305,21 @@ def load_store_into(source: Store, target: PostgisStore) -> dict:
                             " disabled) VALUES (?,?,?,?,0,?,?)", users)
             con.executemany("INSERT INTO assignments (username, scope, code) VALUES (?,?,?)", assigns)
             counts["users"] = len(users)
+        counts.update(_copy_plan_tables(source, src_tables, con))
+    return counts
+
+
+def _copy_plan_tables(source: Store, src_tables: set, con) -> dict:
+    """Plans and follow-up orders, ids kept (the orders' events name them), sequences moved past them."""
+    counts = {}
+    for table, cols in schema.PLAN_TABLES.items():
+        if table not in src_tables:
+            continue
+        names = ["id", *(c for c, _ in cols)]
+        with source._connect() as scon:
+            rows = [tuple(r) for r in scon.execute(f'SELECT {", ".join(names)} FROM "{table}" ORDER BY id')]
+        con.executemany(f'INSERT INTO "{table}" ({", ".join(names)}) VALUES ({", ".join("?" * len(names))})', rows)
+        if rows:
+            con.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM \"{table}\"))")
+        counts[table] = len(rows)
     return counts

@@ -131,6 +131,48 @@ def _sessions(backend: str) -> list[str]:
     return sql
 
 
+PLAN_TABLES = {
+    "plan_baselines": (("name", "TEXT NOT NULL UNIQUE"), ("label", "TEXT"), ("label_en", "TEXT"),
+                       ("kind", "TEXT NOT NULL"), ("start_date", "TEXT"), ("end_date", "TEXT"),
+                       ("adopted_at", "TEXT"), ("adopted_by", "TEXT"), ("created_at", "TEXT"),
+                       ("created_by", "TEXT"), ("note", "TEXT")),
+    "plan_targets": (("baseline", "TEXT NOT NULL"), ("object_type", "TEXT NOT NULL"), ("object", "TEXT NOT NULL"),
+                     ("stage", "TEXT NOT NULL"), ("due_date", "TEXT NOT NULL"), ("unit", "TEXT"), ("note", "TEXT"),
+                     ("revision", "INTEGER NOT NULL"), ("action", "TEXT NOT NULL"), ("reason", "TEXT"),
+                     ("recorded_at", "TEXT NOT NULL"), ("recorded_by", "TEXT")),
+    "followups": (("on_type", "TEXT NOT NULL"), ("on_code", "TEXT NOT NULL"), ("target", "TEXT"), ("unit", "TEXT"),
+                  ("due_date", "TEXT NOT NULL"), ("text", "TEXT NOT NULL"), ("issued_at", "TEXT NOT NULL"),
+                  ("issued_by", "TEXT")),
+    "followup_events": (("followup", "INTEGER NOT NULL"), ("action", "TEXT NOT NULL"), ("state", "TEXT NOT NULL"),
+                        ("text", "TEXT"), ("at", "TEXT NOT NULL"), ("actor", "TEXT")),
+}
+PLAN_APPEND_ONLY = ("plan_targets", "followups", "followup_events")
+
+
+def _plans(backend: str) -> list[str]:
+    """Plans and follow-up orders (gis/store/plans.py): targets and orders are append-only."""
+    pk = "id BIGSERIAL PRIMARY KEY" if backend == "pg" else "id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL"
+    sql = [f'CREATE TABLE "{t}" ({pk}, {_cols(cols)})' for t, cols in PLAN_TABLES.items()]
+    sql.append("CREATE INDEX plan_targets_key_idx ON plan_targets(baseline, object, stage)")
+    sql.append("CREATE INDEX followup_events_followup_idx ON followup_events(followup)")
+    if backend == "gpkg":
+        for t in PLAN_TABLES:
+            sql.append("INSERT INTO gpkg_contents (table_name, data_type, identifier, description, last_change, srs_id)"
+                       f" VALUES ('{t}', 'attributes', '{t}', '', strftime('%Y-%m-%dT%H:%M:%fZ','now'), 0)")
+        for t in PLAN_APPEND_ONLY:
+            for op in ("UPDATE", "DELETE"):
+                sql.append(f"CREATE TRIGGER {t}_no_{op.lower()} BEFORE {op} ON {t} "
+                           f"BEGIN SELECT RAISE(ABORT, '{t} is append-only'); END")
+    else:
+        # renewal_append_only() is created by migration 2
+        for t in PLAN_APPEND_ONLY:
+            sql.append(f"CREATE TRIGGER {t}_append_only BEFORE UPDATE OR DELETE ON {t} "
+                       "FOR EACH ROW EXECUTE FUNCTION renewal_append_only()")
+            sql.append(f"CREATE TRIGGER {t}_no_truncate BEFORE TRUNCATE ON {t} "
+                       "FOR EACH STATEMENT EXECUTE FUNCTION renewal_append_only()")
+    return sql
+
+
 MIGRATIONS = {
     # version: (what, {backend: statements})
     1: ("base layout", {"gpkg": [], "pg": _pg_v1()}),
@@ -138,6 +180,7 @@ MIGRATIONS = {
     3: ("personal tokens of the command line (hashed)", {"gpkg": _cli_tokens("gpkg"), "pg": _cli_tokens("pg")}),
     4: ("claimed author and time of carried events", {"gpkg": _claimed_columns(), "pg": _claimed_columns()}),
     5: ("sign-in: signing keys, revoked sessions, failed logins", {"gpkg": _sessions("gpkg"), "pg": _sessions("pg")}),
+    6: ("plans, targets, follow-up orders (issue 15)", {"gpkg": _plans("gpkg"), "pg": _plans("pg")}),
 }
 LATEST = max(MIGRATIONS)
 

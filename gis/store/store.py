@@ -23,9 +23,10 @@ from gis.store.bulk import BulkMixin
 from gis.store.bulk_updates import BulkUpdatesMixin
 from gis.store.cadastre import CadastreMixin
 from gis.store.parcels import ParcelsMixin
+from gis.store.plans import PlansMixin
 from gis.store.sessions import SessionsMixin
 from gis.store.users import UsersMixin
 
 
-class Store(CadastreMixin, BulkMixin, BulkUpdatesMixin, ParcelsMixin, SessionsMixin, UsersMixin, StoreBase):
+class Store(PlansMixin, CadastreMixin, BulkMixin, BulkUpdatesMixin, ParcelsMixin, SessionsMixin, UsersMixin, StoreBase):
     """A GeoPackage store (the embedded back end). Cheap to construct; a connection per operation."""

@@ -28,7 +28,7 @@ window.RenewalAtlas = window.RenewalAtlas || (function () {
     if (o.mode === 'phase') {
       return function (f) {
         var p = f.properties || {}, b = p.blocked;
-        return {fill: true, fillColor: o.colors[p.phase] || o.colors.not_started || '#999999',
+        return {fill: true, fillColor: o.colors[p[o.colorField || 'phase']] || o.colors.not_started || '#999999',
                 fillOpacity: o.fillOpacity, opacity: 1, interactive: o.interactive,
                 color: b ? o.blockedColor : o.color, weight: b ? o.blockedWeight : o.weight};
       };

@@ -1,0 +1,645 @@
+"""Plans and follow-up orders (督办) in the store: baselines, targets, their status, orders.
+
+Tables (migration in gis/store/schema.py, both back ends):
+    plan_baselines   one row per baseline (年初目标, 承诺书目标, a campaign such as 百日攻坚);
+                     ``adopted_at`` is set once, by ``adopt_baseline``
+    plan_targets     append-only: every set, change or withdrawal of a target is a new row
+                     (a revision) of the target ``(baseline, object, stage)``
+    followups        append-only: the orders as issued
+    followup_events  append-only: issue, reply, close, return — the order's state is its last row
+
+Rules, decided here and not by the UI:
+  * a target's object is a parcel, a village (all its parcels) or a site (all parcels of a park);
+    its stage must belong to the object's pipeline; its date must be a date;
+  * an adopted baseline is never overwritten: every later change needs a reason and is a new
+    revision, so the original stays comparable (``plan_targets(original=True)``);
+  * who may plan: an admin or a leader (领导/督查) anywhere, an editor only in their area, a
+    viewer never; who may issue an order: an admin or a leader; who replies: the editor whose
+    area holds the order's object (or an admin); who closes or returns: its issuer (or an admin);
+  * every write is audited (refusals too) and bumps the data version.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+
+import pandas as pd
+
+from gis.auth import accounts
+from gis.base.clock import office_today
+from gis.base.errors import ConflictError, InputError, NotFoundError, PermissionRefused
+from gis.model import plans as model
+from gis.store.base import parse_date, utcnow_iso
+
+#: built-in baselines and their labels; any other name is created on first use, labelled by its name
+BUILTIN_BASELINES = {
+    "annual": ("年初目标", "Plan at the start of the year"),
+    "commitment": ("承诺书目标", "Signed commitment"),
+}
+DEFAULT_BASELINE = "annual"
+TARGET_COLUMNS = ("id", "baseline", "object_type", "object", "stage", "due_date", "unit", "note", "revision",
+                  "action", "reason", "recorded_at", "recorded_by")
+PLANNERS = ("admin", "leader")
+
+
+def _frame(con, sql: str, params: tuple = ()) -> pd.DataFrame:
+    cur = con.execute(sql, params)
+    if isinstance(cur, sqlite3.Cursor):
+        cur.row_factory = None  # plain tuples: several times faster than sqlite3.Row for a whole table
+    names = [d[0] for d in cur.description]
+    rows = [tuple(r) for r in cur.fetchall()]
+    cols = list(zip(*rows)) if rows else [()] * len(names)
+    return pd.DataFrame({n: pd.Series(c, dtype=object) for n, c in zip(names, cols)})
+
+
+class PlansMixin:
+    """Plans, their status and follow-up orders. Mixed into ``Store`` (see gis/store/store.py)."""
+
+    # ------------------------------------------------------------------ objects
+    def _plan_universe(self, con) -> dict:
+        """What a target or an order may name: parcels, villages, sites, with their area and unit."""
+        parcels = {r["code"]: dict(r) for r in con.execute(
+            "SELECT code, kind, zone, village, park, unit FROM parcels")}
+        tables = self._tables(con)
+        villages = {r["code"]: dict(r) for r in con.execute("SELECT code, name, name_en, zone FROM villages")} \
+            if "villages" in tables else {}
+        parks = {r["code"]: dict(r) for r in con.execute("SELECT code, name, name_en FROM parks")} \
+            if "parks" in tables else {}
+        members: dict = {}
+        for p in parcels.values():
+            if p.get("village"):
+                members.setdefault(("village", p["village"]), []).append(p)
+            if p.get("park"):
+                members.setdefault(("site", p["park"]), []).append(p)
+        return {"parcels": parcels, "villages": villages, "parks": parks, "members": members}
+
+    def _resolve_object(self, universe: dict, code: str) -> tuple[str, str, list[dict]]:
+        """``(object_type, code, member parcels)`` of a parcel code, a village or a site (code or name).
+
+        Raises:
+            NotFoundError: nothing of that code or name.
+        """
+        code = str(code or "").strip()
+        if code in universe["parcels"]:
+            return "parcel", code, [universe["parcels"][code]]
+        for otype, table in (("village", "villages"), ("site", "parks")):
+            for c, r in universe[table].items():
+                if code in (c, r.get("name"), r.get("name_en")):
+                    return otype, c, universe["members"].get((otype, c), [])
+        raise NotFoundError("plans.unknown_object", object=code)
+
+    def _plan_stage(self, members: list[dict], stage: str, object_code: str) -> str:
+        """The stage key of ``stage`` (key, Chinese or English label) in the pipeline of every member.
+
+        Raises:
+            InputError: the object has no parcels; the stage is not in its pipeline.
+        """
+        if not members:
+            raise InputError("plans.empty_object", object=object_code)
+        stage = str(stage or "").strip()
+        key = None
+        for kind in sorted({m["kind"] for m in members}):
+            pipe = self.catalog.pipeline_for(kind)
+            found = next((s.key for s in pipe.stages if stage in (s.key, s.label_zh, s.label_en)), None)
+            if found is None or (key is not None and found != key):
+                raise InputError("plans.stage_not_in_pipeline", stage=stage, object=object_code,
+                                 pipeline=self.catalog.kind(kind).label("zh"))
+            key = found
+        return key
+
+    @staticmethod
+    def _area_of(members: list[dict]) -> list[dict]:
+        return [{"code": m["code"], "zone": m.get("zone"), "village": m.get("village") or None} for m in members]
+
+    # ------------------------------------------------------------------ permissions
+    def _acting(self, con, by: str):
+        """``(name to record, User or None)``; None when the store has no accounts.
+
+        Raises:
+            PermissionRefused: an unknown or disabled account.
+        """
+        if not self._accounts_on(con):
+            return by, None
+        user = self._user(con, by)
+        if user is None:
+            raise PermissionRefused("error.unknown_user", user=by)
+        return user.username, user
+
+    @staticmethod
+    def _require_plan(user, object_code: str, members: list[dict]) -> None:
+        if user is None or user.role in PLANNERS:
+            return
+        if user.role == "editor" and all(accounts.may_edit(user, m) for m in members):
+            return
+        raise PermissionRefused("plans.refused_plan", user=user.username, role=user.role, object=object_code)
+
+    @staticmethod
+    def _require_leader(user, action: str) -> None:
+        if user is not None and user.role not in PLANNERS:
+            raise PermissionRefused("plans.refused_issue", user=user.username, role=user.role, action=action)
+
+    # ------------------------------------------------------------------ baselines
+    def _baseline_row(self, con, name: str, create: bool = False, by: str = "") -> dict:
+        row = con.execute("SELECT * FROM plan_baselines WHERE name = ?", (name,)).fetchone()
+        if row is not None:
+            return dict(row)
+        if not create:
+            raise NotFoundError("plans.unknown_baseline", baseline=name)
+        label = BUILTIN_BASELINES.get(name, (name, name))
+        con.execute("INSERT INTO plan_baselines (name, label, label_en, kind, created_at, created_by)"
+                    " VALUES (?,?,?,?,?,?)", (name, label[0], label[1], "plan", utcnow_iso(), by))
+        return dict(con.execute("SELECT * FROM plan_baselines WHERE name = ?", (name,)).fetchone())
+
+    def plan_baselines(self) -> list[dict]:
+        """Every baseline: name, label, kind (``plan``/``campaign``), start/end, adopted_at/by, targets."""
+        with self._connect() as con:
+            rows = [dict(r) for r in con.execute("SELECT * FROM plan_baselines ORDER BY id")]
+            counts = {r[0]: r[1] for r in con.execute(
+                "SELECT baseline, count(DISTINCT object || '|' || stage) FROM plan_targets GROUP BY baseline")}
+        for r in rows:
+            r["targets"] = int(counts.get(r["name"], 0))
+        return rows
+
+    def add_baseline(self, name: str, by: str, label: str = "", kind: str = "plan", start=None, end=None,
+                     note: str = "") -> dict:
+        """A new baseline, or a campaign (``kind="campaign"`` with a start and an end date).
+
+        Raises:
+            InputError: no name, a bad date, an end before the start, the name exists.
+            PermissionRefused: ``by`` is not an admin or a leader.
+        """
+        by = self._require_author(by)
+        name = (name or "").strip()
+        if not name or kind not in ("plan", "campaign"):
+            raise InputError("plans.bad_baseline", baseline=name)
+        s = parse_date(start).isoformat() if start else None
+        e = parse_date(end).isoformat() if end else None
+        if kind == "campaign" and not (s and e):
+            raise InputError("plans.campaign_dates", baseline=name)
+        if s and e and e < s:
+            raise InputError("plans.campaign_dates", baseline=name)
+        with self._refusals_logged(by, "plan_baseline", name), self._connect(write=True) as con:
+            by, user = self._acting(con, by)
+            self._require_leader(user, "plan baseline")
+            if con.execute("SELECT 1 FROM plan_baselines WHERE name = ?", (name,)).fetchone():
+                raise InputError("plans.baseline_exists", baseline=name)
+            builtin = BUILTIN_BASELINES.get(name, (label or name, label or name))
+            con.execute("INSERT INTO plan_baselines (name, label, label_en, kind, start_date, end_date, created_at,"
+                        " created_by, note) VALUES (?,?,?,?,?,?,?,?,?)",
+                        (name, label or builtin[0], label or builtin[1], kind, s, e, utcnow_iso(), by, note or None))
+            row = self._baseline_row(con, name)
+            self._bump(con)
+            self._audit(con, by, "plan_baseline", name, "ok", None, row, note)
+        return row
+
+    def adopt_baseline(self, name: str, by: str) -> dict:
+        """Adopt a baseline: from now on a change to it needs a reason, and its first revision stays.
+
+        Raises:
+            NotFoundError, PermissionRefused; ConflictError: adopted already.
+        """
+        by = self._require_author(by)
+        with self._refusals_logged(by, "plan_adopt", name), self._connect(write=True) as con:
+            by, user = self._acting(con, by)
+            self._require_leader(user, "plan adopt")
+            row = self._baseline_row(con, name, create=name in BUILTIN_BASELINES, by=by)
+            if row["adopted_at"]:
+                raise ConflictError("plans.adopted_already", baseline=name, at=row["adopted_at"])
+            con.execute("UPDATE plan_baselines SET adopted_at = ?, adopted_by = ? WHERE name = ?",
+                        (utcnow_iso(), by, name))
+            after = self._baseline_row(con, name)
+            self._bump(con)
+            self._audit(con, by, "plan_adopt", name, "ok", row, after)
+        return after
+
+    # ------------------------------------------------------------------ targets
+    def _current_targets(self, con, baseline: str | None = None) -> dict:
+        """``{(baseline, object, stage): latest revision row}``."""
+        sql = f"SELECT {', '.join(TARGET_COLUMNS)} FROM plan_targets"
+        params: tuple = ()
+        if baseline:
+            sql += " WHERE baseline = ?"
+            params = (baseline,)
+        out: dict = {}
+        for r in con.execute(sql + " ORDER BY id", params):
+            out[(r["baseline"], r["object"], r["stage"])] = dict(r)
+        return out
+
+    def _check_row(self, universe: dict, r: dict, seen: dict) -> dict:
+        """One plan row resolved, or its error raised (NotFoundError, InputError)."""
+        otype, code, members = self._resolve_object(universe, r.get("object"))
+        stage = self._plan_stage(members, r.get("stage"), code)
+        due = str(r.get("due") or "").strip()
+        if not due:
+            raise InputError("plans.no_due", object=code)
+        due = parse_date(due).isoformat()
+        n = r.get("row")
+        if (code, stage) in seen:
+            raise InputError("plans.duplicate_row", object=code, row=seen[(code, stage)])
+        seen[(code, stage)] = n
+        return {"row": n, "object_type": otype, "object": code, "stage": stage, "due_date": due,
+                "unit": (str(r.get("unit") or "").strip() or None),
+                "note": (str(r.get("note") or "").strip() or None), "_members": members}
+
+    def check_targets(self, rows: list[dict]) -> tuple[list[dict], list[dict]]:
+        """Validate plan rows (``object``, ``stage``, ``due``, ``unit``, ``note``, ``row``) without writing.
+
+        Returns ``(valid, rejected)``: valid rows resolved (object_type, object, stage key, due ISO);
+        rejected ``{"row", "object", "reason"}`` with the reason in Chinese and English.
+        """
+        with self._connect() as con:
+            universe = self._plan_universe(con)
+        valid, rejected, seen = [], [], {}
+        for i, r in enumerate(rows):
+            r = {"row": i + 1, **r}
+            try:
+                valid.append(self._check_row(universe, r, seen))
+            except (InputError, NotFoundError) as e:
+                rejected.append({"row": r["row"], "object": str(r.get("object") or ""), "reason": e.bilingual()})
+        return valid, rejected
+
+    def set_targets(self, rows: list[dict], by: str, baseline: str = DEFAULT_BASELINE,
+                    reason: str | None = None) -> dict:
+        """Set many targets in one transaction (a plan import): all land, or none.
+
+        Returns ``{"baseline", "added", "changed", "unchanged", "rejected": [], "data_version"}``.
+
+        Raises:
+            InputError: a row is bad (``params["rejected"]`` lists every bad row with its number
+                and reason) or the baseline is adopted and no reason is given; nothing is written.
+            PermissionRefused: ``by`` may not plan one of the objects (the row is named).
+        """
+        by = self._require_author(by)
+        baseline = (baseline or DEFAULT_BASELINE).strip()
+        valid, rejected = self.check_targets(rows)
+        if rejected:
+            raise InputError("plans.import_rejected", n=len(rejected),
+                             rows=", ".join(str(r["row"]) for r in rejected), rejected=rejected)
+        reason = (reason or "").strip() or None
+        now = utcnow_iso()
+        with self._refusals_logged(by, "plan_set", baseline), self._connect(write=True) as con:
+            by, user = self._acting(con, by)
+            for v in valid:
+                try:
+                    self._require_plan(user, v["object"], v["_members"])
+                except PermissionRefused as e:
+                    raise PermissionRefused("plans.refused_row", row=v["row"], detail=e.message("zh")) from None
+            base = self._baseline_row(con, baseline, create=True, by=by)
+            current = self._current_targets(con, baseline)
+            added = changed = unchanged = 0
+            inserts = []
+            for v in valid:
+                old = current.get((baseline, v["object"], v["stage"]))
+                unit = v["unit"] or (old or {}).get("unit") or self._unit_of(v["_members"])
+                new = (v["due_date"], unit, v["note"] if v["note"] is not None else (old or {}).get("note"))
+                if old and old["action"] != "withdraw" and (old["due_date"], old["unit"], old["note"]) == new:
+                    unchanged += 1
+                    continue
+                if base["adopted_at"] and not reason:
+                    raise InputError("plans.reason_needed", baseline=baseline, object=v["object"])
+                action = "change" if old else "set"
+                added += action == "set"
+                changed += action == "change"
+                inserts.append((baseline, v["object_type"], v["object"], v["stage"], new[0], new[1], new[2],
+                                (old["revision"] + 1) if old else 1, action, reason, now, by))
+            if inserts:
+                con.executemany(
+                    "INSERT INTO plan_targets (baseline, object_type, object, stage, due_date, unit, note, revision,"
+                    " action, reason, recorded_at, recorded_by) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", inserts)
+                self._bump(con)
+            for r in inserts:
+                self._audit(con, by, "plan_set" if r[8] == "set" else "plan_change", r[2], "ok",
+                            None, {"baseline": r[0], "stage": r[3], "due_date": r[4], "unit": r[5],
+                                   "revision": r[7]}, reason or "")
+            version = con.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchone()[0]
+        return {"baseline": baseline, "added": added, "changed": changed, "unchanged": unchanged,
+                "rejected": [], "data_version": int(version)}
+
+    def set_target(self, obj: str, stage: str, due, by: str, baseline: str = DEFAULT_BASELINE,
+                   unit: str | None = None, note: str | None = None, reason: str | None = None) -> dict:
+        """Set (or change) one target: ``obj`` reaches ``stage`` by ``due``. Returns the target as stored.
+
+        Raises:
+            NotFoundError: unknown object; InputError: bad stage or date, or a change of an adopted
+            baseline without a reason; PermissionRefused: ``by`` may not plan the object.
+        """
+        row = {"row": 1, "object": obj, "stage": stage, "due": due, "unit": unit, "note": note}
+        with self._connect() as con:
+            v = self._check_row(self._plan_universe(con), row, {})  # its own error, not an import summary
+        self.set_targets([row], by, baseline, reason)
+        t = self.plan_targets(baseline=baseline or DEFAULT_BASELINE)
+        return t[(t["object"] == v["object"]) & (t["stage"] == v["stage"])].iloc[0].to_dict()
+
+    @staticmethod
+    def _unit_of(members: list[dict]) -> str | None:
+        units = pd.Series([m.get("unit") for m in members if m.get("unit")], dtype=object)
+        return str(units.mode().iloc[0]) if len(units) else None
+
+    def plan_targets(self, baseline: str | None = None, village: str | None = None, original: bool = False,
+                     withdrawn: bool = False) -> pd.DataFrame:
+        """The targets, one row per ``(baseline, object, stage)``: the latest revision (``original``:
+        the first), with ``original_due`` and ``revisions``. ``village`` (code or name) keeps the
+        village's own targets and those of its parcels.
+        """
+        with self._connect() as con:
+            cur = con.execute(f"SELECT {', '.join(TARGET_COLUMNS)} FROM plan_targets"
+                              + (" WHERE baseline = ?" if baseline else "") + " ORDER BY id",
+                              (baseline,) if baseline else ())
+            df = pd.DataFrame([tuple(r) for r in cur.fetchall()], columns=list(TARGET_COLUMNS))
+            village_of = {r[0]: r[1] for r in con.execute("SELECT code, village FROM parcels")} if village else {}
+        if not len(df):
+            return df.assign(original_due=pd.Series(dtype=object), revisions=pd.Series(dtype="int64"))
+        key = ["baseline", "object", "stage"]
+        first = df.groupby(key, sort=False).head(1).set_index(key)
+        pick = first if original else df.groupby(key, sort=False).tail(1).set_index(key)
+        out = pick.copy()
+        out["original_due"] = first["due_date"].reindex(out.index)
+        out["revisions"] = df.groupby(key, sort=False).size().reindex(out.index).astype("int64")
+        out = out.reset_index()
+        if not withdrawn:
+            out = out[out["action"] != "withdraw"]
+        if village:
+            code = self.village_code(village)
+            out = out[(out["object"] == code) | (out["object"].map(village_of) == code)]
+        return out[[*TARGET_COLUMNS, "original_due", "revisions"]].sort_values(["baseline", "object", "stage"]) \
+            .reset_index(drop=True)
+
+    def target_history(self, obj: str, baseline: str | None = None) -> pd.DataFrame:
+        """Every revision of the targets of one object, oldest first."""
+        with self._connect() as con:
+            universe = self._plan_universe(con)
+            _, code, _ = self._resolve_object(universe, obj)
+            cur = con.execute(f"SELECT {', '.join(TARGET_COLUMNS)} FROM plan_targets WHERE object = ?"
+                              + (" AND baseline = ?" if baseline else "") + " ORDER BY id",
+                              (code, baseline) if baseline else (code,))
+            return pd.DataFrame([tuple(r) for r in cur.fetchall()], columns=list(TARGET_COLUMNS))
+
+    # ------------------------------------------------------------------ status
+    def plan_status(self, as_of=None, baseline: str | None = None, original: bool = False,
+                    rules: model.PlanRules | None = None) -> model.Evaluation:
+        """Every target's status and every parcel's plan status as of ``as_of`` (default: the office's today).
+
+        A date before today replays the event log; today uses the parcels' current stage.
+        """
+        today = office_today()
+        when = parse_date(as_of, today=today)
+        targets = self.plan_targets(baseline=baseline, original=original)
+        with self._connect() as con:  # only the columns the status needs, read in one go
+            parcels = _frame(con, "SELECT code, kind, zone, village, park, unit, stage, stage_date, blocked, area_m2"
+                                  " FROM parcels ORDER BY code")
+            events = _frame(con, "SELECT id, parcel, action, from_stage, to_stage, event_date FROM stage_events"
+                                 " ORDER BY id")
+        return model.evaluate(targets, parcels, events, self.catalog, when, rules, current=when >= today)
+
+    def status_rows(self, as_of=None, village: str | None = None, zone: str | None = None,
+                    unit: str | None = None, baseline: str | None = None, lang: str = "zh",
+                    evaluation: model.Evaluation | None = None) -> list[dict]:
+        """``renewal status``: one row per target (object, stage, due, status, days_late, unit, …),
+        most late first, then one per stalled parcel (``status: "stalled"``, days_in_stage).
+
+        Raises:
+            NotFoundError: unknown village or zone.
+        """
+        ev = evaluation or self.plan_status(as_of, baseline=baseline)
+        t, p = ev.targets, ev.stalled()
+        if village:
+            code = self.village_code(village)
+            t, p = t[t["village"] == code], p[p["village"] == code]
+        if zone:
+            z = self.zone_code(zone)
+            t, p = t[t["zone"] == z], p[p["zone"] == z]
+        if unit:
+            t, p = t[t["unit"] == unit], p[p["unit"] == unit]
+        label = self.catalog.stage_label
+        pick = 1 if lang == "en" else 0
+        names = {c: (n[pick] or n[0]) for t_ in ("villages", "parks") for c, n in self.names(t_).items()}
+        with self._connect() as con:
+            names.update(_frame(con, "SELECT code, name FROM parcels").set_index("code")["name"].to_dict())
+        bases = {b["name"]: (b["label_en"] if lang == "en" else b["label"]) or b["name"] for b in self.plan_baselines()}
+        rows = [{"object": r.object, "name": names.get(r.object), "object_type": r.object_type,
+                 "baseline": r.baseline, "baseline_label": bases.get(r.baseline, r.baseline), "stage": r.stage,
+                 "stage_label": label(r.kind, r.stage, lang) if r.kind else r.stage, "due": r.due_date,
+                 "original_due": r.original_due, "status": r.status, "days_late": int(r.days_late),
+                 "days_left": int(r.days_left), "reached_on": r.reached_on, "unit": r.unit, "village": r.village or None,
+                 "zone": r.zone, "parcels": int(r.parcels), "parcels_done": int(r.parcels_done)}
+                for r in t.sort_values(["days_late", "object"], ascending=[False, True]).itertuples()]
+        rows += [{"object": r.code, "name": names.get(r.code), "object_type": "parcel", "stage": r.stage or None,
+                  "stage_label": label(r.kind, r.stage or None, lang), "status": "stalled",
+                  "stalled_why": r.stalled_why, "days_in_stage": int(r.days_in_stage), "max_days": int(r.max_days),
+                  "blocked_days": int(r.blocked_days), "days_late": 0, "unit": r.unit,
+                  "village": r.village or None, "zone": r.zone}
+                 for r in p.sort_values(["days_in_stage", "code"], ascending=[False, True]).itertuples()]
+        return rows
+
+    def _neighbourhood_status(self, p: dict, as_of=None) -> model.Evaluation:
+        """The plan status of one parcel's targets only: its own, its village's and its site's, evaluated
+        on the parcels they name (a briefing page needs no district-wide evaluation)."""
+        today = office_today()
+        when = parse_date(as_of, today=today)
+        # an empty village or park names no group (parcels outside any village have village = '')
+        keys = (p["code"], p.get("village") or p["code"], p.get("park") or p["code"])
+        targets = self.plan_targets()
+        targets = targets[targets["object"].isin(keys)]
+        with self._connect() as con:
+            parcels = _frame(con, "SELECT code, kind, zone, village, park, unit, stage, stage_date, blocked, area_m2"
+                                  " FROM parcels WHERE code = ? OR village = ? OR park = ? ORDER BY code", keys)
+            events = _frame(con, "SELECT e.id, e.parcel, e.action, e.from_stage, e.to_stage, e.event_date"
+                                 " FROM stage_events e JOIN parcels q ON q.code = e.parcel"
+                                 " WHERE q.code = ? OR q.village = ? OR q.park = ? ORDER BY e.id", keys)
+        return model.evaluate(targets, parcels, events, self.catalog, when, current=when >= today)
+
+    def parcel_plan(self, code: str, as_of=None, lang: str = "zh",
+                    evaluation: model.Evaluation | None = None) -> list[dict]:
+        """The targets that concern one parcel — its own and its village's or site's — with planned
+        (``due``, ``original_due``) against actual (``reached_on``), ``status`` and ``days_late``.
+
+        Raises:
+            NotFoundError: unknown parcel.
+        """
+        p = self.parcel(code, lang)
+        ev = evaluation or self._neighbourhood_status(p, as_of)
+        t = ev.targets
+        mine = t[((t["object_type"] == "parcel") & (t["object"] == code))
+                 | ((t["object_type"] == "village") & (t["object"] == p.get("village")) & bool(p.get("village")))
+                 | ((t["object_type"] == "site") & (t["object"] == p.get("park")) & bool(p.get("park")))]
+        labels = {b["name"]: (b["label_en"] if lang == "en" else b["label"]) or b["name"] for b in self.plan_baselines()}
+        own = {"parcel": p["name"], "village": p.get("village_name"), "site": p.get("park_name")}
+        order = {n: i for i, n in enumerate(labels)}
+        rows = [{"baseline": r.baseline, "baseline_label": labels.get(r.baseline, r.baseline),
+                 "object": r.object, "object_type": r.object_type, "object_label": own.get(r.object_type) or r.object,
+                 "stage": r.stage, "stage_label": self.catalog.stage_label(p["kind"], r.stage, lang), "due": r.due_date,
+                 "original_due": r.original_due, "reached_on": r.reached_on, "status": r.status,
+                 "days_late": int(r.days_late), "unit": r.unit}
+                for r in mine.itertuples()]
+        return sorted(rows, key=lambda r: (order.get(r["baseline"], 99), r["due"]))
+
+    def campaigns(self, as_of=None) -> list[dict]:
+        """Every campaign baseline with its countdown and completion (``model.campaign_summary``)."""
+        camps = [b for b in self.plan_baselines() if b["kind"] == "campaign"]
+        if not camps:
+            return []
+        ev = self.plan_status(as_of)
+        return [{"label": b["label"], **model.campaign_summary(ev, b["name"], b["start_date"], b["end_date"])}
+                for b in camps]
+
+    # ------------------------------------------------------------------ follow-up orders
+    def _followup(self, con, fid) -> dict:
+        try:
+            fid = int(fid)
+        except (TypeError, ValueError):
+            raise NotFoundError("plans.unknown_followup", id=str(fid)) from None
+        row = con.execute("SELECT * FROM followups WHERE id = ?", (fid,)).fetchone()
+        if row is None:
+            raise NotFoundError("plans.unknown_followup", id=str(fid))
+        out = dict(row)
+        last = con.execute("SELECT state, at, actor, text FROM followup_events WHERE followup = ?"
+                           " ORDER BY id DESC LIMIT 1", (fid,)).fetchone()
+        out["state"] = last["state"]
+        return out
+
+    def issue_followup(self, on: str, unit: str | None, due, text: str, by: str, target: str | None = None) -> dict:
+        """Issue an order (督办) on a parcel, village or site, to ``unit``, due on ``due``.
+
+        Raises:
+            NotFoundError: unknown object; InputError: no text or a bad date;
+            PermissionRefused: ``by`` is not a leader or an admin.
+        """
+        by = self._require_author(by)
+        text = (text or "").strip()
+        if not text:
+            raise InputError("plans.no_text")
+        if not str(due or "").strip():
+            raise InputError("plans.no_due", object=str(on))
+        due_s = parse_date(str(due).strip()).isoformat()
+        with self._refusals_logged(by, "followup_issue", str(on)), self._connect(write=True) as con:
+            by, user = self._acting(con, by)
+            self._require_leader(user, "followup add")
+            otype, code, members = self._resolve_object(self._plan_universe(con), on)
+            unit = (unit or "").strip() or self._unit_of(members) or ""
+            now = utcnow_iso()
+            fid = con.execute("INSERT INTO followups (on_type, on_code, target, unit, due_date, text, issued_at,"
+                              " issued_by) VALUES (?,?,?,?,?,?,?,?) RETURNING id",
+                              (otype, code, target, unit, due_s, text, now, by)).fetchone()[0]
+            con.execute("INSERT INTO followup_events (followup, action, state, text, at, actor) VALUES (?,?,?,?,?,?)",
+                        (fid, "issue", "issued", text, now, by))
+            self._bump(con)
+            after = {"id": int(fid), "on": code, "unit": unit, "due": due_s, "state": "issued"}
+            self._audit(con, by, "followup_issue", code, "ok", None, after, text)
+        return self.followup(fid)
+
+    def _move_followup(self, fid, action: str, text: str, by: str, text_needed: bool) -> dict:
+        by = self._require_author(by)
+        text = (text or "").strip()
+        if text_needed and not text:
+            raise InputError("plans.no_text")
+        with self._connect() as con:
+            on = self._followup(con, fid)["on_code"]  # refusals are audited on the order's object
+        with self._refusals_logged(by, f"followup_{action}", on), self._connect(write=True) as con:
+            f = self._followup(con, fid)
+            by, user = self._acting(con, by)
+            if user is not None and user.role != "admin":
+                if action == "reply":
+                    members = self._plan_universe(con)["members"].get((f["on_type"], f["on_code"])) \
+                        if f["on_type"] != "parcel" else [dict(self._row(con, f["on_code"]))]
+                    if user.role != "editor" or not members or not all(accounts.may_edit(user, m) for m in members):
+                        raise PermissionRefused("plans.refused_reply", user=user.username, role=user.role,
+                                                id=f["id"], object=f["on_code"])
+                elif user.username != f["issued_by"]:
+                    raise PermissionRefused("plans.refused_close", user=user.username, id=f["id"],
+                                            issuer=f["issued_by"])
+            state = model.followup_next(f["state"], action)
+            if state is None:
+                raise ConflictError("plans.followup_state", id=f["id"], state=f["state"], action=action)
+            con.execute("INSERT INTO followup_events (followup, action, state, text, at, actor) VALUES (?,?,?,?,?,?)",
+                        (f["id"], action, state, text or None, utcnow_iso(), by))
+            self._bump(con)
+            self._audit(con, by, f"followup_{action}", f["on_code"], "ok", {"id": f["id"], "state": f["state"]},
+                        {"id": f["id"], "state": state}, text)
+        return self.followup(f["id"])
+
+    def reply_followup(self, fid, text: str, by: str) -> dict:
+        """The unit's reply. Raises PermissionRefused (not the editor of the object's area),
+        ConflictError (the order is not waiting for a reply), InputError (no text)."""
+        return self._move_followup(fid, "reply", text, by, text_needed=True)
+
+    def close_followup(self, fid, by: str, text: str = "") -> dict:
+        """The issuer closes the order. Raises PermissionRefused (not its issuer), ConflictError (closed)."""
+        return self._move_followup(fid, "close", text, by, text_needed=False)
+
+    def return_followup(self, fid, text: str, by: str) -> dict:
+        """The issuer sends the reply back. Raises PermissionRefused, ConflictError (no reply to return)."""
+        return self._move_followup(fid, "return", text, by, text_needed=True)
+
+    def followup_trail(self, fid) -> list[dict]:
+        """Every step of one order, oldest first."""
+        with self._connect() as con:
+            f = self._followup(con, fid)
+            return [dict(r) for r in con.execute(
+                "SELECT id, action, state, text, at, actor FROM followup_events WHERE followup = ? ORDER BY id",
+                (f["id"],))]
+
+    def followup(self, fid, as_of=None) -> dict:
+        """One order with its state, ``overdue`` flag and trail."""
+        rows = [r for r in self.followups(as_of=as_of) if r["id"] == int(fid)]
+        if not rows:
+            raise NotFoundError("plans.unknown_followup", id=str(fid))
+        return rows[0] | {"trail": self.followup_trail(fid)}
+
+    def followups(self, open_only: bool = False, unit: str | None = None, on: str | None = None,
+                  as_of=None, codes=None) -> list[dict]:
+        """The orders, newest first: id, on, on_type, target, unit, due, text, issued_by, issued_at,
+        state, last_at, last_by, last_text, overdue. ``on``: an object code; ``codes``: orders on any
+        of these objects (a parcel and its village, say)."""
+        when = parse_date(as_of, today=office_today())
+        with self._connect() as con:
+            orders = [dict(r) for r in con.execute("SELECT * FROM followups ORDER BY id DESC")]
+            last: dict = {}
+            for r in con.execute("SELECT followup, state, at, actor, text FROM followup_events ORDER BY id"):
+                last[r["followup"]] = dict(r)
+        out = []
+        for f in orders:
+            ev = last.get(f["id"], {})
+            state = ev.get("state", "issued")
+            row = {"id": int(f["id"]), "on": f["on_code"], "on_type": f["on_type"], "target": f["target"],
+                   "unit": f["unit"], "due": f["due_date"], "text": f["text"], "issued_by": f["issued_by"],
+                   "issued_at": f["issued_at"], "state": state, "last_at": ev.get("at"), "last_by": ev.get("actor"),
+                   "last_text": ev.get("text"), "overdue": model.followup_overdue(state, f["due_date"], when)}
+            if open_only and state not in model.FOLLOWUP_OPEN:
+                continue
+            if unit and row["unit"] != unit:
+                continue
+            if on and row["on"] != on:
+                continue
+            if codes is not None and row["on"] not in codes:
+                continue
+            out.append(row)
+        return out
+
+    def my_work(self, username: str, as_of=None) -> dict:
+        """What waits for one user: overdue and due-soon targets of their area, orders to reply to
+        (an editor: on objects of their area) and replies to close (a leader: orders they issued)."""
+        when = parse_date(as_of, today=office_today())
+        user = self.user(username) if username else None
+        ev = self.plan_status(when)
+        t = ev.targets
+        with self._connect() as con:
+            universe = self._plan_universe(con)
+
+        def mine(otype, code) -> bool:
+            if user is None or user.role in PLANNERS:
+                return True
+            if user.role != "editor":
+                return False
+            members = [universe["parcels"][code]] if otype == "parcel" and code in universe["parcels"] else \
+                universe["members"].get((otype, code), [])
+            return bool(members) and all(accounts.may_edit(user, m) for m in members)
+
+        late = t[t["status"].isin(("overdue", "due_soon"))]
+        late = late[[mine(o, c) for o, c in zip(late["object_type"], late["object"])]] if len(late) else late
+        orders = self.followups(open_only=True, as_of=when)
+        to_reply = [f for f in orders if f["state"] in ("issued", "returned") and user is not None
+                    and user.role in ("editor", "admin") and mine(f["on_type"], f["on"])]
+        to_close = [f for f in orders if f["state"] == "replied" and user is not None
+                    and (user.role == "admin" or f["issued_by"] == user.username)]
+        return {"as_of": when.isoformat(), "targets": late.sort_values(["status", "days_late"], ascending=[True, False])
+                .reset_index(drop=True), "to_reply": to_reply, "to_close": to_close}

@@ -1,0 +1,33 @@
+"""What the plan pages share: the evaluation of the plan, cached on the store's data version and
+the office's day, and the words for each status."""
+from __future__ import annotations
+
+import streamlit as st
+
+from gis.base.clock import office_today
+from gis.maps.plan_colouring import plan_colouring
+
+from .common import lang, store, tr
+
+
+@st.cache_resource(max_entries=4)
+def _evaluation(path: str, version: int, day: str):
+    return store().plan_status(day)
+
+
+def plan_evaluation():
+    """Every target's and parcel's plan status today (a stage update or a plan change refreshes it)."""
+    s = store()
+    return _evaluation(s.location, s.data_version(), office_today().isoformat())
+
+
+def status_label(status: str) -> str:
+    return tr(f"plans.status_{status}")
+
+
+def map_colouring():
+    """The sidebar's choice of map colouring: by stage (None) or by plan status (``build_map(colouring=)``)."""
+    with st.sidebar:
+        choice = st.radio(tr("plans.ui_colouring"), ("stage", "plan"), horizontal=True, key="map_colouring",
+                          format_func=lambda c: tr(f"plans.ui_colour_{c}"))
+    return plan_colouring(plan_evaluation(), lang()) if choice == "plan" else None
