@@ -54,7 +54,7 @@ def synthetic(n: int, cat, seed: int = 15):
     codes = np.array([f"C{i:06d}" for i in range(n)], dtype=object)
     village = np.where(kinds == "village", np.array([f"V{v:02d}" for v in range(1, 31)], dtype=object)[
         rng.integers(0, 30, n)], "")
-    rows_p, rows_e = [], {"parcel": [], "action": [], "from_stage": [], "to_stage": [], "event_date": []}
+    rows_e = {"parcel": [], "action": [], "from_stage": [], "to_stage": [], "event_date": []}
     stage, stage_date = np.empty(n, dtype=object), np.empty(n, dtype=object)
     start = dt.date(2022, 1, 1).toordinal()
     for kind in ("village", "park", "ministry", "landmark"):

@@ -379,12 +379,11 @@ def test_the_demo_has_a_believable_plan(demo_where):
 
 
 def test_the_demo_plan_is_deterministic(tmp_path, catalog):
-    import sqlite3
     import shutil
+    import sqlite3
+    from pathlib import Path
 
     import pandas as pd
-
-    from pathlib import Path
 
     from gis.demo.plans import demo_plan
 

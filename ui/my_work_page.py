@@ -6,7 +6,6 @@ import pandas as pd
 import streamlit as st
 
 from gis.base.i18n import local_time
-
 from ui.common import current_user, lang, plain, shown_errors, store, tr
 from ui.plan_common import status_label
 from ui.plan_panel import order_forms

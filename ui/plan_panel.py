@@ -11,7 +11,7 @@ import streamlit as st
 from gis.base.clock import office_today
 from gis.base.i18n import local_time
 
-from .common import author_field, current_user, lang, plain, shown_errors, store, tr
+from .common import author_field, current_user, plain, shown_errors, store, tr
 from .plan_common import plan_evaluation, status_label
 
 _DOT = {"done": ":green[●]", "done_late": ":green[◐]", "on_track": ":blue[●]", "due_soon": ":orange[●]",

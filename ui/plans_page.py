@@ -6,10 +6,9 @@ import pandas as pd
 import streamlit as st
 
 from gis.base.clock import office_today
-from gis.io.plans_io import read_plan_rows, template_bytes
 from gis.base.errors import InputError
+from gis.io.plans_io import read_plan_rows, template_bytes
 from gis.model.plans import campaign_summary, rollup
-
 from ui.common import author_field, lang, plain, shown_errors, store, tr
 from ui.plan_common import plan_evaluation, status_label
 

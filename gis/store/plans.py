@@ -20,7 +20,6 @@ Rules, decided here and not by the UI:
 """
 from __future__ import annotations
 
-import datetime as dt
 import sqlite3
 
 import pandas as pd
