@@ -181,3 +181,37 @@ def test_report_page_builds_the_dispatch_pack(app):
     app.date_input(key="report_since").set_value(last).run()
     app.date_input(key="report_until").set_value(last - dt.timedelta(days=3)).run()
     assert "晚于" in app.error[0].value
+
+
+def test_map_as_of_a_past_month_and_compared_with_an_earlier_date(app):
+    """The sidebar's date control replays the map; the comparison colours what changed, counted in the legend."""
+    app.run()
+    slider = app.select_slider(key="as_of_month")
+    months = slider.options[:-1]  # the last is today
+    assert months and slider.value == "today"
+    slider.set_value(months[-6]).run()
+    assert not app.exception, app.exception
+    assert any(months[-6] in c.value for c in app.caption)
+    app.checkbox(key="as_of_compare").check().run()
+    assert not app.exception, app.exception
+    app.switch_page("ui/board_page.py").run()
+    assert not app.exception, app.exception
+    assert any(months[-6] in c.value for c in app.caption)  # the board at the same past date
+    assert len(app.dataframe[0].value) == 30
+
+
+def test_compare_colouring_counts_what_changed(tiny_store):
+    import datetime as dt
+
+    from gis.maps.compare_colouring import change_colouring
+    from gis.model.timeline import Replay
+
+    tiny_store.advance("V01-002", "listed", "2024-04-01", "王芳", today=dt.date(2024, 4, 1))
+    tiny_store.set_blocked("V01-001", True, "权属争议", "王芳", date="2024-04-02", today=dt.date(2024, 4, 2))
+    rp = Replay(tiny_store.parcels(geometry=False), tiny_store.events(), tiny_store.catalog)
+    col = change_colouring(rp.at(dt.date(2024, 3, 15)), rp.at(dt.date(2024, 4, 30)), tiny_store.catalog,
+                           "2024-03-15", "2024-04-30")
+    assert col["values"]["V01-002"] == "advanced" and col["values"]["V01-001"] == "blocked"
+    assert col["counts"]["advanced"] == 1 and col["counts"]["blocked"] == 1
+    assert col["counts"]["unchanged"] == len(col["values"]) - 2
+    assert any(i["label"] == "推进 1" for i in col["legend"]["items"])

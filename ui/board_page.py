@@ -1,11 +1,16 @@
 """The village board: every old village's progress, sortable; a row opens it on the map."""
 from __future__ import annotations
 
+import datetime as dt
+
 import altair as alt
 import pandas as pd
 import streamlit as st
 
-from gis.model.board import BOARD_COLUMNS, board_rows
+from gis.base.clock import office_today
+from gis.model.board import BOARD_COLUMNS, board_rows, village_progress
+from gis.model.timeline import Moment, events_until, state_at, trend_by_month
+from ui import timeline_control as timeline
 from ui.common import board_table, lang, shown_errors, store, tr
 
 
@@ -38,7 +43,12 @@ def page() -> None:
     s = store()
     st.title(tr("board.title"))
     st.caption(tr("board.subtitle"))
-    board = board_table(s.location, s.data_version(), lang())
+    day, _ = timeline.moment_control()
+    if day:  # the board as it stood at the end of a past month
+        st.caption(tr("timeline.as_of_caption", date=day.isoformat()))
+        board = _board_at(s.location, s.data_version(), lang(), day.isoformat())
+    else:
+        board = board_table(s.location, s.data_version(), lang())
     status = board["status"].value_counts()
     c = st.columns(4)
     c[0].metric(tr("board.done"), int(status.get("done", 0)))
@@ -85,7 +95,41 @@ def page() -> None:
 
     st.subheader(tr("board.chart"))
     st.altair_chart(_chart(board), width="stretch")
+    _trend_charts(day)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _board_at(path: str, version: int, language: str, day: str) -> pd.DataFrame:
+    s = store()
+    moment = Moment(as_of=dt.date.fromisoformat(day))
+    parcels, events = s.parcels(kind="village", geometry=False), s.events()
+    return village_progress(state_at(parcels, events, s.catalog, moment), s.layer("villages"),
+                            events_until(events, moment), s.catalog, language)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _trend(path: str, version: int, until: str) -> pd.DataFrame:
+    s = store()
+    parcels = s.parcels(kind="village", geometry=False)
+    events = s.events()
+    return trend_by_month(parcels, events[events["parcel"].isin(parcels["code"])], s.catalog,
+                          until=dt.date.fromisoformat(until))
+
+
+def _trend_charts(day) -> None:
+    """Cumulative area past site clearance and the stage mix, month by month, up to the date shown."""
+    s = store()
+    trend = _trend(s.location, s.data_version(), (day or office_today()).isoformat())
+    left, right = st.columns(2)
+    left.subheader(tr("timeline.board_trend"))
+    left.line_chart(trend.set_index("month")[["area_mu_cleared"]].rename(columns={"area_mu_cleared": tr("timeline.board_trend")}))
+    right.subheader(tr("timeline.board_phases"))
+    phases = s.catalog.phases
+    mix = trend.set_index("month")[[f"phase_{k}" for k in phases]]
+    mix.columns = [p.label(lang()) for p in phases.values()]
+    right.area_chart(mix, color=[p.color for p in phases.values()])
 
 
 with shown_errors():
     page()
+    timeline.play_on()

@@ -140,7 +140,8 @@ def _choice(label: str, options: list, fmt, key: str):
 
 
 # widgets whose values a planner expects to find again after visiting another page
-KEPT_WIDGETS = ("f_zone", "f_kind", "f_village", "f_stage", "f_search", "bm_kind", "bm_path", "bm_url", "bm_attr")
+KEPT_WIDGETS = ("f_zone", "f_kind", "f_village", "f_stage", "f_search", "bm_kind", "bm_path", "bm_url", "bm_attr",
+                "as_of_month", "as_of_compare", "as_of_since")
 
 
 def keep_widget_state() -> None:

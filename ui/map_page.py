@@ -10,6 +10,7 @@ from gis.maps.mapview import build_map, restore_group, selection_group
 from gis.model.catalog import load_layer_catalog
 from gis.model.spatial import fit_bounds
 from ui import cadastre_panel as cadastre
+from ui import timeline_control as timeline
 from ui.basemap_picker import MapBasemap, basemap_sidebar
 from ui.common import current_parcels, lang, parcel_index, shown_errors, sidebar_filters, store, tr
 from ui.downloads import village_downloads
@@ -33,16 +34,22 @@ def _state() -> MapState:
     return st.session_state["map_state"]
 
 
-def _map(codes: tuple | None, bounds, bm: MapBasemap):
+def _map(codes: tuple | None, bounds, bm: MapBasemap, day=None, since=None):
     """The folium map of the current filter result. Built each run (≈0.1 s for the demo) from
     cached layers: folium maps are mutated by st_folium, so the object itself is not cached.
     Over a GCJ-02 basemap (AMap) every layer is drawn shifted to GCJ-02 (``bm``)."""
     s = store()
     parcels = bm.parcels()
+    colouring = map_colouring()
+    if day or since:  # the district as of a past month, or what changed between two dates
+        rp = timeline.replay(parcels, bm.basemap.datum)
+        parcels = rp.at(day) if day else parcels
+        if since:
+            colouring = timeline.compare_colouring(rp, codes, since, day)
     shown = parcels[parcels["code"].isin(codes)] if codes is not None else parcels
     return bm.add_to(build_map(bm.context(), shown, s.catalog, lang=lang(), basemap=bm.underlay,
                                bounds=bm.bounds(bounds), demo=s.is_demo,
-                               tiles=cadastre.map_tiles(bm.basemap.datum), colouring=map_colouring()))
+                               tiles=cadastre.map_tiles(bm.basemap.datum), colouring=colouring))
 
 
 def _clicked_code(out: dict | None, bm: MapBasemap, codes: tuple | None, state: MapState) -> str | None:
@@ -75,6 +82,9 @@ def page() -> None:
     quick_find()
     filtered, codes = sidebar_filters()
     bm = basemap_sidebar()
+    day, since = timeline.moment_control()
+    if day:
+        st.caption(tr("timeline.as_of_caption", date=day.isoformat()))
     if "flash" in st.session_state:
         st.success(st.session_state.pop("flash"))
     if len(filtered) == 0:
@@ -99,7 +109,7 @@ def page() -> None:
             highlight = cadastre.highlight(land)
         # a new map (the panel opened, another basemap …) comes back to the planner's groups and view
         restore = restore_group(state.restore(bounds))
-        out = st_folium(add_area_select(_map(codes, bounds, bm=bm), lang()), height=680, width=None, key=MAP_KEY,
+        out = st_folium(add_area_select(_map(codes, bounds, bm=bm, day=day, since=since), lang()), height=680, width=None, key=MAP_KEY,
                         feature_group_to_add=[selection_group(bm.display(highlight), lang=lang()), restore,
                                               *bm.view_groups(MAP_KEY)],
                         returned_objects=["last_clicked", "last_object_clicked", "last_active_drawing",
@@ -129,3 +139,4 @@ def page() -> None:
 
 with shown_errors():
     page()
+    timeline.play_on()

@@ -96,6 +96,11 @@ def _recorded_times(values) -> pd.Series:
     return pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="ISO8601", errors="coerce")
 
 
+def stage_positions(catalog: Catalog, kinds, stages) -> np.ndarray:
+    """Position of each (kind, stage) in its pipeline; -1 for not started or a stage outside the pipeline."""
+    return _stage_index(catalog, kinds, stages)
+
+
 def _stage_index(catalog: Catalog, kinds, stages) -> np.ndarray:
     """Position of each (kind, stage) in its pipeline; -1 for not started or a stage outside the pipeline.
 
