@@ -248,6 +248,11 @@ class PostgisStore(Store):
         text = [c for c in cols if c not in ("id", "share")]
         return pd.read_csv(buf, dtype={c: object for c in text}, keep_default_na=False, na_values={c: [""] for c in cols})
 
+    @staticmethod
+    def _wkb_of(value):
+        """PostGIS sends a geometry as hex EWKB, which shapely reads as it is."""
+        return value
+
     # imports: WKB goes in as it comes
     _geom_sql = "ST_Multi(ST_GeomFromWKB(?, 4490))"
 
