@@ -48,7 +48,7 @@ from gis.base.errors import InputError
 from gis.base.gcj02 import gcj02_to_wgs84, gdf_to_gcj02, wgs84_to_gcj02
 from gis.base.i18n import t
 from gis.base.settings import BASEMAP_KINDS, ROOT
-from gis.maps.mapview import to_web
+from gis.base.units import to_web
 from gis.maps.raster import read_background
 from gis.maps.rasterview import check_raster_path, raster_info
 

@@ -55,9 +55,9 @@ from folium.template import Template
 from gis.base.errors import InputError, UnknownCRSError
 from gis.base.fileio import atomic_write
 from gis.base.i18n import LANGUAGES, catalogue, t
-from gis.base.units import STORE_CRS, WEB_CRS
+from gis.base.units import WEB_CRS, to_web  # noqa: F401 -- to_web is part of this module's interface
 from gis.maps.elements import RawMacroElement, escape_html, js_json, safe_json_text
-from gis.maps.vectortiles import tile_layer
+from gis.maps.vectortiles import tile_layer_options
 from gis.model.catalog import load_layer_catalog
 from gis.model.pipelines import NOT_STARTED, Catalog
 
@@ -115,19 +115,6 @@ def legend_items(catalog: Catalog, lang: str = "zh") -> list[dict]:
 
 
 # --------------------------------------------------------------------------- serialisation
-
-def to_web(gdf):
-    """A layer in EPSG:4326 (store layers are EPSG:4490; no CRS is taken as 4490).
-
-    CGCS2000 and WGS 84 differ by centimetres and PROJ's transformation between
-    them is the identity ("ballpark"): a layer in 4490 is only relabelled, instead
-    of every vertex going through PROJ on every run of the page (a quarter of it)."""
-    if gdf.crs is None or gdf.crs.equals(STORE_CRS):
-        return gdf.set_crs(WEB_CRS, allow_override=True)
-    if not gdf.crs.equals(WEB_CRS):
-        gdf = gdf.to_crs(WEB_CRS)
-    return gdf
-
 
 # GeoJSON already written, per source frame (the app hands the same cached frame to every run
 # until the data change): a click that reruns the page does not serialise 2,470 parcels again
@@ -740,3 +727,29 @@ def _rgb_bands(src, ColorInterp) -> list[int]:
     if all(c in ci for c in want):
         return [ci.index(c) + 1 for c in want]
     return [1, 2, 3] if src.count >= 3 else [1]
+
+
+# ------------------------------------------------------------------ tile pyramids (gis/maps/vectortiles.py)
+def tile_layer(manifest: dict, spec, lang: str = "zh", **kwargs):
+    """A folium element drawing a pyramid (``gis.maps.vectortiles.tile_layer_options``); add it to a FeatureGroup.
+
+    Here, not beside the pyramid code: building tiles (the CLI, imports) needs no folium."""
+    return _VectorTileLayer(tile_layer_options(manifest, spec, lang, **kwargs))
+
+
+class _VectorTileLayer(RawMacroElement):
+    """The GridLayer of a tile pyramid; its script is included once per page."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            var {{ this.get_name() }} = RenewalTiles.add(
+                {{ this._parent._parent.get_name() }}, {{ this._parent.get_name() }}, {{ this.options }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, options: dict):
+        super().__init__()
+        self._name = "AtlasVectorTiles"
+        self.options = js_json(options)
