@@ -95,3 +95,19 @@ def test_a_failed_write_inside_a_page_run_leaves_nothing_and_the_connection_usab
         assert tiny_store.parcel("V01-002")["stage"] == "survey"
         tiny_store.advance("V01-002", "listed", "2024-03-20", "王芳", today=TODAY)
     assert open_store_at(tiny_store.where).parcel("V01-002")["stage"] == "listed"
+
+
+def test_preferences_live_in_the_store_and_every_server_sees_them(tiny_store):
+    from gis.base.settings import Settings
+    from gis.maps.basemaps import BasemapChoice, load_choice, save_choice
+
+    cfg = Settings.load(env={})
+    other = open_store_at(tiny_store.where)  # another app server over the same store
+    assert save_choice(cfg, "张伟", BasemapChoice(kind="amap_sat"), tiny_store)
+    assert save_choice(cfg, "张伟", BasemapChoice(kind="custom", url="http://gs/{z}/{x}/{y}.png", attribution="测绘院"),
+                       tiny_store)  # replaced, not added
+    assert not save_choice(cfg, "  ", BasemapChoice(kind="none"), tiny_store)  # nobody to remember it for
+    assert load_choice(cfg, "张伟", other) == BasemapChoice(kind="custom", url="http://gs/{z}/{x}/{y}.png",
+                                                            attribution="测绘院")
+    assert other.preference("李娜", "basemap") is None and other.preference(None, "basemap") is None
+    assert tiny_store.data_version() == other.data_version()  # a preference is not a change of the data
