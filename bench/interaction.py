@@ -36,6 +36,8 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import shapely
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from playwright.sync_api import sync_playwright
 
 from gis.devtools.devserver import free_port, running_app
 from gis.store.open import open_store_at
@@ -140,11 +142,17 @@ def one_round(browser, url: str, pid: int, parcel, bare: bool, out: dict) -> Non
             page.get_by_text("符合条件的地块：1 个").wait_for(timeout=TIMEOUT)
             xy = zoomed_to(page, pt.y, pt.x)
         page.wait_for_timeout(800)  # Leaflet settles its view
-        xy = zoomed_to(page, pt.y, pt.x)
-        frame_box = iframe_box(page)
         with measured(pid, out, "click"):
-            page.mouse.click(frame_box["x"] + xy[0], frame_box["y"] + xy[1])
-            page.get_by_role("heading", name=parcel["name"]).wait_for(timeout=TIMEOUT)
+            for attempt in range(3):  # a click that lands while Streamlit replaces the map's iframe is lost
+                xy = zoomed_to(page, pt.y, pt.x)
+                frame_box = iframe_box(page)
+                page.mouse.click(frame_box["x"] + xy[0], frame_box["y"] + xy[1])
+                try:
+                    page.get_by_role("heading", name=parcel["name"]).wait_for(timeout=TIMEOUT // 3)
+                    break
+                except PlaywrightTimeout:
+                    if attempt == 2:
+                        raise
             page.get_by_role("button", name="提交").wait_for(timeout=TIMEOUT)
         with measured(pid, out, "advance"):
             page.get_by_role("button", name="提交").click()
@@ -256,8 +264,6 @@ def main(argv=None) -> int:
     ap.add_argument("--backend", choices=("gpkg", "postgis", "both"), default="both")
     ap.add_argument("--reps", type=int, default=3, help="measured rounds per page (after one warm-up)")
     args = ap.parse_args(argv)
-    from playwright.sync_api import sync_playwright
-
     backends = ("gpkg", "postgis") if args.backend == "both" else (args.backend,)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
