@@ -153,6 +153,8 @@ def one_round(browser, url: str, pid: int, parcel, bare: bool, out: dict) -> Non
                 except PlaywrightTimeout:
                     if attempt == 2:
                         raise
+            if not bare:
+                page.get_by_role("tab", name="操作").click()  # the panel's forms are in its third tab
             page.get_by_role("button", name="提交").wait_for(timeout=TIMEOUT)
         with measured(pid, out, "advance"):
             page.get_by_role("button", name="提交").click()
