@@ -9,12 +9,13 @@ from ui.common import (
     restore_sign_in,
     shown_errors,
     sidebar,
+    store,
     tr,
     user_box,
 )
 
 st.set_page_config(page_title="城市更新一张图 Renewal Atlas", page_icon="🗺️", layout="wide")
-with shown_errors():
+with shown_errors(), store().one_connection():  # one connection for everything this run asks the store
     keep_widget_state()
     restore_sign_in()
     cookie_writer()

@@ -96,36 +96,37 @@ def make_big_raster(path: Path, size: int = BIG, epsg: int = 4528) -> Path:
 
 # ------------------------------------------------------------------ the naive page
 def naive_draw_map(page, rect, extent, *, raster=None, focus_rows=(), **_):
-    """The map drawn naively: the whole raster read and shown, every parcel and every
-    label of the district drawn, then the axes cropped to the page's extent."""
+    """The map drawn naively: the whole raster read and embedded at full resolution, every
+    parcel and every label of the district drawn, then clipped to the page's extent."""
     import numpy as np
     import rasterio
+    import shapely
 
     from gis.printing import briefing
 
     sh = page.sheet
-    x, y, w, h = rect
-    ax = page.axes(x, y, w, h)
+    view = page.map_view(rect, extent)
+    cv = view.canvas
     if raster is not None:
         with rasterio.open(raster) as ds:
             data = ds.read()  # everything, at full resolution
             left, bottom, right, top = ds.bounds
-        ax.imshow(np.moveaxis(data[:3], 0, -1), extent=(left, right, bottom, top), interpolation="antialiased")
-    gdf = sh.parcels
-    gdf.plot(ax=ax, color=list(gdf["color"]), edgecolor="white", linewidth=0.35, alpha=0.62)
+        (x0, y0), (x1, y1) = view.pt(left, bottom), view.pt(right, top)
+        cv.image(np.ascontiguousarray(np.moveaxis(data[:3], 0, -1)), float(x0), float(y0), float(x1 - x0),
+                 float(y1 - y0))
+    rows = np.arange(len(sh.parcels))
+    cv.shapes(view.rings(sh.parcel_rings(rows)), list(sh.col["color"]), stroke="#ffffff", lw=0.35, alpha=0.62)
     for name in ("zones", "villages", "parks"):
         if name in sh.layers:
-            sh.layers[name].boundary.plot(ax=ax, color="#333333", linewidth=0.8)
-    for code, pt in zip(gdf["code"], gdf.geometry.representative_point()):
-        ax.text(pt.x, pt.y, code, fontsize=5, ha="center", va="center", clip_on=True)
+            cv.rings(briefing.flat_rings(view.rings(sh.layer_rings(name))), stroke="#333333", lw=0.8)
+    pts = shapely.point_on_surface(sh.parcels.geometry.values)
+    briefing.map_labels(view, shapely.get_x(pts), shapely.get_y(pts), list(sh.col["code"]), 5, "#222222", 0)
     for r in focus_rows:
-        gdf.iloc[[r]].boundary.plot(ax=ax, color=briefing.HIGHLIGHT, linewidth=2)
-    ax.set_xlim(extent[0], extent[2])
-    ax.set_ylim(extent[1], extent[3])
-    ax.set_aspect("equal")
-    briefing.north_arrow(page, ax, sh.convergence)
-    briefing.scale_bar(page, ax, extent, w)
-    return ax
+        cv.rings(briefing.flat_rings(view.rings(sh.parcel_rings([r]))), stroke=briefing.HIGHLIGHT, lw=2)
+    briefing.north_arrow(page, view, sh.convergence)
+    briefing.scale_bar(page, view, extent, rect[2])
+    view.close()
+    return view
 
 
 # ------------------------------------------------------------------ phases (child processes)
@@ -293,11 +294,13 @@ def run_qgis(tmp: Path) -> dict:
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     wall, rss, tree, stdout, _ = run_measured(["/usr/bin/python3", str(ANCHORS / "qgis_atlas.py"), str(out)], env=env)
     m = re.search(r"QGIS (\S+) startup_s=([\d.]+) atlas30_pdf_s median=([\d.]+) runs=(\[[^\]]*\])", stdout)
-    if not m:
+    png = re.search(r"atlas30_png150_s median=([\d.]+)", stdout)
+    if not m or not png:
         raise RuntimeError("unexpected QGIS anchor output: " + stdout)
     startup, pdf = float(m.group(2)), float(m.group(3))
     return {"qgis_version": m.group(1), "qgis_startup_s": startup, "qgis_atlas30_pdf_s": pdf,
             "qgis_atlas30_pdf_runs": json.loads(m.group(4)), "qgis_atlas30_s": round(startup + pdf, 3),
+            "qgis_atlas30_png_s": round(startup + float(png.group(1)), 3),
             "qgis_peak_rss_mb": round(max(rss, tree), 1)}
 
 
@@ -307,6 +310,8 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=3, help="runs of the atlas command (median)")
     ap.add_argument("--n", type=int, default=15, help="parcel pages per page measurement")
     ap.add_argument("--no-qgis", action="store_true", help="skip the QGIS anchor")
+    ap.add_argument("--atlas-only", action="store_true",
+                    help="only the atlas commands (PDF, PDF + PNGs) and QGIS's Atlas: the ratios, in a minute")
     ap.add_argument("--big-size", type=int, default=BIG, help="side of the big GeoTIFF in pixels")
     ap.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
     ap.add_argument("--store", help=argparse.SUPPRESS)
@@ -324,64 +329,80 @@ def main(argv=None) -> int:
         store = tmp / "demo.gpkg"
         shutil.copy(DEMO, store)  # the committed demo is never touched
         big = CACHE / f"brief_big_{args.big_size}.tif"
-        if not big.exists():
-            t = time.perf_counter()
-            subprocess.run([sys.executable, "-c", f"from bench.briefing import make_big_raster; from pathlib import Path;"
-                            f" make_big_raster(Path({str(big)!r}), {args.big_size})"], check=True, cwd=ROOT)
-            res["big_raster_made_s"] = round(time.perf_counter() - t, 1)
-            print(f"made {big} in {res['big_raster_made_s']} s", file=sys.stderr)
-        res["big_raster_mb"] = round(big.stat().st_size / 2**20, 1)
-
         peaks = {}
-        r, peaks["pages"] = run_phase("pages", store, tmp, DEMO_RASTER, args.n)
-        res.update(r)
-        print(f"page {r['page_s']:.3f} s (cold {r['page_cold_s']:.2f} s)", file=sys.stderr)
-        r, peaks["big"] = run_phase("big", store, tmp, big, args.n)
-        res.update(r)
-        res["big_raster_rss_mb"] = round(peaks["big"], 1)
-        print(f"big raster page {r['big_raster_page_s']:.3f} s, {peaks['big']:.0f} MB", file=sys.stderr)
-        r, naive_rss = run_phase("naive", store, tmp, DEMO_RASTER, max(3, args.n // 3))
-        res.update(r)
-        res["ratio_naive"] = round(res["naive_page_s"] / res["page_s"], 1)
-        print(f"naive page {r['naive_page_s']:.3f} s", file=sys.stderr)
-        r, res["naive_big_rss_mb"] = run_phase("naive_big_read", store, tmp, big, 1)
-        res.update(r)
-        print(f"naive whole read of the big raster {r['naive_big_read_s']:.1f} s, "
-              f"{res['naive_big_rss_mb']:.0f} MB", file=sys.stderr)
-
-        env = dict(os.environ, RENEWAL_RASTER=str(DEMO_RASTER))
-        cmd = [sys.executable, "-m", "gis.cli", "--store", str(store), "atlas", "--villages",
-               "-o", str(tmp / "atlas.pdf"), "--quiet"]
-        runs, loads, cpus, atlas_peak = [], [], [], 0.0
-        for _ in range(args.runs):
-            loads.append(round(os.getloadavg()[0], 2))
-            wall, rss, tree, stdout, _ = run_measured(cmd, env=env)
-            runs.append(round(wall, 3))
-            cpus.append(round(LAST_CPU[0], 2))
-            atlas_peak = max(atlas_peak, rss, tree)
-        res["atlas30_cpu_s"] = statistics.median(cpus)
-        res["atlas30_s"] = statistics.median(runs)
-        res["atlas30_best_s"] = min(runs)
-        res["atlas30_runs"] = runs
-        res["atlas30_load_before_runs"] = loads
-        res["atlas30_pages"] = json.loads(stdout)["pages"]
-        res["atlas30_rss_mb"] = round(atlas_peak, 1)
-        res["atlas30_command"] = "renewal --store COPY_OF_DEMO atlas --villages -o atlas.pdf (demo raster)"
-        print(f"atlas {res['atlas30_s']:.2f} s {runs}", file=sys.stderr)
-        peaks["atlas"] = atlas_peak
-        res["peak_rss_mb"] = round(max(peaks.values()), 1)
-
-        if not args.no_qgis and qgis_available():
-            res.update(run_qgis(tmp))
-            res["ratio_qgis"] = round(res["atlas30_s"] / res["qgis_atlas30_s"], 2)
-            res["ratio_qgis_best"] = round(res["atlas30_best_s"] / res["qgis_atlas30_s"], 2)
-            print(f"QGIS {res['qgis_atlas30_s']:.2f} s; ours / QGIS = {res['ratio_qgis']}", file=sys.stderr)
+        if not args.atlas_only:
+            _page_phases(args, res, tmp, store, big, peaks)
+        _atlas_phases(args, res, tmp, store, peaks)
     for k, v in list(res.items()):
         if isinstance(v, float):
             res[k] = round(v, 3)
     res["load_after"] = round(os.getloadavg()[0], 2)
     print(json.dumps(res, ensure_ascii=False))
     return 0
+
+
+def _page_phases(args, res: dict, tmp: Path, store: Path, big: Path, peaks: dict) -> None:
+    if not big.exists():
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", f"from bench.briefing import make_big_raster; from pathlib import Path;"
+                        f" make_big_raster(Path({str(big)!r}), {args.big_size})"], check=True, cwd=ROOT)
+        res["big_raster_made_s"] = round(time.perf_counter() - t, 1)
+        print(f"made {big} in {res['big_raster_made_s']} s", file=sys.stderr)
+    res["big_raster_mb"] = round(big.stat().st_size / 2**20, 1)
+
+    r, peaks["pages"] = run_phase("pages", store, tmp, DEMO_RASTER, args.n)
+    res.update(r)
+    print(f"page {r['page_s']:.3f} s (cold {r['page_cold_s']:.2f} s)", file=sys.stderr)
+    r, peaks["big"] = run_phase("big", store, tmp, big, args.n)
+    res.update(r)
+    res["big_raster_rss_mb"] = round(peaks["big"], 1)
+    print(f"big raster page {r['big_raster_page_s']:.3f} s, {peaks['big']:.0f} MB", file=sys.stderr)
+    r, naive_rss = run_phase("naive", store, tmp, DEMO_RASTER, max(3, args.n // 3))
+    res.update(r)
+    res["ratio_naive"] = round(res["naive_page_s"] / res["page_s"], 1)
+    print(f"naive page {r['naive_page_s']:.3f} s", file=sys.stderr)
+    r, res["naive_big_rss_mb"] = run_phase("naive_big_read", store, tmp, big, 1)
+    res.update(r)
+    print(f"naive whole read of the big raster {r['naive_big_read_s']:.1f} s, "
+          f"{res['naive_big_rss_mb']:.0f} MB", file=sys.stderr)
+
+
+def _atlas_phases(args, res: dict, tmp: Path, store: Path, peaks: dict) -> None:
+    env = dict(os.environ, RENEWAL_RASTER=str(DEMO_RASTER))
+    cmd = [sys.executable, "-m", "gis.cli", "--store", str(store), "atlas", "--villages",
+           "-o", str(tmp / "atlas.pdf"), "--quiet"]
+    runs, loads, cpus, atlas_peak = [], [], [], 0.0
+    for _ in range(args.runs):
+        loads.append(round(os.getloadavg()[0], 2))
+        wall, rss, tree, stdout, _ = run_measured(cmd, env=env)
+        runs.append(round(wall, 3))
+        cpus.append(round(LAST_CPU[0], 2))
+        atlas_peak = max(atlas_peak, rss, tree)
+    res["atlas30_cpu_s"] = statistics.median(cpus)
+    res["atlas30_s"] = statistics.median(runs)
+    res["atlas30_best_s"] = min(runs)
+    res["atlas30_runs"] = runs
+    res["atlas30_load_before_runs"] = loads
+    res["atlas30_pages"] = json.loads(stdout)["pages"]
+    res["atlas30_rss_mb"] = round(atlas_peak, 1)
+    res["atlas30_command"] = "renewal --store COPY_OF_DEMO atlas --villages -o atlas.pdf (demo raster)"
+    print(f"atlas {res['atlas30_s']:.2f} s {runs}", file=sys.stderr)
+    peaks["atlas"] = atlas_peak
+    png_cmd = cmd[:-1] + ["--png-zip", str(tmp / "atlas.zip"), "--quiet"]
+    png_runs = [round(run_measured(png_cmd, env=env)[0], 3) for _ in range(max(1, args.runs - 1))]
+    res["atlas30_png_s"] = statistics.median(png_runs)
+    res["atlas30_png_runs"] = png_runs
+    res["atlas30_png_command"] = "renewal atlas --villages -o atlas.pdf --png-zip atlas.zip (PDF and 150 dpi PNGs)"
+    print(f"atlas with PNGs {res['atlas30_png_s']:.2f} s {png_runs}", file=sys.stderr)
+    res["peak_rss_mb"] = round(max(peaks.values()), 1)
+
+    if not args.no_qgis and qgis_available():
+        res.update(run_qgis(tmp))
+        res["ratio_qgis"] = round(res["atlas30_s"] / res["qgis_atlas30_s"], 2)
+        res["ratio_qgis_best"] = round(res["atlas30_best_s"] / res["qgis_atlas30_s"], 2)
+        res["ratio_qgis_png"] = round(res["atlas30_png_s"] / res["qgis_atlas30_png_s"], 2)
+        print(f"QGIS {res['qgis_atlas30_s']:.2f} s (PNG {res['qgis_atlas30_png_s']:.2f} s); ours / QGIS = "
+              f"{res['ratio_qgis']} (PNG {res['ratio_qgis_png']})", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ from gis.maps.basemaps import (
 from gis.maps.elements import escape_html, js_json
 from gis.maps.mapview import build_map
 from gis.model.spatial import ParcelIndex
+from gis.store.open import open_store_at
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "0123456789abcdef0123456789abcdef"
@@ -551,8 +552,10 @@ def test_picking_a_basemap_is_remembered_for_the_user(app):
     assert not app.exception, app.exception
     assert any("RENEWAL_TIANDITU_KEY" in w.value for w in app.sidebar.warning)  # no key: said on the server
     assert app.query_params["basemap"] == "tianditu_img"  # mirrored in the address
-    assert load_choice(Settings.load(), "viewer").kind == "tianditu_img"
-    assert load_choice(Settings.load(), "admin").kind == "raster"
+    kept = open_store_at(app.data_dir / "renewal.gpkg")  # the app keeps it in its store, for every server
+    assert load_choice(Settings.load(), "viewer", kept).kind == "tianditu_img"
+    assert load_choice(Settings.load(), "admin", kept).kind == "raster"
+    assert not (app.data_dir / "preferences.json").exists()
 
 
 def test_only_admins_type_orthophoto_paths(app):
@@ -568,7 +571,8 @@ def test_only_admins_type_orthophoto_paths(app):
 
 
 def test_another_user_signing_in_gets_their_own_basemap(app):
-    save_choice(Settings.load(), "admin", BasemapChoice(kind="none"))
+    kept = open_store_at(app.data_dir / "renewal.gpkg")
+    save_choice(Settings.load(), "admin", BasemapChoice(kind="none"), kept)
     app.session_state["user"] = "viewer"
     app.run()
     _picker(app).set_value("amap_road").run()
@@ -578,7 +582,7 @@ def test_another_user_signing_in_gets_their_own_basemap(app):
     assert _picker(app).value == "none"
     app.session_state["user"] = "editor_north"  # nothing stored: keeps what is shown, now remembered for them
     app.run()
-    assert _picker(app).value == "none" and load_choice(Settings.load(), "editor_north").kind == "none"
+    assert _picker(app).value == "none" and load_choice(Settings.load(), "editor_north", kept).kind == "none"
 
 
 def test_the_export_page_prints_the_basemap_chosen_for_the_map(app):

@@ -1,6 +1,6 @@
 """Briefing pages and atlases (gis/briefing.py, gis/raster.py, gis/fonts.py, `renewal brief|atlas`).
 
-Rendering is real (matplotlib, pypdf); rasters are made in code; the demo
+Rendering is real (our PDF writer, PDFium for PNGs, pypdf and poppler to read them back); rasters are made in code; the demo
 district is used from a copy in tmp_path, never from the committed file.
 """
 from __future__ import annotations
@@ -11,7 +11,6 @@ import re
 import shutil
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -42,14 +41,16 @@ def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.endswith(".part") or p.suffix in (".pdf", ".png", ".zip"))
 
 
-def type3_fonts(reader: PdfReader) -> dict[str, bool]:
-    """Font name -> embedded (a Type 3 font carries its glyph programs) over all pages."""
+def embedded_fonts(reader: PdfReader) -> dict[str, bool]:
+    """Font name -> embedded as a CID font program with a ToUnicode map (selectable text), over all pages."""
     out = {}
     for page in reader.pages:
         fonts = page.get("/Resources", {}).get("/Font", {})
         for ref in fonts.values():
             f = ref.get_object()
-            out[str(f.get("/BaseFont") or f.get("/Name"))] = f.get("/Subtype") == "/Type3" and "/CharProcs" in f
+            desc = f["/DescendantFonts"][0].get_object()["/FontDescriptor"].get_object() if "/DescendantFonts" in f else {}
+            out[str(f.get("/BaseFont"))] = (f.get("/Subtype") == "/Type0" and "/ToUnicode" in f
+                                            and "/FontFile3" in desc)
     return out
 
 
@@ -187,35 +188,31 @@ def test_unreadable_rasters_are_input_errors(tmp_path, make, key):
 
 # ------------------------------------------------------------------ fonts
 def test_the_shipped_font_subset_renders_chinese_without_tofu(tmp_path):
-    """A fresh pip install has no Debian font: the subset in data/fonts must carry the page."""
-    import matplotlib
-    from matplotlib.figure import Figure
+    """A fresh pip install has no Debian font: the subset in data/fonts carries every page."""
+    from gis.printing import pdfwriter
 
-    from gis.printing.fonts import SHIPPED_FAMILY, cjk_family, rc_params
-
-    assert cjk_family(prefer_system=False) == SHIPPED_FAMILY
-    fig = Figure(figsize=(4, 2))
-    with matplotlib.rc_context(rc_params(prefer_system=False)), warnings.catch_warnings():
-        warnings.simplefilter("error")  # "Glyph … missing from font(s)" would fail here
-        fig.text(0.05, 0.5, "崖头村2号地块 V01-002 垵塱 示例数据（虚构） 3.42 亩", fontsize=12, weight="bold")
-        fig.text(0.05, 0.2, "清表及以后面积占比：35.0%", fontsize=9)
-        fig.savefig(tmp_path / "f.pdf")
+    text = "崖头村2号地块 V01-002 垵塱 示例数据（虚构） 3.42 亩"
+    for bold in (False, True):  # bold falls back to the regular face for 垵 and 塱 (not in GB 2312)
+        assert all(cid for _, run in pdfwriter.runs(text, bold) for _, cid, _ in run)
+    c = pdfwriter.Canvas(300, 100)
+    c.text(10, 60, text, 12, bold=True)
+    c.text(10, 20, "清表及以后面积占比：35.0%", 9)
+    pdfwriter.write_pdf(tmp_path / "f.pdf", [c.record()])
     reader = PdfReader(tmp_path / "f.pdf")
-    assert any("RenewalCJKSC" in name for name in type3_fonts(reader))
+    fonts = embedded_fonts(reader)
+    assert fonts and all(fonts.values()) and all("RenewalCJKSC" in name for name in fonts)
     assert "崖头村2号地块" in squash(reader.pages[0].extract_text())
+    listing = subprocess.run(["pdffonts", str(tmp_path / "f.pdf")], capture_output=True, text=True)
+    assert listing.stderr == "" and listing.stdout.count("CID Type 0C") == 2, listing
     assert (ROOT / "data" / "fonts" / "OFL.txt").exists()
 
 
-def test_a_whole_page_with_only_the_shipped_font(tiny_store, settings, tmp_path, monkeypatch):
+def test_a_whole_page_embeds_only_the_shipped_font(tiny_store, settings, tmp_path):
     """What a bare `pip install -e .` prints: the subset is embedded and the Chinese extracts."""
-    from gis.printing import fonts
-
-    real = fonts.rc_params
-    monkeypatch.setattr(fonts, "rc_params", lambda prefer_system=True: real(prefer_system=False))
     briefing.render_parcel_page(tiny_store, "V01-003", tmp_path / "p.pdf", settings=settings)
     reader = PdfReader(tmp_path / "p.pdf")
-    names = type3_fonts(reader)
-    assert names and all("RenewalCJKSC" in n or "DejaVu" in n for n in names), names
+    names = embedded_fonts(reader)
+    assert names and all(names.values()) and all("RenewalCJKSC" in n for n in names), names
     text = squash(reader.pages[0].extract_text())
     assert "东岙村3号地块" in text and "个别户未签约" in text and "内部资料注意保存" in text
 
@@ -233,7 +230,7 @@ def test_parcel_page_pdf_has_the_facts_as_real_text(demo_store, settings, raster
     for fragment in (p["name"], code, f"{p['area_mu']:,.2f}亩", f"{p['stage_label']}（{p['stage_date']}）", p["zone_name"],
                      p["kind_label"], p["village_name"], "内部资料注意保存", "示例数据（虚构）", "CGCS2000", "EPSG:4549"):
         assert squash(fragment) in text, fragment
-    assert all(type3_fonts(reader).values()) and any("CJK" in n for n in type3_fonts(reader))
+    assert all(embedded_fonts(reader).values()) and any("CJK" in n for n in embedded_fonts(reader))
     assert leftovers(tmp_path) == ["p.pdf"]
     assert os.stat(out).st_mode & 0o044  # an ordinary readable file, not mkstemp's 0600
 
@@ -260,7 +257,7 @@ def test_facts_keys_and_values_share_their_lines(tiny_store, settings, tmp_path,
     words = {}
     for y, word in re.findall(r'yMax="([\d.]+)">([^<]+)</word>', html):
         words.setdefault(word, []).append(float(y))
-    # (yMax also depends on which Type 3 subset a glyph landed in: compare CJK words, allow 1.5 pt of 11)
+    # (compare CJK words, allow 1.5 pt of 11)
     for key, value in (("类型", "旧村改造地块"), ("卡点原因", "个别户未签约"), ("责任单位", "凤凰街道办事处")):
         assert min(abs(v - words[key][0]) for v in words[value]) < 1.5, (key, value, words[key], words[value])
 
@@ -296,7 +293,7 @@ def test_villages_atlas_has_cover_index_and_one_page_per_village(demo_store, set
     assert seen[-1] == (32, 32) and [d for d, _ in seen] == sorted(d for d, _ in seen)
     for page in reader.pages:
         assert (float(page.mediabox.width), float(page.mediabox.height)) == pytest.approx(A4, abs=0.5)
-    fonts = type3_fonts(reader)
+    fonts = embedded_fonts(reader)
     assert fonts and all(fonts.values()) and any("CJK" in name for name in fonts)
     assert "目录" in squash(reader.pages[1].extract_text())
     codes = sorted(demo_store.attributes("villages"))

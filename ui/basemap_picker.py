@@ -1,8 +1,9 @@
 """The basemap picker (sidebar of the map page) and what the map page needs from the choice.
 
 Which basemap a user sees is remembered per user (``gis.basemaps.save_choice``
-→ ``<data_dir>/preferences.json``), keyed by who they are: the signed-in
-user where the store has accounts, else the name they record changes under.
+→ the store's ``preferences`` table, shared by every app server), keyed by
+who they are: the signed-in user where the store has accounts, else the name
+they record changes under.
 The current kind is also mirrored in the address (``?basemap=amap_road``):
 a reload keeps it before anyone has given a name, and a link shows a
 colleague the same basemap. Order: the address, then the user's stored
@@ -66,7 +67,7 @@ def _show(choice: BasemapChoice) -> None:
 def _current() -> BasemapChoice:
     user = _user()
     if _STATE not in st.session_state:
-        choice = load_choice(settings(), user)
+        choice = load_choice(settings(), user, store())
         asked = st.query_params.get("basemap")
         if asked in KINDS and asked != choice.kind:
             choice = fill_choice(BasemapChoice(kind=asked), settings())
@@ -75,13 +76,14 @@ def _current() -> BasemapChoice:
     elif st.session_state.get("bm_for") != user:
         # someone else signed in, or a name was given: their stored choice, else they keep this one
         st.session_state["bm_for"] = user
-        stored = stored_choice(settings(), user)
+        stored = stored_choice(settings(), user, store())
         if stored is not None:
             _show(stored)
         else:
             try:
-                save_choice(settings(), user, BasemapChoice.from_dict(st.session_state[_STATE]) or BasemapChoice())
-            except OSError:
+                save_choice(settings(), user, BasemapChoice.from_dict(st.session_state[_STATE]) or BasemapChoice(),
+                            store())
+            except (OSError, RenewalError):  # remembering is a convenience: a read-only store still shows the map
                 pass
     return BasemapChoice.from_dict(st.session_state[_STATE]) or BasemapChoice()
 
@@ -95,8 +97,8 @@ def _changed() -> None:
     st.session_state[_STATE] = choice.as_dict()
     st.query_params["basemap"] = kind
     try:
-        st.session_state["bm_saved"] = save_choice(settings(), _user(), choice)
-    except OSError:
+        st.session_state["bm_saved"] = save_choice(settings(), _user(), choice, store())
+    except (OSError, RenewalError):
         st.session_state["bm_saved"] = False
 
 

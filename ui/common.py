@@ -18,6 +18,7 @@ from gis.model.dashboard import dashboard_of
 from gis.model.search import build_index, village_names
 from gis.model.spatial import ParcelIndex
 from gis.store import Store, open_store
+from gis.store.live import LiveParcels
 
 LANG_NAMES = {"zh": "中文", "en": "English"}
 
@@ -83,14 +84,20 @@ def context_layers(path: str) -> dict:
     return store().context()
 
 
+@st.cache_resource
+def live_parcels(path: str) -> LiveParcels:
+    """The parcels in memory for this app process: a write re-reads only what changed."""
+    return LiveParcels(store())
+
+
 @st.cache_resource(max_entries=4)
 def all_parcels(path: str, version: int):
-    return store().parcels()
+    return live_parcels(path).current(version)[0]
 
 
 @st.cache_resource(max_entries=4)
 def parcel_index(path: str, version: int) -> ParcelIndex:
-    return ParcelIndex(all_parcels(path, version))
+    return live_parcels(path).current(version)[1]
 
 
 @st.cache_data(max_entries=8)

@@ -76,6 +76,19 @@ def areas_m2(gdf) -> np.ndarray:
     return out
 
 
+def to_web(gdf):
+    """A layer in EPSG:4326 (store layers are EPSG:4490; no CRS is taken as 4490).
+
+    CGCS2000 and WGS 84 differ by centimetres and PROJ's transformation between
+    them is the identity ("ballpark"): a layer in 4490 is only relabelled, instead
+    of every vertex going through PROJ on every run of the page (a quarter of it)."""
+    if gdf.crs is None or gdf.crs.equals(STORE_CRS):
+        return gdf.set_crs(WEB_CRS, allow_override=True)
+    if not gdf.crs.equals(WEB_CRS):
+        gdf = gdf.to_crs(WEB_CRS)
+    return gdf
+
+
 def format_area(m2: float, lang: str = "zh") -> str:
     """'12,345 m²（18.52 亩 / 1.23 公顷）' — the three units planners read."""
     if lang == "en":

@@ -48,7 +48,7 @@ from gis.base.errors import InputError
 from gis.base.gcj02 import gcj02_to_wgs84, gdf_to_gcj02, wgs84_to_gcj02
 from gis.base.i18n import t
 from gis.base.settings import BASEMAP_KINDS, ROOT
-from gis.maps.mapview import to_web
+from gis.base.units import to_web
 from gis.maps.raster import read_background
 from gis.maps.rasterview import check_raster_path, raster_info
 
@@ -175,25 +175,30 @@ def fill_choice(choice: BasemapChoice, settings) -> BasemapChoice:
     return choice
 
 
-def stored_choice(settings, user: str | None) -> BasemapChoice | None:
-    """The basemap the user chose last time, or None (no user, nothing stored)."""
+def stored_choice(settings, user: str | None, store=None) -> BasemapChoice | None:
+    """The basemap the user chose last time, or None (no user, nothing stored).
 
-    stored = BasemapChoice.from_dict(load_preference(settings, user, PREFERENCE))
+    ``store``: where the app's store keeps users' preferences (shared by every app
+    server over it); without one, ``<data_dir>/preferences.json``."""
+    value = store.preference(user, PREFERENCE) if store is not None else load_preference(settings, user, PREFERENCE)
+    stored = BasemapChoice.from_dict(value)
     return fill_choice(stored, settings) if stored else None
 
 
-def load_choice(settings, user: str | None) -> BasemapChoice:
+def load_choice(settings, user: str | None, store=None) -> BasemapChoice:
     """The user's remembered basemap, else the settings' default."""
-    return stored_choice(settings, user) or fill_choice(default_choice(settings), settings)
+    return stored_choice(settings, user, store) or fill_choice(default_choice(settings), settings)
 
 
-def save_choice(settings, user: str | None, choice: BasemapChoice) -> bool:
-    """Remember the user's basemap (False: no user name to remember it by).
+def save_choice(settings, user: str | None, choice: BasemapChoice, store=None) -> bool:
+    """Remember the user's basemap (False: no user name to remember it by), in ``store`` if given.
 
     Raises:
-        OSError: the data folder is not writable.
+        OSError: the data folder is not writable (no store given).
+        InputError: the store cannot be written.
     """
-
+    if store is not None:
+        return store.set_preference(user, PREFERENCE, choice.as_dict())
     return save_preference(settings, user, PREFERENCE, choice.as_dict())
 
 

@@ -43,6 +43,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import weakref
 from pathlib import Path
 
 import folium
@@ -54,9 +55,9 @@ from folium.template import Template
 from gis.base.errors import InputError, UnknownCRSError
 from gis.base.fileio import atomic_write
 from gis.base.i18n import LANGUAGES, catalogue, t
-from gis.base.units import STORE_CRS, WEB_CRS
+from gis.base.units import WEB_CRS, to_web  # noqa: F401 -- to_web is part of this module's interface
 from gis.maps.elements import RawMacroElement, escape_html, js_json, safe_json_text
-from gis.maps.vectortiles import tile_layer
+from gis.maps.vectortiles import tile_layer_options
 from gis.model.catalog import load_layer_catalog
 from gis.model.pipelines import NOT_STARTED, Catalog
 
@@ -115,13 +116,24 @@ def legend_items(catalog: Catalog, lang: str = "zh") -> list[dict]:
 
 # --------------------------------------------------------------------------- serialisation
 
-def to_web(gdf):
-    """A layer in EPSG:4326 (store layers are EPSG:4490; no CRS is taken as 4490)."""
-    if gdf.crs is None:
-        gdf = gdf.set_crs(STORE_CRS)
-    if not gdf.crs.equals(WEB_CRS):
-        gdf = gdf.to_crs(WEB_CRS)
-    return gdf
+# GeoJSON already written, per source frame (the app hands the same cached frame to every run
+# until the data change): a click that reruns the page does not serialise 2,470 parcels again
+_JSON: dict[int, tuple] = {}
+
+
+def _json_of(src, key, build) -> str:
+    """``build()`` once per (source frame, key); forgotten when the frame is."""
+    entry = _JSON.get(id(src))
+    if entry is None or entry[0]() is not src:
+        try:
+            ref = weakref.ref(src, lambda _, k=id(src): _JSON.pop(k, None))
+        except TypeError:
+            return build()
+        entry = _JSON[id(src)] = (ref, {})
+    done = entry[1]
+    if key not in done:
+        done[key] = build()
+    return done[key]
 
 
 def _clean(v):
@@ -472,7 +484,9 @@ def build_map(
 
     layers = layers or load_layer_catalog()
     lang = lang if lang in LANGUAGES else "zh"
-    context = {k: to_web(v) for k, v in (context or {}).items() if v is not None and len(v)}
+    sources = {k: v for k, v in (context or {}).items() if v is not None and len(v)}
+    context = {k: to_web(v) for k, v in sources.items()}
+    parcel_source = parcels
     parcels = to_web(parcels) if parcels is not None else None
 
     view = _latlng_bounds(bounds) or gdf_bounds(context.get("district")) or gdf_bounds(parcels)
@@ -513,16 +527,20 @@ def build_map(
                 sub = parcels[parcels["kind"].isin(spec.kinds)]
                 if not len(sub):
                     continue
-                props = _parcel_props(sub, spec, catalog, lang, village_names, park_names)
                 options = _parcel_options(catalog, lang, spec)
                 if colouring:  # e.g. 计划状态: the value rides in the feature, the colours in the options
+                    props = _parcel_props(sub, spec, catalog, lang, village_names, park_names)
                     field, labels = colouring["field"], colouring.get("labels", {})
                     for pr in props:
                         pr[field] = colouring["values"].get(pr["code"], colouring.get("default"))
                         pr[field + "_label"] = labels.get(pr[field], pr[field])
                     options.update(colorField=field, colors=colouring["colors"])
                     options["tooltip"] = options["tooltip"] + [[colouring.get("title", field), field + "_label"]]
-                layer = _GeoJsonLayer(feature_collection(sub, props), options)
+                    data = feature_collection(sub, props)
+                else:  # the stage colouring: the same text for every run until the data change
+                    data = _json_of(parcel_source, ("parcels", spec.id, lang), lambda sub=sub, spec=spec: (
+                        feature_collection(sub, _parcel_props(sub, spec, catalog, lang, village_names, park_names))))
+                layer = _GeoJsonLayer(data, options)
             else:
                 gdf = context.get(spec.source)
                 if gdf is None:
@@ -534,7 +552,9 @@ def build_map(
                 if spec.label_field:
                     opts["labelField"] = spec.label_field
                     opts["labelMinZoom"] = LABEL_MIN_ZOOM.get(spec.source, 14)
-                layer = _GeoJsonLayer(feature_collection(gdf, _context_props(gdf, spec, lang)), opts)
+                data = _json_of(sources[spec.source], ("context", spec.id, lang),
+                                lambda gdf=gdf, spec=spec: feature_collection(gdf, _context_props(gdf, spec, lang)))
+                layer = _GeoJsonLayer(data, opts)
             if fg is None:
                 fg = folium.FeatureGroup(name=escape_html(group.label(lang)), overlay=True, control=True, show=True)
                 fg.add_to(m)
@@ -707,3 +727,29 @@ def _rgb_bands(src, ColorInterp) -> list[int]:
     if all(c in ci for c in want):
         return [ci.index(c) + 1 for c in want]
     return [1, 2, 3] if src.count >= 3 else [1]
+
+
+# ------------------------------------------------------------------ tile pyramids (gis/maps/vectortiles.py)
+def tile_layer(manifest: dict, spec, lang: str = "zh", **kwargs):
+    """A folium element drawing a pyramid (``gis.maps.vectortiles.tile_layer_options``); add it to a FeatureGroup.
+
+    Here, not beside the pyramid code: building tiles (the CLI, imports) needs no folium."""
+    return _VectorTileLayer(tile_layer_options(manifest, spec, lang, **kwargs))
+
+
+class _VectorTileLayer(RawMacroElement):
+    """The GridLayer of a tile pyramid; its script is included once per page."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            var {{ this.get_name() }} = RenewalTiles.add(
+                {{ this._parent._parent.get_name() }}, {{ this._parent.get_name() }}, {{ this.options }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, options: dict):
+        super().__init__()
+        self._name = "AtlasVectorTiles"
+        self.options = js_json(options)

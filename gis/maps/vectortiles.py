@@ -42,10 +42,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import shapely
-from folium.template import Template
 
 from gis.base.units import STORE_CRS
-from gis.maps.elements import RawMacroElement, js_json
 
 FORMAT = "mvt-1"
 EXTENT = 4096
@@ -586,26 +584,3 @@ def tile_layer_options(manifest: dict, spec, lang: str = "zh", *, value_labels: 
         "legend": {"title": legend_title or spec.label(lang),
                    "items": [{"fill": colors[k], "label": labels[k]} for k in classes]} if classes else None,
     }
-
-
-def tile_layer(manifest: dict, spec, lang: str = "zh", **kwargs):
-    """A folium element drawing a pyramid (see :func:`tile_layer_options`); add it to a FeatureGroup."""
-    return _VectorTileLayer(tile_layer_options(manifest, spec, lang, **kwargs))
-
-
-class _VectorTileLayer(RawMacroElement):
-    """The GridLayer of a tile pyramid; its script is included once per page."""
-
-    _template = Template(
-        """
-        {% macro script(this, kwargs) %}
-            var {{ this.get_name() }} = RenewalTiles.add(
-                {{ this._parent._parent.get_name() }}, {{ this._parent.get_name() }}, {{ this.options }});
-        {% endmacro %}
-        """
-    )
-
-    def __init__(self, options: dict):
-        super().__init__()
-        self._name = "AtlasVectorTiles"
-        self.options = js_json(options)

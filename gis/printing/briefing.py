@@ -8,20 +8,20 @@
                                                 or parcel; optionally a zip of PNGs
 
 Pages are drawn in the local CGCS2000 Gauss-Krüger zone, so that the scale
-bar is true, with the pieces in ``gis.pagekit``: what all pages share is built
-once per store version (``load_sheet``); only the parcels a page shows are
+bar is true, with the pieces in ``gis.printing.pagekit``: what all pages share is
+built once per store version (``load_sheet``); only the parcels a page shows are
 drawn, and only the raster window it shows is read, at the overview level of
-the page (``gis.raster``).
+the page (``gis.maps.raster``). Pages are written by ``gis.printing.pdfwriter``
+(text in the shipped CJK font, embedded as a subset: selectable); a PNG is the
+PDF page rasterised by PDFium.
 
 Files are written to a temporary file in the target folder, then renamed:
-a failure leaves no partial file. The CJK font is embedded as Type 3, so the
-text stays selectable (``gis.fonts``).
+a failure leaves no partial file.
 """
 from __future__ import annotations
 
-# Lazy imports, on purpose: matplotlib and pypdf are imported inside the functions that write pages,
-# so that the command line and the app start without those heavy libraries.
 import gc
+import io
 import math
 import os
 import re
@@ -44,11 +44,11 @@ from gis.base.settings import Settings
 from gis.base.units import M2_PER_MU
 from gis.maps.raster import raster_bounds
 from gis.model.pipelines import stage_timeline
+from gis.printing import pdfwriter
 from gis.printing.pagekit import (  # some re-exported: the benchmark draws with them
     FORMATS,
     GREY,
     HIGHLIGHT,
-    IMAGE_DPI,
     INK,
     PAPERS,
     PNG_DPI,
@@ -56,7 +56,6 @@ from gis.printing.pagekit import (  # some re-exported: the benchmark draws with
     ZONE_FILLS,
     Page,
     Sheet,
-    add_unscaled,
     area_text,
     draw_legend,
     draw_locator,
@@ -64,19 +63,18 @@ from gis.printing.pagekit import (  # some re-exported: the benchmark draws with
     draw_rows,
     draw_timeline,
     fit_extent,
+    flat_rings,
     fmt_mu,
-    label_artist,
     load_sheet,
     local_name,
+    map_labels,
     north_arrow,
     parcels_in_view,
-    path_collection,
-    pdf_metadata,
+    pinned_sheet,
     scale_bar,
     text_width_mm,
     wrap,
 )
-from gis.printing.pagekit import render_context as _rc
 
 Progress = Callable[[int, int, str], None]
 
@@ -248,10 +246,9 @@ def render_parcel_page(store, code: str, out, fmt: str | None = None, paper: str
     f = _fmt_of(out, fmt)
     settings = settings or _settings()
     _check_raster_covers(raster, store, lambda sh: _parcel_extent(sh, code))
-    with _rc():
-        page = compose_parcel_page(store, code, paper, raster, lang, settings.classification)
-        with atomic_output(out) as tmp:
-            page.save(tmp, f, dpi)
+    page = compose_parcel_page(store, code, paper, raster, lang, settings.classification)
+    with atomic_output(out) as tmp:
+        page.save(tmp, f, dpi)
     return out
 
 
@@ -440,10 +437,9 @@ def render_village_page(store, village: str, out, fmt: str | None = None, paper:
     settings = settings or _settings()
     code = store.village_code(village)
     _check_raster_covers(raster, store, lambda sh: _village_bounds(sh, code))
-    with _rc():
-        page = compose_village_page(store, code, paper, raster, lang, settings.classification)
-        with atomic_output(out) as tmp:
-            page.save(tmp, f, dpi)
+    page = compose_village_page(store, code, paper, raster, lang, settings.classification)
+    with atomic_output(out) as tmp:
+        page.save(tmp, f, dpi)
     return out
 
 
@@ -592,66 +588,57 @@ def compose_cover(store, selection: AtlasSelection, paper: str, lang: str, class
     page.text(10, 40, page.tr("brief.cover_made", date=clock.office_today().isoformat(), pages=pages), 8.5, color=GREY)
     if sheet.is_demo:
         page.text(287, 24, page.tr("brief.demo_mark"), 11, ha="right", color="white", weight="bold",
-                  bbox=dict(boxstyle="square,pad=0.3", fc=HIGHLIGHT, ec="none"))
+                  bbox=(HIGHLIGHT, 0.3, 1.0))
     page.rule(10, 44, 287, 44, color=INK, lw=0.8)
     rect = (10, 48, 277, 143)
     x, y, w, h = rect
-    ax = page.axes(x, y, w, h)
-    ax.set_facecolor("#f4f1ea")
     k = page.k
-    if "sea" in sheet.layers:
-        add_unscaled(ax, path_collection(sheet.layer_paths("sea", 10.0), facecolor="#cfe3f3", edgecolor="none"))
-    if "zones" in sheet.layers:
-        zg = sheet.layers["zones"]
-        add_unscaled(ax, path_collection(sheet.layer_paths("zones", 10.0),
-                             facecolors=[ZONE_FILLS.get(c, "#eeeeee") for c in zg["code"]],
-                             edgecolor="#777777", linewidths=0.6 * k))
     p = sheet.parcels
-    bounds = None
+    rows = None
     if selection.kind == "village" and "villages" in sheet.layers:
-        vg = sheet.layers["villages"]
-        vrows = [i for i, c in enumerate(vg["code"]) if c in set(selection.codes)]
-        add_unscaled(ax, path_collection([sheet.layer_paths("villages")[i] for i in vrows], facecolor="#f46d43",
-                             edgecolor=VILLAGE_EDGE, linewidths=0.6 * k, alpha=0.8, zorder=3))
-        order = {c: i for i, c in enumerate(selection.codes)}
-        pts = shapely.point_on_surface(vg.geometry.values[vrows])
-        ax.add_artist(label_artist(shapely.get_x(pts), shapely.get_y(pts),
-                                    [str(order[vg["code"].iat[i]] + 1) for i in vrows], 8 * k, INK, 2.2 * k,
-                                    weight="bold", zorder=5))
+        bounds = sheet.layers["district"].total_bounds if "district" in sheet.layers else p.total_bounds
+        ext = fit_extent(bounds, w / h, 0.03, 100)
     else:
         # parcels: the map frames the selection (a village's parcels would be a speck on the district)
         rows = np.array([sheet.row_of[c] for c in selection.codes if c in sheet.row_of], dtype=int)
-        bounds = shapely.total_bounds(p.geometry.values[rows])
-        ext = fit_extent(bounds, w / h, 0.12, 1500.0)
-        around = np.setdiff1d(parcels_in_view(sheet, ext), rows)
-        add_unscaled(ax, path_collection(sheet.parcel_paths(around), facecolor="#e6e6e6", edgecolor="white",
-                             linewidths=0.3 * k, zorder=2))
-        add_unscaled(ax, path_collection(sheet.parcel_paths(rows), facecolors=list(sheet.col["color"][rows]),
-                             edgecolor="white", linewidths=0.3 * k, zorder=3))
-        if "villages" in sheet.layers:
-            add_unscaled(ax, path_collection(sheet.layer_paths("villages"), facecolor="none", edgecolor=VILLAGE_EDGE,
-                                 linewidths=0.6 * k, linestyle="--", zorder=4))
-    if "district" in sheet.layers:
-        add_unscaled(ax, path_collection(sheet.layer_paths("district", 10.0), facecolor="none", edgecolor=INK,
-                             linewidths=1.0 * k, zorder=4))
-    if bounds is None:
-        bounds = sheet.layers["district"].total_bounds if "district" in sheet.layers else p.total_bounds
-        ext = fit_extent(bounds, w / h, 0.03, 100)
-    ax.set_xlim(ext[0], ext[2])
-    ax.set_ylim(ext[1], ext[3])
-    ax.set_aspect("equal", adjustable="box")
+        ext = fit_extent(shapely.total_bounds(p.geometry.values[rows]), w / h, 0.12, 1500.0)
+    view = page.map_view(rect, ext)
+    cv = view.canvas
+    if "sea" in sheet.layers:
+        cv.rings(flat_rings(view.rings(sheet.layer_rings("sea", 10.0))), fill="#cfe3f3")
     if "zones" in sheet.layers:
         zg = sheet.layers["zones"]
+        for rings, fc in zip(view.rings(sheet.layer_rings("zones", 10.0)), zg["code"]):
+            cv.rings(rings, fill=ZONE_FILLS.get(fc, "#eeeeee"), stroke="#777777", lw=0.6 * k)
         pts = shapely.point_on_surface(zg.geometry.values)
         labels = [local_name(sheet.zones.get(c, {}), lang) + ("" if lang == "en" else f"·{sheet.zones.get(c, {}).get('strategy', '')}")
                   for c in zg["code"]]
-        ax.add_artist(label_artist(shapely.get_x(pts), shapely.get_y(pts), labels, 12 * k, "#555555", 0,
-                                    weight="bold", zorder=2, alpha=0.55))
+        map_labels(view, shapely.get_x(pts), shapely.get_y(pts), labels, 12 * k, "#555555", 0, weight="bold", alpha=0.55)
+    numbers = None
+    if rows is None:
+        vg = sheet.layers["villages"]
+        vrows = [i for i, c in enumerate(vg["code"]) if c in set(selection.codes)]
+        cv.rings(flat_rings(view.rings([sheet.layer_rings("villages")[i] for i in vrows])), fill="#f46d43",
+                 stroke=VILLAGE_EDGE, lw=0.6 * k, alpha=0.8)
+        order = {c: i for i, c in enumerate(selection.codes)}
+        pts = shapely.point_on_surface(vg.geometry.values[vrows])
+        numbers = (shapely.get_x(pts), shapely.get_y(pts), [str(order[vg["code"].iat[i]] + 1) for i in vrows])
+    else:
+        around = np.setdiff1d(parcels_in_view(sheet, ext), rows)
+        cv.shapes(view.rings(sheet.parcel_rings(around)), ["#e6e6e6"] * len(around), stroke="#ffffff", lw=0.3 * k)
+        cv.shapes(view.rings(sheet.parcel_rings(rows)), list(sheet.col["color"][rows]), stroke="#ffffff", lw=0.3 * k)
+        if "villages" in sheet.layers:
+            cv.rings(flat_rings(view.rings(sheet.layer_rings("villages"))), stroke=VILLAGE_EDGE, lw=0.6 * k, dash="--")
+    if "district" in sheet.layers:
+        cv.rings(flat_rings(view.rings(sheet.layer_rings("district", 10.0))), stroke=INK, lw=1.0 * k)
+    if numbers is not None:
+        map_labels(view, *numbers, 8 * k, INK, 2.2 * k, weight="bold")
+    north_arrow(page, view, sheet.convergence)
+    scale_bar(page, view, ext, w)
+    view.close()
     if selection.kind == "village":
         page.text(x + 2, y + 5, page.tr("brief.cover_numbers"), 7, color=GREY,
-                  bbox=dict(boxstyle="square,pad=0.2", fc="white", ec="none", alpha=0.8))
-    north_arrow(page, ax, sheet.convergence)
-    scale_bar(page, ax, ext, w)
+                  bbox=("#ffffff", 0.2, 0.8))
     page.footer()
     return page
 
@@ -724,13 +711,12 @@ class _CarriedError(Exception):
         return cls(self.args[1], **self.args[2])
 
 
-def _render_chunk(args, on_page=None) -> str:
-    """Render items [i0, i1) of the selection into one PDF (and PNGs); returns the PDF path.
+def _render_chunk(args, on_page=None) -> list:
+    """Compose items [i0, i1) of the selection; returns their page records (gis.pdfwriter).
 
     In a worker process, each finished page is reported on the queue; in this
     process, to ``on_page(code)``.
     """
-
     try:
         return _render_items(args, on_page)
     except RenewalError as e:
@@ -739,25 +725,33 @@ def _render_chunk(args, on_page=None) -> str:
         raise _CarriedError(type(e).__name__, e.key, e.params) from None
 
 
-def _render_items(args, on_page) -> str:
-    from matplotlib.backends.backend_pdf import PdfPages
-
-    i0, i1, pdf_path = args
+def _render_items(args, on_page) -> list:
+    i0, i1 = args
     job = _JOB
-    with _rc(), PdfPages(pdf_path, metadata=pdf_metadata(job.lang)) as pdf:
-        for i in range(i0, i1):
-            code = job.selection.codes[i]
-            n = job.first_page + i
-            page = compose_item(job.store, job.selection, code, job.paper, job.raster, job.lang,
-                                job.classification, (n, job.pages))
-            pdf.savefig(page.fig, dpi=IMAGE_DPI)
-            if job.png_dir:
-                page.save(os.path.join(job.png_dir, _png_name(n, code)), "png", job.dpi)
-            if on_page is not None:
-                on_page(code)
-            elif _QUEUE is not None:
-                _QUEUE.put((n, code))
-    return pdf_path
+    records, names = [], []
+    for i in range(i0, i1):
+        code = job.selection.codes[i]
+        n = job.first_page + i
+        page = compose_item(job.store, job.selection, code, job.paper, job.raster, job.lang,
+                            job.classification, (n, job.pages))
+        records.append(page.record())
+        names.append(_png_name(n, code))
+        if on_page is not None:
+            on_page(code)
+        elif _QUEUE is not None:
+            _QUEUE.put((n, code))
+    if job.png_dir:
+        _write_pngs(records, names, job.png_dir, job.dpi)
+    return records
+
+
+def _write_pngs(records: list, names: list[str], png_dir: str, dpi: int) -> None:
+    """Rasterise page records into ``png_dir`` (through a PDF of just these pages, in memory)."""
+    buf = io.BytesIO()
+    pdfwriter.write_pdf(buf, records)
+    data = buf.getvalue()
+    for i, name in enumerate(names):
+        pdfwriter.render_png(data, i, os.path.join(png_dir, name), dpi)
 
 
 def _png_name(n: int, code: str) -> str:
@@ -777,15 +771,16 @@ def render_atlas(store, selection: AtlasSelection, out_pdf, png_zip=None, paper:
                  dpi: int = PNG_DPI) -> dict:
     """Write an atlas: a cover, an index, then one page per item of ``selection``, in its order.
 
-    Pages are rendered by up to ``jobs`` processes (default: the CPUs available)
-    and merged; ``progress(done, total, label)`` is called after each page.
+    Pages are composed by up to ``jobs`` processes (default: the CPUs available)
+    and written as one PDF (each font subset once); with ``png_zip``, the pages
+    of that PDF are rasterised, by the same processes, into a zip of PNGs.
+    ``progress(done, total, label)`` is called after each page.
     Returns ``{"pdf", "png_zip", "pages", "seconds"}``.
 
     Raises:
         NotFoundError: an unknown code in the selection.
         InputError: bad paper, an unwritable path, an unreadable raster or one outside the selection.
     """
-    global _JOB, _QUEUE
     t0 = time.perf_counter()
     out_pdf = check_target(out_pdf, (".pdf",))
     zip_out = check_target(png_zip, (".zip",)) if png_zip else None
@@ -794,6 +789,14 @@ def render_atlas(store, selection: AtlasSelection, out_pdf, png_zip=None, paper:
     if not selection.codes:
         raise InputError("brief.empty_selection")
     settings = settings or _settings()
+    with pinned_sheet(store):
+        return _render_atlas(store, selection, out_pdf, zip_out, paper, raster, lang, settings, progress, jobs,
+                             dpi, t0)
+
+
+def _render_atlas(store, selection, out_pdf, zip_out, paper, raster, lang, settings, progress, jobs, dpi,
+                  t0) -> dict:
+    global _JOB, _QUEUE
     sheet = load_sheet(store)
     if selection.kind == "village":
         bounds = [_village_bounds(sheet, c if c in sheet.villages else store.village_code(c))
@@ -808,6 +811,7 @@ def render_atlas(store, selection: AtlasSelection, out_pdf, png_zip=None, paper:
     pages = first - 1 + n_items
     cls = settings.classification
     progress = progress or (lambda done, total, label: None)
+    pdfwriter.faces()  # read once here: the workers inherit them
 
     with tempfile.TemporaryDirectory(prefix="renewal-atlas-") as tmpdir:
         png_dir = os.path.join(tmpdir, "png") if zip_out else None
@@ -816,8 +820,6 @@ def render_atlas(store, selection: AtlasSelection, out_pdf, png_zip=None, paper:
         _JOB = _Job(store, selection, paper, raster, lang, cls, first, pages, png_dir, dpi)
         workers = max(1, min(jobs or _cpus(), n_items // 4 or 1))
         ranges = _plan(n_items, n_index, workers)
-        chunks = [(a, b, os.path.join(tmpdir, f"part{j}.pdf")) for j, (a, b) in enumerate(ranges)]
-        front_pdf = os.path.join(tmpdir, "front.pdf")
         done = [0]
 
         def report(code: str) -> None:
@@ -837,22 +839,24 @@ def render_atlas(store, selection: AtlasSelection, out_pdf, png_zip=None, paper:
                 import multiprocessing as mp
                 from concurrent.futures import ProcessPoolExecutor
 
-                # fork: the workers inherit the loaded sheet (_JOB) instead of re-reading the store
+                # fork: the workers inherit the loaded sheet and fonts (_JOB) instead of re-reading the store
                 ctx = mp.get_context("fork")
                 _QUEUE = ctx.SimpleQueue()
                 gc.freeze()  # the collector would otherwise touch, and so copy, every inherited object
-                with ProcessPoolExecutor(max_workers=len(chunks) - 1, mp_context=ctx) as ex:
-                    futures = [ex.submit(_render_chunk, c) for c in chunks[1:]]
+                with ProcessPoolExecutor(max_workers=len(ranges) - 1, mp_context=ctx) as ex:
+                    futures = [ex.submit(_render_chunk, r) for r in ranges[1:]]
                     try:
                         rows = _index_rows(store, selection, lang)  # while the workers start
-                        _render_front(store, selection, rows, paper, lang, cls, first, pages, front_pdf,
-                                      png_dir, dpi, report)
-                        mine = _render_chunk(chunks[0], own_pages) if chunks[0][1] > chunks[0][0] else None
+                        records = _render_front(store, selection, rows, paper, lang, cls, first, pages, report,
+                                                png_dir, dpi)
+                        if ranges[0][1] > ranges[0][0]:
+                            records += _render_chunk(ranges[0], own_pages)
                         while not all(f.done() for f in futures):
                             drain()
-                            time.sleep(0.02)
+                            time.sleep(0.01)
                         drain()
-                        parts = ([mine] if mine else []) + [f.result() for f in futures]  # re-raises
+                        for f in futures:
+                            records += f.result()  # re-raises
                     except _CarriedError as e:
                         ex.shutdown(wait=False, cancel_futures=True)
                         raise e.restore() from None
@@ -862,15 +866,14 @@ def render_atlas(store, selection: AtlasSelection, out_pdf, png_zip=None, paper:
             else:
                 _QUEUE = None
                 rows = _index_rows(store, selection, lang)
-                _render_front(store, selection, rows, paper, lang, cls, first, pages, front_pdf, png_dir, dpi,
-                              report)
-                parts = [_render_chunk(chunks[0], own_pages)]
+                records = _render_front(store, selection, rows, paper, lang, cls, first, pages, report, png_dir,
+                                        dpi)
+                records += _render_chunk(ranges[0], own_pages)
         finally:
             _JOB, _QUEUE = None, None
             gc.unfreeze()
-        labels = [t("brief.cover", lang), t("brief.index", lang)] + [f"{r['code']} {r['name']}" for r in rows]
         with atomic_output(out_pdf) as tmp:
-            _merge([front_pdf] + parts, tmp, labels, n_index, selection.label(lang))
+            _write_atlas(records, tmp, rows, selection, lang, n_index)
         if zip_out:
             with atomic_output(zip_out) as tmp:
                 with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as z:
@@ -881,7 +884,7 @@ def render_atlas(store, selection: AtlasSelection, out_pdf, png_zip=None, paper:
 
 
 FRONT_COST = 2.0  # the cover (an overview of the district) in item pages of work, measured
-INDEX_COST = 1.5  # an index page
+INDEX_COST = 1.0  # an index page
 
 
 def _plan(n_items: int, n_index: int, workers: int) -> list[tuple[int, int]]:
@@ -895,40 +898,25 @@ def _plan(n_items: int, n_index: int, workers: int) -> list[tuple[int, int]]:
     return [(bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)]
 
 
-def _render_front(store, selection, rows, paper, lang, cls, first, pages, path, png_dir, dpi, report) -> None:
-    from matplotlib.backends.backend_pdf import PdfPages
-
-    with _rc(), PdfPages(path, metadata=pdf_metadata(lang)) as pdf:
-        cover = compose_cover(store, selection, paper, lang, cls, pages)
-        pdf.savefig(cover.fig, dpi=IMAGE_DPI)
-        if png_dir:
-            cover.save(os.path.join(png_dir, _png_name(1, "cover")), "png", dpi)
+def _render_front(store, selection, rows, paper, lang, cls, first, pages, report, png_dir, dpi) -> list:
+    """The cover and the index pages, as page records (and PNGs into ``png_dir``)."""
+    out = [compose_cover(store, selection, paper, lang, cls, pages).record()]
+    names = [_png_name(1, "cover")]
+    report("")
+    for part in range(_index_pages(len(selection.codes))):
+        out.append(compose_index(store, selection, rows, part, paper, lang, cls, first, pages).record())
+        names.append(_png_name(2 + part, f"index{part + 1}"))
         report("")
-        for part in range(_index_pages(len(selection.codes))):
-            page = compose_index(store, selection, rows, part, paper, lang, cls, first, pages)
-            pdf.savefig(page.fig, dpi=IMAGE_DPI)
-            if png_dir:
-                page.save(os.path.join(png_dir, _png_name(2 + part, f"index{part + 1}")), "png", dpi)
-            report("")
+    if png_dir:
+        _write_pngs(out, names, png_dir, dpi)
+    return out
 
 
-def _merge(paths: list[str], out: Path, labels: list[str], n_index: int, title: str) -> None:
-    """Concatenate the part PDFs in order, with one bookmark per page."""
-    from pypdf import PdfWriter
-
-    writer = PdfWriter()
-    for p in paths:
-        writer.append(p)
-    marks = [labels[0]] + [labels[1]] * n_index + labels[2:]
-    for i, label in enumerate(marks):
-        if i >= len(writer.pages):
-            break
-        if i > 0 and i <= n_index and i > 1:
-            continue  # one bookmark for the index
-        writer.add_outline_item(title=label, page_number=i)
-    writer.add_metadata({"/Title": title, "/Creator": "Renewal Atlas (城市更新一张图)"})
-    with open(out, "wb") as f:
-        writer.write(f)
+def _write_atlas(records: list, path: str, rows: list[dict], selection, lang: str, n_index: int) -> None:
+    """The atlas PDF: every page, one bookmark each for the cover, the index and every item."""
+    outline = [(t("brief.cover", lang), 0), (t("brief.index", lang), 1)]
+    outline += [(f"{r['code']} {r['name']}", 1 + n_index + i) for i, r in enumerate(rows)]
+    pdfwriter.write_pdf(path, records, title=selection.label(lang), outline=outline)
 
 
 def _settings():
@@ -945,7 +933,6 @@ def _check_raster_covers(raster, store, bounds_of) -> None:
         raster = raster.raster
     if raster is None:
         return
-
     sheet = load_sheet(store)
     rb = raster_bounds(raster, sheet.epsg)
     area = bounds_of(sheet)

@@ -1,11 +1,20 @@
-"""The CJK font that exported pages use (DESIGN.md section 5).
+"""The CJK font that exported pages use (DESIGN.md section 5): the one shipped in data/fonts.
 
-Debian's Noto Sans CJK is a .ttc whose first face is the Japanese one, so the
-Simplified Chinese face is named explicitly. When it is not installed (a bare
-``pip install -e .``), the subset shipped under ``data/fonts`` ("Renewal CJK
-SC", SIL OFL 1.1) is registered with matplotlib and used instead. PDFs embed
-the font as Type 3 (``pdf.fonttype`` 3): clean with these CFF fonts in
-poppler, and the text stays selectable and extractable.
+"Renewal CJK SC" (SIL OFL 1.1, a subset of Noto Sans CJK SC: data/fonts/FONTLOG.md)
+is on every install. Two ways to print with it:
+
+- briefing pages and atlases (``gis.printing.pdfwriter``): ``faces()`` gives its
+  two faces' metrics; they are CID-keyed CFF fonts without subroutines or hints,
+  so a document embeds its subset by copying charstrings;
+      faces()              the regular and the bold face (metrics, read once per process)
+      runs(text, bold)     text as runs of (face, glyphs): bold falls back to regular
+      text_width(text, size, bold)
+- matplotlib figures (the dispatch-meeting pack, ``gis.printing.report``):
+  ``rc_params()`` and ``fonts_in_memory()``. Debian's Noto Sans CJK is a .ttc
+  whose first face is the Japanese one, so the Simplified Chinese face is named
+  explicitly; without it the shipped subset is registered with matplotlib. PDFs
+  embed the font as Type 3 (``pdf.fonttype`` 3): clean with these CFF fonts in
+  poppler, and the text stays selectable and extractable.
 """
 from __future__ import annotations
 
@@ -14,10 +23,13 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import pickle
 import threading
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+
+from fontTools.ttLib import TTFont
 
 from gis.base.errors import InputError
 from gis.base.settings import ROOT
@@ -142,3 +154,112 @@ def _reset_after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+# ------------------------------------------------------------------ the faces, for gis.printing.pdfwriter
+FACES = ("Regular", "Bold")  # face index 0, 1: resource names /F0, /F1
+
+
+class Face:
+    """One face of the shipped font: code point -> CID and advance (em).
+
+    Its metrics are read once per font file and kept in the user's cache folder
+    (like matplotlib's font list): parsing a 22,000-glyph font costs ~0.1 s of
+    every export's start-up. The font program itself is parsed only when a
+    document's subset is made, from the file's bytes held in memory (forked
+    workers must not share a file offset)."""
+
+    VERSION = 1
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        data = _cached_metrics(self.path, self.VERSION)
+        if data is None:
+            data = self._read_metrics()
+            _store_metrics(self.path, self.VERSION, data)
+        self.name, self.ascent, self.descent, self.cap, self.bbox, glyphs, gids = data
+        self.glyph = {cp: (cid, adv) for cp, cid, adv in glyphs}
+        self.gid = dict(gids)
+        self.adv = {cid: adv for _, cid, adv in glyphs}
+        self._cff = None
+
+    def _read_metrics(self) -> tuple:
+        tt = TTFont(io.BytesIO(self.path.read_bytes()), lazy=True)
+        upm = tt["head"].unitsPerEm
+        metrics = tt["hmtx"].metrics
+        order = {g: i for i, g in enumerate(tt.getGlyphOrder())}
+        glyphs, gids = [], [(0, 0)]
+        for cp, gname in sorted(tt.getBestCmap().items()):
+            if gname.startswith("cid"):
+                cid = int(gname[3:])
+                glyphs.append((cp, cid, metrics[gname][0] / upm))
+                gids.append((cid, order[gname]))
+        os2, head = tt["OS/2"], tt["head"]
+        bbox = [round(v * 1000 / upm) for v in (head.xMin, head.yMin, head.xMax, head.yMax)]
+        return (tt["CFF "].cff.fontNames[0], os2.sTypoAscender / upm, os2.sTypoDescender / upm,
+                (getattr(os2, "sCapHeight", 0) or 733) / upm, bbox, glyphs, gids)
+
+    @property
+    def cff(self):
+        """The parsed CFF table (fontTools), for subsetting."""
+        if self._cff is None:
+            self._cff = TTFont(io.BytesIO(self.path.read_bytes()), lazy=True)["CFF "].cff
+        return self._cff
+
+
+def _metrics_file(path: Path, version: int) -> Path:
+    st = path.stat()
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "renewal-atlas" / f"{path.stem}-{st.st_size}-{st.st_mtime_ns}-v{version}.pickle"
+
+
+def _cached_metrics(path: Path, version: int):
+    try:
+        with open(_metrics_file(path, version), "rb") as f:
+            return pickle.load(f)
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError):
+        return None
+
+
+def _store_metrics(path: Path, version: int, data: tuple) -> None:
+    """Best effort: a read-only home only costs the next start-up the parsing again."""
+    target = _metrics_file(path, version)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(f".{os.getpid()}.part")
+        with open(tmp, "wb") as f:
+            pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, target)
+    except OSError:
+        pass
+
+
+@cache
+def faces() -> tuple[Face, ...]:
+    """The regular and the bold face (loaded once; forked workers inherit them)."""
+    return tuple(Face(FONT_DIR / f"RenewalCJKSC-{w}.otf") for w in FACES)
+
+
+def runs(text: str, bold: bool) -> list[tuple[int, list[tuple[int, int, float]]]]:
+    """``text`` as runs of (face, [(code point, cid, advance em)]): a character the bold face
+    lacks (it holds GB 2312's hanzi only) is taken from the regular face; one neither has
+    becomes the .notdef box (cid 0)."""
+    reg, bld = faces()
+    out: list = []
+    for ch in text:
+        cp = ord(ch)
+        f = 1 if bold else 0
+        g = (bld if bold else reg).glyph.get(cp)
+        if g is None and bold:
+            f, g = 0, reg.glyph.get(cp)
+        if g is None:
+            g = (0, 1.0) if cp >= 0x2E80 else (0, 0.5)
+        if not out or out[-1][0] != f:
+            out.append((f, []))
+        out[-1][1].append((cp, g[0], g[1]))
+    return out
+
+
+def text_width(text: str, size: float, bold: bool = False) -> float:
+    """Width of ``text`` at ``size`` (in the unit of ``size``), from the font's advances."""
+    return sum(a for _, run in runs(text, bold) for _, _, a in run) * size

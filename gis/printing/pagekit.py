@@ -1,25 +1,20 @@
 """The toolkit of printed maps: a page laid out in millimetres, and the pieces of a map.
 
     load_sheet(store)      what every page of a store version shares, in the local
-                           Gauss-Krüger zone (parcels, context layers, drawing paths)
-    Page                   an A4/A3 landscape figure: header, footer, text columns
+                           Gauss-Krüger zone (parcels, context layers, their rings)
+    Page                   an A4/A3 landscape page: header, footer, text columns, maps
     draw_map, draw_locator, draw_legend, scale_bar, north_arrow, draw_rows, draw_timeline
 
-Drawn with matplotlib's object API (``Figure``; no pyplot state). matplotlib
-is slow at two things pages are full of, Text objects and per-artist
-bookkeeping, so map labels are outline paths (``label_artist``), table
-columns are one Text per run of lines (``Page.lines``), and collections skip
-data-limit updates. ``render_context()`` holds the export settings, the
-in-memory fonts and the lock that makes renders in one process take turns.
-gis/briefing.py composes the briefing pages and atlases from these pieces.
+Pages are drawn straight into PDF content streams by ``gis.pdfwriter`` (no
+matplotlib): text is real text in the embedded CJK font, shapes are paths
+formatted from numpy arrays, a raster background is one JPEG. A PNG is the PDF
+page rasterised (PDFium). gis/briefing.py composes the briefing pages and
+atlases from these pieces.
 """
 from __future__ import annotations
 
-# Lazy imports, on purpose: matplotlib is imported inside the functions that draw,
-# so that the command line and the app start without those heavy libraries.
+import io
 import math
-import os
-import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -32,12 +27,13 @@ from gis.base.errors import InputError
 from gis.base.i18n import t
 from gis.base.units import M2_PER_HA, M2_PER_MU, STORE_CRS, gk_epsg
 from gis.maps.raster import read_background
-from gis.printing import fonts
+from gis.printing import pdfwriter
+from gis.printing.pdfwriter import MM, Canvas
 
 PAPERS = {"A4": (297.0, 210.0), "A3": (420.0, 297.0)}  # landscape, millimetres
 FORMATS = ("pdf", "png")
 PNG_DPI = 150
-IMAGE_DPI = 100  # resolution of a raster background on paper (PNG-compressed in the PDF: the main cost of a page)
+IMAGE_DPI = 100  # resolution of a raster background on paper (JPEG in the PDF)
 MM_PER_PT = 25.4 / 72
 
 HIGHLIGHT = "#d7191c"
@@ -70,28 +66,29 @@ class Sheet:
     convergence: float  # degrees from grid north to true north, anticlockwise
     catalog: object
     col: dict = field(default_factory=dict)  # parcel columns as numpy arrays (GeoDataFrame access is slow)
-    _paths: dict = field(default_factory=dict, repr=False)
+    _rings: dict = field(default_factory=dict, repr=False)
 
-    def parcel_paths(self, rows) -> list:
-        """matplotlib Paths of parcel rows, built once per sheet."""
+    def parcel_rings(self, rows) -> list[list[np.ndarray]]:
+        """The rings (exterior and holes, arrays of metres) of parcel rows, built once per sheet."""
         out = []
         geoms = self.parcels.geometry.values
         for i in rows:
-            p = self._paths.get(i)
-            if p is None:
-                p = self._paths[i] = _path(geoms[i])
-            out.append(p)
+            r = self._rings.get(int(i))
+            if r is None:
+                r = self._rings[int(i)] = _rings(geoms[i])
+            out.append(r)
         return out
 
-    def layer_paths(self, name: str, tolerance: float = 0.0) -> list:
+    def layer_rings(self, name: str, tolerance: float = 0.0) -> list[list[np.ndarray]]:
+        """The rings of each feature of a context layer (simplified by ``tolerance`` metres)."""
         key = (name, tolerance)
-        if key not in self._paths:
+        if key not in self._rings:
             gdf = self.layers.get(name)
             geoms = [] if gdf is None else gdf.geometry.values
             if tolerance:
                 geoms = shapely.simplify(np.asarray(geoms), tolerance, preserve_topology=True)
-            self._paths[key] = [_path(g) for g in geoms]
-        return self._paths[key]
+            self._rings[key] = [_rings(g) for g in geoms]
+        return self._rings[key]
 
 
 _SHEETS: dict[tuple[str, int], Sheet] = {}
@@ -102,14 +99,32 @@ def _where(store) -> str:
     return getattr(store, "location", None) or str(store.path)
 
 
+_PINNED: list = []  # the sheet an atlas is printed from (see pinned_sheet)
+
+
 def load_sheet(store) -> Sheet:
     """The shared data of a store at its current data version (cached)."""
+    if _PINNED and _PINNED[-1].path == _where(store):
+        return _PINNED[-1]
     key = (_where(store), store.data_version())
     sheet = _SHEETS.get(key)
     if sheet is None:
         _SHEETS.clear()  # only the current version is worth keeping
         sheet = _SHEETS[key] = _build_sheet(store, key[1])
     return sheet
+
+
+@contextmanager
+def pinned_sheet(store):
+    """While inside, ``load_sheet(store)`` gives the sheet loaded on entry without asking the
+    store for its version each time: an atlas is printed from one version (its workers
+    inherit the pin)."""
+    sheet = load_sheet(store)
+    _PINNED.append(sheet)
+    try:
+        yield sheet
+    finally:
+        _PINNED.remove(sheet)
 
 
 def _build_sheet(store, version: int) -> Sheet:
@@ -146,26 +161,18 @@ def _build_sheet(store, version: int) -> Sheet:
     )
 
 
-def _path(geom):
-    """One compound matplotlib Path for a (multi)polygon, holes included."""
-    from matplotlib.path import Path as MPath
-
-    verts, codes = [], []
+def _rings(geom) -> list[np.ndarray]:
+    """The rings of a (multi)polygon, holes included, as arrays of coordinates."""
+    out = []
     polys = getattr(geom, "geoms", [geom]) if geom is not None else []
     for poly in polys:
         if poly.is_empty or poly.geom_type != "Polygon":
             continue
         for ring in (poly.exterior, *poly.interiors):
-            xy = np.asarray(ring.coords)
-            if len(xy) < 3:
-                continue
-            verts.append(xy)
-            c = np.full(len(xy), MPath.LINETO, dtype=np.uint8)
-            c[0], c[-1] = MPath.MOVETO, MPath.CLOSEPOLY
-            codes.append(c)
-    if not verts:
-        return MPath(np.zeros((1, 2)), [MPath.MOVETO])
-    return MPath(np.concatenate(verts), np.concatenate(codes))
+            xy = shapely.get_coordinates(ring)
+            if len(xy) >= 3:
+                out.append(xy)
+    return out
 
 
 def local_name(rec: dict | None, lang: str) -> str:
@@ -176,14 +183,13 @@ def local_name(rec: dict | None, lang: str) -> str:
 
 # =============================================================== a page
 class Page:
-    """An A4 or A3 landscape figure laid out in A4 millimetres from the top left.
+    """An A4 or A3 landscape page laid out in A4 millimetres from the top left.
 
     On A3 every position and font size is scaled by √2, so both papers look the same.
+    Everything is drawn in call order (later over earlier).
     """
 
     def __init__(self, paper: str, lang: str, classification: str, sheet: Sheet, number: tuple[int, int] | None = None):
-        from matplotlib.figure import Figure
-
         if paper not in PAPERS:
             raise InputError("brief.bad_paper", paper=paper, known=", ".join(PAPERS))
         self.W, self.H = PAPERS[paper]
@@ -192,7 +198,7 @@ class Page:
         self.sheet = sheet
         self.classification = classification
         self.number = number
-        self.fig = Figure(figsize=(self.W / 25.4, self.H / 25.4), dpi=72)
+        self.canvas = Canvas(self.W * MM, self.H * MM)
 
     def tr(self, key: str, **params) -> str:
         return t(key, self.lang, **params)
@@ -205,60 +211,47 @@ class Page:
     def paren(self, text: str) -> str:
         return f" ({text})" if self.lang == "en" else f"（{text}）"
 
-    # ---- geometry helpers (A4 millimetres, origin top left)
-    def fx(self, x):
-        return x * self.k / self.W
+    # ---- geometry helpers (A4 millimetres, origin top left -> PDF points, origin bottom left)
+    def px(self, x: float) -> float:
+        return x * self.k * MM
 
-    def fy(self, y):
-        return 1 - y * self.k / self.H
+    def py(self, y: float) -> float:
+        return (self.H - y * self.k) * MM
 
-    def axes(self, x, y, w, h, frame=True):
-        """Axes for a map, with no ticks (creating them is most of an Axes' cost) and a thin frame."""
-        ax = self.fig.add_axes((self.fx(x), self.fy(y + h), w * self.k / self.W, h * self.k / self.H))
-        ax.set_axis_off()
-        if frame:
-            self.box(x, y, w, h, ec=INK, lw=0.6, zorder=30)
-        return ax
-
-    def text(self, x, y, s, size=8.0, **kw):
-        kw.setdefault("color", INK)
-        kw.setdefault("va", "baseline")
-        return self.fig.text(self.fx(x), self.fy(y), s, fontsize=size * self.k, **kw)
+    def text(self, x, y, s, size=8.0, color=INK, weight="normal", ha="left", va="baseline", bbox=None, alpha=1.0):
+        """Text at A4 millimetres; ``bbox``: (fill colour, padding in em, alpha) behind it."""
+        box = None
+        if bbox is not None:
+            box = (bbox[0], bbox[1] * size * self.k, bbox[2])
+        return self.canvas.text(self.px(x), self.py(y), s, size * self.k, color=color, bold=weight == "bold",
+                                ha=ha, va=va, box=box, alpha=alpha)
 
     def lines(self, x, y, items, size: float, pitch: float, ha: str = "left") -> None:
         """A column of text lines, baselines ``pitch`` mm apart from ``y`` down.
 
-        ``items``: strings or ``(text, color, weight)``. Each run of lines of one
-        style is one Text (a Text costs about a millisecond to lay out, a line in
-        it much less); its line spacing is set from the font's line height so
-        that the baselines fall on the grid.
+        ``items``: strings or ``(text, color, weight)``.
         """
-        styled = [(it, INK, "normal") if isinstance(it, str) else tuple(it) for it in items]
-        i = 0
-        while i < len(styled):
-            j = i
-            while j + 1 < len(styled) and styled[j + 1][1:] == styled[i][1:]:
-                j += 1
-            run = [txt for txt, _, _ in styled[i:j + 1]]
-            if any(run):
-                color, weight = styled[i][1:]
-                ls = pitch / MM_PER_PT / (size * _line_height_em(weight))  # both scale by k on A3
-                self.text(x, y + j * pitch, "\n".join(r or " " for r in run), size, color=color, weight=weight,
-                          ha=ha, multialignment=ha, linespacing=ls)
-            i = j + 1
+        for i, it in enumerate(items):
+            txt, color, weight = (it, INK, "normal") if isinstance(it, str) else tuple(it)
+            if txt:
+                self.text(x, y + i * pitch, txt, size, color=color, weight=weight, ha=ha)
 
-    def rule(self, x0, y0, x1, y1, color=RULE, lw=0.5, **kw):
-        from matplotlib.lines import Line2D
+    def rule(self, x0, y0, x1, y1, color=RULE, lw=0.5, linestyle="-"):
+        self.canvas.line([self.px(x0), self.px(x1)], [self.py(y0), self.py(y1)], color, lw * self.k, dash=linestyle)
 
-        self.fig.add_artist(Line2D([self.fx(x0), self.fx(x1)], [self.fy(y0), self.fy(y1)],
-                                   color=color, linewidth=lw * self.k, **kw))
+    def box(self, x, y, w, h, fc="none", ec=INK, lw=0.5, hatch=None):
+        fill = None if fc in (None, "none") else fc
+        stroke = None if ec in (None, "none") else ec
+        x0, y0, ww, hh = self.px(x), self.py(y + h), w * self.k * MM, h * self.k * MM
+        if hatch:
+            ring = np.array([[x0, y0], [x0 + ww, y0], [x0 + ww, y0 + hh], [x0, y0 + hh]])
+            self.canvas.hatch([ring], ec or HIGHLIGHT, stroke=stroke, lw=lw * self.k)
+        else:
+            self.canvas.rect(x0, y0, ww, hh, fill=fill, stroke=stroke, lw=lw * self.k)
 
-    def box(self, x, y, w, h, fc="none", ec=INK, lw=0.5, **kw):
-        from matplotlib.patches import Rectangle
-
-        self.fig.add_artist(Rectangle((self.fx(x), self.fy(y + h)), w * self.k / self.W, h * self.k / self.H,
-                                      transform=self.fig.transFigure, facecolor=fc, edgecolor=ec,
-                                      linewidth=lw * self.k, **kw))
+    def map_view(self, rect, extent) -> MapView:
+        """A map in ``rect`` (A4 mm) showing ``extent`` (metres): drawing inside is clipped to it."""
+        return MapView(self, rect, extent)
 
     # ---- frame elements
     def header(self, title: str, subtitle: str, doc_kind: str) -> None:
@@ -267,7 +260,7 @@ class Page:
         self.text(287, 12.5, doc_kind, 9, ha="right", color=GREY)
         if self.sheet.is_demo:
             self.text(287, 19.5, self.tr("brief.demo_mark"), 8.5, ha="right", color="white", weight="bold",
-                      bbox=dict(boxstyle="square,pad=0.25", fc=HIGHLIGHT, ec="none"))
+                      bbox=(HIGHLIGHT, 0.25, 1.0))
         self.rule(10, 22.5, 287, 22.5, color=INK, lw=0.8)
 
     def footer(self) -> None:
@@ -290,37 +283,66 @@ class Page:
     def heading(self, x, y, s):
         self.text(x, y, s, 8, weight="bold")
 
+    # ---- output
+    def record(self) -> pdfwriter.PageRecord:
+        return self.canvas.record()
+
     def save(self, target, fmt: str, dpi: int = PNG_DPI) -> None:
+        """Write the page as a one-page PDF, or as a PNG at ``dpi``."""
+        title = _pdf_title(self)
         if fmt == "pdf":
-            self.fig.savefig(target, format="pdf", dpi=IMAGE_DPI, metadata=pdf_metadata(self.lang))
+            pdfwriter.write_pdf(target, [self.record()], title=title)
         else:
-            self.fig.savefig(target, format="png", dpi=dpi)
+            buf = io.BytesIO()
+            pdfwriter.write_pdf(buf, [self.record()], title=title)
+            pdfwriter.render_png(buf.getvalue(), 0, target, dpi)
 
 
-_LH: dict = {}
+def _pdf_title(page: Page) -> str:
+    return page.tr("brief.atlas_title")
 
 
-def _line_height_em(weight: str) -> float:
-    """The font's typographic line height per point of size: what matplotlib multiplies by ``linespacing``."""
-    import matplotlib
+class MapView:
+    """A map on a page: its rectangle in points and the metres it shows (north up, one scale).
 
-    key = (tuple(matplotlib.rcParams["font.family"]), weight)
-    if key not in _LH:
-        from matplotlib.font_manager import FontProperties, findfont, get_font
+    Created by ``Page.map_view``; everything drawn until ``close()`` is clipped to the
+    rectangle; ``close()`` draws the frame.
+    """
 
-        font = get_font(findfont(FontProperties(weight=weight)))
-        em = font.get_sfnt_table("head")["unitsPerEm"]
-        os2 = font.get_sfnt_table("OS/2")
-        if os2:
-            _LH[key] = (os2["sTypoAscender"] - os2["sTypoDescender"]) / em
-        else:
-            hhea = font.get_sfnt_table("hhea")
-            _LH[key] = (hhea["ascent"] - hhea["descent"]) / em
-    return _LH[key]
+    def __init__(self, page: Page, rect, extent, frame: bool = True):
+        x, y, w, h = rect
+        self.page, self.canvas, self.frame = page, page.canvas, frame
+        self.x0, self.y0 = page.px(x), page.py(y + h)
+        self.w, self.h = w * page.k * MM, h * page.k * MM
+        minx, miny, maxx, maxy = extent
+        self.extent = extent
+        self.s = min(self.w / (maxx - minx), self.h / (maxy - miny))  # points per metre
+        # like an equal-aspect axes: the extent centred in the rectangle
+        self.ox = self.x0 + (self.w - (maxx - minx) * self.s) / 2 - minx * self.s
+        self.oy = self.y0 + (self.h - (maxy - miny) * self.s) / 2 - miny * self.s
+        self.canvas.save()
+        self.canvas.clip_rect(self.x0, self.y0, self.w, self.h)
 
+    def pt(self, x, y):
+        """Metres -> page points (scalars or arrays)."""
+        return np.asarray(x) * self.s + self.ox, np.asarray(y) * self.s + self.oy
 
-def pdf_metadata(lang: str) -> dict:
-    return {"Creator": "Renewal Atlas (城市更新一张图)", "Producer": "Renewal Atlas / matplotlib"}
+    def rings(self, groups) -> list[list[np.ndarray]]:
+        """Rings in metres (a list per shape) -> rings in points."""
+        s, o = self.s, np.array([self.ox, self.oy])
+        return [[r * s + o for r in g] for g in groups]
+
+    def axes_pt(self, fx, fy):
+        """Fractions of the rectangle (0..1 from the bottom left) -> page points."""
+        return self.x0 + fx * self.w, self.y0 + fy * self.h
+
+    def background(self, fill) -> None:
+        self.canvas.rect(self.x0, self.y0, self.w, self.h, fill=fill)
+
+    def close(self) -> None:
+        self.canvas.restore()
+        if self.frame:
+            self.canvas.rect(self.x0, self.y0, self.w, self.h, stroke=INK, lw=0.6 * self.page.k)
 
 
 def crs_label(epsg: int, lang: str = "zh") -> str:
@@ -441,163 +463,47 @@ def background(raster, sheet: Sheet, extent, size_mm: tuple[float, float]):
     h = max(1, int(size_mm[1] / 25.4 * IMAGE_DPI))
     if hasattr(raster, "background"):
         return raster.background(extent, sheet.epsg, w, h)
-
     return read_background(raster, extent, sheet.epsg, w, h)
 
 
-_GLYPHS: dict = {}
 
 
-def _glyph_path(text: str, weight: str):
-    """Outline of a short label at 100 pt, centred on its bounding box, and its half size (cached)."""
-    import matplotlib
-
-    family = tuple(matplotlib.rcParams["font.family"])
-    key = (text, weight, family)
-    g = _GLYPHS.get(key)
-    if g is None:
-        from matplotlib.font_manager import FontProperties
-        from matplotlib.textpath import text_to_path
-
-        prop = FontProperties(family=list(family), weight=weight, size=100)
-        verts, codes = text_to_path.get_text_path(prop, text)
-        verts = np.asarray(verts, dtype=float).reshape(-1, 2)
-        half = np.zeros(2)
-        if len(verts):
-            lo, hi = verts.min(axis=0), verts.max(axis=0)
-            verts = verts - (lo + hi) / 2
-            half = (hi - lo) / 2
-        g = _GLYPHS[key] = (verts, np.asarray(codes, dtype=np.uint8), half)
-    return g
+def flat_rings(groups) -> list[np.ndarray]:
+    """The rings of several shapes as one list (to draw them as one path)."""
+    return [r for g in groups for r in g]
 
 
-def label_artist(xs, ys, texts, size: float, color: str, halo: float, weight: str = "normal", zorder: float = 10,
-                  ha: str = "center", va: str = "center", coords: str = "data", alpha: float = 1.0):
-    """Labels drawn as one filled outline (with a white halo when ``halo`` > 0).
-
-    A matplotlib Text costs about a millisecond to lay out and write; a village
-    page has a hundred parcel numbers. Drawn as one path they cost next to
-    nothing. They are then shapes, not selectable text: map annotations only;
-    the page's facts (names, codes, stages, areas) stay real text.
-    ``coords``: "data" or "axes" (fractions of the axes).
-    """
-    art = _Labels(np.asarray(xs, dtype=float), np.asarray(ys, dtype=float), list(texts), size, color, halo,
-                  weight, ha, va, coords, alpha)
-    art.set_zorder(zorder)
-    return art
-
-
-def _labels_class():
-    from matplotlib.artist import Artist
-    from matplotlib.colors import to_rgba
-    from matplotlib.path import Path as MPath
-    from matplotlib.transforms import IdentityTransform
-
-    class Labels(Artist):
-        def __init__(self, xs, ys, texts, size, color, halo, weight, ha, va, coords, alpha):
-            super().__init__()
-            self.xs, self.ys, self.texts = xs, ys, texts
-            self.size, self.color, self.halo, self.weight, self.coords, self.alpha_ = size, color, halo, weight, coords, alpha
-            self.sx = {"center": 0, "left": 1, "right": -1}[ha]
-            self.sy = {"center": 0, "bottom": 1, "top": -1}[va]
-
-        def draw(self, renderer):
-            if not self.get_visible() or not len(self.texts):
-                return
-            ax = self.axes
-            tr = ax.transData if self.coords == "data" else ax.transAxes
-            anchors = tr.transform(np.column_stack([self.xs, self.ys]))
-            scale = self.size / 100 * renderer.points_to_pixels(1.0)
-            vs, cs = [], []
-            for (px, py), s in zip(anchors, self.texts):
-                v, c, half = _glyph_path(s, self.weight)
-                if len(v):
-                    vs.append(v * scale + (px + self.sx * half[0] * scale, py + self.sy * half[1] * scale))
-                    cs.append(c)
-            if not vs:
-                return
-            path = MPath(np.concatenate(vs), np.concatenate(cs))
-            gc = renderer.new_gc()
-            gc.set_clip_rectangle(ax.bbox)
-            gc.set_joinstyle("round")
-            gc.set_alpha(self.alpha_)
-            if self.halo:
-                gc.set_foreground("white")
-                gc.set_linewidth(self.halo)
-                renderer.draw_path(gc, path, IdentityTransform())
-            gc.set_linewidth(0)
-            gc.set_foreground(self.color)
-            renderer.draw_path(gc, path, IdentityTransform(), to_rgba(self.color, self.alpha_))
-            gc.restore()
-
-    return Labels
-
-
-class _LazyLabels:
-    """The Labels artist class, defined on first use (matplotlib is imported lazily)."""
-
-    cls = None
-
-    def __call__(self, *args):
-        if _LazyLabels.cls is None:
-            _LazyLabels.cls = _labels_class()
-        return _LazyLabels.cls(*args)
-
-
-_Labels = _LazyLabels()
-
-
-def _palette(img: np.ndarray) -> np.ndarray:
-    """The background reduced to 256 colours: matplotlib then stores it as an indexed image,
-    about a third of the bytes and of the compression time of full RGB."""
-    if img.ndim != 3 or img.shape[2] != 3:
-        return img
-    from PIL import Image
-
-    q = Image.fromarray(img).quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
-    return np.asarray(q.convert("RGB"))
-
-
-def add_unscaled(ax, artist):
-    """Add a collection without matplotlib recomputing data limits: every map sets its own."""
-    return ax.add_collection(artist, autolim=False)
-
-
-def path_collection(paths, **kw):
-    from matplotlib.collections import PathCollection
-
-    return PathCollection(paths, **kw)
+def map_labels(view: MapView, xs, ys, texts, size: float, color: str, halo: float, weight: str = "normal",
+            alpha: float = 1.0, ha: str = "center", va: str = "center") -> None:
+    """Map labels at metre positions: real text (selectable), with a white halo of ``halo`` points."""
+    px, py = view.pt(np.asarray(xs, dtype=float), np.asarray(ys, dtype=float))
+    for x, y, s in zip(np.atleast_1d(px), np.atleast_1d(py), texts):
+        view.canvas.text(float(x), float(y), s, size, color=color, bold=weight == "bold", ha=ha, va=va, halo=halo,
+                         alpha=alpha)
 
 
 def draw_map(page: Page, rect, extent, *, raster=None, focus_rows=(), focus_village: str | None = None,
-             label_mode: str = "code", dim_others: bool = False):
+             label_mode: str = "code", dim_others: bool = False) -> MapView:
     """The main map: background, zone/village/park outlines, parcels by stage, labels.
 
     ``focus_rows`` are highlighted; ``focus_village`` draws that village's boundary
     strongly and (with ``dim_others``) fades the parcels outside it.
     """
-    from matplotlib import patheffects
-
     sh = page.sheet
     k = page.k
     x, y, w, h = rect
-    ax = page.axes(x, y, w, h)
+    view = page.map_view(rect, extent)
+    cv = view.canvas
     minx, miny, maxx, maxy = extent
-    ax.set_xlim(minx, maxx)
-    ax.set_ylim(miny, maxy)
-    ax.set_aspect("equal", adjustable="box")
-    ax.set_facecolor("#f4f1ea")
     bg = background(raster, sh, extent, (w * k, h * k))
     if bg is not None:
-        ax.imshow(_palette(bg.image), extent=bg.extent, interpolation="none", zorder=0)
+        l, r, b, t_ = bg.extent
+        x0, y0 = view.pt(l, b)
+        x1, y1 = view.pt(r, t_)
+        cv.image(bg.image, float(x0), float(y0), float(x1 - x0), float(y1 - y0))
     elif "sea" in sh.layers:
-        add_unscaled(ax, path_collection(sh.layer_paths("sea"), facecolor="#cfe3f3", edgecolor="none", zorder=0))
+        cv.rings(flat_rings(view.rings(sh.layer_rings("sea"))), fill="#cfe3f3")
     alpha = 0.62 if bg is not None else 0.9
-    attribution = getattr(raster, "attribution", "")
-    if attribution:  # a basemap's source in the map's corner, as on the screen
-        note = attribution if bg is not None else page.tr("basemap.export_failed", name=raster.label)
-        ax.text(0.995, 0.005, note, transform=ax.transAxes, ha="right", va="bottom", fontsize=5.5 * k, color=INK,
-                zorder=20, bbox=dict(boxstyle="square,pad=0.2", fc="white", ec="none", alpha=0.75))
 
     rows = parcels_in_view(sh, extent)
     focus = set(int(r) for r in focus_rows)
@@ -609,37 +515,33 @@ def draw_map(page: Page, rect, extent, *, raster=None, focus_rows=(), focus_vill
             fc = [c if i else "#e3e3e3" for c, i in zip(cols, inside)]
         else:
             fc = list(cols)
-        add_unscaled(ax, path_collection(sh.parcel_paths(rows), facecolors=fc, edgecolors="#ffffff",
-                             linewidths=0.35 * k, alpha=alpha, zorder=2))
+        cv.shapes(view.rings(sh.parcel_rings(rows)), fc, stroke="#ffffff", lw=0.35 * k, alpha=alpha)
         blocked = rows[sh.col["blocked"][rows]]
         if len(blocked):
-            add_unscaled(ax, path_collection(sh.parcel_paths(blocked), facecolor="none", edgecolor=HIGHLIGHT,
-                                 linewidths=0.5 * k, hatch="////", zorder=3))
+            cv.hatch(flat_rings(view.rings(sh.parcel_rings(blocked))), HIGHLIGHT, stroke=HIGHLIGHT, lw=0.5 * k)
     # outlines: parks, villages, zones
-    view = shapely.box(*extent)
-    for name, color, lw, ls, z in (("parks", PARK_EDGE, 0.8, ":", 4), ("devzone", PARK_EDGE, 1.0, "--", 4),
-                                   ("villages", VILLAGE_EDGE, 0.7, "--", 4), ("zones", ZONE_EDGE, 1.4, "-.", 5)):
+    box = shapely.box(*extent)
+    for name, color, lw, ls in (("parks", PARK_EDGE, 0.8, ":"), ("devzone", PARK_EDGE, 1.0, "--"),
+                                ("villages", VILLAGE_EDGE, 0.7, "--"), ("zones", ZONE_EDGE, 1.4, "-.")):
         gdf = sh.layers.get(name)
         if gdf is None or not len(gdf):
             continue
-        hit = gdf.sindex.query(view, predicate="intersects")
+        hit = gdf.sindex.query(box, predicate="intersects")
         if not len(hit):
             continue
-        paths = [sh.layer_paths(name)[i] for i in sorted(hit)]
-        add_unscaled(ax, path_collection(paths, facecolor="none", edgecolor=color, linewidths=lw * k,
-                             linestyle=ls, zorder=z))
+        rings = sh.layer_rings(name)
+        cv.rings(flat_rings(view.rings([rings[i] for i in sorted(hit)])), stroke=color, lw=lw * k, dash=ls)
     if focus_village and "villages" in sh.layers:
         vg = sh.layers["villages"]
         idx = np.flatnonzero(vg["code"].to_numpy() == focus_village)
         if len(idx):
-            add_unscaled(ax, path_collection([sh.layer_paths("villages")[i] for i in idx], facecolor="none",
-                                 edgecolor="white", linewidths=3.2 * k, zorder=6))
-            add_unscaled(ax, path_collection([sh.layer_paths("villages")[i] for i in idx], facecolor="none",
-                                 edgecolor=VILLAGE_EDGE, linewidths=1.6 * k, zorder=7))
+            rings = flat_rings(view.rings([sh.layer_rings("villages")[i] for i in idx]))
+            cv.rings(rings, stroke="white", lw=3.2 * k, join=True)
+            cv.rings(rings, stroke=VILLAGE_EDGE, lw=1.6 * k, join=True)
     if focus:
-        fp = sh.parcel_paths(sorted(focus))
-        add_unscaled(ax, path_collection(fp, facecolor="none", edgecolor="white", linewidths=4.0 * k, zorder=8))
-        add_unscaled(ax, path_collection(fp, facecolor="none", edgecolor=HIGHLIGHT, linewidths=2.0 * k, zorder=9))
+        rings = flat_rings(view.rings(sh.parcel_rings(sorted(focus))))
+        cv.rings(rings, stroke="white", lw=4.0 * k, join=True)
+        cv.rings(rings, stroke=HIGHLIGHT, lw=2.0 * k, join=True)
 
     # labels: parcels big enough on paper, then village names, then the focus
     mm_per_m = w / (maxx - minx)
@@ -659,55 +561,50 @@ def draw_map(page: Page, rect, extent, *, raster=None, focus_rows=(), focus_vill
             codes = sh.col["code"][cand]
             inside = (xs > minx) & (xs < maxx) & (ys > miny) & (ys < maxy)
             labels = [c.rsplit("-", 1)[-1] if label_mode == "number" else c for c in codes[inside]]
-            ax.add_artist(label_artist(xs[inside], ys[inside], labels, 5.6 * k, "#333333", 1.4 * k))
+            map_labels(view, xs[inside], ys[inside], labels, 5.6 * k, "#333333", 1.4 * k)
     if "villages" in sh.layers and label_mode != "none":
         vg = sh.layers["villages"]
-        hit = [i for i in vg.sindex.query(view, predicate="intersects") if vg["code"].iat[i] != focus_village]
+        hit = [i for i in vg.sindex.query(box, predicate="intersects") if vg["code"].iat[i] != focus_village]
         if hit:
-            pts = [shapely.point_on_surface(vg.geometry.iat[i].intersection(view)) for i in hit]
+            pts = [shapely.point_on_surface(vg.geometry.iat[i].intersection(box)) for i in hit]
             keep = [(pt, i) for pt, i in zip(pts, hit) if not pt.is_empty]
-            ax.add_artist(label_artist([pt.x for pt, _ in keep], [pt.y for pt, _ in keep],
-                                        [local_name(sh.villages.get(vg["code"].iat[i]), page.lang) for _, i in keep],
-                                        8 * k, VILLAGE_EDGE, 1.6 * k, weight="bold", zorder=11))
+            map_labels(view, [pt.x for pt, _ in keep], [pt.y for pt, _ in keep],
+                    [local_name(sh.villages.get(vg["code"].iat[i]), page.lang) for _, i in keep],
+                    8 * k, VILLAGE_EDGE, 1.6 * k, weight="bold")
     for r in sorted(focus):
         pt = p.geometry.values[r].point_on_surface()
-        ax.text(pt.x, pt.y, sh.col["code"][r], fontsize=9 * k, ha="center", va="center", color=HIGHLIGHT,
-                weight="bold", path_effects=[patheffects.withStroke(linewidth=2.6 * k, foreground="white")],
-                zorder=12, clip_on=True)
-    north_arrow(page, ax, sh.convergence)
-    scale_bar(page, ax, extent, w)
-    return ax
+        map_labels(view, [pt.x], [pt.y], [sh.col["code"][r]], 9 * k, HIGHLIGHT, 2.6 * k, weight="bold")
+    north_arrow(page, view, sh.convergence)
+    scale_bar(page, view, extent, w)
+    attribution = getattr(raster, "attribution", "")
+    if attribution:  # a basemap's source in the map's corner, as on the screen
+        note = attribution if bg is not None else page.tr("basemap.export_failed", name=raster.label)
+        ax, ay = view.axes_pt(0.995, 0.005)
+        cv.text(ax, ay, note, 5.5 * k, color=INK, ha="right", va="bottom", box=("#ffffff", 0.2 * 5.5 * k, 0.75))
+    view.close()
+    return view
 
 
-def north_arrow(page: Page, ax, convergence: float) -> None:
+def north_arrow(page: Page, view: MapView, convergence: float) -> None:
     """A two-tone arrow in the map's top right, tilted to true north (meridian convergence)."""
-    from matplotlib.patches import Polygon
-    from matplotlib.transforms import Affine2D
-
     k = page.k
-    # in axes points: place at the top right, 9 mm from the corner
-    bbox = ax.get_position()
-    wpt, hpt = bbox.width * page.fig.get_figwidth() * 72, bbox.height * page.fig.get_figheight() * 72
-    cx, cy = 1 - 9 * k / MM_PER_PT / wpt, 1 - 12 * k / MM_PER_PT / hpt
-    s = 4.0 * k / MM_PER_PT  # half-height in points
-    rot = Affine2D().rotate_deg(convergence)
+    cx, cy = view.x0 + view.w - 9 * k * MM, view.y0 + view.h - 12 * k * MM
+    s = 4.0 * k * MM  # half-height in points
+    a = math.radians(convergence)
+    rot = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
     left = np.array([[0, s], [-s * 0.45, -s * 0.7], [0, -s * 0.35]])
     right = left * [-1, 1]
-    to_axes = Affine2D().scale(1 / wpt, 1 / hpt).translate(cx, cy)
     for pts, fc in ((left, INK), (right, "white")):
-        xy = to_axes.transform(rot.transform(pts))
-        ax.add_artist(Polygon(xy, closed=True, transform=ax.transAxes, facecolor=fc, edgecolor=INK,
-                             linewidth=0.6 * k, zorder=20))
-    tip = to_axes.transform(rot.transform([[0, s * 1.2]]))[0]
-    ax.add_artist(label_artist([tip[0]], [tip[1]], ["N"], 9 * k, INK, 0, weight="bold", zorder=20, va="bottom",
-                                coords="axes"))
+        xy = pts @ rot.T + (cx, cy)
+        view.canvas.polygon(xy, fill=fc, stroke=INK, lw=0.6 * k)
+    tip = np.array([0, s * 1.2]) @ rot.T + (cx, cy)
+    view.canvas.text(float(tip[0]), float(tip[1]), "N", 9 * k, color=INK, bold=True, ha="center", va="bottom")
 
 
-def scale_bar(page: Page, ax, extent, map_w_mm: float) -> None:
+def scale_bar(page: Page, view: MapView, extent, map_w_mm: float) -> None:
     """A metric bar of a round length (1-2-5 × 10^n m) and the ratio scale, bottom left of the map."""
-    from matplotlib.patches import Rectangle
-
     k = page.k
+    cv = view.canvas
     minx, miny, maxx, maxy = extent
     m_per_mm = (maxx - minx) / (map_w_mm * k)
     length = nice_length(m_per_mm * 40 * k)  # at most 40 mm on paper
@@ -715,57 +612,59 @@ def scale_bar(page: Page, ax, extent, map_w_mm: float) -> None:
     x0 = minx + 6 * k * m_per_mm
     y0 = miny + 7 * k * m_per_mm
     hbar = 1.3 * k * m_per_mm
-    ax.add_artist(Rectangle((x0 - 3 * k * m_per_mm, y0 - 5 * k * m_per_mm), length + 12 * k * m_per_mm,
-                           12.5 * k * m_per_mm, facecolor="white", edgecolor="none", alpha=0.8, zorder=19))
+
+    def rect(x, y, w, h, **kw):
+        (a, b), (c, d) = view.pt(x, y), view.pt(x + w, y + h)
+        cv.rect(float(a), float(b), float(c - a), float(d - b), **kw)
+
+    rect(x0 - 3 * k * m_per_mm, y0 - 5 * k * m_per_mm, length + 12 * k * m_per_mm, 12.5 * k * m_per_mm,
+         fill="#ffffff", alpha=0.8)
     for i in range(4):
-        ax.add_artist(Rectangle((x0 + i * seg, y0), seg, hbar, facecolor=INK if i % 2 == 0 else "white",
-                               edgecolor=INK, linewidth=0.4 * k, zorder=20))
+        rect(x0 + i * seg, y0, seg, hbar, fill=INK if i % 2 == 0 else "#ffffff", stroke=INK, lw=0.4 * k)
     marks = (0, length / 2, length)
     labels = [_fmt_len(v, page.lang) if v == length else f"{v / 1000:g}" if length >= 1000 else f"{v:g}"
               for v in marks]
-    ax.add_artist(label_artist([x0 + v for v in marks], [y0 + hbar + 0.8 * k * m_per_mm] * 3, labels, 6 * k,
-                                INK, 0, va="bottom", zorder=21))
+    map_labels(view, [x0 + v for v in marks], [y0 + hbar + 0.8 * k * m_per_mm] * 3, labels, 6 * k, INK, 0,
+            va="bottom")
     ratio = (maxx - minx) / (map_w_mm * k / 1000)
     ratio = round(ratio, -int(math.floor(math.log10(ratio))) + 1) if ratio > 0 else 0
-    ax.add_artist(label_artist([x0], [y0 - 1.2 * k * m_per_mm], [f"1:{ratio:,.0f}"], 6 * k, INK, 0, ha="left",
-                                va="top", zorder=21))
+    map_labels(view, [x0], [y0 - 1.2 * k * m_per_mm], [f"1:{ratio:,.0f}"], 6 * k, INK, 0, ha="left", va="top")
 
 
-def draw_locator(page: Page, rect, extent=None, points=()):
+def draw_locator(page: Page, rect, extent=None, points=()) -> MapView:
     """The district, its zones and where the main map is."""
-    from matplotlib.patches import Rectangle
-
     sh = page.sheet
     k = page.k
     x, y, w, h = rect
-    ax = page.axes(x, y, w, h)
-    ax.set_facecolor("#eef4f8")
-    tol = 30.0
-    if "sea" in sh.layers:
-        add_unscaled(ax, path_collection(sh.layer_paths("sea", tol), facecolor="#cfe3f3", edgecolor="none"))
-    if "zones" in sh.layers:
-        zg = sh.layers["zones"]
-        fills = [ZONE_FILLS.get(c, "#eeeeee") for c in zg["code"]]
-        add_unscaled(ax, path_collection(sh.layer_paths("zones", tol), facecolors=fills, edgecolor="#888888",
-                             linewidths=0.4 * k))
-        pts = shapely.point_on_surface(zg.geometry.values)
-        ax.add_artist(label_artist(shapely.get_x(pts), shapely.get_y(pts),
-                                    [local_name(sh.zones.get(c), page.lang) for c in zg["code"]], 6.5 * k, GREY, 0))
-    for name, color in (("villages", "#c9b79c"), ("parks", "#cab2d6"), ("devzone", None)):
-        if name in sh.layers:
-            add_unscaled(ax, path_collection(sh.layer_paths(name, tol), facecolor=color or "none",
-                                 edgecolor=PARK_EDGE if name == "devzone" else "none",
-                                 linewidths=0.5 * k, linestyle="--"))
     if "district" in sh.layers:
-        add_unscaled(ax, path_collection(sh.layer_paths("district", tol), facecolor="none", edgecolor=INK,
-                             linewidths=0.8 * k))
         bounds = sh.layers["district"].total_bounds
     else:
         bounds = sh.parcels.total_bounds
     ext = fit_extent(bounds, w / h, 0.04, 100)
-    ax.set_xlim(ext[0], ext[2])
-    ax.set_ylim(ext[1], ext[3])
-    ax.set_aspect("equal", adjustable="box")
+    view = page.map_view(rect, ext)
+    cv = view.canvas
+    tol = 30.0
+    if "sea" in sh.layers:
+        cv.rings(flat_rings(view.rings(sh.layer_rings("sea", tol))), fill="#cfe3f3")
+    zone_labels = None
+    if "zones" in sh.layers:
+        zg = sh.layers["zones"]
+        fills = [ZONE_FILLS.get(c, "#eeeeee") for c in zg["code"]]
+        for rings, fc in zip(view.rings(sh.layer_rings("zones", tol)), fills):
+            cv.rings(rings, fill=fc, stroke="#888888", lw=0.4 * k)
+        pts = shapely.point_on_surface(zg.geometry.values)
+        zone_labels = (shapely.get_x(pts), shapely.get_y(pts), [local_name(sh.zones.get(c), page.lang) for c in zg["code"]])
+    for name, color in (("villages", "#c9b79c"), ("parks", "#cab2d6"), ("devzone", None)):
+        if name in sh.layers:
+            rings = flat_rings(view.rings(sh.layer_rings(name, tol)))
+            if color:
+                cv.rings(rings, fill=color)
+            else:
+                cv.rings(rings, stroke=PARK_EDGE, lw=0.5 * k, dash="--")
+    if "district" in sh.layers:
+        cv.rings(flat_rings(view.rings(sh.layer_rings("district", tol))), stroke=INK, lw=0.8 * k)
+    if zone_labels is not None:
+        map_labels(view, *zone_labels, 6.5 * k, GREY, 0)
     if extent is not None:
         ex0, ey0, ex1, ey1 = extent
         # a page extent smaller than a few pixels of the locator is shown as a cross-hair box of 3 mm
@@ -773,15 +672,14 @@ def draw_locator(page: Page, rect, extent=None, points=()):
         if ex1 - ex0 < min_size:
             cx, cy = (ex0 + ex1) / 2, (ey0 + ey1) / 2
             ex0, ex1, ey0, ey1 = cx - min_size / 2, cx + min_size / 2, cy - min_size / 2, cy + min_size / 2
-        ax.add_artist(Rectangle((ex0, ey0), ex1 - ex0, ey1 - ey0, facecolor="none", edgecolor=HIGHLIGHT,
-                               linewidth=1.2 * k, zorder=5))
-    if len(points):
-        pts = np.asarray(points)
-        ax.scatter(pts[:, 0], pts[:, 1], s=(3.2 * k) ** 2, c=HIGHLIGHT, edgecolors="white",
-                   linewidths=0.5 * k, zorder=6)
-    page.text(x + 1.5, y + 4, page.tr("brief.locator"), 6.5, color=GREY,
-              bbox=dict(boxstyle="square,pad=0.15", fc="white", ec="none", alpha=0.8))
-    return ax
+        (a, b), (c, d) = view.pt(ex0, ey0), view.pt(ex1, ey1)
+        cv.rect(float(a), float(b), float(c - a), float(d - b), stroke=HIGHLIGHT, lw=1.2 * k)
+    for px, py in points:
+        a, b = view.pt(px, py)
+        cv.ellipse(float(a), float(b), 1.6 * k, 1.6 * k, fill=HIGHLIGHT, stroke="#ffffff", lw=0.5 * k)
+    view.close()
+    page.text(x + 1.5, y + 4, page.tr("brief.locator"), 6.5, color=GREY, bbox=("#ffffff", 0.15, 0.8))
+    return view
 
 
 def draw_legend(page: Page, x: float, y: float, w: float, focus_label: str | None) -> float:
@@ -813,7 +711,7 @@ def draw_legend(page: Page, x: float, y: float, w: float, focus_label: str | Non
 
 def draw_rows(page: Page, x: float, y: float, rows, key_w: float, val_w: float, size: float = 7.0,
               pitch: float = 3.9, max_y: float = 193.0) -> float:
-    """A key/value table; values wrap. Keys and values go in one text object per column (fast)."""
+    """A key/value table; values wrap."""
     keys, vals, colours = [], [], []
     for key, val, *rest in rows:
         if val is None or val == "":
@@ -836,8 +734,6 @@ def draw_rows(page: Page, x: float, y: float, rows, key_w: float, val_w: float, 
 
 def draw_timeline(page: Page, x: float, y: float, w: float, steps: list[dict]) -> None:
     """Every stage on one line: done ones filled with their date, the current one ringed, the rest hollow."""
-    from matplotlib.patches import Ellipse
-
     k = page.k
     n = len(steps)
     page.heading(x, y - 9.5, page.tr("brief.timeline"))
@@ -848,16 +744,15 @@ def draw_timeline(page: Page, x: float, y: float, w: float, steps: list[dict]) -
     page.rule(x0, ty, x1, ty, color="#cccccc", lw=1.6)
     if cur >= 0:
         page.rule(x0, ty, x0 + cur * gap, ty, color="#555555", lw=1.6)
-    rx, ry = 1.5 * k / page.W, 1.5 * k / page.H
+    r = 1.5 * k * MM
     for i, s in enumerate(steps):
         cx = x0 + i * gap
         status = s["status"]
-        fc = s["color"] if status != "ahead" else "white"
+        fc = s["color"] if status != "ahead" else "#ffffff"
         ec = HIGHLIGHT if status == "current" else ("#555555" if status == "done" else "#aaaaaa")
         scale = 1.45 if status == "current" else 1.0
-        page.fig.add_artist(Ellipse((page.fx(cx), page.fy(ty)), 2 * rx * scale, 2 * ry * scale,
-                                    transform=page.fig.transFigure, facecolor=fc, edgecolor=ec,
-                                    linewidth=(1.4 if status == "current" else 0.6) * k, zorder=3))
+        page.canvas.ellipse(page.px(cx), page.py(ty), r * scale, r * scale, fill=fc, stroke=ec,
+                            lw=(1.4 if status == "current" else 0.6) * k)
         above = i % 2 == 0
         ly = ty - 3.2 if above else ty + 5.3
         dy = ty - 6.6 if above else ty + 8.7
@@ -867,31 +762,3 @@ def draw_timeline(page: Page, x: float, y: float, w: float, steps: list[dict]) -
         page.text(cx, ly, label, 6.3, ha="center", weight=weight, color=color)
         if s.get("date"):
             page.text(cx, dy, s["date"], 5.6, ha="center", color=GREY)
-
-
-# =============================================================== helpers
-_RENDER_LOCK = threading.RLock()
-
-
-def _fresh_lock_after_fork() -> None:
-    global _RENDER_LOCK
-    _RENDER_LOCK = threading.RLock()  # another thread may have held it when an atlas worker forked
-
-
-os.register_at_fork(after_in_child=_fresh_lock_after_fork)
-
-
-@contextmanager
-def render_context():
-    """Export settings for matplotlib, one render at a time in this process.
-
-    matplotlib's settings are global: in the app, two sessions rendering at
-    once would swap each other's fonts mid-page (and PdfPages reads them again
-    when it closes), so renders in one process take turns."""
-    import matplotlib
-
-
-    with _RENDER_LOCK, matplotlib.rc_context(fonts.rc_params()), fonts.fonts_in_memory():
-        yield
-
-

@@ -11,7 +11,9 @@ and the file still opens in QGIS (see docs/DATA_MODEL.md).
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sqlite3
+import threading
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -78,6 +80,14 @@ def parse_date(value: str | dt.date | None, *, today: dt.date | None = None) -> 
         raise InputError("error.bad_date", value=str(value)) from None
 
 
+_HELD = threading.local()  # per thread (a Streamlit session runs in its own): {id(store): (pid, connection)}
+
+
+def _held(store):
+    """The connection ``one_connection`` holds for ``store`` in this thread, if any (never
+    one inherited by a forked worker: a connection must not cross a fork)."""
+    pid, con = getattr(_HELD, "stores", {}).get(id(store), (None, None))
+    return con if pid == os.getpid() else None
 
 
 class StoreBase:
@@ -108,11 +118,49 @@ class StoreBase:
 
     @contextmanager
     def _connect(self, write: bool = False):
+        """A connection for one read (autocommit) or one write (a transaction: all or nothing).
+
+        Inside ``one_connection()`` every call of this thread shares one connection."""
+        held = _held(self)
+        if held is not None:
+            with self._use(held, write) as con:
+                yield con
+            return
+        with self._open() as raw, self._use(raw, write) as con:
+            yield con
+
+    @contextmanager
+    def one_connection(self):
+        """Everything this thread reads and writes inside uses one connection: a page run
+        of the app asks a dozen questions, and opening a connection for each is most of
+        their cost (on PostGIS, with a pool, a check-out for each). Re-entrant."""
+        if _held(self) is not None:
+            yield
+            return
+        with self._open() as raw:
+            _HELD.stores = {**getattr(_HELD, "stores", {}), id(self): (os.getpid(), raw)}
+            try:
+                yield
+            finally:
+                _HELD.stores.pop(id(self), None)
+
+    @contextmanager
+    def _open(self):
+        """A new connection to the GeoPackage (closed at the end)."""
         con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         try:
             con.row_factory = sqlite3.Row
             register_functions(con)
             con.execute("PRAGMA busy_timeout = 30000")
+            yield con
+        except sqlite3.DatabaseError as e:
+            raise InputError("error.bad_store", path=str(self.path), detail=str(e)) from e
+        finally:
+            con.close()
+
+    @contextmanager
+    def _use(self, con, write: bool):
+        try:
             if write:
                 con.execute("BEGIN IMMEDIATE")
                 try:
@@ -126,8 +174,6 @@ class StoreBase:
                 yield con
         except sqlite3.DatabaseError as e:
             raise InputError("error.bad_store", path=str(self.path), detail=str(e)) from e
-        finally:
-            con.close()
 
     def _tables(self, con) -> set[str]:
         return {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -209,8 +255,8 @@ class StoreBase:
 
     def context(self) -> dict[str, gpd.GeoDataFrame]:
         """Every context layer that the store has (zones, villages, parks, …)."""
-        present = set(self.layer_names())
-        return {n: self.layer(n) for n in CONTEXT_LAYERS if n in present}
+        present = set(self.layer_names())  # once: layer() would list the layers again for each
+        return {n: self._read(n) for n in CONTEXT_LAYERS if n in present}
 
     def attributes(self, table: str) -> dict[str, dict]:
         """``{code: {field: value}}`` of zones, villages, parks or points, without reading geometry.

@@ -8,6 +8,8 @@ table listing from the catalogue. SQL is written once with ``?`` placeholders.
 from __future__ import annotations
 
 import io
+import os
+import weakref
 from contextlib import contextmanager
 
 import geopandas as gpd
@@ -15,6 +17,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 import shapely
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from gis.base.errors import InputError
 from gis.model.pipelines import Catalog, load_catalog
@@ -91,6 +94,18 @@ def raw_connection(url: str):
         con.close()
 
 
+POOL_SIZE = 8  # connections per app process: Streamlit serves each session in its own thread
+
+
+def _close_pools(pools: dict) -> None:
+    """Close the pool this process opened (one inherited through a fork is only dropped:
+    closing it would end the parent's connections)."""
+    pool = pools.pop(os.getpid(), None)
+    pools.clear()
+    if pool is not None:
+        pool.close()
+
+
 class PostgisStore(Store):
     backend = "pg"
     _lock = " FOR UPDATE"
@@ -98,6 +113,9 @@ class PostgisStore(Store):
     def __init__(self, url: str, catalog: Catalog | None = None, create: bool = False):
         self.url = url
         self.path = None
+        self._pools: dict[int, ConnectionPool] = {}
+        # a store nobody holds any more gives its connections back (tests make hundreds of stores)
+        weakref.finalize(self, _close_pools, self._pools)
         self.catalog = catalog or load_catalog()
         if create:
             self.init_schema()
@@ -111,27 +129,60 @@ class PostgisStore(Store):
     def where(self) -> str:
         return self.url
 
+    def _pool(self) -> ConnectionPool:
+        """This process's pool of connections to the database (a forked worker opens its own:
+        a connection must not cross a fork, and the pool's threads do not).
+
+        Raises:
+            InputError: the database cannot be reached (its own words, at once: the pool
+                would keep retrying in the background).
+        """
+        pid = os.getpid()
+        pool = self._pools.get(pid)
+        if pool is None:
+            try:
+                psycopg.connect(self.url, connect_timeout=10).close()
+            except psycopg.Error as e:
+                raise InputError("error.no_database", detail=str(e).strip().splitlines()[0]) from e
+            pool = ConnectionPool(self.url, min_size=1, max_size=POOL_SIZE, open=False, timeout=30,
+                                  kwargs={"autocommit": True, "connect_timeout": 10},
+                                  check=ConnectionPool.check_connection)
+            pool.open(wait=False)
+            self._pools[pid] = pool
+        return pool
+
     @contextmanager
-    def _connect(self, write: bool = False):
+    def _open(self):
+        """A connection checked out of the pool (autocommit; returned at the end)."""
+        pool = self._pool()
         try:
-            con = psycopg.connect(self.url, autocommit=not write, connect_timeout=10)
-        except psycopg.Error as e:
-            raise InputError("error.no_database", detail=str(e).strip().splitlines()[0]) from e
+            cm = pool.connection()
+            con = cm.__enter__()
+        except (psycopg.Error, PoolTimeout) as e:
+            detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise InputError("error.no_database", detail=detail) from e
+        try:
+            yield con
+        except BaseException as e:
+            cm.__exit__(type(e), e, e.__traceback__)
+            raise
+        else:
+            cm.__exit__(None, None, None)
+
+    @contextmanager
+    def _use(self, con, write: bool):
         try:
             if write:
-                try:
+                with con.transaction():
                     yield _Con(con)
-                except BaseException:
-                    con.rollback()
-                    raise
-                else:
-                    con.commit()
             else:
                 yield _Con(con)
         except psycopg.Error as e:
             raise InputError("error.bad_store", path=self.location, detail=str(e).strip().splitlines()[0]) from e
-        finally:
-            con.close()
+
+    def close(self) -> None:
+        """Close this process's connections now (else when the store is no longer referenced)."""
+        _close_pools(self._pools)
 
     def _tables(self, con) -> set[str]:
         return {r[0] for r in con.execute(
@@ -196,6 +247,11 @@ class PostgisStore(Store):
         buf.seek(0)
         text = [c for c in cols if c not in ("id", "share")]
         return pd.read_csv(buf, dtype={c: object for c in text}, keep_default_na=False, na_values={c: [""] for c in cols})
+
+    @staticmethod
+    def _wkb_of(value):
+        """PostGIS sends a geometry as hex EWKB, which shapely reads as it is."""
+        return value
 
     # imports: WKB goes in as it comes
     _geom_sql = "ST_Multi(ST_GeomFromWKB(?, 4490))"

@@ -173,6 +173,16 @@ def _plans(backend: str) -> list[str]:
     return sql
 
 
+def _preferences(backend: str) -> list[str]:
+    """Users' preferences in the store, so that several app servers share them (gis/store/preferences.py)."""
+    sql = ['CREATE TABLE preferences (username TEXT NOT NULL, section TEXT NOT NULL, value TEXT NOT NULL,'
+           ' updated_at TEXT, PRIMARY KEY (username, section))']
+    if backend == "gpkg":
+        sql.append("INSERT INTO gpkg_contents (table_name, data_type, identifier, description, last_change, srs_id)"
+                   " VALUES ('preferences', 'attributes', 'preferences', '', strftime('%Y-%m-%dT%H:%M:%fZ','now'), 0)")
+    return sql
+
+
 MIGRATIONS = {
     # version: (what, {backend: statements})
     1: ("base layout", {"gpkg": [], "pg": _pg_v1()}),
@@ -181,6 +191,7 @@ MIGRATIONS = {
     4: ("claimed author and time of carried events", {"gpkg": _claimed_columns(), "pg": _claimed_columns()}),
     5: ("sign-in: signing keys, revoked sessions, failed logins", {"gpkg": _sessions("gpkg"), "pg": _sessions("pg")}),
     6: ("plans, targets, follow-up orders (issue 15)", {"gpkg": _plans("gpkg"), "pg": _plans("pg")}),
+    7: ("users' preferences", {"gpkg": _preferences("gpkg"), "pg": _preferences("pg")}),
 }
 LATEST = max(MIGRATIONS)
 
