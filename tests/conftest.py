@@ -259,3 +259,34 @@ def page(browser):
     pg.blocked = blocked
     yield pg
     ctx.close()
+
+
+@pytest.fixture
+def make_app(demo_where, tmp_path, monkeypatch):
+    """A factory of the app through Streamlit's AppTest, on a private copy of the demo district, on each back
+    end: ``make_app(user="admin")`` (``user=None``: nobody signed in). ``at.store_where`` opens the same store."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("RENEWAL_DATA_DIR", str(tmp_path))
+    for k in ("RENEWAL_STORE", "RENEWAL_LANG", "RENEWAL_DATABASE_URL", "RENEWAL_CONFIG"):
+        monkeypatch.delenv(k, raising=False)
+    if demo_where.startswith("postgresql://"):
+        monkeypatch.setenv("RENEWAL_DATABASE_URL", demo_where)
+        where = demo_where
+    else:
+        shutil.copy(demo_where, tmp_path / "renewal.gpkg")
+        where = str(tmp_path / "renewal.gpkg")
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+    def make(user: str | None = "admin", timeout: float = 90):
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout)
+        at.store_where = where
+        if user:
+            at.session_state["user"] = user
+        return at
+
+    yield make
+    st.cache_resource.clear()
+    st.cache_data.clear()

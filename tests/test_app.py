@@ -1,12 +1,10 @@
 """Every page through Streamlit's AppTest (no browser): it renders, it writes, it speaks both languages."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 import streamlit as st
-from streamlit.testing.v1 import AppTest
 
 from gis.base.errors import PermissionRefused
 from gis.store.open import open_store_at
@@ -15,24 +13,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def app(demo_where, tmp_path, monkeypatch):
-    """The app on a private copy of the demo district, on each back end."""
-    monkeypatch.setenv("RENEWAL_DATA_DIR", str(tmp_path))
-    for k in ("RENEWAL_STORE", "RENEWAL_LANG", "RENEWAL_DATABASE_URL", "RENEWAL_CONFIG"):
-        monkeypatch.delenv(k, raising=False)
-    if demo_where.startswith("postgresql://"):
-        monkeypatch.setenv("RENEWAL_DATABASE_URL", demo_where)
-    else:
-        shutil.copy(demo_where, tmp_path / "renewal.gpkg")
-        demo_where = str(tmp_path / "renewal.gpkg")
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
-    at.store_where = demo_where
-    at.session_state["user"] = "admin"  # the demo has accounts; the login page is tested below
-    yield at
-    st.cache_resource.clear()
-    st.cache_data.clear()
+def app(make_app):
+    """The app on a private copy of the demo district, on each back end, signed in as admin."""
+    return make_app("admin")
 
 
 def _by_label(widgets, label):

@@ -2,12 +2,9 @@
 the language switch labelled once in English, the panel's tabs and only the fields a stage asks for."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
-import streamlit as st
-from streamlit.testing.v1 import AppTest
 
 from gis.store.open import open_store_at
 
@@ -15,24 +12,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def app(demo_where, tmp_path, monkeypatch):
+def app(make_app):
     """The app on a private copy of the demo district, on each back end, signed in as admin."""
-    monkeypatch.setenv("RENEWAL_DATA_DIR", str(tmp_path))
-    for k in ("RENEWAL_STORE", "RENEWAL_LANG", "RENEWAL_DATABASE_URL", "RENEWAL_CONFIG"):
-        monkeypatch.delenv(k, raising=False)
-    if demo_where.startswith("postgresql://"):
-        monkeypatch.setenv("RENEWAL_DATABASE_URL", demo_where)
-    else:
-        shutil.copy(demo_where, tmp_path / "renewal.gpkg")
-        demo_where = str(tmp_path / "renewal.gpkg")
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
-    at.store_where = demo_where
-    at.session_state["user"] = "admin"
-    yield at
-    st.cache_resource.clear()
-    st.cache_data.clear()
+    return make_app("admin")
 
 
 def test_audit_page_speaks_chinese_and_counts_records(app):

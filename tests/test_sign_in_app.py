@@ -1,12 +1,9 @@
 """The app's sign-in and sign-out through Streamlit's AppTest, on each back end: sign-out ends the token."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
-import streamlit as st
-from streamlit.testing.v1 import AppTest
 
 from gis.store.open import open_store_at
 
@@ -14,22 +11,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def app(demo_where, tmp_path, monkeypatch):
-    monkeypatch.setenv("RENEWAL_DATA_DIR", str(tmp_path))
-    for k in ("RENEWAL_STORE", "RENEWAL_LANG", "RENEWAL_DATABASE_URL", "RENEWAL_CONFIG"):
-        monkeypatch.delenv(k, raising=False)
-    if demo_where.startswith("postgresql://"):
-        monkeypatch.setenv("RENEWAL_DATABASE_URL", demo_where)
-    else:
-        shutil.copy(demo_where, tmp_path / "renewal.gpkg")
-        demo_where = str(tmp_path / "renewal.gpkg")
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
-    at.store_where = demo_where
-    yield at
-    st.cache_resource.clear()
-    st.cache_data.clear()
+def app(make_app):
+    """The app with nobody signed in."""
+    return make_app(None)
 
 
 def _by_label(widgets, label):

@@ -121,6 +121,17 @@ class PostgisStore(Store):
             self.init_schema()
         self._prepare()
 
+    def __getstate__(self) -> dict:
+        """A store crosses into a child process (an isolated import) without its pool: the child opens its own."""
+        state = dict(self.__dict__)
+        state["_pools"] = {}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._pools = {}
+        weakref.finalize(self, _close_pools, self._pools)
+
     @property
     def location(self) -> str:
         return _redact(self.url)
