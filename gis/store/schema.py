@@ -175,8 +175,10 @@ def _plans(backend: str) -> list[str]:
 
 def _preferences(backend: str) -> list[str]:
     """Users' preferences in the store, so that several app servers share them (gis/store/preferences.py)."""
-    sql = ['CREATE TABLE preferences (username TEXT NOT NULL, section TEXT NOT NULL, value TEXT NOT NULL,'
-           ' updated_at TEXT, PRIMARY KEY (username, section))']
+    # an integer key: a GeoPackage attribute table must have one (validate_gpkg.py, requirement 119)
+    key = "id INTEGER PRIMARY KEY AUTOINCREMENT" if backend == "gpkg" else "id BIGSERIAL PRIMARY KEY"
+    sql = [f'CREATE TABLE preferences ({key}, username TEXT NOT NULL, section TEXT NOT NULL, value TEXT NOT NULL,'
+           ' updated_at TEXT, UNIQUE (username, section))']
     if backend == "gpkg":
         sql.append("INSERT INTO gpkg_contents (table_name, data_type, identifier, description, last_change, srs_id)"
                    " VALUES ('preferences', 'attributes', 'preferences', '', strftime('%Y-%m-%dT%H:%M:%fZ','now'), 0)")
