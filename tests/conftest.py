@@ -237,13 +237,12 @@ def browser():
         b.close()
 
 
-@pytest.fixture
-def page(browser):
-    """A page whose requests may only reach localhost (an intranet without internet); the others are
-    aborted and recorded in ``page.blocked``."""
+def local_only_page(browser, **context):
+    """``(context, page)``: a browser page whose requests may only reach localhost (an intranet without
+    internet); the others are aborted and recorded in ``page.blocked``. Close the context when done."""
     from urllib.parse import urlparse
 
-    ctx = browser.new_context(viewport={"width": 1500, "height": 950}, locale="zh-CN")
+    ctx = browser.new_context(**{"locale": "zh-CN", **context})
     blocked = []
 
     def guard(route):
@@ -257,6 +256,28 @@ def page(browser):
     ctx.route("**/*", guard)
     pg = ctx.new_page()
     pg.blocked = blocked
+    return ctx, pg
+
+
+def map_frame(page, timeout=60, min_paths=20):
+    """The streamlit-folium iframe once Leaflet has drawn at least ``min_paths`` polygons."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for fr in page.frames:
+            try:
+                n = fr.evaluate("() => window.map && document.querySelectorAll('path.leaflet-interactive').length")
+            except Exception:  # noqa: BLE001 - frames come and go while Streamlit renders
+                continue
+            if n and n >= min_paths:
+                return fr
+        page.wait_for_timeout(300)
+    raise AssertionError("the map never drew its polygons")
+
+
+@pytest.fixture
+def page(browser):
+    """A 1,500×950 page limited to localhost (``local_only_page``)."""
+    ctx, pg = local_only_page(browser, viewport={"width": 1500, "height": 950})
     yield pg
     ctx.close()
 

@@ -13,6 +13,7 @@ from playwright.sync_api import Error as PlaywrightError
 
 from gis.devtools.devserver import running_app
 from gis.store.open import open_store_at
+from tests.conftest import map_frame as _map_frame
 from tests.conftest import poll
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,21 +38,6 @@ def server(request, tmp_path_factory):
         env["RENEWAL_DATABASE_URL"] = where
     with running_app(work, env) as app:
         yield {"url": app["url"], "store": where, "work": work, "log": app["log"]}
-
-
-def _map_frame(page, timeout=60, min_paths=20):
-    """The streamlit-folium iframe once Leaflet has drawn the parcels."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        for fr in page.frames:
-            try:
-                n = fr.evaluate("() => window.map && document.querySelectorAll('path.leaflet-interactive').length")
-            except Exception:
-                continue
-            if n and n >= min_paths:
-                return fr
-        page.wait_for_timeout(300)
-    raise AssertionError("the map never drew its polygons")
 
 
 def _login(page, url, username, password):

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 import shapely
 
 from gis.maps.area_select import parcels_in_area
 from gis.store.open import open_store_at
-from tests.conftest import LOCAL_HOSTS, poll
+from tests.conftest import local_only_page, poll
 from tests.test_browser import _login, _map_frame, server  # noqa: F401 -- the app on a demo copy, both back ends
 
 pytestmark = [pytest.mark.browser]
@@ -26,21 +25,9 @@ VILLAGES = {"desktop": ("V08", "editor_central", "renewal-central"), "phone": ("
 def sized(request, browser):
     """A page of the size named by the parameter, limited to localhost like conftest's ``page``."""
     w, h = SIZES[request.param]
-    ctx = browser.new_context(viewport={"width": w, "height": h}, locale="zh-CN", is_mobile=w < 500,
+    ctx, pg = local_only_page(browser, viewport={"width": w, "height": h}, is_mobile=w < 500,
                               has_touch=False)
-    blocked = []
-
-    def guard(route):
-        url = route.request.url
-        if urlparse(url).hostname in LOCAL_HOSTS or url.startswith(("data:", "blob:")):
-            route.continue_()
-        else:
-            blocked.append(url)
-            route.abort()
-
-    ctx.route("**/*", guard)
-    pg = ctx.new_page()
-    pg.blocked, pg.size = blocked, request.param
+    pg.size = request.param
     yield pg
     ctx.close()
 

@@ -7,7 +7,6 @@ import os
 import shutil
 import time
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 import shapely
@@ -15,7 +14,7 @@ from playwright.sync_api import Error as PlaywrightError
 
 from gis.devtools.devserver import running_app
 from gis.store.open import open_store_at
-from tests.conftest import LOCAL_HOSTS, poll, set_view
+from tests.conftest import local_only_page, map_frame, poll, set_view
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "data" / "parcels" / "demo.gpkg"
@@ -46,38 +45,10 @@ def server(request, tmp_path_factory):
 def sized_page(request, browser):
     """A page of the viewport's size whose requests may only reach localhost (the others are recorded)."""
     width, height = VIEWPORTS[request.param]
-    ctx = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN")
-    blocked = []
-
-    def guard(route):
-        url = route.request.url
-        if urlparse(url).hostname in LOCAL_HOSTS or url.startswith(("data:", "blob:")):
-            route.continue_()
-        else:
-            blocked.append(url)
-            route.abort()
-
-    ctx.route("**/*", guard)
-    pg = ctx.new_page()
-    pg.blocked = blocked
+    ctx, pg = local_only_page(browser, viewport={"width": width, "height": height})
     pg.size_name = request.param
     yield pg
     ctx.close()
-
-
-def map_frame(page, timeout=60, min_paths=20):
-    """The streamlit-folium iframe once Leaflet has drawn its polygons."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        for fr in page.frames:
-            try:
-                n = fr.evaluate("() => window.map && document.querySelectorAll('path.leaflet-interactive').length")
-            except PlaywrightError:
-                continue
-            if n and n >= min_paths:
-                return fr
-        page.wait_for_timeout(300)
-    raise AssertionError("the map never drew its polygons")
 
 
 def settled(page, timeout=30):
@@ -236,20 +207,7 @@ def test_clicks_pick_only_drawn_parcels_and_the_map_keeps_its_layers_and_view(se
 @pytest.fixture
 def desktop(browser):
     """A 1,400×900 page limited to localhost (the blocked requests recorded)."""
-    ctx = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
-    blocked = []
-
-    def guard(route):
-        url = route.request.url
-        if urlparse(url).hostname in LOCAL_HOSTS or url.startswith(("data:", "blob:")):
-            route.continue_()
-        else:
-            blocked.append(url)
-            route.abort()
-
-    ctx.route("**/*", guard)
-    pg = ctx.new_page()
-    pg.blocked = blocked
+    ctx, pg = local_only_page(browser, viewport={"width": 1400, "height": 900})
     yield pg
     ctx.close()
 

@@ -18,7 +18,7 @@ from gis.base.errors import PermissionRefused
 from gis.devtools.devserver import running_app
 from gis.model.plans import STATUS_COLORS
 from gis.store.open import open_store_at
-from tests.conftest import poll
+from tests.conftest import map_frame, poll
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "data" / "parcels" / "demo.gpkg"
@@ -48,17 +48,7 @@ def _login(page, url, username, password, path=""):
 
 
 def _map_frame(page, timeout=90, min_paths=2000):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        for fr in page.frames:
-            try:
-                n = fr.evaluate("() => window.map && document.querySelectorAll('path.leaflet-interactive').length")
-            except PlaywrightError:
-                continue
-            if n and n >= min_paths:
-                return fr
-        page.wait_for_timeout(300)
-    raise AssertionError("the map never drew its parcels")
+    return map_frame(page, timeout=timeout, min_paths=min_paths)  # the whole demo drawn
 
 
 FILL_OF = """(code) => { let c = null; window.map.eachLayer(l => {
