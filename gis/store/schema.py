@@ -40,6 +40,12 @@ ACCOUNT_TABLES = {
 APPEND_ONLY = ("stage_events", "audit")
 
 
+def _attribute_table(table: str) -> str:
+    """Register a GeoPackage table as an attribute table, so the file stays a valid GeoPackage."""
+    return ("INSERT INTO gpkg_contents (table_name, data_type, identifier, description, last_change, srs_id)"
+            f" VALUES ('{table}', 'attributes', '{table}', '', strftime('%Y-%m-%dT%H:%M:%fZ','now'), 0)")
+
+
 def _cols(cols) -> str:
     return ", ".join(f'"{n}" {t}' for n, t in cols)
 
@@ -67,9 +73,7 @@ def _accounts(backend: str) -> list[str]:
     sql.append("CREATE INDEX audit_at_idx ON audit(at)")
     if backend == "gpkg":
         # registered as attribute tables so the file stays a valid GeoPackage
-        for t in ACCOUNT_TABLES:
-            sql.append("INSERT INTO gpkg_contents (table_name, data_type, identifier, description, last_change, srs_id)"
-                       f" VALUES ('{t}', 'attributes', '{t}', '', strftime('%Y-%m-%dT%H:%M:%fZ','now'), 0)")
+        sql += [_attribute_table(t) for t in ACCOUNT_TABLES]
         for t in APPEND_ONLY:
             for op in ("UPDATE", "DELETE"):
                 sql.append(f"CREATE TRIGGER {t}_no_{op.lower()} BEFORE {op} ON {t} "
@@ -91,8 +95,7 @@ def _cli_tokens(backend: str) -> list[str]:
     sql = [f"CREATE TABLE cli_tokens ({pk}, username TEXT NOT NULL, token_hash TEXT NOT NULL UNIQUE,"
            " created_at TEXT, created_by TEXT, revoked_at TEXT)"]
     if backend == "gpkg":
-        sql.append("INSERT INTO gpkg_contents (table_name, data_type, identifier, description, last_change, srs_id)"
-                   " VALUES ('cli_tokens', 'attributes', 'cli_tokens', '', strftime('%Y-%m-%dT%H:%M:%fZ','now'), 0)")
+        sql.append(_attribute_table("cli_tokens"))
     return sql
 
 
@@ -125,9 +128,7 @@ def _sessions(backend: str) -> list[str]:
     sql.append("CREATE UNIQUE INDEX login_attempts_uniq ON login_attempts(account, client)")
     sql.append("CREATE INDEX login_attempts_client_idx ON login_attempts(client)")
     if backend == "gpkg":  # attribute tables, so the file stays a valid GeoPackage
-        for t in SESSION_TABLES:
-            sql.append("INSERT INTO gpkg_contents (table_name, data_type, identifier, description, last_change, srs_id)"
-                       f" VALUES ('{t}', 'attributes', '{t}', '', strftime('%Y-%m-%dT%H:%M:%fZ','now'), 0)")
+        sql += [_attribute_table(t) for t in SESSION_TABLES]
     return sql
 
 
@@ -156,9 +157,7 @@ def _plans(backend: str) -> list[str]:
     sql.append("CREATE INDEX plan_targets_key_idx ON plan_targets(baseline, object, stage)")
     sql.append("CREATE INDEX followup_events_followup_idx ON followup_events(followup)")
     if backend == "gpkg":
-        for t in PLAN_TABLES:
-            sql.append("INSERT INTO gpkg_contents (table_name, data_type, identifier, description, last_change, srs_id)"
-                       f" VALUES ('{t}', 'attributes', '{t}', '', strftime('%Y-%m-%dT%H:%M:%fZ','now'), 0)")
+        sql += [_attribute_table(t) for t in PLAN_TABLES]
         for t in PLAN_APPEND_ONLY:
             for op in ("UPDATE", "DELETE"):
                 sql.append(f"CREATE TRIGGER {t}_no_{op.lower()} BEFORE {op} ON {t} "
@@ -180,8 +179,7 @@ def _preferences(backend: str) -> list[str]:
     sql = [f'CREATE TABLE preferences ({key}, username TEXT NOT NULL, section TEXT NOT NULL, value TEXT NOT NULL,'
            ' updated_at TEXT, UNIQUE (username, section))']
     if backend == "gpkg":
-        sql.append("INSERT INTO gpkg_contents (table_name, data_type, identifier, description, last_change, srs_id)"
-                   " VALUES ('preferences', 'attributes', 'preferences', '', strftime('%Y-%m-%dT%H:%M:%fZ','now'), 0)")
+        sql.append(_attribute_table("preferences"))
     return sql
 
 
