@@ -16,6 +16,8 @@ from gis.base.errors import InputError, StageTransitionError
 from gis.base.i18n import label
 
 NOT_STARTED = "not_started"
+#: what a stage's ``evidence`` may require (None: nothing)
+EVIDENCE_KINDS = (None, "document", "photo")
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,10 @@ class Stage:
     gate_en: str = ""
     past_clearance: bool = False
     max_days: int = 0
+    #: evidence an advance to this stage must carry: "document", "photo" or None (gis/store/attachments.py)
+    evidence: str | None = None
+    #: the evidence of this stage is personal (signed agreements): shown only to roles allowed
+    evidence_restricted: bool = False
 
     def label(self, lang: str = "zh") -> str:
         return label(self, lang)
@@ -272,6 +278,9 @@ def load_catalog(path: Path | str | None = None) -> Catalog:
             raise InputError("error.bad_catalog", path=str(path), detail=f"kind {kind.key}: no pipeline {kind.pipeline}")
     for p in pipelines.values():
         for s in p.stages:
+            if s.evidence not in EVIDENCE_KINDS:
+                raise InputError("error.bad_catalog", path=str(path),
+                                 detail=f"stage {s.key}: evidence must be one of document, photo")
             if s.phase not in phases:
                 raise InputError("error.bad_catalog", path=str(path), detail=f"stage {s.key}: no phase {s.phase}")
     return Catalog(kinds=kinds, pipelines=pipelines, phases=phases, plan_rules=dict(data.get("plans", {})))

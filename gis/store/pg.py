@@ -300,6 +300,13 @@ class PostgisStore(Store):
             cur.execute("INSERT INTO meta (key, value) VALUES ('cadastre_version', %s)", (version,))
             self._audit(con, audit[0], "cadastre", CADASTRE, "ok", None, audit[1], audit[2])
 
+    # evidence: a bytea stored uncompressed out of line (migration 8), read a slice at a time
+    def _blob_chunks(self, con, attachment_id: int, total: int, size: int):
+        for start in range(0, total, size):
+            row = con.execute("SELECT substring(data FROM ? FOR ?) AS chunk FROM attachments WHERE id = ?",
+                              (start + 1, size, attachment_id)).fetchone()
+            yield bytes(row["chunk"])
+
     def _cadastre_exists(self, con) -> bool:
         return con.execute("SELECT 1 FROM geometry_columns WHERE f_table_schema = current_schema()"
                            " AND f_table_name = ?", (CADASTRE,)).fetchone() is not None
@@ -373,6 +380,7 @@ def load_store_into(source: Store, target: PostgisStore) -> dict:
             con.executemany("INSERT INTO assignments (username, scope, code) VALUES (?,?,?)", assigns)
             counts["users"] = len(users)
         counts.update(_copy_plan_tables(source, src_tables, con))
+        counts.update(_copy_attachments(source, src_tables, con))
     return counts
 
 
@@ -390,3 +398,22 @@ def _copy_plan_tables(source: Store, src_tables: set, con) -> dict:
             con.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM \"{table}\"))")
         counts[table] = len(rows)
     return counts
+
+
+def _copy_attachments(source: Store, src_tables: set, con) -> dict:
+    """Attachments one at a time (a photo's bytes are not all held at once), ids kept (events and the mapping
+    name them); the mapping table made anew from the parcels' codes, whose fids differ here."""
+    if "attachments" not in src_tables:
+        return {}
+    cols = ["id", *(c for c, _ in schema.ATTACHMENT_COLUMNS), "thumbnail", "data"]
+    with source._connect() as scon:
+        ids = [int(r[0]) for r in scon.execute("SELECT id FROM attachments ORDER BY id")]
+    for i in ids:
+        with source._connect() as scon:
+            row = tuple(scon.execute(f"SELECT {', '.join(cols)} FROM attachments WHERE id = ?", (i,)).fetchone())
+        con.execute(f"INSERT INTO attachments ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", row)
+    if ids:
+        con.execute("SELECT setval(pg_get_serial_sequence('attachments', 'id'), (SELECT max(id) FROM attachments))")
+    con.execute("INSERT INTO parcels_attachments (base_id, related_id) SELECT p.fid, a.id FROM attachments a"
+                " JOIN parcels p ON p.code = a.target_code WHERE a.target_kind IN ('parcel', 'event') ORDER BY a.id")
+    return {"attachments": len(ids)}
