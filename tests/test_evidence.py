@@ -382,3 +382,116 @@ def test_adding_a_5mb_photo_is_fast(any_store):
     took = time.perf_counter() - t
     assert a.size >= 5 * 1024 * 1024 and took < 1.5, took  # budget 0.5 s; slack for a loaded test machine
     assert len(any_store.attachment_thumbnail(a.id)) < 40_000
+
+
+# ------------------------------------------------------------------ gates: advance with evidence
+def _at_plan(store) -> str:
+    """A village parcel of the tiny store moved, step by step, to 'plan' (the stage before the vote)."""
+    code = "V01-002"  # at survey since 2024-03-01
+    for stage, date in (("listed", "2025-01-10"), ("baseline", "2025-01-20"), ("plan", "2025-01-30")):
+        store.advance(code, stage, date, "张伟")
+    return code
+
+
+def test_the_vote_is_refused_without_its_minutes_and_nothing_is_written(any_store):
+    s = any_store
+    code = _at_plan(s)
+    v, n = s.data_version(), len(s.history(code))
+    for evidence in (None, [("现场.jpg", photo())]):  # a photo is not the minutes
+        with pytest.raises(InputError) as exc:
+            s.advance(code, "vote", "2025-02-01", "张伟", share=0.9, evidence=evidence)
+        assert exc.value.key == "evidence.required" and "村民表决" in exc.value.message("zh")
+    with pytest.raises(InputError):  # a bad file refuses the whole advance
+        s.advance(code, "vote", "2025-02-01", "张伟", share=0.9, evidence=[("纪要.pdf", sample_pdf("m")),
+                                                                          ("x.png", bomb_png())])
+    assert s.data_version() == v and len(s.history(code)) == n and s.attachments(include_withdrawn=True) == []
+    assert s.parcel(code)["stage"] == "plan"
+
+
+def test_the_vote_with_its_minutes_lands_with_the_document_linked_to_the_event(any_store):
+    s = any_store
+    code = _at_plan(s)
+    minutes = sample_pdf("Villagers' vote minutes")
+    ev = s.advance(code, "vote", "2025-02-01", "张伟", share=0.9,
+                   evidence=[("纪要.pdf", minutes, "村民表决会议纪要"), ("现场.jpg", photo(), "", "upload-1")])
+    assert s.parcel(code)["stage"] == "vote"
+    docs = s.attachments(code, event_id=ev.id)
+    assert [(a.kind, a.event_id, a.target_kind, a.added_by) for a in docs] == [
+        ("document", ev.id, "event", "张伟"), ("photo", ev.id, "event", "张伟")]
+    assert docs[0].caption == "村民表决会议纪要" and s.attachment_data(docs[0].id) == minutes
+    # the audit holds the advance and both attachments
+    assert [r["target"] for r in _audit(s, "attach")] == [code, code]
+
+
+def test_signing_needs_its_agreements_and_they_are_restricted(office):
+    s = office
+    code = "V01-001"
+    for stage, date in (("survey", "2025-01-01"), ("listed", "2025-01-10"), ("baseline", "2025-01-20"),
+                        ("plan", "2025-01-30")):
+        s.advance(code, stage, date, "ed_v01")
+    s.advance(code, "vote", "2025-02-01", "ed_v01", share=0.9, evidence=[("纪要.pdf", sample_pdf("m"))])
+    s.advance(code, "partner", "2025-03-01", "ed_v01")
+    with pytest.raises(InputError):
+        s.advance(code, "signing", "2025-04-01", "ed_v01", share=0.9)
+    ev = s.advance(code, "signing", "2025-04-01", "ed_v01", share=0.9,
+                   evidence=[("协议.pdf", sample_pdf("Signed agreements"))])
+    agreement = s.attachments(code, event_id=ev.id)[0]
+    assert agreement.restricted  # the pipeline marks the signing stage's documents personal
+    assert s.attachments(code, event_id=ev.id, viewer="viewer") == []
+    # a correction passes no gate: back and forward again as corrections need no upload
+    s.advance(code, "partner", "2025-04-02", "ed_v01", correction="录入错误")
+    s.advance(code, "signing", "2025-04-03", "ed_v01", correction="更正")
+
+
+def test_a_refused_advance_with_evidence_writes_nothing(office):
+    s = office
+    code = "V01-002"
+    with pytest.raises(PermissionRefused):
+        s.set_blocked(code, True, "村民有异议", "viewer", evidence=[("现场.jpg", photo())])
+    assert s.attachments(include_withdrawn=True) == []
+
+
+def test_block_with_a_photo(any_store):
+    s = any_store
+    ev = s.set_blocked("V01-001", True, "地上物未清", "张伟", evidence=[("现场.jpg", photo())])
+    [a] = s.attachments("V01-001", event_id=ev.id)
+    assert a.kind == "photo" and a.lon is not None
+
+
+def test_bulk_advance_to_a_gated_stage_is_refused(any_store):
+    from gis.base.errors import BulkRefused
+
+    s = any_store
+    code = _at_plan(s)
+    with pytest.raises(BulkRefused) as exc:
+        s.advance_many([code], "vote", "2025-02-01", "张伟", share=0.9)
+    assert exc.value.failures[0][1].key == "evidence.required"
+
+
+# ------------------------------------------------------------------ the demo's evidence
+def test_the_demo_ships_evidence_for_its_gated_events(demo_where, catalog):
+    from gis.demo.evidence import EVIDENCE_FROM
+    from gis.store.open import open_store_at
+
+    s = open_store_at(demo_where)
+    ev = s.events()
+    gated = ev[(ev["action"] == "advance") & ev["to_stage"].isin(["vote", "signing"])
+               & (ev["event_date"] >= EVIDENCE_FROM)]
+    atts = s.attachments()
+    docs = {a.event_id: a for a in atts if a.kind == "document"}
+    assert len(gated) > 500 and set(gated["id"].astype(int)) == set(docs)
+    assert all(a.restricted == (a.event_id in set(gated[gated["to_stage"] == "signing"]["id"].astype(int)))
+               for a in docs.values())
+    assert all(s.attachment_data(a.id).startswith(b"%PDF") for a in list(docs.values())[:5])
+    photos = [a for a in atts if a.kind == "photo"]
+    assert len(photos) >= 10 and all(a.lon is not None and a.direction is not None and a.taken_at for a in photos)
+    assert len(s.photo_points()) == len(photos)
+    # each photo was taken at (within ~30 m of) its parcel
+    parcels = s.parcels().set_index("code")
+    import shapely
+    for a in photos:
+        assert parcels.loc[a.target_code, "geometry"].distance(shapely.Point(a.lon, a.lat)) < 0.0005
+    # viewers do not see the signed agreements
+    with s._connect() as con:
+        has_accounts = s._accounts_on(con)
+    assert has_accounts and len(s.attachments(viewer="viewer")) == len(atts) - sum(a.restricted for a in atts)

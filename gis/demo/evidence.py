@@ -8,11 +8,16 @@ few shapes, deterministic for a seed.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import zlib
 
 import numpy as np
+import shapely
 from PIL import Image, ImageDraw
+
+from gis.model import media
+from gis.store.gpkg import parse_blob
 
 _EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
 
@@ -76,7 +81,7 @@ def sample_pdf(title: str, lines: list[str] = (), *, script: bool = False) -> by
     """A one-page PDF of plain ASCII text in Helvetica (a standard font: nothing embedded), marked DEMO.
     ``script=True`` adds an OpenAction with JavaScript (for the tests of the flag)."""
     body = ["BT /F1 16 Tf 56 780 Td", _pdf_text(title) + " Tj", "/F1 10 Tf"]
-    for line in [*lines, "DEMO - fictional sample data / shi li shu ju"]:
+    for line in [*lines, "DEMO - fictional sample data"]:
         body += ["0 -18 Td", _pdf_text(line) + " Tj"]
     body.append("ET")
     stream = zlib.compress("\n".join(body).encode("latin-1", "replace"))
@@ -121,3 +126,73 @@ def bomb_jpeg(width: int = 50_000, height: int = 50_000) -> bytes:
     sos = bytes([3, 1, 0, 2, 0x11, 3, 0x11, 0, 63, 0])
     seg = (lambda m, d: b"\xff" + bytes([m]) + (len(d) + 2).to_bytes(2, "big") + d)
     return b"\xff\xd8" + seg(0xC0, sof) + seg(0xDA, sos) + b"\x00" * 32 + b"\xff\xd9"
+
+
+# --------------------------------------------------------------------------- the demo's evidence
+#: what the demo's documents are called, per stage needing one
+DOC_TITLES = {"vote": ("村民表决会议纪要", "Villagers' vote minutes"),
+              "signing": ("补偿安置协议签约记录", "Compensation agreements signed")}
+PHOTO_STAGES = ("demolition", "clearance")  # a site photo on the latest of these in each village
+#: the demo's office began keeping evidence in the store on this day: earlier events carry none (the demo
+#: stays small: ~1,000 documents of ~0.6 KB rather than ~2,800)
+EVIDENCE_FROM = "2026-01-01"
+
+
+def _centroids(con) -> dict[str, tuple[float, float]]:
+    out = {}
+    for code, blob in con.execute("SELECT code, geom FROM parcels ORDER BY fid"):
+        empty, _, offset = parse_blob(bytes(blob))
+        if not empty:
+            c = shapely.from_wkb(bytes(blob)[offset:]).representative_point()
+            out[code] = (c.x, c.y)
+    return out
+
+
+def add_demo_evidence(con, seed: int, catalog, columns: tuple[str, ...]) -> dict:
+    """Attach generated evidence to the demo's events, in the open transaction of a fresh demo file:
+    a small PDF on every advance since ``EVIDENCE_FROM`` to a stage that needs a document (the vote's
+    minutes, the signing record: restricted, as the pipeline says), and one site photo per village, on the
+    latest demolition or clearance there, taken at the parcel with GPS and a direction. Deterministic."""
+    rng = np.random.default_rng([seed, 17])
+    gated = {(k, s.key): s for k, p in catalog.pipelines.items() for s in p.stages if s.evidence == "document"}
+    kinds = {k.key: k.pipeline for k in catalog.kinds.values()}
+    parcels = {r[0]: (r[1], r[2], r[3]) for r in con.execute("SELECT code, fid, kind, village FROM parcels")}
+    events = con.execute("SELECT id, parcel, to_stage, event_date, recorded_at, recorded_by FROM stage_events"
+                         " WHERE action = 'advance' ORDER BY id").fetchall()
+    centroids = _centroids(con)
+    rows = []
+    for eid, code, stage, date, at, by in events:
+        fid, kind, village = parcels[code]
+        st = gated.get((kinds.get(kind), stage))
+        if st is None or date < EVIDENCE_FROM:
+            continue
+        zh, en = DOC_TITLES.get(stage, (st.label_zh, st.label_en))
+        data = sample_pdf(f"{en} - {code}", [f"Parcel {code}, village {village or '-'}, {date}"])
+        rows.append((eid, code, fid, data, f"{code}-{stage}.pdf", f"{zh}（示例）", by, at, st.evidence_restricted))
+    latest: dict[str, tuple] = {}
+    for eid, code, stage, date, at, by in events:
+        fid, kind, village = parcels[code]
+        if stage in PHOTO_STAGES and village and code in centroids:
+            latest[village] = (eid, code, fid, date, at, by)
+    for village in sorted(latest):
+        eid, code, fid, date, at, by = latest[village]
+        lon, lat = centroids[code]
+        taken = dt.datetime.fromisoformat(date) + dt.timedelta(hours=10, minutes=int(rng.integers(0, 300)))
+        data = sample_photo(lon + float(rng.normal(0, 0.0001)), lat + float(rng.normal(0, 0.0001)), taken,
+                            float(rng.integers(0, 360)), size=(400, 300), seed=int(rng.integers(1 << 30)),
+                            quality=55)
+        rows.append((eid, code, fid, data, f"{code}-site.jpg", "现场照片（示例）", by, at, False))
+    rows.sort(key=lambda r: r[0])
+    cols = ", ".join(columns)
+    for eid, code, fid, data, name, caption, by, at, restricted in rows:
+        info = media.inspect(data, name)
+        thumb = media.thumbnail(data) if info.kind == media.PHOTO else None
+        values = dict(content_type=info.content_type, target_kind="event", target_code=code, event_id=eid,
+                      kind=info.kind, filename=name, size=info.size, sha256=hashlib.sha256(data).hexdigest(),
+                      caption=caption, added_by=by, added_at=at, taken_at=info.taken_at, lon=info.lon, lat=info.lat,
+                      direction=info.direction, width=info.width, height=info.height, has_script=0,
+                      restricted=int(restricted), thumbnail=thumb, data=data)
+        new_id = con.execute(f"INSERT INTO attachments ({cols}) VALUES ({', '.join('?' * len(columns))})",
+                             tuple(values.get(c) for c in columns)).lastrowid
+        con.execute("INSERT INTO parcels_attachments (base_id, related_id) VALUES (?, ?)", (fid, new_id))
+    return {"documents": sum(1 for r in rows if r[3][:4] == b"%PDF"), "photos": sum(1 for r in rows if r[3][:4] != b"%PDF")}

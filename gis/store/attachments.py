@@ -124,6 +124,23 @@ def prepare_upload(data: bytes, filename: str) -> Upload:
     return Upload(data, filename or "", info, hashlib.sha256(data).hexdigest(), thumb)
 
 
+def prepare_uploads(evidence) -> list[tuple[Upload, str, str | None]]:
+    """``(upload, caption, idempotency key)`` of each item ``(filename, bytes[, caption[, key]])`` of the
+    evidence an advance or a block carries (None: none).
+
+    Raises:
+        InputError: a bad upload, or an item not of that shape.
+    """
+    out = []
+    for item in evidence or ():
+        if not isinstance(item, (tuple, list)) or not 2 <= len(item) <= 4 or not isinstance(item[1], (bytes, bytearray,
+                                                                                                        memoryview)):
+            raise InputError("evidence.bad_item")
+        name, data, caption, key = (*item, "", None)[:4]
+        out.append((prepare_upload(data, str(name or "")), str(caption or ""), key))
+    return out
+
+
 class AttachmentsMixin:
     """Photos and documents. Mixed into ``Store`` (see gis/store/store.py)."""
 
@@ -220,6 +237,26 @@ class AttachmentsMixin:
             return self._attach_in(con, code, upload, by, target_kind=target_kind, event_id=event_id,
                                    caption=caption, restricted=restricted, idempotency_key=idempotency_key,
                                    supersedes=supersedes)
+
+    def add_attachments(self, code: str, files, by: str, *, target_kind: str = "parcel",
+                        event_id: int | None = None, caption: str = "", restricted: bool | None = None
+                        ) -> list[Attachment]:
+        """``add_attachment`` for several files ``(filename, bytes[, caption[, idempotency key]])`` in one
+        transaction: every file is checked first, and one bad file writes none.
+
+        Raises:
+            as ``add_attachment``.
+        """
+        by = self._require_author(by)
+        uploads = prepare_uploads(files)
+        if not uploads:
+            raise InputError("evidence.no_files")
+        if event_id is not None and target_kind == "parcel":
+            target_kind = "event"
+        with self._refusals_logged(by, "attach", code), self._connect(write=True) as con:
+            return [self._attach_in(con, code, u, by, target_kind=target_kind, event_id=event_id,
+                                    caption=c or caption, restricted=restricted, idempotency_key=k)
+                    for u, c, k in uploads]
 
     def _attach_in(self, con, code: str, upload: Upload, by: str, *, target_kind: str = "parcel",
                    event_id: int | None = None, caption: str = "", restricted: bool | None = None,
@@ -365,7 +402,8 @@ class AttachmentsMixin:
         if row is None:
             raise NotFoundError("evidence.no_attachment", id=attachment_id)
         if row["restricted"] and not self._sees_restricted(con, viewer, {}, row):
-            raise PermissionRefused("evidence.restricted", id=attachment_id, user=viewer or "?")
+            raise PermissionRefused("evidence.restricted", id=attachment_id,
+                                    user=viewer or {"zh": "（未登录）", "en": "(not signed in)"})
         return row
 
     def attachment(self, attachment_id: int, viewer: str | None = None) -> Attachment:

@@ -218,7 +218,6 @@ def _attachments(backend: str) -> list[str]:
                " related_id INTEGER NOT NULL)"]
     sql += ["CREATE INDEX attachments_target_idx ON attachments(target_code, target_kind)",
             "CREATE INDEX attachments_event_idx ON attachments(event_id)",
-            "CREATE INDEX attachments_sha_idx ON attachments(sha256)",
             "CREATE INDEX parcels_attachments_base_idx ON parcels_attachments(base_id)",
             "CREATE INDEX parcels_attachments_related_idx ON parcels_attachments(related_id)"]
     frozen = ", ".join(ATTACHMENT_FROZEN)
