@@ -495,3 +495,27 @@ def test_the_demo_ships_evidence_for_its_gated_events(demo_where, catalog):
     with s._connect() as con:
         has_accounts = s._accounts_on(con)
     assert has_accounts and len(s.attachments(viewer="viewer")) == len(atts) - sum(a.restricted for a in atts)
+
+
+def test_two_retries_of_one_upload_at_the_same_moment_store_it_once(any_store):
+    import threading
+
+    from gis.store.open import open_store_at
+
+    where = any_store.where
+    data, results, errors = photo(), [], []
+
+    def send():
+        try:
+            results.append(open_store_at(where).add_attachment("V01-001", data, "a.jpg", "张伟",
+                                                                idempotency_key="phone-7"))
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors and len({a.id for a in results}) == 1
+    assert len(any_store.attachments(include_withdrawn=True)) == 1

@@ -306,12 +306,16 @@ class AttachmentsMixin:
             "INSERT INTO attachments (content_type, target_kind, target_code, event_id, kind, filename, size, sha256,"
             " caption, added_by, added_at, taken_at, lon, lat, direction, width, height, has_script, restricted,"
             " idempotency_key, supersedes, thumbnail, data) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-            " RETURNING id",
+            # the same key sent at the same moment by a retry (PostGIS runs them side by side): the first wins
+            " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
             (info.content_type, target_kind, code, None if event_id is None else int(event_id), info.kind,
              upload.filename, info.size, upload.sha256, caption or None, by, now, info.taken_at, info.lon, info.lat,
              info.direction, info.width, info.height, int(info.has_script), int(bool(restricted)), key,
              None if old is None else int(old["id"]), upload.thumbnail, upload.data),
-        ).fetchone()[0]
+        ).fetchone()
+        if new_id is None:
+            return Attachment.from_row(con.execute(_SELECT + " WHERE idempotency_key = ?", (key,)).fetchone())
+        new_id = new_id[0]
         if target_kind in ("parcel", "event"):
             fid = con.execute("SELECT fid FROM parcels WHERE code = ?", (code,)).fetchone()[0]
             con.execute("INSERT INTO parcels_attachments (base_id, related_id) VALUES (?, ?)", (int(fid), int(new_id)))

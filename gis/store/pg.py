@@ -401,19 +401,20 @@ def _copy_plan_tables(source: Store, src_tables: set, con) -> dict:
 
 
 def _copy_attachments(source: Store, src_tables: set, con) -> dict:
-    """Attachments one at a time (a photo's bytes are not all held at once), ids kept (events and the mapping
-    name them); the mapping table made anew from the parcels' codes, whose fids differ here."""
+    """Attachments row by row (SQLite's cursor streams them: a store's photos are never all in memory), ids
+    kept (events and the mapping name them); the mapping table made anew from the parcels' codes, whose fids
+    differ here."""
     if "attachments" not in src_tables:
         return {}
     cols = ["id", *(c for c, _ in schema.ATTACHMENT_COLUMNS), "thumbnail", "data"]
+    insert = f"INSERT INTO attachments ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+    n = 0
     with source._connect() as scon:
-        ids = [int(r[0]) for r in scon.execute("SELECT id FROM attachments ORDER BY id")]
-    for i in ids:
-        with source._connect() as scon:
-            row = tuple(scon.execute(f"SELECT {', '.join(cols)} FROM attachments WHERE id = ?", (i,)).fetchone())
-        con.execute(f"INSERT INTO attachments ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", row)
-    if ids:
+        for row in scon.execute(f"SELECT {', '.join(cols)} FROM attachments ORDER BY id"):
+            con.execute(insert, tuple(row))
+            n += 1
+    if n:
         con.execute("SELECT setval(pg_get_serial_sequence('attachments', 'id'), (SELECT max(id) FROM attachments))")
     con.execute("INSERT INTO parcels_attachments (base_id, related_id) SELECT p.fid, a.id FROM attachments a"
                 " JOIN parcels p ON p.code = a.target_code WHERE a.target_kind IN ('parcel', 'event') ORDER BY a.id")
-    return {"attachments": len(ids)}
+    return {"attachments": n}
