@@ -72,6 +72,10 @@ def test_advance_to_the_vote_needs_minutes(store_file, files):
     out = run("advance", "V01-002", "--to", "vote", "--share", "0.9", "--date", "2025-02-01", "--by", "张伟",
               store=store_file)
     assert out.returncode == 2 and "证明材料" in out.stderr and "Evidence required" in out.stderr
+    for extra in (["--evidence", "nope.pdf"], ["V01-001", "--evidence", str(files["minutes"])]):  # missing; 2 parcels
+        out = run("advance", "V01-002", *extra, "--to", "vote", "--share", "0.9", "--date", "2025-02-01",
+                  "--by", "张伟", store=store_file)
+        assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
     out = run("advance", "V01-002", "--to", "vote", "--share", "0.9", "--date", "2025-02-01", "--by", "张伟",
               "--evidence", str(files["minutes"]), "--evidence", str(files["photo"]), store=store_file)
     assert out.returncode == 0, out.stderr

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 from gis.auth import accounts
-from gis.base.errors import InputError, NotFoundError, PermissionRefused
+from gis.base.errors import InputError, NotFoundError, PermissionRefused, StageTransitionError
 from gis.model import media
 from gis.store.base import utcnow_iso
 
@@ -195,9 +195,13 @@ class AttachmentsMixin:
 
     def _sees_restricted(self, con, viewer: str | None, target_cache: dict, att_row) -> bool:
         """Whether ``viewer`` may see a restricted attachment (None: the system, which sees everything)."""
-        if viewer is None or not self._accounts_on(con):
+        if viewer is None:
             return True
-        user = self._user(con, viewer)
+        if "user" not in target_cache:  # once per listing: the account and whether the store has accounts
+            target_cache["user"] = self._user(con, viewer) if self._accounts_on(con) else True
+        user = target_cache["user"]
+        if user is True:
+            return True
         if user is None:
             return False
         if user.role in RESTRICTED_ROLES:
@@ -330,7 +334,7 @@ class AttachmentsMixin:
     def _stage_restricted(self, kind: str, stage: str) -> bool:
         try:
             return self.catalog.pipeline_for(kind).stage(stage).evidence_restricted
-        except Exception:  # noqa: BLE001 - an event naming a stage no longer in the pipeline: not restricted
+        except (StageTransitionError, InputError):  # a stage (or kind) no longer in the catalogue: not restricted
             return False
 
     def _bump_attachments(self, con) -> None:
