@@ -373,13 +373,15 @@ def load_store_into(source: Store, target: PostgisStore) -> dict:
             con.executemany("INSERT INTO assignments (username, scope, code) VALUES (?,?,?)", assigns)
             counts["users"] = len(users)
         counts.update(_copy_plan_tables(source, src_tables, con))
+        counts.update(_copy_plan_tables(source, src_tables, con, schema.PROJECT_TABLES))
     return counts
 
 
-def _copy_plan_tables(source: Store, src_tables: set, con) -> dict:
-    """Plans and follow-up orders, ids kept (the orders' events name them), sequences moved past them."""
+def _copy_plan_tables(source: Store, src_tables: set, con, tables: dict = schema.PLAN_TABLES) -> dict:
+    """Plans and follow-up orders (or key projects), ids kept (the orders' events and the corrections
+    name them), sequences moved past them."""
     counts = {}
-    for table, cols in schema.PLAN_TABLES.items():
+    for table, cols in tables.items():
         if table not in src_tables:
             continue
         names = ["id", *(c for c, _ in cols)]
