@@ -216,8 +216,9 @@ def dispatch_rows(rollup: pd.DataFrame, reports: list[dict], cfg: ProjectConfig,
                   & ~r["stage"].isin(list(cfg.exempt_stages)))
     due = due_on(day, cadence)
     missing = r[dispatched & (r["reports_in_window"] == 0)] if due else r.iloc[0:0]
-    missing = missing.assign(days_since=[(day - dt.date.fromisoformat(x)).days if isinstance(x, str) else None
-                                         for x in missing["last_report"]])
+    missing = missing.assign(days_since=pd.Series([(day - dt.date.fromisoformat(x)).days if isinstance(x, str)
+                                                   else None for x in missing["last_report"]],
+                                                  index=missing.index, dtype=object))
     expected = expected_by_plan(r["planned_before"], r["planned_month"], r["planned_year"], day.year, day)
     behind = dispatched & (expected > 0) & (r["invested_year"] < expected * (1 - cfg.behind_tolerance))
     b = r[behind].assign(expected_by_now=expected[behind], shortfall=(expected - r["invested_year"])[behind],

@@ -403,7 +403,7 @@ class ProjectsMixin:
                         "invested_year": round(float(x.invested_year), 2), "planned_year": round(float(x.planned_year), 2),
                         "stage": x.stage, "stage_label": self.project_stage_label(x.stage, lang),
                         "parcels": parcels.get(x.code, []), "lists": list(x.lists), "unit": x.unit,
-                        "investor": x.investor, "last_report": x.last_report})
+                        "investor": x.investor, "last_report": x.last_report if isinstance(x.last_report, str) else None})
         return out
 
     def project_stage_label(self, stage: str | None, lang: str = "zh") -> str:
