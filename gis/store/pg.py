@@ -277,6 +277,14 @@ class PostgisStore(Store):
     def _update_extent(self, con) -> None:
         pass
 
+    def _bulk_rows(self, table: str, cols: list[str], rows) -> None:
+        """Many rows of a project table through COPY (the benchmark's synthetic ledger)."""
+        with self._connect(write=True) as con:
+            with con.con.cursor().copy(f'COPY "{table}" ({", ".join(cols)}) FROM STDIN') as copy:
+                for row in rows:
+                    copy.write_row(row)
+            self._bump(con)
+
     # the cadastre: COPY with a GiST index; look-ups through PostGIS's index
     def _write_cadastre_table(self, gdf: gpd.GeoDataFrame, version: str, audit: tuple) -> None:
         """Drop, create, COPY and index in one transaction: readers see the old cadastre or the new one."""

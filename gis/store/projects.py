@@ -351,27 +351,36 @@ class ProjectsMixin:
             p = _frame(con, "SELECT code, name, kind, industry, investment_total_wan AS investment_total, unit,"
                             " investor, stage, stage_date, signed_on, started_on, production_on, completed_on"
                             " FROM projects ORDER BY code")
-            r = _frame(con, "SELECT r.project AS code,"
-                            " SUM(CASE WHEN r.report_date <= ? THEN r.invested_wan ELSE 0 END) AS invested_to_date,"
-                            " SUM(CASE WHEN r.report_date >= ? AND r.report_date <= ? THEN r.invested_wan ELSE 0 END)"
-                            " AS invested_year,"
-                            " SUM(CASE WHEN r.report_date >= ? AND r.report_date <= ? THEN r.output_wan ELSE 0 END)"
-                            " AS output_year,"
-                            " SUM(CASE WHEN r.report_date >= ? AND r.report_date <= ? THEN 1 ELSE 0 END)"
-                            " AS reports_in_window,"
+            # every report summed in one pass (no anti-join per row), then the few reports a correction
+            # replaced subtracted: a correction keeps its original's date, so both land in the same periods
+            sums = ("SUM(CASE WHEN {r}.report_date <= ? THEN {r}.invested_wan ELSE 0 END) AS invested_to_date,"
+                    " SUM(CASE WHEN {r}.report_date >= ? AND {r}.report_date <= ? THEN {r}.invested_wan ELSE 0 END)"
+                    " AS invested_year,"
+                    " SUM(CASE WHEN {r}.report_date >= ? AND {r}.report_date <= ? THEN {r}.output_wan ELSE 0 END)"
+                    " AS output_year,"
+                    " SUM(CASE WHEN {r}.report_date >= ? AND {r}.report_date <= ? THEN 1 ELSE 0 END)"
+                    " AS reports_in_window")
+            args = (hi, y0, hi, y0, hi, w0, hi)
+            r = _frame(con, f"SELECT r.project AS code, {sums.format(r='r')},"
                             " MAX(CASE WHEN r.report_date <= ? THEN r.report_date END) AS last_report"
-                            f" FROM project_reports r WHERE {EFFECTIVE} GROUP BY r.project",
-                       (hi, y0, hi, y0, hi, w0, hi, hi))
+                            " FROM project_reports r GROUP BY r.project", (*args, hi))
+            gone = _frame(con, f"SELECT o.project AS code, {sums.format(r='o')} FROM project_reports c"
+                               " JOIN project_reports o ON o.id = c.correction_of"
+                               " WHERE c.correction_of IS NOT NULL GROUP BY o.project", args)
             q = _frame(con, "SELECT project AS code, SUM(planned_wan) AS planned_year,"
                             " SUM(CASE WHEN month < ? THEN planned_wan ELSE 0 END) AS planned_before,"
                             " SUM(CASE WHEN month = ? THEN planned_wan ELSE 0 END) AS planned_month"
                             " FROM project_plan WHERE year = ? GROUP BY project", (month, month, int(year)))
             lists = self._pairs(con, "SELECT project, list_name FROM project_lists ORDER BY project, list_name")
+        summed = ("invested_to_date", "invested_year", "output_year", "reports_in_window")
         out = p.merge(r, on="code", how="left").merge(q, on="code", how="left")
-        for c in ("investment_total", "invested_to_date", "invested_year", "output_year", "planned_year",
-                  "planned_before", "planned_month"):
+        out = out.merge(gone.rename(columns={c: c + "_gone" for c in summed}), on="code", how="left")
+        for c in ("investment_total", "invested_to_date", "invested_year", "output_year", "reports_in_window",
+                  "planned_year", "planned_before", "planned_month") + tuple(c + "_gone" for c in summed):
             out[c] = pd.to_numeric(out[c], errors="coerce").fillna(0.0).astype(float)
-        out["reports_in_window"] = pd.to_numeric(out["reports_in_window"], errors="coerce").fillna(0).astype(int)
+        for c in summed:
+            out[c] = out[c] - out.pop(c + "_gone")
+        out["reports_in_window"] = out["reports_in_window"].round().astype(int)
         out["lists"] = [lists.get(c, []) for c in out["code"]]
         out["listed"] = out["lists"].map(bool)
         out["stage"] = out["stage"].where(out["stage"].notna(), None)
@@ -539,6 +548,18 @@ class ProjectsMixin:
         """A project's stage events, oldest first. Raises NotFoundError: unknown project."""
         return self.project(code)["events"]
 
+    def project_reports_count(self) -> int:
+        """How many reports the store holds (corrections included)."""
+        with self._connect() as con:
+            return int(con.execute("SELECT COUNT(*) FROM project_reports").fetchone()[0])
+
+    def _bulk_rows(self, table: str, cols: list[str], rows) -> None:
+        """Append many rows to a project table in one transaction, no checks: for the benchmark's
+        synthetic ledger (bench/projects.py). PostGIS overrides it with COPY."""
+        with self._connect(write=True) as con:
+            con.executemany(f'INSERT INTO "{table}" ({", ".join(cols)}) VALUES ({", ".join("?" * len(cols))})', rows)
+            self._bump(con)
+
     # ------------------------------------------------------------------ writes
     def report_project(self, code: str, date, invested_wan, by: str, note: str = "", output_wan=None,
                        correction_of: int | None = None, reason: str | None = None) -> dict:
@@ -584,8 +605,8 @@ class ProjectsMixin:
             after = done - replaced + inv
             total = float(p["investment_total_wan"])
             if after > total + 1e-6:
-                raise InputError("projects.over_total", code=code, after=f"{after:g}", total=f"{total:g}",
-                                 done=f"{done:g}")
+                raise InputError("projects.over_total", code=code, after=f"{after:,.2f}", total=f"{total:,.2f}",
+                                 done=f"{done:,.2f}")
             now = utcnow_iso()
             rid = con.execute("INSERT INTO project_reports (project, report_date, invested_wan, output_wan, note,"
                               " recorded_at, recorded_by, correction_of, reason) VALUES (?,?,?,?,?,?,?,?,?) RETURNING id",

@@ -221,7 +221,8 @@ def _projects(backend: str) -> list[str]:
             "CREATE UNIQUE INDEX project_parcels_uniq ON project_parcels(project, object_type, code)",
             "CREATE INDEX project_parcels_code_idx ON project_parcels(code)",
             "CREATE UNIQUE INDEX project_plan_uniq ON project_plan(project, year, month)",
-            "CREATE INDEX project_reports_project_idx ON project_reports(project, report_date)",
+            # covering: the rollup's sums per project read the index alone, not the table
+            "CREATE INDEX project_reports_project_idx ON project_reports(project, report_date, invested_wan, output_wan)",
             "CREATE INDEX project_reports_date_idx ON project_reports(report_date)",
             "CREATE INDEX project_reports_correction_idx ON project_reports(correction_of)",
             "CREATE INDEX project_events_project_idx ON project_events(project)"]
