@@ -8,8 +8,10 @@ import shutil
 import pandas as pd
 import pytest
 import shapely
+from openpyxl import load_workbook
 
 from gis.base.errors import ConflictError, InputError, NotFoundError, PermissionRefused, StageTransitionError
+from gis.io.exporter import export
 from gis.model import projects as pm
 from gis.store import open_store_at, schema
 
@@ -293,3 +295,18 @@ def test_migration_9_applies_to_an_older_store(tiny_store_template, tmp_path, ca
     s = Store(path, catalog)
     assert s.meta()["schema_version"] == str(schema.LATEST)
     assert s.projects() == []
+
+
+def test_the_ledger_export_gains_a_projects_sheet(projects, tmp_path):
+    projects.report_project("P1", "2026-03-02", 321.5, "张工")
+    export(projects, "xlsx", tmp_path / "台账.xlsx")
+    wb = load_workbook(tmp_path / "台账.xlsx")
+    assert wb.sheetnames == ["地块台账", "村庄汇总", "项目台账", "说明"]
+    rows = list(wb["项目台账"].iter_rows(values_only=True))
+    assert rows[0][:3] == ("项目编号", "项目名称", "项目类型") and "累计完成投资（万元）" in rows[0]
+    p1 = next(r for r in rows if r[0] == "P1")
+    assert p1[rows[0].index("累计完成投资（万元）")] == 321.5 and p1[rows[0].index("所在地块")] == "HSR-001、V01"
+    assert p1[rows[0].index("所属清单")] == "省重点项目、在建项目清单"
+    # a filtered export keeps the projects standing on the parcels exported
+    export(projects, "xlsx", tmp_path / "some.xlsx", codes=["MIN-01"])
+    assert "项目台账" not in load_workbook(tmp_path / "some.xlsx").sheetnames

@@ -191,3 +191,47 @@ def write_template(store, path: Path, lang: str = "zh", year: int | None = None)
     except OSError:
         raise InputError("error.unwritable", path=str(path)) from None
     return path
+
+
+#: the dates and note are in the project's own record (``renewal project show``); the sheet keeps to the money
+DATES_SKIPPED = ("signed_on", "started_on", "production_on", "completed_on", "note")
+LEDGER_EXTRA = ("invested_to_date", "invested_year", "planned_year")
+EXTRA_ZH = {"invested_to_date": "累计完成投资（万元）", "invested_year": "本年完成投资（万元）",
+            "planned_year": "本年计划投资（万元）"}
+
+
+def add_project_sheet(wb, store, lang: str = "zh", parcels=None) -> int:
+    """The ledger export's projects sheet (重点项目): the template's columns with the investment completed
+    to date and this year and the year's plan, one row per project — those standing on the exported
+    parcels (``parcels``: a table with code, village, park; None: every project). Returns the rows written
+    (no sheet when there are none)."""
+    from openpyxl.styles import Alignment, Font, PatternFill
+
+    rows = store.projects(lang=lang)
+    if parcels is not None:
+        keep = set(parcels["code"]) | set(parcels.get("village", [])) | set(parcels.get("park", []))
+        rows = [r for r in rows if keep & set(r["parcels"])]
+    if not rows:
+        return 0
+    cfg = store.project_config
+    headers = HEADERS_ZH if lang == "zh" else HEADERS_EN
+    extra = EXTRA_ZH if lang == "zh" else {c: c for c in LEDGER_EXTRA}
+    cols = [c for c in COLUMNS if c not in DATES_SKIPPED] + list(LEDGER_EXTRA)
+    ws = wb.create_sheet(t("projects.sheet_ledger", lang))
+    ws.append([headers.get(c) or extra[c] for c in cols])
+    for r in rows:
+        p = {**r, "kind": cfg.kinds[r["kind"]].label(lang) if r["kind"] in cfg.kinds else r["kind"],
+             "industry": r["industry_label"] or "", "stage": r["stage_label"], "parcels": "、".join(r["parcels"]),
+             "lists": "、".join(cfg.lists[x].label(lang) if x in cfg.lists else x for x in r["lists"])}
+        ws.append([p.get(c) for c in cols])
+    for c in ws[1]:
+        c.font, c.fill = Font(bold=True), PatternFill("solid", fgColor="DDEBF7")
+        c.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
+    for i, c in enumerate(cols, start=1):
+        if c in ("investment_total", *LEDGER_EXTRA):
+            for row in ws.iter_rows(min_row=2, min_col=i, max_col=i):
+                row[0].number_format = "#,##0.00"
+        ws.column_dimensions[ws.cell(1, i).column_letter].width = 30 if c == "name" else 16
+    ws.freeze_panes = "C2"
+    text_sheet(ws)
+    return len(rows)
