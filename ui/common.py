@@ -12,6 +12,7 @@ from gis.auth import sessions
 from gis.base import clock
 from gis.base.errors import RenewalError
 from gis.base.i18n import LANGUAGES, t
+from gis.base.proxies import client_address
 from gis.base.settings import Settings
 from gis.model.board import village_progress
 from gis.model.dashboard import dashboard_of
@@ -242,12 +243,18 @@ def restore_sign_in() -> None:
 
 
 def login_client() -> str:
-    """Who is knocking, for the login throttle: the connection's address (``localhost`` on this machine)."""
+    """Who is knocking, for the login throttle: the connection's address (``localhost`` on this machine),
+    or behind one of the office's trusted reverse proxies the address it forwarded (gis/base/proxies.py)."""
     try:
         ip = st.context.ip_address
     except AttributeError:  # an older Streamlit
         ip = None
-    return ip if isinstance(ip, str) and ip else "localhost"  # None on this machine; not a str under AppTest
+    peer = ip if isinstance(ip, str) and ip else None  # None on this machine; not a str under AppTest
+    try:
+        forwarded = st.context.headers.get("X-Forwarded-For")
+    except AttributeError:
+        forwarded = None
+    return client_address(peer, forwarded if isinstance(forwarded, str) else None, settings().trusted_networks)
 
 
 def cookie_writer() -> None:

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gis.base import clock
 from gis.base.errors import InputError
+from gis.base.proxies import parse_networks
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV_PREFIX = "RENEWAL_"
@@ -69,11 +70,19 @@ class Settings:
     #: the office's time zone (IANA name): "today", business dates and the dates on exports follow it,
     #: whatever the server's clock zone (gis/base/clock.py)
     timezone: str = clock.DEFAULT_TIMEZONE
+    #: addresses or networks of the office's reverse proxies, comma-separated (``10.0.0.5,
+    #: 192.168.1.0/24``): from these the login throttle believes ``X-Forwarded-For``
+    #: (gis.base.proxies.py); empty: every connection is counted by its own address
+    trusted_proxies: str = ""
     _extra: dict = field(default_factory=dict, repr=False)
 
     @property
     def store_path(self) -> Path:
         return self.store or self.data_dir / "renewal.gpkg"
+
+    @property
+    def trusted_networks(self) -> tuple:
+        return parse_networks(self.trusted_proxies)
 
     @property
     def generated_dir(self) -> Path:
@@ -141,6 +150,9 @@ class Settings:
                     ZoneInfo(str(v))
                 except (ZoneInfoNotFoundError, ValueError):
                     raise InputError("error.bad_setting", name=k, value=str(v)) from None
+                kwargs[k] = str(v)
+            elif k == "trusted_proxies":
+                parse_networks(str(v))  # refuses a malformed entry now, not at the first login
                 kwargs[k] = str(v)
             else:
                 kwargs[k] = str(v)
