@@ -277,6 +277,7 @@ def test_demo_has_projects_on_lists_with_reports(demo_where, tmp_path):
     assert {x for r in rows for x in r["lists"]} >= {"provincial", "city", "under_construction", "to_start"}
     assert all(r["parcels"] or r["code"] for r in rows)
     day = dt.date(2026, 11, 13)
+    assert s.last_report_day() == day
     t = pm.dispatch_table(s, day)
     assert t["reported"] and t["missing"] and t["behind_plan"]
     assert t["counts"]["behind_plan"] < t["counts"]["dispatched"] / 2

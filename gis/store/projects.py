@@ -548,6 +548,14 @@ class ProjectsMixin:
         """A project's stage events, oldest first. Raises NotFoundError: unknown project."""
         return self.project(code)["events"]
 
+    def last_report_day(self) -> dt.date | None:
+        """The latest day any project reported for (None: no reports): what a dispatch page may open on
+        when nothing has been reported today yet (the demo's reports end on 2026-11-13)."""
+        with self._connect() as con:
+            row = con.execute("SELECT MAX(report_date) FROM project_reports WHERE report_date <= ?",
+                              (office_today().isoformat(),)).fetchone()
+        return dt.date.fromisoformat(row[0]) if row and row[0] else None
+
     def project_reports_count(self) -> int:
         """How many reports the store holds (corrections included)."""
         with self._connect() as con:
