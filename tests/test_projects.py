@@ -58,6 +58,12 @@ def test_ledger_lands_with_lists_parcels_and_plan(projects):
     # the same ledger again changes nothing
     again = projects.upsert_projects(ledger(), "规划科")
     assert (again["added"], again["updated"], again["unchanged"]) == (0, 0, 2)
+    # a ledger may move a project on, not back (that is a correction with a reason)
+    assert projects.upsert_projects(ledger(P1={"stage": "在建"}), "规划科")["updated"] == 1
+    assert projects.project("P1")["events"][-1]["from_stage"] == "started"
+    with pytest.raises(InputError) as e:
+        projects.upsert_projects(ledger(P1={"stage": "签约"}), "规划科")
+    assert "更正" in e.value.params["rejected"][0]["reason"]
 
 
 def test_ledger_import_is_all_or_nothing_and_names_bad_rows(tiny_store):

@@ -146,7 +146,7 @@ class ProjectsMixin:
             return user is not None and self._may_report(con, user, p)
 
     # ------------------------------------------------------------------ the ledger
-    def _check_project(self, universe: dict, r: dict, seen: dict, existing: dict) -> dict:
+    def _check_project(self, universe: dict, r: dict, seen: dict, existing: dict, stages: dict) -> dict:
         """One ledger row resolved, or its error raised (InputError, NotFoundError)."""
         cfg = self.project_config
         code = str(r.get("code") or "").strip()
@@ -169,6 +169,11 @@ class ProjectsMixin:
             v = r.get(f)
             dates[f] = parse_date(v).isoformat() if v not in (None, "") else None
         stage = self._project_stage(r.get("stage")) if str(r.get("stage") or "").strip() else None
+        was = stages.get(code)
+        if stage is not None and was and self.project_pipeline.index(stage) < self.project_pipeline.index(was):
+            # going back is a correction with a reason (advance_project), never a side effect of a ledger
+            raise InputError("projects.stage_back", code=code, stage=self.project_stage_label(stage),
+                             current=self.project_stage_label(was))
         lists = [cfg.list_key(x) for x in split_cell(r.get("lists"))]
         parcels = []
         for x in split_cell(r.get("parcels")):
@@ -215,11 +220,12 @@ class ProjectsMixin:
         with self._connect() as con:
             universe = self._plan_universe(con)
             existing = self._invested_to_date(con)
+            stages = {r[0]: r[1] for r in con.execute("SELECT code, stage FROM projects")}
         valid, rejected, seen = [], [], {}
         for i, r in enumerate(rows):
             r = {"row": i + 1, **r}
             try:
-                valid.append(self._check_project(universe, r, seen, existing))
+                valid.append(self._check_project(universe, r, seen, existing, stages))
             except (InputError, NotFoundError) as e:
                 rejected.append({"row": r["row"], "code": str(r.get("code") or ""), "reason": e.bilingual()})
         return valid, rejected
