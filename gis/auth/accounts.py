@@ -3,7 +3,8 @@
 Roles:
     viewer  browse and export
     editor  advance stages, flag blocked parcels and edit notes, only for the
-            zones or villages assigned to them
+            zones or villages assigned to them; report for the key projects of the
+            units assigned to them (gis/store/projects.py)
     leader  领导/督查: plan targets anywhere and issue follow-up orders (gis/store/plans.py),
             but not edit parcels
     admin   everything: import, manage users and assignments
@@ -28,7 +29,7 @@ from argon2.low_level import Type, hash_secret
 from gis.base.errors import InputError, PermissionRefused
 
 ROLES = ("viewer", "editor", "leader", "admin")
-SCOPES = ("zone", "village")
+SCOPES = ("zone", "village", "unit")  # unit: the responsible unit whose key projects it reports for
 FREE_FAILURES = 3
 MAX_DELAY_S = 30
 #: an attempt that would be held longer than this (a client queueing attempts) is refused with the wait

@@ -64,9 +64,9 @@ def cmd_user(args) -> int:
     elif args.user_command == "passwd":
         store.set_password(args.name, _password(args), who)
     elif args.user_command == "assign":
-        if not (args.zone or args.village):
+        if not (args.zone or args.village or args.unit):
             raise InputError("error.assign_what")
-        for scope, code in (("zone", args.zone), ("village", args.village)):
+        for scope, code in (("zone", args.zone), ("village", args.village), ("unit", args.unit)):
             if code:
                 store.assign(args.name, scope, code, who, remove=args.remove)
     print_json(next(u for u in store.users() if u["username"] == args.name))
@@ -161,6 +161,7 @@ def register(sub) -> None:
     u.add_argument("name")
     u.add_argument("--zone")
     u.add_argument("--village")
+    u.add_argument("--unit", help="a responsible unit: the account reports for its key projects")
     u.add_argument("--remove", action="store_true")
     u = us.add_parser("list")
     u.add_argument("--json", action="store_true")

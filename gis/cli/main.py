@@ -15,7 +15,7 @@ from gis.base import clock
 from gis.base.errors import InputError, RenewalError
 from gis.base.i18n import t
 from gis.base.settings import ROOT, Settings
-from gis.cli import admin, basemap, cadastre, dashboard, evidence, plans, timeline
+from gis.cli import admin, basemap, cadastre, dashboard, evidence, plans, projects, timeline
 from gis.cli.common import actor, import_options, open_cli_store, parse_map, print_json, progress_bar
 from gis.cli.timeline import add_moment_options, moment_of
 from gis.demo.cadastre import add_demo_cadastre
@@ -331,7 +331,7 @@ def cmd_serve(args) -> int:
 
 
 #: command groups with a module of their own; each adds its sub-commands with ``register(sub)``
-GROUPS = (admin, basemap, cadastre, timeline, dashboard, plans, evidence)
+GROUPS = (admin, basemap, cadastre, timeline, dashboard, plans, projects, evidence)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -50,7 +50,9 @@ from gis.base.errors import InputError
 from gis.base.units import STORE_CRS, areas_m2
 from gis.demo.evidence import add_demo_evidence
 from gis.demo.plans import add_demo_plans
+from gis.demo.projects import add_demo_projects
 from gis.model.pipelines import Catalog, Pipeline, load_catalog
+from gis.model.projects import load_project_config
 from gis.store import schema
 from gis.store.gpkg import register_functions
 
@@ -974,6 +976,7 @@ def add_demo_accounts(gpkg_path, seed: int, stamp: str) -> None:
             con.executemany("INSERT INTO assignments (username, scope, code) VALUES (?, 'village', ?)",
                             [(username, code) for code, z in villages if z == zone])
         add_demo_plans(con, seed, load_catalog(), LAST_DAY)  # 年初目标, 承诺书目标, 百日攻坚, 督办
+        add_demo_projects(con, seed, load_project_config(), LAST_DAY)  # 重点项目, their plans and reports
         # minutes and agreements on the gated stages' events, a site photo per village
         add_demo_evidence(con, seed, load_catalog(), EVIDENCE_COLUMNS)
         con.execute("UPDATE gpkg_contents SET last_change = ?", (stamp,))

@@ -34,6 +34,7 @@ from gis.base.sheets import text_sheet
 from gis.base.units import M2_PER_MU
 from gis.io.parcel_table import export_table_csv
 from gis.io.plans_io import ledger_plan_columns
+from gis.io.projects_io import add_project_sheet
 from gis.model.board import village_progress
 from gis.store.base import CONTEXT_LAYERS, PARCEL_FIELDS
 
@@ -426,6 +427,9 @@ def export_ledger_xlsx(store, path, codes=None, lang: str = "zh") -> dict:
         vs.column_dimensions[get_column_letter(col)].width = _width(
             [vs.cell(row=i, column=col).value for i in range(2, m + 1)], vheaders[col - 1])
     vs.freeze_panes = "A2"
+
+    # the key projects on the exported parcels (重点项目, gis/io/projects_io.py), when there are any
+    add_project_sheet(wb, store, lang, None if codes is None else parcels)
 
     # what this is: title, date, source, classification (and the demo mark)
     about = wb.create_sheet(t("export.sheet_about", lang))

@@ -277,6 +277,14 @@ class PostgisStore(Store):
     def _update_extent(self, con) -> None:
         pass
 
+    def _bulk_rows(self, table: str, cols: list[str], rows) -> None:
+        """Many rows of a project table through COPY (the benchmark's synthetic ledger)."""
+        with self._connect(write=True) as con:
+            with con.con.cursor().copy(f'COPY "{table}" ({", ".join(cols)}) FROM STDIN') as copy:
+                for row in rows:
+                    copy.write_row(row)
+            self._bump(con)
+
     # the cadastre: COPY with a GiST index; look-ups through PostGIS's index
     def _write_cadastre_table(self, gdf: gpd.GeoDataFrame, version: str, audit: tuple) -> None:
         """Drop, create, COPY and index in one transaction: readers see the old cadastre or the new one."""
@@ -380,14 +388,16 @@ def load_store_into(source: Store, target: PostgisStore) -> dict:
             con.executemany("INSERT INTO assignments (username, scope, code) VALUES (?,?,?)", assigns)
             counts["users"] = len(users)
         counts.update(_copy_plan_tables(source, src_tables, con))
+        counts.update(_copy_plan_tables(source, src_tables, con, schema.PROJECT_TABLES))
         counts.update(_copy_attachments(source, src_tables, con))
     return counts
 
 
-def _copy_plan_tables(source: Store, src_tables: set, con) -> dict:
-    """Plans and follow-up orders, ids kept (the orders' events name them), sequences moved past them."""
+def _copy_plan_tables(source: Store, src_tables: set, con, tables: dict = schema.PLAN_TABLES) -> dict:
+    """Plans and follow-up orders (or key projects), ids kept (the orders' events and the corrections
+    name them), sequences moved past them."""
     counts = {}
-    for table, cols in schema.PLAN_TABLES.items():
+    for table, cols in tables.items():
         if table not in src_tables:
             continue
         names = ["id", *(c for c, _ in cols)]

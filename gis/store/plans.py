@@ -70,7 +70,15 @@ class PlansMixin:
                 members.setdefault(("village", p["village"]), []).append(p)
             if p.get("park"):
                 members.setdefault(("site", p["park"]), []).append(p)
-        return {"parcels": parcels, "villages": villages, "parks": parks, "members": members}
+        # key projects (gis/store/projects.py): an order may name one; its members are the parcels under it
+        projects = {r["code"]: dict(r) for r in con.execute("SELECT code, name, unit FROM projects")} \
+            if "projects" in tables else {}
+        for r in (con.execute("SELECT project, object_type, code FROM project_parcels ORDER BY id") if projects else []):
+            if r["object_type"] == "parcel" and r["code"] in parcels:
+                members.setdefault(("project", r["project"]), []).append(parcels[r["code"]])
+            else:
+                members.setdefault(("project", r["project"]), []).extend(members.get((r["object_type"], r["code"]), []))
+        return {"parcels": parcels, "villages": villages, "parks": parks, "projects": projects, "members": members}
 
     def _resolve_object(self, universe: dict, code: str) -> tuple[str, str, list[dict]]:
         """``(object_type, code, member parcels)`` of a parcel code, a village or a site (code or name).
@@ -85,6 +93,8 @@ class PlansMixin:
             for c, r in universe[table].items():
                 if code in (c, r.get("name"), r.get("name_en")):
                     return otype, c, universe["members"].get((otype, c), [])
+        if code in universe.get("projects", {}):
+            return "project", code, universe["members"].get(("project", code), [])
         raise NotFoundError("plans.unknown_object", object=code)
 
     def _plan_stage(self, members: list[dict], stage: str, object_code: str) -> str:
@@ -227,6 +237,8 @@ class PlansMixin:
     def _check_row(self, universe: dict, r: dict, seen: dict) -> dict:
         """One plan row resolved, or its error raised (NotFoundError, InputError)."""
         otype, code, members = self._resolve_object(universe, r.get("object"))
+        if otype == "project":  # a project's target is its monthly investment plan (gis/store/projects.py)
+            raise InputError("projects.target_on_project", object=code)
         stage = self._plan_stage(members, r.get("stage"), code)
         due = str(r.get("due") or "").strip()
         if not due:
@@ -514,7 +526,8 @@ class PlansMixin:
             by, user = self._acting(con, by)
             self._require_leader(user, "followup add")
             otype, code, members = self._resolve_object(self._plan_universe(con), on)
-            unit = (unit or "").strip() or self._unit_of(members) or ""
+            unit = (unit or "").strip() or (self._project_row(con, code)["unit"] if otype == "project" else None) \
+                or self._unit_of(members) or ""
             now = utcnow_iso()
             fid = con.execute("INSERT INTO followups (on_type, on_code, target, unit, due_date, text, issued_at,"
                               " issued_by) VALUES (?,?,?,?,?,?,?,?) RETURNING id",
@@ -537,7 +550,9 @@ class PlansMixin:
             f = self._followup(con, fid)
             by, user = self._acting(con, by)
             if user is not None and user.role != "admin":
-                if action == "reply":
+                if action == "reply" and f["on_type"] == "project":  # the project's unit replies
+                    self._require_report(con, user, self._project_row(con, f["on_code"]))
+                elif action == "reply":
                     members = self._plan_universe(con)["members"].get((f["on_type"], f["on_code"])) \
                         if f["on_type"] != "parcel" else [dict(self._row(con, f["on_code"]))]
                     if user.role != "editor" or not members or not all(accounts.may_edit(user, m) for m in members):

@@ -257,6 +257,64 @@ def _attachments(backend: str) -> list[str]:
     return sql
 
 
+# Key projects (issue 18; gis/store/projects.py). A project's own polygon, when it has one, is a WKB
+# column of the projects table (EPSG:4490), not a GeoPackage feature table: few projects have one
+# (most stand on parcels and sites, whose geometry the store has), the table is the same on both
+# back ends, and the map's projects layer is built by ``project_footprints`` anyway.
+PROJECT_TABLES = {
+    "projects": (("code", "TEXT NOT NULL UNIQUE"), ("name", "TEXT NOT NULL"), ("kind", "TEXT"), ("industry", "TEXT"),
+                 ("investment_total_wan", "DOUBLE PRECISION NOT NULL"), ("unit", "TEXT"), ("investor", "TEXT"),
+                 ("signed_on", "TEXT"), ("started_on", "TEXT"), ("production_on", "TEXT"), ("completed_on", "TEXT"),
+                 ("stage", "TEXT"), ("stage_date", "TEXT"), ("note", "TEXT"), ("footprint", "BYTEA"),
+                 ("version", "INTEGER NOT NULL DEFAULT 1"), ("created_at", "TEXT"), ("updated_at", "TEXT"),
+                 ("updated_by", "TEXT")),
+    "project_lists": (("project", "TEXT NOT NULL"), ("list_name", "TEXT NOT NULL")),
+    "project_parcels": (("project", "TEXT NOT NULL"), ("object_type", "TEXT NOT NULL"), ("code", "TEXT NOT NULL")),
+    "project_plan": (("project", "TEXT NOT NULL"), ("year", "INTEGER NOT NULL"), ("month", "INTEGER NOT NULL"),
+                     ("planned_wan", "DOUBLE PRECISION NOT NULL")),
+    # a report is the investment completed since the last one (万元), with the output for the period;
+    # a correction names the report it replaces and why (the original stays)
+    "project_reports": (("project", "TEXT NOT NULL"), ("report_date", "TEXT NOT NULL"),
+                        ("invested_wan", "DOUBLE PRECISION NOT NULL"), ("output_wan", "DOUBLE PRECISION"),
+                        ("note", "TEXT"), ("recorded_at", "TEXT NOT NULL"), ("recorded_by", "TEXT"),
+                        ("correction_of", "INTEGER"), ("reason", "TEXT")),
+    "project_events": (("project", "TEXT NOT NULL"), ("action", "TEXT NOT NULL"), ("from_stage", "TEXT"),
+                       ("to_stage", "TEXT"), ("event_date", "TEXT NOT NULL"), ("recorded_at", "TEXT NOT NULL"),
+                       ("recorded_by", "TEXT"), ("note", "TEXT"), ("reason", "TEXT")),
+}
+PROJECT_APPEND_ONLY = ("project_reports", "project_events")
+
+
+def _projects(backend: str) -> list[str]:
+    """Projects, their lists, parcels, monthly plan, reports and stage events; reports and events append-only."""
+    pk = "id BIGSERIAL PRIMARY KEY" if backend == "pg" else "id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL"
+    gpkg = (lambda c: c.replace("DOUBLE PRECISION", "REAL").replace("BYTEA", "BLOB"))
+    typed = (lambda c: c) if backend == "pg" else gpkg
+    sql = [f'CREATE TABLE "{t}" ({pk}, {typed(_cols(cols))})' for t, cols in PROJECT_TABLES.items()]
+    sql += ["CREATE UNIQUE INDEX project_lists_uniq ON project_lists(project, list_name)",
+            "CREATE UNIQUE INDEX project_parcels_uniq ON project_parcels(project, object_type, code)",
+            "CREATE INDEX project_parcels_code_idx ON project_parcels(code)",
+            "CREATE UNIQUE INDEX project_plan_uniq ON project_plan(project, year, month)",
+            # covering: the rollup's sums per project read the index alone, not the table
+            "CREATE INDEX project_reports_project_idx ON project_reports(project, report_date, invested_wan, output_wan)",
+            "CREATE INDEX project_reports_date_idx ON project_reports(report_date)",
+            "CREATE INDEX project_reports_correction_idx ON project_reports(correction_of)",
+            "CREATE INDEX project_events_project_idx ON project_events(project)"]
+    if backend == "gpkg":
+        sql += [_attribute_table(t) for t in PROJECT_TABLES]
+        for t in PROJECT_APPEND_ONLY:
+            for op in ("UPDATE", "DELETE"):
+                sql.append(f"CREATE TRIGGER {t}_no_{op.lower()} BEFORE {op} ON {t} "
+                           f"BEGIN SELECT RAISE(ABORT, '{t} is append-only'); END")
+    else:
+        for t in PROJECT_APPEND_ONLY:  # renewal_append_only() is created by migration 2
+            sql.append(f"CREATE TRIGGER {t}_append_only BEFORE UPDATE OR DELETE ON {t} "
+                       "FOR EACH ROW EXECUTE FUNCTION renewal_append_only()")
+            sql.append(f"CREATE TRIGGER {t}_no_truncate BEFORE TRUNCATE ON {t} "
+                       "FOR EACH STATEMENT EXECUTE FUNCTION renewal_append_only()")
+    return sql
+
+
 MIGRATIONS = {
     # version: (what, {backend: statements})
     1: ("base layout", {"gpkg": [], "pg": _pg_v1()}),
@@ -268,6 +326,8 @@ MIGRATIONS = {
     7: ("users' preferences", {"gpkg": _preferences("gpkg"), "pg": _preferences("pg")}),
     8: ("evidence: attachments (GeoPackage related media table) and their parcels",
         {"gpkg": _attachments("gpkg"), "pg": _attachments("pg")}),
+    9: ("key projects: lists, parcels, monthly plan, reports, stage events (issue 18)",
+        {"gpkg": _projects("gpkg"), "pg": _projects("pg")}),
 }
 LATEST = max(MIGRATIONS)
 

@@ -2,7 +2,7 @@
 
 Each concern is a mixin of its own module — parcels and their events
 (``parcels``), accounts, permissions and the audit (``users``), sign-in sessions (``sessions``), imports
-(``bulk``), the cadastre (``cadastre``), users' preferences (``preferences``), evidence (``attachments``) — over ``StoreBase``, which opens the
+(``bulk``), the cadastre (``cadastre``), key projects (``projects``), users' preferences (``preferences``), evidence (``attachments``) — over ``StoreBase``, which opens the
 store, runs its migrations and reads its layers. ``Store`` is the GeoPackage
 back end; ``PostgisStore`` (gis/store/pg.py) overrides the primitives only.
 
@@ -26,10 +26,11 @@ from gis.store.cadastre import CadastreMixin
 from gis.store.parcels import ParcelsMixin
 from gis.store.plans import PlansMixin
 from gis.store.preferences import PreferencesMixin
+from gis.store.projects import ProjectsMixin
 from gis.store.sessions import SessionsMixin
 from gis.store.users import UsersMixin
 
 
-class Store(AttachmentsMixin, PlansMixin, CadastreMixin, BulkMixin, BulkUpdatesMixin, ParcelsMixin, PreferencesMixin, SessionsMixin,
+class Store(AttachmentsMixin, ProjectsMixin, PlansMixin, CadastreMixin, BulkMixin, BulkUpdatesMixin, ParcelsMixin, PreferencesMixin, SessionsMixin,
             UsersMixin, StoreBase):
     """A GeoPackage store (the embedded back end). Cheap to construct; a connection per operation."""

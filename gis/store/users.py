@@ -148,10 +148,13 @@ class UsersMixin:
                 self._audit(con, by, "user_passwd", username, "ok")
 
     def assign(self, username: str, scope: str, code: str, by: str, remove: bool = False) -> None:
-        """Give (or take back) an editor's zone or village."""
+        """Give (or take back) an editor's zone or village, or a responsible unit (its key projects)."""
         if scope not in accounts.SCOPES:
             raise InputError("error.bad_scope", scope=scope)
-        code = self.village_code(code) if scope == "village" else self.zone_code(code)
+        code = self.village_code(code) if scope == "village" else self.zone_code(code) if scope == "zone" \
+            else str(code or "").strip()
+        if not code:
+            raise InputError("error.bad_scope", scope=scope)
         with self._refusals_logged(by, "user_assign", username):
             with self._connect(write=True) as con:
                 self._admin(con, by, "user assign")

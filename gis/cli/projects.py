@@ -1,0 +1,148 @@
+"""Key-project commands of ``renewal`` (issue 18): the ledger, daily reports, stages, the dispatch table
+and the year's indicators.
+
+    renewal project template -o projects.xlsx [--year Y]
+    renewal project import projects.xlsx [--year Y] --json
+    renewal project list [--list NAME] [--industry I] [--as-of D] --json
+    renewal project show CODE --json
+    renewal project report CODE --date D --invested AMOUNT [--output O] [--note T] [--correction-of ID --reason R]
+    renewal project advance CODE --to STAGE [--date D] [--note T] [--correction REASON]
+    renewal project dispatch [--date D] [--weekly] --json
+    renewal indicators --year Y [--as-of D] --json
+
+Amounts are in 万元, the unit the offices report in.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from gis.base.errors import InputError
+from gis.cli.common import actor, open_cli_store, print_json
+from gis.io import projects_io
+from gis.model import projects as model
+
+
+def _round(rows: list[dict]) -> list[dict]:
+    """Figures rounded to the 0.01 万元 (100 yuan) a ledger shows."""
+    return [{k: round(v, 2) if isinstance(v, float) else v for k, v in r.items()} for r in rows]
+
+
+def cmd_project(args) -> int:
+    c = args.project_command
+    store = open_cli_store(args)
+    if c == "template":
+        path = projects_io.write_template(store, Path(args.output), args.lang, args.year)
+        print_json({"template": str(path)})
+        return 0
+    if c == "import":
+        rows = projects_io.read_project_file(Path(args.file), args.year)
+        try:
+            out = store.upsert_projects(rows, actor(args, store, login_default=True))
+        except InputError as e:
+            if "rejected" in e.params:  # all or nothing: say which rows, then fail
+                print_json({"added": 0, "updated": 0, "unchanged": 0, "rejected": e.params["rejected"]})
+            raise
+        if args.json:
+            print_json(out)
+        else:
+            print(f"+{out['added']} ~{out['updated']} ={out['unchanged']}")
+        return 0
+    if c == "list":
+        rows = store.projects(list_name=args.list, industry=args.industry, as_of=args.as_of, lang=args.lang)
+        if args.json:
+            print_json(rows)
+        else:
+            for r in rows:
+                print(f"{r['code']:<10} {r['stage_label']:<6} {r['invested_to_date']:>12,.2f} / "
+                      f"{r['investment_total']:>12,.2f}  {r['name']}")
+        return 0
+    if c == "show":
+        print_json(store.project(args.code, lang=args.lang))
+        return 0
+    if c == "report":
+        print_json(store.report_project(args.code, args.date, args.invested, actor(args, store, login_default=True), note=args.note or "",
+                                        output_wan=args.output, correction_of=args.correction_of,
+                                        reason=args.reason))
+        return 0
+    if c == "advance":
+        print_json(store.advance_project(args.code, args.to, args.date, actor(args, store, login_default=True), note=args.note or "",
+                                         correction=args.correction))
+        return 0
+    if c == "dispatch":
+        t = model.dispatch_table(store, args.date, cadence="weekly" if args.weekly else None)
+        t["behind_plan"] = _round(t["behind_plan"])
+        if args.json:
+            print_json(t)
+        else:
+            n = t["counts"]
+            print(f"{t['day']} {t['cadence']}: {n['reported']}/{n['dispatched']} reported, "
+                  f"{n['missing']} missing, {n['behind_plan']} behind plan")
+            for r in t["missing"]:
+                print(f"  missing  {r['code']:<10} {r['unit'] or '':<16} {r['name']}")
+            for r in t["behind_plan"]:
+                print(f"  behind   {r['code']:<10} {r['invested_year']:>10,.0f} / {r['expected_by_now']:>10,.0f}  "
+                      f"{r['name']}")
+        return 0
+    raise InputError("error.input")
+
+
+def cmd_indicators(args) -> int:
+    store = open_cli_store(args)
+    rows = model.indicators(store, args.year, args.as_of, lang=args.lang)
+    rows = [{**r, "candidates": _round(r["candidates"])} for r in _round(rows)]
+    if args.json:
+        print_json(rows)
+    else:
+        for r in rows:
+            print(f"{r['label']:<16} {r['target']:>14,.0f} {r['actual']:>14,.0f} {r['expected_by_now']:>14,.0f}"
+                  f" {r['gap']:>14,.0f} {r['unit']}")
+    return 0
+
+
+def register(sub) -> None:
+    """Add ``project`` and ``indicators`` to the ``renewal`` parser."""
+    p = sub.add_parser("project", help="key projects (重点项目): ledger, daily reports, stages, dispatch table")
+    ps = p.add_subparsers(dest="project_command", required=True)
+    s = ps.add_parser("template", help="write the project ledger template (项目编号, 项目名称, …, monthly plan)")
+    s.add_argument("-o", "--output", required=True)
+    s.add_argument("--year", type=int, help="year of the plan columns (default: this year)")
+    s = ps.add_parser("import", help="import a project ledger (xlsx or csv): all rows or none")
+    s.add_argument("file")
+    s.add_argument("--year", type=int, help="year of plan columns headed only by a month (default: this year)")
+    s.add_argument("--by")
+    s.add_argument("--json", action="store_true")
+    s = ps.add_parser("list", help="list projects: code, name, industry, investment, invested to date, stage")
+    s.add_argument("--list", help="only the projects on this list (key or name, e.g. 省重点项目)")
+    s.add_argument("--industry", help="only this leading industry (key or name)")
+    s.add_argument("--as-of", help="invested to date as of YYYY-MM-DD (default: today)")
+    s.add_argument("--json", action="store_true")
+    s = ps.add_parser("show", help="one project: facts, plan and actual by month, reports, stage events")
+    s.add_argument("code")
+    s.add_argument("--json", action="store_true")
+    s = ps.add_parser("report", help="report a project's completed investment for a day (万元)")
+    s.add_argument("code")
+    s.add_argument("--date", help="business date YYYY-MM-DD (default: today)")
+    s.add_argument("--invested", required=True, help="investment completed since the last report, 万元")
+    s.add_argument("--output", help="output (产值) in the period, 万元")
+    s.add_argument("--note", help="progress note")
+    s.add_argument("--correction-of", type=int, help="id of the report this one corrects (keeps its date)")
+    s.add_argument("--reason", help="why the correction")
+    s.add_argument("--by")
+    s = ps.add_parser("advance", help="move a project to its next stage")
+    s.add_argument("code")
+    s.add_argument("--to", required=True, help="stage key or label, e.g. construction or 在建")
+    s.add_argument("--date", help="business date YYYY-MM-DD (default: today)")
+    s.add_argument("--note")
+    s.add_argument("--correction", help="reason, to go back or skip as a correction")
+    s.add_argument("--by")
+    s = ps.add_parser("dispatch", help="the dispatch table (日调度): reports of the day, missing, behind plan")
+    s.add_argument("--date", help="YYYY-MM-DD (default: today)")
+    s.add_argument("--weekly", action="store_true", help="weekly reports (default: as layers/projects.toml says)")
+    s.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_project)
+
+    s = sub.add_parser("indicators", help="the year's indicators against their targets, with the gap")
+    s.add_argument("--year", type=int, help="default: this year")
+    s.add_argument("--as-of", help="YYYY-MM-DD (default: today, or the year's end)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_indicators)
