@@ -118,8 +118,12 @@ def _dispatch_frame(items: list[dict], kind: str) -> tuple[pd.DataFrame, dict]:
 
 
 def _dispatch() -> None:
-    day = st.columns([1, 2])[0].date_input(tr("projects_ui.dispatch_day"), value=office_today(),
-                                            max_value=office_today(), key="proj-dispatch-day")
+    today = office_today()
+    last = store().last_report_day()  # before today's first report: the last day reported on opens
+    day = st.columns([1, 2])[0].date_input(tr("projects_ui.dispatch_day"), value=last or today,
+                                            max_value=today, key="proj-dispatch-day")
+    if last and day == last != today:
+        st.caption(tr("projects_ui.dispatch_last_day", day=last.isoformat()))
     d = dispatch(day)
     parts = ("reported", "missing", "behind_plan")
     counts = d.get("counts") or {}
