@@ -43,6 +43,9 @@ def test_the_page_lists_every_project_and_filters_by_list(app):
 
 def test_the_dispatch_table_of_a_day_counts_what_the_model_counts(app):
     _projects_page(app)
+    # nothing reported today in the demo: the page opens on the last day reported on
+    assert app.date_input(key="proj-dispatch-day").value == open_store_at(app.store_where).last_report_day() == DEMO_DAY
+    assert any("最近一个有填报的日期" in c.value for c in app.caption)
     app.date_input(key="proj-dispatch-day").set_value(DEMO_DAY).run()
     assert not app.exception, app.exception
     d = model.dispatch_table(open_store_at(app.store_where), DEMO_DAY)
