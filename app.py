@@ -31,6 +31,7 @@ with shown_errors(), store().one_connection():  # one connection for everything 
             st.Page("ui/map_page.py", title=tr("ui.page_map"), icon=":material/map:", default=True, url_path="map"),
             st.Page("ui/board_page.py", title=tr("ui.page_board"), icon=":material/bar_chart:", url_path="board"),
             st.Page("ui/plans_page.py", title=tr("plans.ui_nav"), icon=":material/event_upcoming:", url_path="plans"),
+            st.Page("ui/projects_page.py", title=tr("projects_ui.nav"), icon=":material/factory:", url_path="projects"),
             st.Page("ui/my_work_page.py", title=tr("plans.ui_my_work"), icon=":material/task_alt:", url_path="my-work"),
         ]
         pages += [

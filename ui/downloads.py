@@ -15,7 +15,7 @@ from pathlib import Path
 import streamlit as st
 
 from gis.base.errors import InputError
-from gis.printing import briefing
+from gis.printing import briefing, project_brief
 
 from .basemap_picker import export_background
 from .common import data_version, lang, settings, store, tr
@@ -26,8 +26,12 @@ _CACHE_LOCK = threading.Lock()
 _CACHE_SIZE = 24
 
 
+_RENDER = {"village": briefing.render_village_page, "parcel": briefing.render_parcel_page,
+           "project": project_brief.render_project_page}
+
+
 def _render(s, cfg, kind: str, code: str, fmt: str, language: str, raster) -> bytes:
-    render = briefing.render_village_page if kind == "village" else briefing.render_parcel_page
+    render = _RENDER[kind]
     with tempfile.TemporaryDirectory(prefix="renewal-brief-") as d:
         out = Path(d) / f"page.{fmt}"
         render(s, code, out, raster=raster, lang=language, settings=cfg)
@@ -91,3 +95,8 @@ def village_downloads(village_code: str) -> None:
     village = store().attributes("villages").get(village_code) or {}
     name = (village.get("name_en") if lang() == "en" else None) or village.get("name") or village_code
     _buttons("village", village_code, name)
+
+
+def project_downloads(code: str) -> None:
+    """PDF and PNG buttons for a key project's briefing page (重点项目简报图); rendered on click."""
+    _buttons("project", code)

@@ -6,17 +6,19 @@ from streamlit_folium import st_folium
 
 from gis.maps.area_select import add_area_select
 from gis.maps.mapstate import MapState
-from gis.maps.mapview import build_map, restore_group, selection_group
+from gis.maps.mapview import PROJECTS_GROUP, build_map, restore_group, selection_group
 from gis.model.catalog import load_layer_catalog
 from gis.model.spatial import fit_bounds
 from ui import cadastre_panel as cadastre
 from ui import timeline_control as timeline
 from ui.basemap_picker import MapBasemap, basemap_sidebar
 from ui.common import current_parcels, lang, parcel_index, shown_errors, sidebar_filters, store, tr
-from ui.downloads import village_downloads
+from ui.downloads import project_downloads, village_downloads
 from ui.parcel_panel import parcel_panel
 from ui.parcel_table import area_parcels, area_picked, filtered_table
 from ui.plan_common import map_colouring
+from ui.project_common import project_footprints
+from ui.project_panel import project_panel
 from ui.quick_find import quick_find
 
 MAP_KEY = "district-map"
@@ -49,7 +51,26 @@ def _map(codes: tuple | None, bounds, bm: MapBasemap, day=None, since=None):
     shown = parcels[parcels["code"].isin(codes)] if codes is not None else parcels
     return bm.add_to(build_map(bm.context(), shown, s.catalog, lang=lang(), basemap=bm.underlay,
                                bounds=bm.bounds(bounds), demo=s.is_demo,
-                               tiles=cadastre.map_tiles(bm.basemap.datum), colouring=colouring))
+                               tiles=cadastre.map_tiles(bm.basemap.datum), colouring=colouring,
+                               projects=bm.display(project_footprints())))
+
+
+def _clicked_project(out: dict | None, state: MapState) -> str | None:
+    """The key project whose circle a new click hit: the click reports the feature (``last_active_drawing``)
+    at the spot clicked (``last_object_clicked`` is the click's own lat/lng then; after a click on empty
+    map it keeps an older one)."""
+    if not out or not state.shows(PROJECTS_GROUP):
+        return None
+    click, hit = out.get("last_clicked"), out.get("last_object_clicked")
+    props = ((out.get("last_active_drawing") or {}).get("properties") or {})
+    if click is None or hit is None or props.get("layer") != PROJECTS_GROUP:
+        return None
+    if abs(click["lat"] - hit["lat"]) > 1e-9 or abs(click["lng"] - hit["lng"]) > 1e-9:
+        return None
+    if repr(click) == st.session_state.get("_last_click"):
+        return None
+    st.session_state["_last_click"] = repr(click)
+    return props.get("code")
 
 
 def _clicked_code(out: dict | None, bm: MapBasemap, codes: tuple | None, state: MapState) -> str | None:
@@ -95,18 +116,25 @@ def page() -> None:
     state = _state()
     state.read(st.session_state.get(MAP_KEY))  # the last report: groups switched, the view
     selected = st.session_state.get("selected")
-    land = None if selected else st.session_state.get(cadastre.SESSION_KEY)
-    left, right = st.columns([3, 2]) if selected or land else (st.container(), None)
+    project = None if selected else st.session_state.get("selected_project")
+    land = None if selected or project else st.session_state.get(cadastre.SESSION_KEY)
+    left, right = st.columns([3, 2]) if selected or land or project else (st.container(), None)
     with left:
         bounds = fit_bounds(filtered) if codes is not None and len(filtered) else None
         if land and bounds is None:
             bounds = cadastre.view_bounds()
+        view = st.session_state.get("project_view")  # (code, bounds): the projects page sent a planner here
+        if project and bounds is None and view and view[0] == project:
+            bounds = view[1]
         # the selection outline is sent as a separate feature group, so selecting a
         # parcel does not reload the map (and lose the planner's pan and zoom)
         parcels = current_parcels()
         highlight = parcels[parcels["code"] == selected] if selected else area_parcels(parcels)
         if land is not None and cadastre.highlight(land) is not None:
             highlight = cadastre.highlight(land)
+        if project:  # the project's footprint outlined as a selection
+            fp = project_footprints()
+            highlight = fp[fp["code"] == project].assign(code=project)
         # a new map (the panel opened, another basemap …) comes back to the planner's groups and view
         restore = restore_group(state.restore(bounds))
         out = st_folium(add_area_select(_map(codes, bounds, bm=bm, day=day, since=since), lang()), height=680, width=None, key=MAP_KEY,
@@ -115,24 +143,36 @@ def page() -> None:
                         returned_objects=["last_clicked", "last_object_clicked", "last_active_drawing",
                                           "selected_layers", *bm.returned_objects])
         state.read(out)
-        code = None if area_picked(out, bm, filtered) else _clicked_code(out, bm, codes, state)
+        picked = _clicked_project(out, state)
+        if picked and picked != project:
+            st.session_state["selected_project"] = picked
+            st.session_state.pop("selected", None)
+            cadastre.close()
+            st.rerun()
+        code = None if picked or area_picked(out, bm, filtered) else _clicked_code(out, bm, codes, state)
         if code and code != selected:
+            st.session_state.pop("selected_project", None)
             st.session_state["selected"] = code
             cadastre.close()
             st.rerun()
-        if not selected and not land:
+        if not selected and not land and not project:
             st.caption(tr("ui.click_hint"))
         if st.session_state.get("f_village"):  # a village is open: its briefing page
             village_downloads(st.session_state["f_village"])
         filtered_table(filtered, codes)
-    if selected or land:
+    if selected or land or project:
         with right:
             if st.button(tr("ui.close"), key="close-panel"):
                 st.session_state.pop("selected", None)
+                st.session_state.pop("selected_project", None)
+                st.session_state.pop("project_view", None)
                 cadastre.close()
                 st.rerun()
             if selected:
                 parcel_panel(selected)
+            elif project:
+                project_downloads(project)
+                project_panel(project, on_map=True)
             else:
                 cadastre.cadastre_panel(land)
 

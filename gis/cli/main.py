@@ -35,6 +35,7 @@ from gis.printing.briefing import (
     select_parcels,
     select_villages,
 )
+from gis.printing.project_brief import render_project_page
 from gis.store.open import as_store, seed_store
 
 
@@ -270,11 +271,15 @@ def _raster_choice(args):
 def cmd_brief(args) -> int:
     """One briefing page (PDF or PNG) of a parcel, or of a village with --village."""
 
-    if bool(args.code) == bool(args.village):
+    if args.project and (args.code or args.village):
+        raise InputError("projects_ui.brief_one")
+    if not args.project and bool(args.code) == bool(args.village):
         raise InputError("brief.code_or_village")
     store = open_cli_store(args)
     kw = dict(paper=args.paper, raster=_raster_choice(args), lang=args.lang, settings=args.settings, dpi=args.dpi)
-    if args.village:
+    if args.project:
+        out = render_project_page(store, args.project, args.output, **kw)
+    elif args.village:
         out = render_village_page(store, args.village, args.output, **kw)
     else:
         out = render_parcel_page(store, args.code, args.output, **kw)
@@ -425,6 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("brief", help="a briefing map page (PDF or PNG) of a parcel, or of a village")
     s.add_argument("code", nargs="?", help="parcel code, e.g. V07-023")
     s.add_argument("--village", help="a village page instead: village code or name")
+    s.add_argument("--project", help="a key project's page instead: project code")
     _page_options(s, "-o", "file to write: .pdf or .png")
     s.set_defaults(func=cmd_brief)
 

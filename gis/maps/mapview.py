@@ -60,6 +60,7 @@ from gis.maps.elements import RawMacroElement, escape_html, js_json, safe_json_t
 from gis.maps.vectortiles import tile_layer_options
 from gis.model.catalog import load_layer_catalog
 from gis.model.pipelines import NOT_STARTED, Catalog
+from gis.model.project_views import format_wan, marker_radius, project_stage
 
 # Where Streamlit serves ``static/`` (``server.enableStaticServing``). Absolute:
 # the map runs inside the component's iframe.
@@ -445,6 +446,7 @@ def build_map(
     renderer: str = "svg",
     tiles: dict | None = None,
     colouring: dict | None = None,
+    projects=None,
 ) -> folium.Map:
     """The district map.
 
@@ -476,6 +478,8 @@ def build_map(
         colouring: fill parcels by another property than the stage's phase, e.g. the plan
             status (``gis.maps.plan_colouring.plan_colouring``): ``{"field", "values": {code:
             value}, "default", "colors": {value: colour}, "legend": {"title", "items"}}``.
+        projects: the key projects' footprints (``Store.project_footprints()``: code, name, stage,
+            investment_total, geometry), drawn last in a group of their own (:func:`add_projects`).
 
     Every feature's properties carry ``layer`` (the catalogue layer id); parcels
     also ``code``, ``name``, ``kind``, ``stage``, ``stage_label``, ``phase``,
@@ -500,6 +504,10 @@ def build_map(
     legend = {"title": f"{_tx('legend', lang)} · {_tx('stage', lang)}", "items": legend_items(catalog, lang)}
     if colouring:
         legend = colouring["legend"]
+    if projects is not None and len(projects):  # circles sized by investment, filled by the stage's phase
+        legend = {**legend, "items": [*legend["items"], {"key": PROJECTS_GROUP, "kind": "circle", "fill": "#ffffff",
+                                                         "label": t("projects_ui.map_legend", lang),
+                                                         "stroke": "#222222"}]}
     _Support({"background": LAND_COLOR, "legend": legend,
               "demoMark": t("app.demo_mark", lang) if demo else None}).add_to(m)
 
@@ -561,6 +569,9 @@ def build_map(
                 tracked.append((group_key, fg))
             layer.add_to(fg)
 
+    if projects is not None and len(projects):
+        tracked.append((PROJECTS_GROUP, add_projects(m, projects, catalog, lang)))
+
     if selected is not None and parcels is not None and len(parcels) and "code" in parcels.columns:
         sel = parcels[parcels["code"] == selected]
         if len(sel):
@@ -571,6 +582,50 @@ def build_map(
     if view:
         m.fit_bounds(view, padding=(12, 12))
     return m
+
+
+# --------------------------------------------------------------------------- key projects
+
+PROJECTS_GROUP = "projects"  # the group's key in the layer switcher's report (gis.maps.mapstate)
+PROJECT_EDGE = "#222222"
+
+
+def project_props(footprints, catalog: Catalog, lang: str = "zh") -> list[dict]:
+    """Each project's feature properties: what its tooltip shows, its colour (the phase of its stage), its
+    circle's radius (∝ √investment) and ``layer``/``code``, which a click reports (``last_active_drawing``)."""
+    inv = [v or 0.0 for v in _column(footprints, "investment_total", 0.0)]
+    largest = max(inv, default=0.0)
+    out = []
+    for code, name, stage, total in zip(_column(footprints, "code"), _column(footprints, "name"),
+                                        _column(footprints, "stage"), inv):
+        st = project_stage(catalog, stage, lang)
+        label = f"{name or code} · {format_wan(total, lang)}"
+        out.append({"layer": PROJECTS_GROUP, "code": code, "name": name or code, "stage_label": st["label"],
+                    "phase": st["phase"], "color": st["color"], "investment": format_wan(total, lang),
+                    "radius": marker_radius(total, largest), "label": label})
+    return out
+
+
+def add_projects(m: folium.Map, footprints, catalog: Catalog, lang: str = "zh") -> folium.FeatureGroup:
+    """The key projects on ``m``, in a group of their own (重点项目, switched like the others): each footprint
+    outlined in its stage's colour (not clickable: the parcels under it stay clickable) and a circle at its
+    centre, sized by the investment, which opens the project's panel when clicked."""
+    gdf = to_web(footprints)
+    gdf = gdf[~(gdf.geometry.isna() | gdf.geometry.is_empty)]
+    if "investment_total" in gdf.columns:  # the big circles below, the small ones on top: each keeps a spot to click
+        gdf = gdf.sort_values("investment_total", ascending=False, kind="stable")
+    props = project_props(gdf, catalog, lang)
+    fg = folium.FeatureGroup(name=escape_html(t("projects_ui.map_group", lang)), overlay=True, control=True, show=True)
+    fg.add_to(m)
+    outline = {"mode": "project", "interactive": False, "labelField": "label", "labelMinZoom": 17}  # street scale:
+    # several projects share a park, and their names would pile up further out
+    _GeoJsonLayer(feature_collection(gdf, props), outline).add_to(fg)
+    centres = gdf.set_geometry(shapely.point_on_surface(np.asarray(gdf.geometry.values, dtype=object)), crs=gdf.crs)
+    fields = [[t(f"projects_ui.map_{f}", lang), f] for f in ("name", "code", "stage_label", "investment")]
+    marker = {"mode": "project", "interactive": True, "tooltip": fields, "sep": _tx("sep", lang), "hoverWeight": 3,
+              "edge": PROJECT_EDGE}
+    _GeoJsonLayer(feature_collection(centres, props), marker).add_to(fg)
+    return fg
 
 
 def selection_group(parcels, code: str | None = None, lang: str = "zh") -> folium.FeatureGroup:

@@ -33,6 +33,17 @@ window.RenewalAtlas = window.RenewalAtlas || (function () {
                 color: b ? o.blockedColor : o.color, weight: b ? o.blockedWeight : o.weight};
       };
     }
+    /* a key project: its footprint outlined in its stage's colour, its circle (a point) sized by investment */
+    if (o.mode === 'project') {
+      return function (f) {
+        var p = f.properties || {}, c = p.color || '#999999';
+        if (f.geometry && f.geometry.type === 'Point') {
+          return {radius: p.radius || 6, fill: true, fillColor: c, fillOpacity: 0.85, color: o.edge || '#222222',
+                  weight: 1.4, opacity: 1, interactive: o.interactive};
+        }
+        return {fill: false, color: c, weight: 2.6, opacity: 0.95, dashArray: '6 4', interactive: false};
+      };
+    }
     return function () { return o.style; };
   }
   /* a legend folds to its title (a click toggles it): folded from the start on a small map (a phone) */
@@ -86,6 +97,7 @@ window.RenewalAtlas = window.RenewalAtlas || (function () {
           sw.style.background = it.fill || 'transparent';
           sw.style.borderColor = it.stroke;
           if (it.kind === 'outline') { sw.style.borderWidth = '2px'; }
+          if (it.kind === 'circle') { sw.className += ' ratlas-swatch-circle'; }
           row.appendChild(sw);
           row.appendChild(el('span', 'ratlas-legend-label', it.label));
           d.appendChild(row);
