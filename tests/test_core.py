@@ -86,7 +86,20 @@ def test_illegal_transitions_are_refused(catalog, current, target, date, kwargs,
 def test_gates_pass_when_met(catalog):
     assert catalog.check_transition("village", "survey", "listed", D("2024-01-08"),
                                     current_date=D("2024-01-01"), today=TODAY) == "advance"
-    assert catalog.check_transition("village", "plan", "vote", D("2025-01-01"), share=0.8, today=TODAY) == "advance"
+    assert catalog.check_transition("village", "plan", "vote", D("2025-01-01"), share=0.8, today=TODAY,
+                                    evidence=["document"]) == "advance"
+
+
+def test_a_stage_that_needs_evidence_refuses_the_advance_without_it(catalog):
+    for given in ((), ["photo"]):  # a photo is not the vote's minutes
+        with pytest.raises(InputError) as exc:
+            catalog.check_transition("village", "plan", "vote", D("2025-01-01"), share=0.8, today=TODAY,
+                                     evidence=given)
+        assert exc.value.key == "evidence.required"
+        assert "村民表决" in exc.value.message("zh") and "Villagers' vote" in exc.value.message("en")
+    # a correction passes no gate
+    assert catalog.check_transition("village", "signing", "vote", D("2025-01-01"), correction="录错了",
+                                    today=TODAY) == "correction"
 
 
 def test_correction_goes_back_with_a_reason(catalog):

@@ -102,7 +102,9 @@ def test_move_needs_a_share_only_at_a_gate_and_a_reason_only_going_back_or_skipp
     assert catalog.move_needs("village", "plan", "vote")["share"] == 0.8
     assert catalog.move_needs("village", "plan", "vote")["correction"] is False
     assert catalog.move_needs("village", "baseline", "plan") == {
-        "share": None, "correction": False, "gate": catalog.pipeline_for("village").stage("plan").gate("zh")}
+        "share": None, "correction": False, "gate": catalog.pipeline_for("village").stage("plan").gate("zh"),
+        "evidence": None}
+    assert catalog.move_needs("village", "plan", "vote")["evidence"] == "document"
     back = catalog.move_needs("village", "signing", "partner")
     assert back["correction"] is True and back["share"] is None  # a correction passes no gate
     assert catalog.move_needs("village", "survey", "vote")["correction"] is True  # a skip

@@ -9,11 +9,12 @@ working folder whose store is a fresh copy of the demo (``RENEWAL_DATA_DIR``), o
 (the PostgreSQL set-up lines, which name ``postgresql://renewal@dbhost/renewal``, on the PostGIS run,
 with an empty database of the test cluster in its place); the demo rebuild writes to a temporary copy,
 never to the committed files. The files the examples read (``宗地.zip``, ``地籍.zip``, ``parcels.gpkg``,
-``amap.geojson``, ``CBDK.shp``, ``ortho.tif``, ``dom_2025.tif``) are made here, in code. ``renewal serve`` is started,
+``amap.geojson``, ``CBDK.shp``, ``ortho.tif``, ``dom_2025.tif``, ``现场.jpg``, ``纪要.pdf``, ``大图.png``) are made here, in code. ``renewal serve`` is started,
 must answer its health check, and must be gone, with everything it started, after one SIGTERM.
 """
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import shlex
@@ -38,6 +39,7 @@ from pyproj import Transformer
 from test_serve import group_alive
 
 from gis.base.gcj02 import gdf_to_gcj02
+from gis.demo.evidence import bomb_png, sample_pdf, sample_photo
 from gis.devtools.devserver import free_port
 
 README = ROOT / "README.md"
@@ -177,9 +179,24 @@ def make_geotiff(path: Path, size: int = 256) -> None:
         dst.write(data)
 
 
+def make_site_photo(path: Path) -> None:
+    """A site photo with EXIF time, GPS and direction."""
+    path.write_bytes(sample_photo(121.2383, 37.4294, dt.datetime(2026, 11, 20, 10, 30), 120.0, serial="SN-0001"))
+
+
+def make_minutes(path: Path) -> None:
+    path.write_bytes(sample_pdf("Villagers' vote minutes", ["In favour: 90 %"]))
+
+
+def make_bomb_png(path: Path) -> None:
+    """A PNG of a hundred bytes declaring 50,000 × 50,000 pixels."""
+    path.write_bytes(bomb_png(50_000, 50_000))
+
+
 FIXTURES = {"宗地.zip": make_zongdi_zip, "地籍.zip": make_cadastre_zip, "parcels.gpkg": make_parcels_gpkg,
             "amap.geojson": make_amap_geojson, "CBDK.shp": make_land_contract_shapefile, "ortho.tif": make_geotiff,
-            "dom_2025.tif": lambda p: make_geotiff(p, 1024)}
+            "dom_2025.tif": lambda p: make_geotiff(p, 1024), "现场.jpg": make_site_photo, "纪要.pdf": make_minutes,
+            "大图.png": make_bomb_png}
 
 
 # ------------------------------------------------------------------ running them

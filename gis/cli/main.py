@@ -15,7 +15,7 @@ from gis.base import clock
 from gis.base.errors import InputError, RenewalError
 from gis.base.i18n import t
 from gis.base.settings import ROOT, Settings
-from gis.cli import admin, basemap, cadastre, dashboard, plans, projects, timeline
+from gis.cli import admin, basemap, cadastre, dashboard, evidence, plans, projects, timeline
 from gis.cli.common import actor, import_options, open_cli_store, parse_map, print_json, progress_bar
 from gis.cli.timeline import add_moment_options, moment_of
 from gis.demo.cadastre import add_demo_cadastre
@@ -142,9 +142,11 @@ def _codes(store, args, blocked: bool | None = None) -> tuple[list[str], bool]:
 def cmd_advance(args) -> int:
     store = open_cli_store(args)
     codes, single = _codes(store, args)
+    files = evidence.evidence_of(args, single)
     if single:
         ev = store.advance(codes[0], args.to, args.date, actor(args, store), note=args.note or "",
-                           correction=args.correction, share=args.share, expected_version=args.expect_version)
+                           correction=args.correction, share=args.share, expected_version=args.expect_version,
+                           evidence=files)
         print_json({"event": ev.as_dict(), "parcel": store.parcel(codes[0], args.lang)})
         return 0
     events = store.advance_many(codes, args.to, args.date, actor(args, store), note=args.note or "",
@@ -156,8 +158,10 @@ def cmd_advance(args) -> int:
 def cmd_block(args) -> int:
     store = open_cli_store(args)
     codes, single = _codes(store, args, blocked=bool(args.clear))  # a selection: those not yet in that state
+    files = evidence.evidence_of(args, single)
     if single:
-        ev = store.set_blocked(codes[0], not args.clear, args.reason or "", actor(args, store), args.date)
+        ev = store.set_blocked(codes[0], not args.clear, args.reason or "", actor(args, store), args.date,
+                               evidence=files)
         print_json({"event": ev.as_dict(), "parcel": store.parcel(codes[0], args.lang)})
         return 0
     events = store.set_blocked_many(codes, not args.clear, args.reason or "", actor(args, store), args.date)
@@ -332,7 +336,7 @@ def cmd_serve(args) -> int:
 
 
 #: command groups with a module of their own; each adds its sub-commands with ``register(sub)``
-GROUPS = (admin, basemap, cadastre, timeline, dashboard, plans, projects)
+GROUPS = (admin, basemap, cadastre, timeline, dashboard, plans, projects, evidence)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -399,6 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--share", type=float, help="share for a gated stage, e.g. 0.86 for a vote")
     s.add_argument("--expect-version", type=int,
                    help="the parcel's version as read; if someone changed it since, exit 4 and write nothing")
+    s.add_argument("--evidence", action="append", metavar="FILE",
+                   help="a document or photo attached to the new event in the same transaction (repeatable);"
+                        " a stage such as the vote needs one")
     s.set_defaults(func=cmd_advance)
 
     s = sub.add_parser("block", help="flag parcels as blocked (卡点), or --clear the flag")
@@ -407,6 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--by")
     s.add_argument("--date")
     s.add_argument("--clear", action="store_true")
+    s.add_argument("--evidence", action="append", metavar="FILE", help="a photo or document attached to the event")
     s.set_defaults(func=cmd_block)
 
     s = sub.add_parser("history", help="a parcel's stage history")

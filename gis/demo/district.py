@@ -48,6 +48,7 @@ from shapely.geometry import LineString, MultiPolygon, Point, Polygon, box
 from gis.auth.accounts import demo_salt, hash_password
 from gis.base.errors import InputError
 from gis.base.units import STORE_CRS, areas_m2
+from gis.demo.evidence import add_demo_evidence
 from gis.demo.plans import add_demo_plans
 from gis.demo.projects import add_demo_projects
 from gis.model.pipelines import Catalog, Pipeline, load_catalog
@@ -934,6 +935,11 @@ def build_demo(gpkg_path, seed: int = 2026) -> dict:
     return out
 
 
+EVIDENCE_COLUMNS = tuple(c for c, _ in schema.ATTACHMENT_COLUMNS if c not in ("idempotency_key", "supersedes",
+                                                                             "superseded_by", "withdrawn_at",
+                                                                             "withdrawn_by", "withdrawn_reason")
+                         ) + ("thumbnail", "data")
+
 # Demo accounts, with the passwords README.md gives. Fictional, for trying the roles out.
 DEMO_USERS = (
     # username, display name, role, password, zone whose villages it edits
@@ -971,6 +977,8 @@ def add_demo_accounts(gpkg_path, seed: int, stamp: str) -> None:
                             [(username, code) for code, z in villages if z == zone])
         add_demo_plans(con, seed, load_catalog(), LAST_DAY)  # 年初目标, 承诺书目标, 百日攻坚, 督办
         add_demo_projects(con, seed, load_project_config(), LAST_DAY)  # 重点项目, their plans and reports
+        # minutes and agreements on the gated stages' events, a site photo per village
+        add_demo_evidence(con, seed, load_catalog(), EVIDENCE_COLUMNS)
         con.execute("UPDATE gpkg_contents SET last_change = ?", (stamp,))
         con.execute("COMMIT")
     finally:

@@ -13,9 +13,11 @@ from pathlib import Path
 
 from gis.base import clock
 from gis.base.errors import InputError, StageTransitionError
-from gis.base.i18n import label
+from gis.base.i18n import label, t
 
 NOT_STARTED = "not_started"
+#: what a stage's ``evidence`` may require (None: nothing)
+EVIDENCE_KINDS = (None, "document", "photo")
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,10 @@ class Stage:
     gate_en: str = ""
     past_clearance: bool = False
     max_days: int = 0
+    #: evidence an advance to this stage must carry: "document", "photo" or None (gis/store/attachments.py)
+    evidence: str | None = None
+    #: the evidence of this stage is personal (signed agreements): shown only to roles allowed
+    evidence_restricted: bool = False
 
     def label(self, lang: str = "zh") -> str:
         return label(self, lang)
@@ -180,13 +186,15 @@ class Catalog:
         """What a form moving a parcel from ``current`` to ``target`` must ask, by the rules
         :meth:`check_transition` applies: ``share`` (the stage gate's minimum share, or None when
         the stage has no such gate), ``correction`` (True when the move goes back or skips a stage:
-        it needs a reason) and ``gate`` (the gate's text)."""
+        it needs a reason), ``gate`` (the gate's text) and ``evidence`` (``"document"`` or ``"photo"``
+        when the stage needs an upload with the advance, else None)."""
         pipe = self.pipeline_for(kind)
         i_from, i_to = pipe.index(current), pipe.index(target)
         stage = pipe.stage(target) if target != NOT_STARTED else None
         forward = i_to == i_from + 1
         return {"share": stage.min_share if stage is not None and forward else None,
-                "correction": not forward, "gate": stage.gate(lang) if stage is not None else ""}
+                "correction": not forward, "gate": stage.gate(lang) if stage is not None else "",
+                "evidence": stage.evidence if stage is not None and forward else None}
 
     def check_transition(
         self,
@@ -199,8 +207,12 @@ class Catalog:
         correction: str | None = None,
         share: float | None = None,
         today: dt.date | None = None,
+        evidence: list[str] | tuple[str, ...] = (),
     ) -> str:
         """Validate a move from ``current`` to ``target`` on ``date``.
+
+        ``evidence``: the kinds (``"photo"``, ``"document"``) of the uploads the move carries; a stage
+        whose ``evidence`` names a kind needs one of it (a correction passes no gate).
 
         Returns the action to record: ``"advance"`` or ``"correction"``.
 
@@ -208,6 +220,7 @@ class Catalog:
             StageTransitionError: unknown stage, stage of another pipeline,
                 date in the future or before the current stage's date,
                 a skip or a step back without a correction reason, an unmet gate.
+            InputError: ``evidence.required``, the stage's evidence is missing.
         """
         pipe = self.pipeline_for(kind)
         if not self.is_stage(target) and target != NOT_STARTED:
@@ -242,6 +255,9 @@ class Catalog:
                 raise StageTransitionError(
                     "error.gate_share", stage=name, share=f"{stage.min_share:.0%}", gate=gate
                 )
+        if stage.evidence and stage.evidence not in tuple(evidence or ()):
+            need = {lang: t(f"evidence.need_{stage.evidence}", lang) for lang in ("zh", "en")}
+            raise InputError("evidence.required", stage=name, need=need)
         return "advance"
 
 
@@ -272,6 +288,9 @@ def load_catalog(path: Path | str | None = None) -> Catalog:
             raise InputError("error.bad_catalog", path=str(path), detail=f"kind {kind.key}: no pipeline {kind.pipeline}")
     for p in pipelines.values():
         for s in p.stages:
+            if s.evidence not in EVIDENCE_KINDS:
+                raise InputError("error.bad_catalog", path=str(path),
+                                 detail=f"stage {s.key}: evidence must be one of document, photo")
             if s.phase not in phases:
                 raise InputError("error.bad_catalog", path=str(path), detail=f"stage {s.key}: no phase {s.phase}")
     return Catalog(kinds=kinds, pipelines=pipelines, phases=phases, plan_rules=dict(data.get("plans", {})))

@@ -15,6 +15,7 @@ from gis.base import clock
 from gis.base.errors import ConflictError, InputError, NotFoundError, StageTransitionError
 from gis.base.units import M2_PER_HA, M2_PER_MU
 from gis.model.search import matches as search_matches
+from gis.store.attachments import prepare_uploads
 from gis.store.base import PARCEL_FIELDS, StageEvent, parse_date, utcnow_iso
 from gis.store.gpkg import parse_blob
 
@@ -251,19 +252,24 @@ class ParcelsMixin:
         share: float | None = None,
         expected_version: int | None = None,
         today: dt.date | None = None,
+        evidence=None,
     ) -> StageEvent:
         """Move a parcel to ``to_stage`` on business date ``date``.
 
-        A correction (any other stage, backwards included) needs a reason.
+        A correction (any other stage, backwards included) needs a reason. ``evidence``: uploads
+        ``(filename, bytes[, caption[, idempotency key]])`` attached to the new event in the same
+        transaction; a stage whose pipeline says ``evidence = "document"`` (or ``"photo"``) needs one.
 
         Raises:
             NotFoundError: unknown parcel.
             StageTransitionError: the move is not allowed (nothing is written).
             ConflictError: the parcel changed since ``expected_version``.
-            InputError: bad date or no author.
+            InputError: bad date or no author; a bad upload; the stage's evidence missing
+                (``evidence.required``).
         """
         by = self._require_author(by)
         when = parse_date(date, today=today)
+        uploads = prepare_uploads(evidence)  # checked before the transaction: a bad file writes nothing
         with self._refusals_logged(by, "advance", code), self._connect(write=True) as con:
             row = self._row(con, code, lock=True)
             by = self._may_edit(con, by, row)
@@ -272,12 +278,21 @@ class ParcelsMixin:
             action = self.catalog.check_transition(
                 row["kind"], row["stage"], to_stage, when,
                 current_date=current_date, correction=correction, share=share, today=today,
+                evidence=[u.info.kind for u, _, _ in uploads],
             )
             target = None if to_stage == "not_started" else to_stage
-            return self._write_event(
+            event = self._write_event(
                 con, row, action, target, when, by, note, correction, share,
                 {"stage": target, "stage_date": when.isoformat() if target else None, "note": note or row["note"]},
             )
+            self._attach_evidence(con, code, event, uploads, by)
+            return event
+
+    def _attach_evidence(self, con, code: str, event: StageEvent, uploads, by: str) -> None:
+        """Attach the prepared uploads to ``event`` inside its transaction (the permission was checked)."""
+        for upload, caption, key in uploads:
+            self._attach_in(con, code, upload, by, target_kind="event", event_id=event.id, caption=caption,
+                            idempotency_key=key, checked_by=by)
 
     def set_blocked(
         self,
@@ -288,8 +303,10 @@ class ParcelsMixin:
         date: str | dt.date | None = None,
         expected_version: int | None = None,
         today: dt.date | None = None,
+        evidence=None,
     ) -> StageEvent:
-        """Flag a parcel as stuck (卡点) with a reason, or clear the flag.
+        """Flag a parcel as stuck (卡点) with a reason, or clear the flag. ``evidence``: as for
+        ``advance``, attached to the new event in the same transaction.
 
         Raises:
             NotFoundError, ConflictError, InputError: as for ``advance``;
@@ -302,16 +319,19 @@ class ParcelsMixin:
         reason = (reason or "").strip()
         if blocked and not reason:
             raise StageTransitionError("error.block_reason")
+        uploads = prepare_uploads(evidence)
         with self._refusals_logged(by, "block" if blocked else "unblock", code), self._connect(write=True) as con:
             row = self._row(con, code, lock=True)
             by = self._may_edit(con, by, row)
             self._check_version(row, expected_version)
             if bool(row["blocked"]) == blocked:
                 raise StageTransitionError("error.already_blocked" if blocked else "error.not_blocked", code=code)
-            return self._write_event(
+            event = self._write_event(
                 con, row, "block" if blocked else "unblock", row["stage"], when, by, "", reason, None,
                 {"blocked": int(blocked), "blocked_reason": reason if blocked else None},
             )
+            self._attach_evidence(con, code, event, uploads, by)
+            return event
 
     def set_note(self, code: str, note: str, by: str, expected_version: int | None = None) -> None:
         """Replace a parcel's note (audited; no stage event).

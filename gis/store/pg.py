@@ -308,6 +308,13 @@ class PostgisStore(Store):
             cur.execute("INSERT INTO meta (key, value) VALUES ('cadastre_version', %s)", (version,))
             self._audit(con, audit[0], "cadastre", CADASTRE, "ok", None, audit[1], audit[2])
 
+    # evidence: a bytea stored uncompressed out of line (migration 8), read a slice at a time
+    def _blob_chunks(self, con, attachment_id: int, total: int, size: int):
+        for start in range(0, total, size):
+            row = con.execute("SELECT substring(data FROM ? FOR ?) AS chunk FROM attachments WHERE id = ?",
+                              (start + 1, size, attachment_id)).fetchone()
+            yield bytes(row["chunk"])
+
     def _cadastre_exists(self, con) -> bool:
         return con.execute("SELECT 1 FROM geometry_columns WHERE f_table_schema = current_schema()"
                            " AND f_table_name = ?", (CADASTRE,)).fetchone() is not None
@@ -382,6 +389,7 @@ def load_store_into(source: Store, target: PostgisStore) -> dict:
             counts["users"] = len(users)
         counts.update(_copy_plan_tables(source, src_tables, con))
         counts.update(_copy_plan_tables(source, src_tables, con, schema.PROJECT_TABLES))
+        counts.update(_copy_attachments(source, src_tables, con))
     return counts
 
 
@@ -400,3 +408,23 @@ def _copy_plan_tables(source: Store, src_tables: set, con, tables: dict = schema
             con.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM \"{table}\"))")
         counts[table] = len(rows)
     return counts
+
+
+def _copy_attachments(source: Store, src_tables: set, con) -> dict:
+    """Attachments row by row (SQLite's cursor streams them: a store's photos are never all in memory), ids
+    kept (events and the mapping name them); the mapping table made anew from the parcels' codes, whose fids
+    differ here."""
+    if "attachments" not in src_tables:
+        return {}
+    cols = ["id", *(c for c, _ in schema.ATTACHMENT_COLUMNS), "thumbnail", "data"]
+    insert = f"INSERT INTO attachments ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+    n = 0
+    with source._connect() as scon:
+        for row in scon.execute(f"SELECT {', '.join(cols)} FROM attachments ORDER BY id"):
+            con.execute(insert, tuple(row))
+            n += 1
+    if n:
+        con.execute("SELECT setval(pg_get_serial_sequence('attachments', 'id'), (SELECT max(id) FROM attachments))")
+    con.execute("INSERT INTO parcels_attachments (base_id, related_id) SELECT p.fid, a.id FROM attachments a"
+                " JOIN parcels p ON p.code = a.target_code WHERE a.target_kind IN ('parcel', 'event') ORDER BY a.id")
+    return {"attachments": n}

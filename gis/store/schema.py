@@ -183,6 +183,80 @@ def _preferences(backend: str) -> list[str]:
     return sql
 
 
+# Evidence (issue 17, gis/store/attachments.py): photos and documents on parcels, sites, villages and stage events.
+# ``attachments`` is the GeoPackage Related Tables Extension's media table (id, data, content_type as OGC 18-000
+# names them) and ``parcels_attachments`` its mapping table to the parcels, declared in gpkgext_relations, so QGIS
+# shows a parcel's photos. The blobs come last in the row: SQLite then reads the metadata of a listing without
+# walking a 5 MB photo's overflow pages. Rows are never deleted (withdrawn or superseded instead) and their bytes
+# never change.
+ATTACHMENT_COLUMNS = (
+    ("content_type", "TEXT NOT NULL"), ("target_kind", "TEXT NOT NULL"), ("target_code", "TEXT NOT NULL"),
+    ("event_id", "INTEGER"), ("kind", "TEXT NOT NULL"), ("filename", "TEXT"), ("size", "INTEGER NOT NULL"),
+    ("sha256", "TEXT NOT NULL"), ("caption", "TEXT"), ("added_by", "TEXT"), ("added_at", "TEXT NOT NULL"),
+    ("taken_at", "TEXT"), ("lon", "DOUBLE PRECISION"), ("lat", "DOUBLE PRECISION"), ("direction", "DOUBLE PRECISION"),
+    ("width", "INTEGER"), ("height", "INTEGER"), ("has_script", "INTEGER NOT NULL DEFAULT 0"),
+    ("restricted", "INTEGER NOT NULL DEFAULT 0"), ("idempotency_key", "TEXT UNIQUE"), ("supersedes", "INTEGER"),
+    ("superseded_by", "INTEGER"), ("withdrawn_at", "TEXT"), ("withdrawn_by", "TEXT"), ("withdrawn_reason", "TEXT"),
+)
+ATTACHMENT_FROZEN = ("data", "content_type", "sha256", "size", "target_kind", "target_code", "event_id", "added_at")
+RTE_DEFINITION = "http://www.geopackage.org/18-000.html"
+
+
+def _attachments(backend: str) -> list[str]:
+    if backend == "pg":
+        sql = [f"CREATE TABLE attachments (id BIGSERIAL PRIMARY KEY, {_cols(ATTACHMENT_COLUMNS)},"
+               " thumbnail BYTEA, data BYTEA NOT NULL)",
+               # photos do not compress: stored out of line uncompressed, so a chunk is read without the rest
+               "ALTER TABLE attachments ALTER COLUMN data SET STORAGE EXTERNAL",
+               "CREATE TABLE parcels_attachments (id BIGSERIAL PRIMARY KEY, base_id BIGINT NOT NULL,"
+               " related_id BIGINT NOT NULL)"]
+    else:
+        cols = _cols(ATTACHMENT_COLUMNS).replace("DOUBLE PRECISION", "REAL")
+        sql = [f"CREATE TABLE attachments (id INTEGER PRIMARY KEY AUTOINCREMENT, {cols}, thumbnail BLOB,"
+               " data BLOB NOT NULL)",
+               "CREATE TABLE parcels_attachments (id INTEGER PRIMARY KEY AUTOINCREMENT, base_id INTEGER NOT NULL,"
+               " related_id INTEGER NOT NULL)"]
+    sql += ["CREATE INDEX attachments_target_idx ON attachments(target_code, target_kind)",
+            "CREATE INDEX attachments_event_idx ON attachments(event_id)",
+            "CREATE INDEX parcels_attachments_base_idx ON parcels_attachments(base_id)",
+            "CREATE INDEX parcels_attachments_related_idx ON parcels_attachments(related_id)"]
+    frozen = ", ".join(ATTACHMENT_FROZEN)
+    if backend == "gpkg":
+        sql += [_attribute_table("attachments"), _attribute_table("parcels_attachments"),
+                "CREATE TABLE IF NOT EXISTS gpkg_extensions (table_name TEXT, column_name TEXT,"
+                " extension_name TEXT NOT NULL, definition TEXT NOT NULL, scope TEXT NOT NULL,"
+                " CONSTRAINT ge_tce UNIQUE (table_name, column_name, extension_name))",
+                "CREATE TABLE IF NOT EXISTS gpkgext_relations (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+                " base_table_name TEXT NOT NULL, base_primary_column TEXT NOT NULL DEFAULT 'id',"
+                " related_table_name TEXT NOT NULL, related_primary_column TEXT NOT NULL DEFAULT 'id',"
+                " relation_name TEXT NOT NULL, mapping_table_name TEXT NOT NULL UNIQUE)",
+                "INSERT INTO gpkgext_relations (base_table_name, base_primary_column, related_table_name,"
+                " related_primary_column, relation_name, mapping_table_name)"
+                " VALUES ('parcels', 'fid', 'attachments', 'id', 'media', 'parcels_attachments')"]
+        sql += [f"INSERT OR IGNORE INTO gpkg_extensions (table_name, column_name, extension_name, definition, scope)"
+                f" VALUES ('{t}', NULL, 'gpkg_related_tables', '{RTE_DEFINITION}', 'read-write')"
+                for t in ("gpkgext_relations", "parcels_attachments")]
+        for t in ("attachments", "parcels_attachments"):
+            sql.append(f"CREATE TRIGGER {t}_no_delete BEFORE DELETE ON {t} "
+                       f"BEGIN SELECT RAISE(ABORT, '{t} is append-only'); END")
+        sql.append(f"CREATE TRIGGER attachments_frozen BEFORE UPDATE OF {frozen} ON attachments "
+                   "BEGIN SELECT RAISE(ABORT, 'an attachment''s bytes and target never change'); END")
+        sql.append("CREATE TRIGGER parcels_attachments_no_update BEFORE UPDATE ON parcels_attachments "
+                   "BEGIN SELECT RAISE(ABORT, 'parcels_attachments is append-only'); END")
+    else:
+        # renewal_append_only() is created by migration 2
+        for t in ("attachments", "parcels_attachments"):
+            sql.append(f"CREATE TRIGGER {t}_no_delete BEFORE DELETE ON {t} "
+                       "FOR EACH ROW EXECUTE FUNCTION renewal_append_only()")
+            sql.append(f"CREATE TRIGGER {t}_no_truncate BEFORE TRUNCATE ON {t} "
+                       "FOR EACH STATEMENT EXECUTE FUNCTION renewal_append_only()")
+        sql.append(f"CREATE TRIGGER attachments_frozen BEFORE UPDATE OF {frozen} ON attachments "
+                   "FOR EACH ROW EXECUTE FUNCTION renewal_append_only()")
+        sql.append("CREATE TRIGGER parcels_attachments_no_update BEFORE UPDATE ON parcels_attachments "
+                   "FOR EACH ROW EXECUTE FUNCTION renewal_append_only()")
+    return sql
+
+
 # Key projects (issue 18; gis/store/projects.py). A project's own polygon, when it has one, is a WKB
 # column of the projects table (EPSG:4490), not a GeoPackage feature table: few projects have one
 # (most stand on parcels and sites, whose geometry the store has), the table is the same on both
@@ -250,6 +324,8 @@ MIGRATIONS = {
     5: ("sign-in: signing keys, revoked sessions, failed logins", {"gpkg": _sessions("gpkg"), "pg": _sessions("pg")}),
     6: ("plans, targets, follow-up orders (issue 15)", {"gpkg": _plans("gpkg"), "pg": _plans("pg")}),
     7: ("users' preferences", {"gpkg": _preferences("gpkg"), "pg": _preferences("pg")}),
+    8: ("evidence: attachments (GeoPackage related media table) and their parcels",
+        {"gpkg": _attachments("gpkg"), "pg": _attachments("pg")}),
     9: ("key projects: lists, parcels, monthly plan, reports, stage events (issue 18)",
         {"gpkg": _projects("gpkg"), "pg": _projects("pg")}),
 }

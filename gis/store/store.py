@@ -2,7 +2,7 @@
 
 Each concern is a mixin of its own module — parcels and their events
 (``parcels``), accounts, permissions and the audit (``users``), sign-in sessions (``sessions``), imports
-(``bulk``), the cadastre (``cadastre``), key projects (``projects``), users' preferences (``preferences``) — over ``StoreBase``, which opens the
+(``bulk``), the cadastre (``cadastre``), key projects (``projects``), users' preferences (``preferences``), evidence (``attachments``) — over ``StoreBase``, which opens the
 store, runs its migrations and reads its layers. ``Store`` is the GeoPackage
 back end; ``PostgisStore`` (gis/store/pg.py) overrides the primitives only.
 
@@ -18,6 +18,7 @@ here and one more base below.
 """
 from __future__ import annotations
 
+from gis.store.attachments import AttachmentsMixin
 from gis.store.base import StoreBase
 from gis.store.bulk import BulkMixin
 from gis.store.bulk_updates import BulkUpdatesMixin
@@ -30,6 +31,6 @@ from gis.store.sessions import SessionsMixin
 from gis.store.users import UsersMixin
 
 
-class Store(ProjectsMixin, PlansMixin, CadastreMixin, BulkMixin, BulkUpdatesMixin, ParcelsMixin, PreferencesMixin, SessionsMixin,
+class Store(AttachmentsMixin, ProjectsMixin, PlansMixin, CadastreMixin, BulkMixin, BulkUpdatesMixin, ParcelsMixin, PreferencesMixin, SessionsMixin,
             UsersMixin, StoreBase):
     """A GeoPackage store (the embedded back end). Cheap to construct; a connection per operation."""
