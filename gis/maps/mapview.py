@@ -57,6 +57,7 @@ from gis.base.fileio import atomic_write
 from gis.base.i18n import LANGUAGES, catalogue, t
 from gis.base.units import WEB_CRS, to_web  # noqa: F401 -- to_web is part of this module's interface
 from gis.maps.elements import RawMacroElement, escape_html, js_json, safe_json_text
+from gis.maps.photos import photo_group
 from gis.maps.vectortiles import tile_layer_options
 from gis.model.catalog import load_layer_catalog
 from gis.model.pipelines import NOT_STARTED, Catalog
@@ -445,6 +446,7 @@ def build_map(
     renderer: str = "svg",
     tiles: dict | None = None,
     colouring: dict | None = None,
+    photos: list[dict] | None = None,
 ) -> folium.Map:
     """The district map.
 
@@ -476,6 +478,8 @@ def build_map(
         colouring: fill parcels by another property than the stage's phase, e.g. the plan
             status (``gis.maps.plan_colouring.plan_colouring``): ``{"field", "values": {code:
             value}, "default", "colors": {value: colour}, "legend": {"title", "items"}}``.
+        photos: site photos with a location (``store.photo_points()``), drawn as points with their
+            direction from zoom ``gis.maps.photos.PHOTO_MIN_ZOOM`` on, a group of the layer switcher.
 
     Every feature's properties carry ``layer`` (the catalogue layer id); parcels
     also ``code``, ``name``, ``kind``, ``stage``, ``stage_label``, ``phase``,
@@ -566,6 +570,10 @@ def build_map(
         if len(sel):
             selection_group(sel, lang=lang).add_to(m)
 
+    if photos:
+        fg = photo_group(photos, lang)
+        fg.add_to(m)
+        tracked.append(("photos", fg))
     _TrackGroups(tracked).add_to(m)
     folium.LayerControl(position="topright", collapsed=collapsed).add_to(m)
     if view:
