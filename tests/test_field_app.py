@@ -50,3 +50,79 @@ def test_no_location_finds_by_code(make_app):
     assert found
     found[0].click().run()
     assert at.session_state["field_code"] == code and not at.exception
+
+
+def _chosen_field(make_app, code: str, user="admin"):
+    """The field page with ``code`` chosen (as a tap on it in the list would)."""
+    at = make_app(user)
+    at.session_state["field_code"] = code
+    at.run()
+    at.switch_page("ui/field_page.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _uploader(at, part: str):
+    return next(u for u in at.get("file_uploader") if part in u.key)
+
+
+def _submit(at, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def test_the_same_upload_twice_is_stored_once(make_app):
+    from gis.demo.evidence import sample_photo
+
+    at = make_app("admin")
+    s = open_store_at(at.store_where)
+    row = s.parcels(kind="village", geometry=False).iloc[3]
+    code = row["code"]
+    at = _chosen_field(make_app, code)
+    photos = [(f"IMG_{i}.jpg", sample_photo(121.3, 37.4, direction=30.0 * i, seed=i), "image/jpeg") for i in range(2)]
+    _uploader(at, "fld-files").set_value(photos)
+    at.text_input(key=f"fld-caption-{code}").input("东侧围墙")
+    _submit(at, "上传").click().run()
+    assert not at.exception, at.exception
+    assert [a.filename for a in s.attachments(code)] == ["IMG_0.jpg", "IMG_1.jpg"]
+    assert any("已上传 2 个文件" in m.value for m in at.success)
+    # the phone sends the same photo again (a retry after the connection dropped): stored once
+    _uploader(at, "fld-files").set_value(photos[:1])
+    _submit(at, "上传").click().run()
+    assert not at.exception, at.exception
+    assert len(s.attachments(code)) == 2
+    assert any("此前已上传" in m.value for m in at.success)
+    assert all(a.caption == "东侧围墙" and a.added_by == "admin" and a.lon is not None for a in s.attachments(code))
+    # the gallery shows the two thumbnails (not the full photos)
+    imgs = at.get("image")
+    assert len(imgs) >= 2
+
+
+def test_a_site_visit_is_recorded_with_its_note_and_photos(make_app):
+    from gis.demo.evidence import sample_photo
+
+    at = make_app("admin")
+    s = open_store_at(at.store_where)
+    code = s.parcels(kind="village", geometry=False)["code"].iloc[5]
+    at = _chosen_field(make_app, code)
+    _submit(at, "保存核查记录").click().run()
+    assert any("请填写核查情况" in e.value for e in at.error) and not s.attachments(code)
+    at.text_area(key=f"fld-visit-note-{code}").input("围挡完好，无新增违建")
+    _uploader(at, "fld-visit-files").set_value([("visit.jpg", sample_photo(121.3, 37.4, seed=9), "image/jpeg")])
+    _submit(at, "保存核查记录").click().run()
+    assert not at.exception, at.exception
+    (att,) = s.attachments(code)
+    assert att.caption.startswith("现场核查（") and att.caption.endswith("围挡完好，无新增违建")
+    assert s.parcel(code)["note"] == att.caption
+
+
+def test_a_viewer_sees_the_photos_but_cannot_upload(make_app):
+    from gis.demo.evidence import sample_photo
+
+    at = make_app("admin")
+    s = open_store_at(at.store_where)
+    code = s.parcels(kind="village", geometry=False)["code"].iloc[6]
+    s.add_attachment(code, sample_photo(121.3, 37.4, seed=3), "a.jpg", "admin", caption="北侧")
+    at = _chosen_field(make_app, code, user="viewer")
+    assert not [u for u in at.get("file_uploader")]
+    assert any("只读账户" in i.value for i in at.info)
+    assert len(at.get("image")) == 1

@@ -10,9 +10,9 @@ from __future__ import annotations
 import streamlit as st
 from streamlit_folium import st_folium
 
+from gis.base.units import format_area
 from gis.maps.fieldmap import field_map
 from gis.maps.mapview import STATIC_DIR, selection_group
-from gis.base.units import format_area
 from gis.model.spatial import ParcelIndex, compass_point, fit_bounds, nearest_parcels
 from ui import evidence_widgets as ev
 from ui.common import current_parcels, current_user, lang, plain, shown_errors, store, tr
@@ -67,7 +67,7 @@ def _map(parcels, near, here) -> None:
     chosen = st.session_state.get(CHOSEN)
     bounds = fit_bounds(shown, pad=0.15)
     out = st_folium(field_map(shown, store().catalog, lang(), here=(here["lon"], here["lat"], here.get("accuracy")),
-                              bounds=bounds, photos=ev.photo_points_near(bounds), demo=store().is_demo),
+                              bounds=bounds, photos=ev.photo_points(bounds), demo=store().is_demo),
                     height=320, width=None, key=MAP_KEY,
                     feature_group_to_add=[selection_group(shown[shown["code"] == chosen], lang=lang())],
                     returned_objects=["last_clicked"])

@@ -14,6 +14,7 @@ from ui import timeline_control as timeline
 from ui.basemap_picker import MapBasemap, basemap_sidebar
 from ui.common import current_parcels, lang, parcel_index, shown_errors, sidebar_filters, store, tr
 from ui.downloads import village_downloads
+from ui.evidence_widgets import photo_points
 from ui.parcel_panel import parcel_panel
 from ui.parcel_table import area_parcels, area_picked, filtered_table
 from ui.plan_common import map_colouring
@@ -49,7 +50,8 @@ def _map(codes: tuple | None, bounds, bm: MapBasemap, day=None, since=None):
     shown = parcels[parcels["code"].isin(codes)] if codes is not None else parcels
     return bm.add_to(build_map(bm.context(), shown, s.catalog, lang=lang(), basemap=bm.underlay,
                                bounds=bm.bounds(bounds), demo=s.is_demo,
-                               tiles=cadastre.map_tiles(bm.basemap.datum), colouring=colouring))
+                               tiles=cadastre.map_tiles(bm.basemap.datum), colouring=colouring,
+                               photos=bm.points(photo_points())))
 
 
 def _clicked_code(out: dict | None, bm: MapBasemap, codes: tuple | None, state: MapState) -> str | None:
