@@ -62,3 +62,22 @@ def test_max_distance_and_empty_and_bad_places():
 def test_compass_points():
     assert [compass_point(b) for b in (0, 22, 23, 90, 180, 225, 300, 359.9)] == ["n", "n", "ne", "e", "s", "sw", "nw", "n"]
     assert compass_point(None) is None and compass_point(float("nan")) is None
+
+
+def test_photos_on_the_map_are_escaped_points_with_their_direction(catalog):
+    import json
+
+    from gis.maps.mapview import build_map
+    from gis.maps.photos import photo_collection
+
+    pts = [{"id": 7, "code": "HERE", "lon": LON, "lat": LAT, "direction": 405.0, "caption": "</script><b>{{ 7*7 }}</b>",
+            "taken_at": "2026-11-30T10:00:00+08:00"},
+           {"id": 8, "code": "HERE", "lon": None, "lat": None, "direction": None, "caption": "", "taken_at": None}]
+    fc = json.loads(photo_collection(pts))
+    (f,) = fc["features"]  # the one without a location is left out
+    assert f["geometry"]["coordinates"] == [LON, LAT] and f["properties"]["direction"] == 45.0
+    html = build_map({}, _parcels(), catalog, photos=pts).get_root().render()
+    assert "RenewalAtlas.addPhotos" in html and '"minZoom":15' in html
+    assert "</script><b>" not in html and "{{ 7*7 }}" not in html and "49" not in html.split("addPhotos", 1)[1][:400]
+    assert "\"photos\": feature_group" in html  # a group of its own, tracked (switched off, it stays off)
+    assert "addPhotos" not in build_map({}, _parcels(), catalog).get_root().render()

@@ -12,11 +12,25 @@ import streamlit as st
 from gis.base.clock import office_today
 from gis.base.errors import PermissionRefused
 from gis.base.i18n import local_time
+from gis.maps.mapview import STATIC_DIR
 from gis.model import media
 from gis.model.fieldwork import upload_key, visit_text
 from ui.common import author_field, current_user, lang, plain, shown_errors, store, tr
 
 GALLERY_COLUMNS = 3
+GALLERY_CSS = STATIC_DIR / "css" / "gallery.css"
+UPLOADER_CSS = STATIC_DIR / "css" / "uploader.css"
+
+
+def _css_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
+
+
+def page_styles() -> None:
+    """The gallery's layout and the uploader's own English ("Upload", "200MB per file") in the user's language."""
+    st.html(f"<style>{GALLERY_CSS.read_text(encoding='utf-8')}{UPLOADER_CSS.read_text(encoding='utf-8')}"
+            f":root {{ --ratlas-upload-browse: {_css_string(tr('field.browse'))};"
+            f" --ratlas-upload-limit: {_css_string(tr('ux.upload_limit', mb=media.MAX_MB))}; }}</style>")
 
 
 def viewer() -> str | None:
@@ -106,15 +120,16 @@ def gallery(code: str, editor: bool = False, columns: int = GALLERY_COLUMNS) -> 
     st.markdown(f"**{tr('field.photos')}**" + (f" ({len(photos)})" if photos else ""))
     if not photos:
         st.caption(tr("field.photos_none"))
-    for start in range(0, len(photos), columns):
-        cols = st.columns(columns)
-        for col, att in zip(cols, photos[start:start + columns]):
-            with col:
-                thumb = _thumbnail(s.location, att.id, who)
-                if thumb:
-                    st.image(thumb, caption=plain(att.caption or att.filename)[:60], width="stretch")
-                if st.button(tr("field.open_full"), key=f"full-{code}-{att.id}", width="stretch"):
-                    _full_size(att.id)
+    with st.container(key=f"ratlas-gallery-{code}"):
+        for start in range(0, len(photos), columns):
+            cols = st.columns(columns)
+            for col, att in zip(cols, photos[start:start + columns]):
+                with col:
+                    thumb = _thumbnail(s.location, att.id, who)
+                    if thumb:
+                        st.image(thumb, caption=plain(att.caption or att.filename)[:60], width="stretch")
+                    if st.button(tr("field.open_full"), key=f"full-{code}-{att.id}", width="stretch"):
+                        _full_size(att.id)
     st.markdown(f"**{tr('field.documents')}**" + (f" ({len(docs)})" if docs else ""))
     if not docs:
         st.caption(tr("field.documents_none"))
@@ -191,7 +206,7 @@ def upload_form(code: str, key: str) -> None:
                                  max_upload_size=media.MAX_MB, key=f"{key}-files-{code}")
         caption = st.text_input(tr("field.caption"), key=f"{key}-caption-{code}")
         by = author_field(f"{key}-by-{code}")
-        if st.form_submit_button(tr("field.upload"), type="primary") and files:
+        if st.form_submit_button(tr("field.upload"), type="primary", width="stretch") and files:
             with shown_errors():
                 new, again = attach_files(code, _files(files), by, caption.strip())
                 st.session_state["flash"] = _said(new, again)
@@ -207,7 +222,7 @@ def visit_form(code: str, key: str) -> None:
         files = st.file_uploader(tr("field.pick_files"), accept_multiple_files=True, max_upload_size=media.MAX_MB,
                                  key=f"{key}-visit-files-{code}")
         by = author_field(f"{key}-visit-by-{code}")
-        if st.form_submit_button(tr("field.visit_submit"), type="primary"):
+        if st.form_submit_button(tr("field.visit_submit"), type="primary", width="stretch"):
             if not note.strip():
                 st.error(tr("field.visit_needs_note"))
                 return
@@ -240,7 +255,8 @@ def advance_form(p: dict, key: str) -> None:
         note = st.text_area(tr("ui.note"), height=68, key=f"{key}-adv-note-{p['code']}")
         files = evidence_uploader(need, f"{key}-adv-files-{p['code']}")
         by = author_field(f"{key}-adv-by-{p['code']}")
-        if st.form_submit_button(tr("field.advance_to", stage=plain(p["next_stage_label"])), type="primary"):
+        if st.form_submit_button(tr("field.advance_to", stage=plain(p["next_stage_label"])), type="primary",
+                                 width="stretch"):
             if need and not files:
                 st.error(tr("field.evidence_missing", stage=plain(p["next_stage_label"]), evidence=_evidence_word(need)))
                 return
@@ -258,7 +274,7 @@ def block_form(p: dict, key: str) -> None:
         reason = "" if p["blocked"] else st.text_input(tr("ui.block_reason"), key=f"{key}-blk-reason-{p['code']}")
         files = evidence_uploader(None, f"{key}-blk-files-{p['code']}")
         by = author_field(f"{key}-blk-by-{p['code']}")
-        if st.form_submit_button(tr("field.unblock") if p["blocked"] else tr("field.block")):
+        if st.form_submit_button(tr("field.unblock") if p["blocked"] else tr("field.block"), width="stretch"):
             with shown_errors():
                 store().set_blocked(p["code"], not p["blocked"], reason, by, expected_version=p["version"],
                                     today=office_today(), evidence=as_evidence(files))

@@ -20,7 +20,7 @@ from ui.locate import position_message, where_am_i
 
 FIELD_CSS = STATIC_DIR / "css" / "field.css"
 CHOSEN = "field_code"
-NEAR_N = 8
+NEAR_N = 6
 NEAR_MAX_M = 5000.0
 MAP_KEY = "field-map"
 
@@ -113,6 +113,7 @@ def _chosen(code: str) -> None:
 
 def page() -> None:
     st.html(f"<style>{FIELD_CSS.read_text(encoding='utf-8')}</style>")
+    ev.page_styles()
     st.title(tr("field.title"))
     if "flash" in st.session_state:
         st.success(st.session_state.pop("flash"))
@@ -124,10 +125,15 @@ def page() -> None:
     parcels = current_parcels()
     if here and "lon" in here:
         near = nearest_parcels(parcels, float(here["lon"]), float(here["lat"]), n=NEAR_N, max_m=NEAR_MAX_M)
-        st.subheader(tr("field.nearby"))
         if len(near):
-            _pick_list(near, "near", where=_where)
             _map(parcels, near, here)
+            # once a parcel is chosen the list folds away: its facts and forms come right under the map
+            chosen = st.session_state.get(CHOSEN)
+            box = st.expander(tr("field.nearby"), expanded=False) if chosen else st.container()
+            with box:
+                if not chosen:
+                    st.subheader(tr("field.nearby"))
+                _pick_list(near, "near", where=_where)
         else:
             st.caption(tr("field.nearby_none", km=f"{NEAR_MAX_M / 1000:.0f}"))
     _find(parcels)

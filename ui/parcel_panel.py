@@ -147,6 +147,7 @@ def parcel_panel(code: str) -> None:
         user = current_user()
         editor = s.may_edit(code, user.username if user else None)
         with evidence:
+            ev.page_styles()
             ev.gallery(code, editor=editor)
             if editor:
                 ev.upload_form(code, "panel")
