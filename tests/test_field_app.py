@@ -126,3 +126,39 @@ def test_a_viewer_sees_the_photos_but_cannot_upload(make_app):
     assert not [u for u in at.get("file_uploader")]
     assert any("只读账户" in i.value for i in at.info)
     assert len(at.get("image")) == 1
+
+
+def _evidence_stage(catalog):
+    """A village stage whose next stage asks for evidence (layers/pipelines.toml), and that next stage."""
+    pipe = catalog.pipeline_for("village")
+    for st in pipe.stages:
+        nxt = pipe.next_stage(st.key)
+        if nxt and pipe.stage(nxt).evidence:
+            return st.key, pipe.stage(nxt)
+    raise AssertionError("no village stage asks for evidence")
+
+
+def test_the_panel_asks_for_the_evidence_a_stage_needs(make_app):
+    from gis.demo.evidence import sample_pdf, sample_photo
+
+    at = make_app("admin")
+    s = open_store_at(at.store_where)
+    stage, nxt = _evidence_stage(s.catalog)
+    df = s.parcels(kind="village", geometry=False)
+    code = df[(df["stage"] == stage) & (df["blocked"] == 0)]["code"].iloc[0]
+    at.session_state["selected"] = code
+    at.run()
+    assert not at.exception, at.exception
+    files = _uploader(at, f"adv-files-{code}")
+    assert nxt.label("zh") in files.label or "证明材料" in files.label
+    _submit(at, "提交").click().run()
+    assert any("须上传" in e.value for e in at.error), [e.value for e in at.error]
+    assert s.parcel(code)["stage"] == stage
+    data = sample_photo(121.3, 37.4, seed=5) if nxt.evidence == "photo" else sample_pdf("Minutes", ["fictional"])
+    name = "evidence.jpg" if nxt.evidence == "photo" else "minutes.pdf"
+    _uploader(at, f"adv-files-{code}").set_value([(name, data, "application/octet-stream")])
+    _submit(at, "提交").click().run()
+    assert not at.exception, at.exception
+    assert s.parcel(code)["stage"] == nxt.key
+    event = s.history(code)[-1]
+    assert [a.filename for a in s.attachments(code) if a.event_id == event.id] == [name]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import shapely
 
-from gis.demo.evidence import sample_photo
+from gis.demo.evidence import sample_pdf, sample_photo
 from gis.devtools.devserver import running_app
 from gis.store.open import open_store_at
 from tests.conftest import local_only_page, poll
@@ -124,8 +124,7 @@ def test_field_page_on_a_phone_locate_pick_attach_advance(server, browser):
         page.get_by_text("须上传").first.wait_for(timeout=30000)
         assert s.parcel(row["code"])["stage"] == stage
         # with it: the event lands with the file linked to it
-        data = (sample_photo(pt.x, pt.y, seed=12) if need == "photo" else
-                b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n")
+        data = sample_photo(pt.x, pt.y, seed=12) if need == "photo" else sample_pdf("Vote minutes", ["fictional"])
         name = "evidence.jpg" if need == "photo" else "minutes.pdf"
         form = _form(page, "推进到")
         form.locator("input[type=file]").set_input_files(
@@ -144,3 +143,64 @@ def test_field_page_on_a_phone_locate_pick_attach_advance(server, browser):
             _shot(page, "field_phone.png")
     finally:
         ctx.close()
+
+
+def test_a_photo_attached_by_cli_shows_in_the_gallery_and_on_the_map(server, page, tmp_path):
+    from tests.test_browser import _open_parcel
+    from tests.test_cli import run_as
+
+    s = open_store_at(server["store"])
+    row = _village_parcel(s, None, skip=5)
+    pt = shapely.point_on_surface(row["geometry"])
+    lon, lat = pt.x + 0.00005, pt.y + 0.00003  # where the phone stood: inside the parcel, not its label point
+    path = tmp_path / "DSC_0042.jpg"
+    path.write_bytes(sample_photo(lon, lat, direction=45.0, size=(960, 720), seed=42))
+    pdf = tmp_path / "入户调查表.pdf"
+    pdf.write_bytes(sample_pdf("Household survey", ["V01 fictional"]))
+    out = run_as("admin", "attach", row["code"], str(path), str(pdf), "--caption", "东门现状", "--json",
+                 store=server["store"])
+    assert out.returncode == 0, out.stderr
+    (att,) = [a for a in s.attachments(row["code"]) if a.filename == "DSC_0042.jpg"]
+    # EXIF keeps seconds to 1/100 (≈ 0.3 m)
+    assert att.lon == pytest.approx(lon, abs=1e-5) and att.lat == pytest.approx(lat, abs=1e-5)
+
+    page.set_viewport_size({"width": 1400, "height": 900})
+    _login(page, server["url"], "admin", "renewal-admin")
+    _open_parcel(page, row["code"], row["geometry"])
+    page.get_by_role("tab", name="照片与材料").click()
+    gallery = page.locator("[class*='st-key-ratlas-gallery']")
+    gallery.get_by_text("东门现状").wait_for(timeout=30000)
+    thumb = gallery.locator("[data-testid='stImage'] img").first
+    assert poll(lambda: thumb.evaluate("i => i.complete && i.naturalWidth") == 320, 30)  # the thumbnail, not the photo
+    # the document in the list, downloaded on a click (its bytes are not in the page before)
+    page.get_by_text("入户调查表.pdf").first.wait_for(timeout=30000)
+    assert page.locator("[data-testid='stDownloadButton']").filter(has_text="下载").count() >= 1
+    # the point on the map, at the EXIF location, turned to the photo's direction
+    frame = None
+    for _ in range(100):
+        for fr in page.frames:
+            try:
+                found = fr.evaluate(f"""() => {{ if (!window.map || !window.map._ratlasPhotos) return null;
+                    let hit = null; window.map._ratlasPhotos.eachLayer(l => {{ if (l.options.photoId === {att.id})
+                    hit = [l.getLatLng().lng, l.getLatLng().lat, window.map.hasLayer(l), window.map.getZoom(),
+                           l.getElement() && l.getElement().querySelector('g').getAttribute('transform')]; }});
+                    return hit; }}""")
+            except Exception:  # noqa: BLE001 - frames come and go while Streamlit renders
+                continue
+            if found and found[2]:
+                frame = found
+        if frame:
+            break
+        page.wait_for_timeout(300)
+    assert frame, "the photo never showed on the map"
+    assert frame[0] == pytest.approx(att.lon, abs=1e-6) and frame[1] == pytest.approx(att.lat, abs=1e-6)
+    assert frame[3] >= 15 and frame[4] == "rotate(45)"
+    page.wait_for_timeout(800)
+    if server["backend"] == "gpkg":
+        _shot(page, "panel_gallery.png")
+    # a tap opens it full size (read only now)
+    gallery.get_by_role("button", name="查看原图").first.click()
+    big = page.locator("[data-testid='stDialog'] [data-testid='stImage'] img").first
+    big.wait_for(timeout=30000)
+    assert poll(lambda: big.evaluate("i => i.complete && i.naturalWidth") == 960, 30)
+    assert not page.blocked, page.blocked
