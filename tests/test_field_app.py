@@ -162,3 +162,40 @@ def test_the_panel_asks_for_the_evidence_a_stage_needs(make_app):
     assert s.parcel(code)["stage"] == nxt.key
     event = s.history(code)[-1]
     assert [a.filename for a in s.attachments(code) if a.event_id == event.id] == [name]
+
+
+def test_the_panel_gallery_hides_withdrawn_and_restricted_items_from_who_may_not_see_them(make_app):
+    from gis.demo.evidence import sample_pdf, sample_photo
+
+    at = make_app("admin")
+    s = open_store_at(at.store_where)
+    code = s.parcels(kind="village", zone="north", geometry=False)["code"].iloc[7]
+    s.add_attachment(code, sample_photo(121.3, 37.4, seed=21), "keep.jpg", "admin", caption="保留")
+    gone = s.add_attachment(code, sample_photo(121.3, 37.4, seed=22), "gone.jpg", "admin", caption="拍错了")
+    s.withdraw_attachment(gone.id, "拍错地块", "admin")
+    s.add_attachment(code, sample_pdf("Agreement", ["fictional"]), "协议.pdf", "admin", caption="签约协议",
+                     restricted=True)
+
+    def panel(user):
+        at = make_app(user)
+        at.session_state["selected"] = code
+        at.run()
+        assert not at.exception, at.exception
+        return at, " ".join(m.value for m in at.markdown), " ".join(c.value for c in at.caption)
+
+    at, text, captions = panel("admin")  # an editor of everything: the withdrawn greyed, the agreement listed
+    assert "拍错了" in text and "已撤回：拍错地块" in text and "签约协议" in text
+    assert len(at.get("image")) == 1 and len(at.get("download_button")) >= 1
+    at, text, captions = panel("viewer")  # a viewer: neither, but told that restricted items exist
+    assert "拍错了" not in text and "签约协议" not in text and "另有 1 份受限材料" in captions
+    assert len(at.get("image")) == 1 and not [u for u in at.get("file_uploader")]
+
+
+def test_the_field_page_in_english(make_app):
+    at = _field(make_app)
+    at.sidebar.radio[0].set_value("en").run()
+    at.session_state["field_here"] = {"lon": 121.3, "lat": 37.42, "accuracy": 30, "at": 3}
+    at.run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Field visit"
+    assert any("within about 30 m" in c.value for c in at.caption)
