@@ -78,20 +78,22 @@ def test_the_same_upload_twice_is_stored_once(make_app):
     row = s.parcels(kind="village", geometry=False).iloc[3]
     code = row["code"]
     at = _chosen_field(make_app, code)
+    before = {a.id for a in s.attachments(code)}  # the demo's own evidence
+    mine = lambda: [a for a in s.attachments(code) if a.id not in before]  # noqa: E731
     photos = [(f"IMG_{i}.jpg", sample_photo(121.3, 37.4, direction=30.0 * i, seed=i), "image/jpeg") for i in range(2)]
     _uploader(at, "fld-files").set_value(photos)
     at.text_input(key=f"fld-caption-{code}").input("东侧围墙")
     _submit(at, "上传").click().run()
     assert not at.exception, at.exception
-    assert [a.filename for a in s.attachments(code)] == ["IMG_0.jpg", "IMG_1.jpg"]
+    assert [a.filename for a in mine()] == ["IMG_0.jpg", "IMG_1.jpg"]
     assert any("已上传 2 个文件" in m.value for m in at.success)
     # the phone sends the same photo again (a retry after the connection dropped): stored once
     _uploader(at, "fld-files").set_value(photos[:1])
     _submit(at, "上传").click().run()
     assert not at.exception, at.exception
-    assert len(s.attachments(code)) == 2
+    assert len(mine()) == 2
     assert any("此前已上传" in m.value for m in at.success)
-    assert all(a.caption == "东侧围墙" and a.added_by == "admin" and a.lon is not None for a in s.attachments(code))
+    assert all(a.caption == "东侧围墙" and a.added_by == "admin" and a.lon is not None for a in mine())
     # the gallery shows the two thumbnails (not the full photos)
     imgs = at.get("image")
     assert len(imgs) >= 2
@@ -104,13 +106,14 @@ def test_a_site_visit_is_recorded_with_its_note_and_photos(make_app):
     s = open_store_at(at.store_where)
     code = s.parcels(kind="village", geometry=False)["code"].iloc[5]
     at = _chosen_field(make_app, code)
+    before = {a.id for a in s.attachments(code)}
     _submit(at, "保存核查记录").click().run()
-    assert any("请填写核查情况" in e.value for e in at.error) and not s.attachments(code)
+    assert any("请填写核查情况" in e.value for e in at.error) and len(s.attachments(code)) == len(before)
     at.text_area(key=f"fld-visit-note-{code}").input("围挡完好，无新增违建")
     _uploader(at, "fld-visit-files").set_value([("visit.jpg", sample_photo(121.3, 37.4, seed=9), "image/jpeg")])
     _submit(at, "保存核查记录").click().run()
     assert not at.exception, at.exception
-    (att,) = s.attachments(code)
+    (att,) = [a for a in s.attachments(code) if a.id not in before]
     assert att.caption.startswith("现场核查（") and att.caption.endswith("围挡完好，无新增违建")
     assert s.parcel(code)["note"] == att.caption
 
@@ -154,6 +157,9 @@ def test_the_panel_asks_for_the_evidence_a_stage_needs(make_app):
     _submit(at, "提交").click().run()
     assert any("须上传" in e.value for e in at.error), [e.value for e in at.error]
     assert s.parcel(code)["stage"] == stage
+    share = next((w for w in at.number_input if w.label == "比例（0–1）"), None)
+    if share is not None:  # the vote's and signing's thresholds
+        share.set_value(0.9)
     data = sample_photo(121.3, 37.4, seed=5) if nxt.evidence == "photo" else sample_pdf("Minutes", ["fictional"])
     name = "evidence.jpg" if nxt.evidence == "photo" else "minutes.pdf"
     _uploader(at, f"adv-files-{code}").set_value([(name, data, "application/octet-stream")])

@@ -63,6 +63,20 @@ def _sidebar(page, open_: bool) -> None:
         page.wait_for_timeout(600)
 
 
+def _map_still(page) -> None:
+    """Wait until the page's map has drawn and stopped zooming (a screenshot mid-animation shows it scaled)."""
+    def still():
+        for fr in page.frames:
+            try:
+                if fr.evaluate("() => !!(window.map && window.map._loaded && !window.map._animatingZoom)"):
+                    return True
+            except Exception:  # noqa: BLE001 - frames come and go while Streamlit renders
+                continue
+        return False
+    assert poll(still, 30), "the map never settled"
+    page.wait_for_timeout(1200)
+
+
 def _form(page, text: str):
     """The form whose text holds ``text`` (its file input, its submit button)."""
     return page.locator("[data-testid='stForm']").filter(has_text=text).first
@@ -118,10 +132,20 @@ def test_field_page_on_a_phone_locate_pick_attach_advance(server, browser):
         assert atts[0].lon == pytest.approx(pt.x, abs=1e-5) and atts[0].direction == pytest.approx(120.0)
         _settled(page)
         assert poll(lambda: page.locator("[data-testid='stImage'] img").count() >= 1, 30)  # in the gallery
+        if server["backend"] == "gpkg":
+            page.locator("[data-testid='stMain']").evaluate("m => m.scrollTo(0, 0)")
+            _map_still(page)
+            _shot(page, "field_phone.png")
+            page.get_by_text(f"当前地块：{row['name']}").evaluate("e => e.scrollIntoView({block: 'start'})")
+            page.wait_for_timeout(600)
+            _shot(page, "field_phone_parcel.png")
         # advance without the evidence the stage asks for: refused in Chinese, nothing written
         form = _form(page, "推进到")
+        share = form.locator("input[type=number]")
+        if share.count():  # the vote's and signing's thresholds
+            share.fill("0.9")
         form.get_by_role("button", name="推进到").click()
-        page.get_by_text("须上传").first.wait_for(timeout=30000)
+        page.get_by_text("请先选择文件").wait_for(timeout=30000)
         assert s.parcel(row["code"])["stage"] == stage
         # with it: the event lands with the file linked to it
         data = sample_photo(pt.x, pt.y, seed=12) if need == "photo" else sample_pdf("Vote minutes", ["fictional"])
@@ -136,11 +160,7 @@ def test_field_page_on_a_phone_locate_pick_attach_advance(server, browser):
         linked = [a for a in s.attachments(row["code"]) if a.event_id == event.id]
         assert [a.filename for a in linked] == [name]
         page.get_by_text(f"已将 {row['code']} 推进到").wait_for(timeout=30000)
-        _settled(page)
-        page.locator("button.ratlas-locate").scroll_into_view_if_needed()
         assert not page.blocked, page.blocked
-        if server["backend"] == "gpkg":
-            _shot(page, "field_phone.png")
     finally:
         ctx.close()
 
@@ -195,7 +215,7 @@ def test_a_photo_attached_by_cli_shows_in_the_gallery_and_on_the_map(server, pag
     assert frame, "the photo never showed on the map"
     assert frame[0] == pytest.approx(att.lon, abs=1e-6) and frame[1] == pytest.approx(att.lat, abs=1e-6)
     assert frame[3] >= 15 and frame[4] == "rotate(45)"
-    page.wait_for_timeout(800)
+    _map_still(page)
     if server["backend"] == "gpkg":
         _shot(page, "panel_gallery.png")
     # a tap opens it full size (read only now)

@@ -253,6 +253,12 @@ def advance_form(p: dict, key: str) -> None:
         today = office_today()
         date = st.date_input(tr("ui.date"), value=today, max_value=today, key=f"{key}-adv-date-{p['code']}")
         note = st.text_area(tr("ui.note"), height=68, key=f"{key}-adv-note-{p['code']}")
+        gates = store().catalog.move_needs(p["kind"], p["stage"], nxt, lang())
+        share = None
+        if gates["share"] is not None:  # a vote's or signing's threshold (the pipeline's gate)
+            share = st.number_input(tr("ui.share"), min_value=0.0, max_value=1.0, value=None, step=0.01,
+                                    help=gates["gate"] or None, key=f"{key}-adv-share-{p['code']}")
+            st.caption(tr("ux.share_needed", share=f"{gates['share']:.0%}"))
         files = evidence_uploader(need, f"{key}-adv-files-{p['code']}")
         by = author_field(f"{key}-adv-by-{p['code']}")
         if st.form_submit_button(tr("field.advance_to", stage=plain(p["next_stage_label"])), type="primary",
@@ -261,8 +267,8 @@ def advance_form(p: dict, key: str) -> None:
                 st.error(tr("field.evidence_missing", stage=plain(p["next_stage_label"]), evidence=_evidence_word(need)))
                 return
             with shown_errors():
-                store().advance(p["code"], nxt, date, by, note=note, expected_version=p["version"], today=today,
-                                evidence=as_evidence(files))
+                store().advance(p["code"], nxt, date, by, note=note, share=share, expected_version=p["version"],
+                                today=today, evidence=as_evidence(files))
                 st.session_state["flash"] = tr("ui.advanced", code=p["code"], stage=p["next_stage_label"])
                 st.rerun()
 

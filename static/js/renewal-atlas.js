@@ -147,15 +147,15 @@ window.RenewalAtlas = window.RenewalAtlas || (function () {
     return e;
   }
   function photoIcon(p, color) {
-    var svg = svgEl('svg', {width: 36, height: 36, viewBox: '-18 -18 36 36', 'class': 'ratlas-photo-svg'});
+    var svg = svgEl('svg', {width: 48, height: 48, viewBox: '-24 -24 48 48', 'class': 'ratlas-photo-svg'});
     if (p.direction !== null && p.direction !== undefined) {
       var g = svgEl('g', {transform: 'rotate(' + Number(p.direction) + ')'});
-      g.appendChild(svgEl('path', {d: 'M0 0 L-8 -16 A18 18 0 0 1 8 -16 Z', fill: color, 'fill-opacity': 0.45,
+      g.appendChild(svgEl('path', {d: 'M0 0 L-10 -21 A23 23 0 0 1 10 -21 Z', fill: color, 'fill-opacity': 0.5,
                                    stroke: color, 'stroke-width': 1}));
       svg.appendChild(g);
     }
     svg.appendChild(svgEl('circle', {cx: 0, cy: 0, r: 5, fill: color, stroke: '#ffffff', 'stroke-width': 2}));
-    return L.divIcon({html: svg, className: 'ratlas-photo', iconSize: [36, 36], iconAnchor: [18, 18]});
+    return L.divIcon({html: svg, className: 'ratlas-photo', iconSize: [48, 48], iconAnchor: [24, 24]});
   }
   function photoTip(o) {
     return function (layer) {
