@@ -205,3 +205,22 @@ def test_the_field_page_in_english(make_app):
     assert not at.exception, at.exception
     assert at.title[0].value == "Field visit"
     assert any("within about 30 m" in c.value for c in at.caption)
+
+
+def test_flag_blocked_from_the_field_with_a_photo(make_app):
+    from gis.demo.evidence import sample_photo
+
+    at = make_app("admin")
+    s = open_store_at(at.store_where)
+    df = s.parcels(kind="village", geometry=False)
+    code = df[df["blocked"] == 0]["code"].iloc[9]
+    at = _chosen_field(make_app, code)
+    at.text_input(key=f"fld-blk-reason-{code}").input("村民阻工")
+    _uploader(at, "fld-blk-files").set_value([("site.jpg", sample_photo(121.3, 37.4, seed=31), "image/jpeg")])
+    _submit(at, "标记卡点").click().run()
+    assert not at.exception, at.exception
+    p = s.parcel(code)
+    assert p["blocked"] and p["blocked_reason"] == "村民阻工"
+    event = s.history(code)[-1]
+    assert [a.filename for a in s.attachments(code) if a.event_id == event.id] == ["site.jpg"]
+    assert any("卡点" in w.value for w in at.warning)  # the page shows it blocked now

