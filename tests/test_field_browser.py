@@ -6,6 +6,7 @@ Screenshots: ``RENEWAL_SCREENSHOTS=docs/screenshots python3 -m pytest tests/test
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import shapely
 from gis.demo.evidence import sample_pdf, sample_photo
 from gis.devtools.devserver import running_app
 from gis.store.open import open_store_at
-from tests.conftest import local_only_page, poll
+from tests.conftest import local_only_page, poll, set_view
 from tests.test_browser import _login
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,6 +77,13 @@ def _map_still(page) -> None:
         return False
     poll(still, 45)
     page.wait_for_timeout(1200)
+
+
+def _has_photos(frame) -> bool:
+    try:
+        return bool(frame.evaluate("() => !!(window.map && window.map._ratlasPhotos)"))
+    except Exception:  # noqa: BLE001 - frames come and go while Streamlit renders
+        return False
 
 
 def _form(page, text: str):
@@ -197,7 +205,7 @@ def test_a_photo_attached_by_cli_shows_in_the_gallery_and_on_the_map(server, pag
     page.set_viewport_size({"width": 1400, "height": 900})
     _login(page, server["url"], "admin", "renewal-admin")
     _open_parcel(page, row["code"], row["geometry"])
-    page.get_by_role("tab", name="照片与材料").click()
+    page.get_by_role("tab", name=re.compile(r"^照片与材料 \(\d+\)$")).click()  # with its count
     gallery = page.locator("[class*='st-key-ratlas-gallery']")
     gallery.get_by_text("东门现状").wait_for(timeout=30000)
     thumb = gallery.locator("[data-testid='stImage'] img").first
@@ -228,6 +236,12 @@ def test_a_photo_attached_by_cli_shows_in_the_gallery_and_on_the_map(server, pag
     _map_still(page)
     if server["backend"] == "gpkg":
         _shot(page, "panel_gallery.png")
+    # zoomed out, the photos give way to the parcels (a district of points would bury the map)
+    fr = next(f for f in page.frames if _has_photos(f))
+    set_view(fr.evaluate, lat, lon, 13)
+    assert poll(lambda: not fr.evaluate("() => window.map.hasLayer(window.map._ratlasPhotos)"), 10)
+    set_view(fr.evaluate, lat, lon, 17)
+    assert poll(lambda: fr.evaluate("() => window.map.hasLayer(window.map._ratlasPhotos)"), 10)
     # a tap opens it full size (read only now)
     gallery.get_by_role("button", name="查看原图").first.click()
     big = page.locator("[data-testid='stDialog'] [data-testid='stImage'] img").first

@@ -65,6 +65,17 @@ def photo_points(bounds=None) -> list[dict]:
     return _photo_points(s.location, s.data_version(), viewer(), bbox)
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def _counts(location: str, version: int, who: str | None) -> dict[str, int]:
+    return store().attachment_counts(viewer=who)
+
+
+def attachment_count(code: str) -> int:
+    """How many photos and documents (not withdrawn) of a parcel the viewer may see (for a tab's label)."""
+    s = store()
+    return _counts(s.location, s.data_version(), viewer()).get(code, 0)
+
+
 @st.cache_data(max_entries=1024, show_spinner=False)
 def _thumbnail(location: str, attachment_id: int, who: str | None) -> bytes | None:
     """A thumbnail never changes (the bytes of an attachment are immutable): cached per id and viewer."""

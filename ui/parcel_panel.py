@@ -133,8 +133,9 @@ def parcel_panel(code: str) -> None:
         st.subheader(plain(p["name"]))
         if p["blocked"]:
             st.warning(f"{tr('ui.blocked')}{tr('ux.sep')}{plain(p['blocked_reason'] or '')}")
+        n = ev.attachment_count(code)
         facts, past, actions, evidence = st.tabs([tr("ux.tab_facts"), tr("ux.tab_history"), tr("ux.tab_actions"),
-                                                  tr("field.tab_evidence")])
+                                                  tr("field.tab_evidence") + (f" ({n})" if n else "")])
         with facts:
             parcel_downloads(code)
             _facts(p)
