@@ -86,9 +86,12 @@ def _size(n: int) -> str:
     return f"{n / 1048576:.1f} MB" if n >= 1048576 else f"{max(1, round(n / 1024))} KB"
 
 
-@st.dialog(" ", width="large")
 def _full_size(attachment_id: int) -> None:
-    """One photo at full size, read only now (the gallery holds thumbnails only)."""
+    """One photo at full size in a dialog, read only now (the gallery holds thumbnails only)."""
+    st.dialog(tr("field.photos"), width="large")(_full_size_body)(attachment_id)
+
+
+def _full_size_body(attachment_id: int) -> None:
     with shown_errors():
         s, who = store(), viewer()
         att = s.attachment(attachment_id, viewer=who)
