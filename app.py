@@ -33,6 +33,7 @@ with shown_errors(), store().one_connection():  # one connection for everything 
             st.Page("ui/plans_page.py", title=tr("plans.ui_nav"), icon=":material/event_upcoming:", url_path="plans"),
             st.Page("ui/projects_page.py", title=tr("projects_ui.nav"), icon=":material/factory:", url_path="projects"),
             st.Page("ui/my_work_page.py", title=tr("plans.ui_my_work"), icon=":material/task_alt:", url_path="my-work"),
+            st.Page("ui/field_page.py", title=tr("field.nav"), icon=":material/my_location:", url_path="field"),
         ]
         pages += [
             st.Page("ui/export_page.py", title=tr("brief.export_title"), icon=":material/picture_as_pdf:",

@@ -34,6 +34,7 @@ from gis.maps.basemaps import (
     fill_choice,
     kind_label,
     load_choice,
+    points_to_display,
     resolve_basemap,
     save_choice,
     stored_choice,
@@ -146,6 +147,9 @@ class MapBasemap:
 
     def bounds(self, bounds):
         return bounds_to_display(bounds, self.basemap)
+
+    def points(self, points: list[dict]) -> list[dict]:
+        return points_to_display(points, self.basemap)
 
     def to_store(self, lon: float, lat: float) -> tuple[float, float]:
         return click_to_store(lon, lat, self.basemap)

@@ -14,6 +14,7 @@ from ui import timeline_control as timeline
 from ui.basemap_picker import MapBasemap, basemap_sidebar
 from ui.common import current_parcels, lang, parcel_index, shown_errors, sidebar_filters, store, tr
 from ui.downloads import project_downloads, village_downloads
+from ui.evidence_widgets import photo_points
 from ui.parcel_panel import parcel_panel
 from ui.parcel_table import area_parcels, area_picked, filtered_table
 from ui.plan_common import map_colouring
@@ -52,7 +53,8 @@ def _map(codes: tuple | None, bounds, bm: MapBasemap, day=None, since=None):
     return bm.add_to(build_map(bm.context(), shown, s.catalog, lang=lang(), basemap=bm.underlay,
                                bounds=bm.bounds(bounds), demo=s.is_demo,
                                tiles=cadastre.map_tiles(bm.basemap.datum), colouring=colouring,
-                               projects=bm.display(project_footprints())))
+                               projects=bm.display(project_footprints()),
+                               photos=bm.points(photo_points())))
 
 
 def _clicked_project(out: dict | None, state: MapState) -> str | None:

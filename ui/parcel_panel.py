@@ -11,6 +11,7 @@ from gis.base.units import format_area
 from gis.model.history import history_labels, history_table
 from gis.model.pipelines import stage_timeline
 
+from . import evidence_widgets as ev
 from .common import author_field, current_user, lang, plain, shown_errors, store, tr
 from .downloads import parcel_downloads
 from .plan_panel import plan_section
@@ -78,6 +79,7 @@ def _advance_form(p: dict) -> None:
     target = st.selectbox(tr("ui.to_stage"), keys, index=default, format_func=lambda k: pipe.stage(k).label(lang()),
                           key=f"to-{p['code']}-{p['version']}")
     needs = cat.move_needs(p["kind"], p["stage"], target, lang())
+    need = ev.stage_evidence(p["kind"], target)  # the stage's evidence rule (layers/pipelines.toml)
     with st.form(f"advance-{p['code']}", clear_on_submit=False, border=False):
         today = office_today()
         date = st.date_input(tr("ui.date"), value=today, max_value=today)
@@ -92,12 +94,17 @@ def _advance_form(p: dict) -> None:
         if needs["correction"]:
             st.caption(tr("ux.correction_needed"))
             reason = st.text_input(tr("ui.correction_reason"))
+        files = ev.evidence_uploader(need, f"adv-files-{p['code']}")
         if st.form_submit_button(tr("ui.submit_advance"), type="primary"):
+            if need and not files:
+                st.error(tr("field.evidence_missing", stage=plain(pipe.stage(target).label(lang())),
+                            evidence=tr(f"field.evidence.{need}")))
+                return
             with shown_errors():
-                ev = store().advance(p["code"], target, date, by, note=note, correction=reason, share=share,
-                                     expected_version=p["version"], today=today)
+                event = store().advance(p["code"], target, date, by, note=note, correction=reason, share=share,
+                                        expected_version=p["version"], today=today, evidence=ev.as_evidence(files))
                 st.session_state["flash"] = tr("ui.advanced", code=p["code"],
-                                               stage=cat.stage_label(p["kind"], ev.to_stage, lang()))
+                                               stage=cat.stage_label(p["kind"], event.to_stage, lang()))
                 st.rerun()
 
 
@@ -105,12 +112,13 @@ def _block_form(p: dict) -> None:
     with st.form(f"block-{p['code']}", border=False):
         st.markdown(f"**{tr('ui.clear_block') if p['blocked'] else tr('ui.flag_block')}**")
         reason = "" if p["blocked"] else st.text_input(tr("ui.block_reason"))
+        files = ev.evidence_uploader(None, f"blk-files-{p['code']}")
         by = author_field(f"bb-{p['code']}")
         label = tr("ui.submit_unblock") if p["blocked"] else tr("ui.submit_block")
         if st.form_submit_button(label):
             with shown_errors():
                 store().set_blocked(p["code"], not p["blocked"], reason, by, expected_version=p["version"],
-                                    today=office_today())
+                                    today=office_today(), evidence=ev.as_evidence(files))
                 key = "ui.unblocked_saved" if p["blocked"] else "ui.blocked_saved"
                 st.session_state["flash"] = tr(key, code=p["code"])
                 st.rerun()
@@ -125,7 +133,9 @@ def parcel_panel(code: str) -> None:
         st.subheader(plain(p["name"]))
         if p["blocked"]:
             st.warning(f"{tr('ui.blocked')}{tr('ux.sep')}{plain(p['blocked_reason'] or '')}")
-        facts, past, actions = st.tabs([tr("ux.tab_facts"), tr("ux.tab_history"), tr("ux.tab_actions")])
+        n = ev.attachment_count(code)
+        facts, past, actions, evidence = st.tabs([tr("ux.tab_facts"), tr("ux.tab_history"), tr("ux.tab_actions"),
+                                                  tr("field.tab_evidence") + (f" ({n})" if n else "")])
         with facts:
             parcel_downloads(code)
             _facts(p)
@@ -135,12 +145,18 @@ def parcel_panel(code: str) -> None:
                     tr("ui.bad_event_row", id=i, stage=plain(k)) for i, k in bad)))
             _timeline(p, history)
             plan_section(p)
+        user = current_user()
+        editor = s.may_edit(code, user.username if user else None)
+        with evidence:
+            ev.page_styles()
+            ev.gallery(code, editor=editor)
+            if editor:
+                ev.upload_form(code, "panel")
         with past:
             _history(p, history)
         with actions:
-            user = current_user()
             # the store's own rule (the write would be refused): show what the user may do
-            if not s.may_edit(code, user.username if user else None):
+            if not editor:
                 st.info(tr("ux.read_only_viewer") if user is not None and user.role == "viewer" else tr("ux.read_only"))
                 return
             _advance_form(p)

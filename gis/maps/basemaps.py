@@ -320,6 +320,17 @@ def to_display(gdf, basemap):
     return gdf_to_gcj02(to_web(gdf))
 
 
+def points_to_display(points: list[dict], basemap) -> list[dict]:
+    """Point records with ``lon``/``lat`` (site photos) as drawn over the basemap: shifted over AMap."""
+    if _datum(basemap) != "gcj02":
+        return points
+    out = []
+    for p in points:
+        lon, lat = wgs84_to_gcj02(float(p["lon"]), float(p["lat"]))
+        out.append({**p, "lon": lon, "lat": lat})
+    return out
+
+
 def click_to_store(lon: float, lat: float, basemap) -> tuple[float, float]:
     """A click's lon/lat on the map → the store's coordinates (back from GCJ-02 over AMap)."""
     if _datum(basemap) != "gcj02":

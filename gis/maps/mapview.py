@@ -57,6 +57,7 @@ from gis.base.fileio import atomic_write
 from gis.base.i18n import LANGUAGES, catalogue, t
 from gis.base.units import WEB_CRS, to_web  # noqa: F401 -- to_web is part of this module's interface
 from gis.maps.elements import RawMacroElement, escape_html, js_json, safe_json_text
+from gis.maps.photos import photo_group
 from gis.maps.vectortiles import tile_layer_options
 from gis.model.catalog import load_layer_catalog
 from gis.model.pipelines import NOT_STARTED, Catalog
@@ -447,6 +448,7 @@ def build_map(
     tiles: dict | None = None,
     colouring: dict | None = None,
     projects=None,
+    photos: list[dict] | None = None,
 ) -> folium.Map:
     """The district map.
 
@@ -480,6 +482,8 @@ def build_map(
             value}, "default", "colors": {value: colour}, "legend": {"title", "items"}}``.
         projects: the key projects' footprints (``Store.project_footprints()``: code, name, stage,
             investment_total, geometry), drawn last in a group of their own (:func:`add_projects`).
+        photos: site photos with a location (``store.photo_points()``), drawn as points with their
+            direction from zoom ``gis.maps.photos.PHOTO_MIN_ZOOM`` on, a group of the layer switcher.
 
     Every feature's properties carry ``layer`` (the catalogue layer id); parcels
     also ``code``, ``name``, ``kind``, ``stage``, ``stage_label``, ``phase``,
@@ -577,6 +581,10 @@ def build_map(
         if len(sel):
             selection_group(sel, lang=lang).add_to(m)
 
+    if photos:
+        fg = photo_group(photos, lang)
+        fg.add_to(m)
+        tracked.append(("photos", fg))
     _TrackGroups(tracked).add_to(m)
     folium.LayerControl(position="topright", collapsed=collapsed).add_to(m)
     if view:

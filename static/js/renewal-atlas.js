@@ -150,6 +150,58 @@ window.RenewalAtlas = window.RenewalAtlas || (function () {
     parent.on('add', update);
     map.whenReady(update);
   }
+  /* site photos (gis/maps/photos.py): a point per photo and, when its direction is known, a cone turned to
+     it (degrees from north, clockwise); drawn from o.minZoom on, with the group; text by textContent only */
+  var SVG = 'http://www.w3.org/2000/svg';
+  function svgEl(tag, attrs) {
+    var e = document.createElementNS(SVG, tag);
+    for (var k in attrs) { e.setAttribute(k, attrs[k]); }
+    return e;
+  }
+  function photoIcon(p, color) {
+    var svg = svgEl('svg', {width: 48, height: 48, viewBox: '-24 -24 48 48', 'class': 'ratlas-photo-svg'});
+    if (p.direction !== null && p.direction !== undefined) {
+      var g = svgEl('g', {transform: 'rotate(' + Number(p.direction) + ')'});
+      g.appendChild(svgEl('path', {d: 'M0 0 L-10 -21 A23 23 0 0 1 10 -21 Z', fill: color, 'fill-opacity': 0.5,
+                                   stroke: color, 'stroke-width': 1}));
+      svg.appendChild(g);
+    }
+    svg.appendChild(svgEl('circle', {cx: 0, cy: 0, r: 5, fill: color, stroke: '#ffffff', 'stroke-width': 2}));
+    return L.divIcon({html: svg, className: 'ratlas-photo', iconSize: [48, 48], iconAnchor: [24, 24]});
+  }
+  function photoTip(o) {
+    return function (layer) {
+      var p = layer.options.photo || {}, box = el('div', 'ratlas-tip');
+      if (p.code) {
+        var row = el('div', 'ratlas-tip-row');
+        row.appendChild(el('span', 'ratlas-tip-key', o.codeLabel + o.sep));
+        row.appendChild(document.createTextNode(String(p.code)));
+        box.appendChild(row);
+      }
+      if (p.caption) { box.appendChild(el('div', 'ratlas-tip-row', p.caption)); }
+      if (p.taken_at) { box.appendChild(el('div', 'ratlas-tip-row', String(p.taken_at).replace('T', ' ').slice(0, 16))); }
+      return box;
+    };
+  }
+  function addPhotos(map, parent, data, o) {
+    var group = L.layerGroup(), feats = (data && data.features) || [];
+    for (var i = 0; i < feats.length; i++) {
+      var f = feats[i], c = f.geometry.coordinates, p = f.properties || {};
+      var mk = L.marker([c[1], c[0]], {icon: photoIcon(p, o.color), photoId: p.id, photo: p, keyboard: false});
+      mk.bindTooltip(photoTip(o), {direction: 'top', className: 'ratlas-tooltip', offset: [0, -10]});
+      group.addLayer(mk);
+    }
+    function update() {
+      var want = parent._map && map.getZoom() >= o.minZoom;
+      if (want && !parent.hasLayer(group)) { parent.addLayer(group); }
+      if (!want && parent.hasLayer(group)) { parent.removeLayer(group); }
+    }
+    map.on('zoomend', update);
+    parent.on('add', update);
+    map.whenReady(update);
+    map._ratlasPhotos = group;
+    return group;
+  }
   function addImage(map, parent, o) {
     var img = L.imageOverlay(o.url, o.bounds, {pane: 'ratlasBasemap', opacity: o.opacity,
                                                attribution: o.attribution, interactive: false});
@@ -210,6 +262,6 @@ window.RenewalAtlas = window.RenewalAtlas || (function () {
     map._ratlasToken = s.token || 'map';
     saveView(map);  /* the view this map starts with (a fitted result included) is the one to come back to */
   }
-  return {init: init, addLayer: addLayer, addImage: addImage, collapsible: collapsible, small: small,
+  return {init: init, addLayer: addLayer, addImage: addImage, addPhotos: addPhotos, collapsible: collapsible, small: small,
           track: track, restore: restore, shownGroups: shownGroups};
 })();
