@@ -146,7 +146,7 @@ def map_and_panel(filtered, codes: tuple | None, bm: MapBasemap, day, since) -> 
     """The map and the panel beside it, as one fragment: a click on the map, a tab or a form of the
     panel reruns this part only (not the sidebar, its filters, the quick find and the table); what
     changes data (an advance, a filter) reruns the whole page."""
-    with shown_errors():
+    with shown_errors(), store().one_connection():  # a run of the fragment alone: app.py's connection is not held
         _map_and_panel(filtered, codes, bm, day, since)
 
 

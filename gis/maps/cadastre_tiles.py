@@ -39,11 +39,9 @@ def cadastre_tiles(store, spec, out_dir, *, datum: str = "wgs84", url_prefix: st
     Raises:
         InputError: the child process failed (its message is passed on).
     """
-    key = store.cadastre_key()
-    if key is None:
+    name = pyramid_name(store, spec, datum)
+    if name is None:
         return None
-    fields = tuple(spec.tooltip)
-    name = f"{spec.id}_{tileset_key(key + '|' + datum, spec.class_field or 'land_use', fields)}"
     found = find_tileset(out_dir, name)
     if found:
         return found
@@ -53,6 +51,14 @@ def cadastre_tiles(store, spec, out_dir, *, datum: str = "wgs84", url_prefix: st
     if isolate:
         return _build_in_child(store, spec, out_dir, datum, url_prefix)
     return _build(store, spec, out_dir, name, datum, url_prefix)
+
+
+def pyramid_name(store, spec, datum: str = "wgs84") -> str | None:
+    """The name of the pyramid of the store's cadastre for ``spec`` and ``datum`` (None: no cadastre)."""
+    key = store.cadastre_key()
+    if key is None:
+        return None
+    return f"{spec.id}_{tileset_key(key + '|' + datum, spec.class_field or 'land_use', tuple(spec.tooltip))}"
 
 
 def _build(store, spec, out_dir, name: str, datum: str, url_prefix: str | None) -> dict:
