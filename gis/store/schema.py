@@ -241,6 +241,9 @@ def _projects(backend: str) -> list[str]:
     return sql
 
 
+TILE_TABLES = ("tile_pyramids", "tile_pyramid_tiles")
+
+
 def _tile_pyramids(backend: str) -> list[str]:
     """Tile pyramids shared by the app servers of one PostGIS (gis/store/tiles.py)."""
     key = "id INTEGER PRIMARY KEY AUTOINCREMENT" if backend == "gpkg" else "id BIGSERIAL PRIMARY KEY"
@@ -249,7 +252,7 @@ def _tile_pyramids(backend: str) -> list[str]:
            f"CREATE TABLE tile_pyramid_tiles ({key}, name TEXT NOT NULL, z INTEGER NOT NULL, x INTEGER NOT NULL,"
            f" y INTEGER NOT NULL, data {blob} NOT NULL, UNIQUE (name, z, x, y))"]
     if backend == "gpkg":
-        sql += [_attribute_table("tile_pyramids"), _attribute_table("tile_pyramid_tiles")]
+        sql += [_attribute_table(t) for t in TILE_TABLES]
     return sql
 
 
