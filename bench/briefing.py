@@ -46,7 +46,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "data" / "parcels" / "demo.gpkg"
 DEMO_RASTER = ROOT / "data" / "raster" / "demo_basemap.tif"
-ANCHORS = ROOT.parent / "shared" / "anchors"
+# ../shared/anchors beside the checkout (a worktree sits one level deeper: look up the parents)
+ANCHORS = next((p / "shared" / "anchors" for p in ROOT.parents if (p / "shared" / "anchors").is_dir()),
+               ROOT.parent / "shared" / "anchors")
 CACHE = ROOT / "var" / "bench"
 BIG = 20000
 

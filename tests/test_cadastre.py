@@ -190,6 +190,32 @@ def test_store_tiles_are_named_after_content_and_datum(tiny_store, tmp_path):
     assert cadastre_tiles(tiny_store, spec, tmp_path)["build_s"] == wgs["build_s"]
 
 
+def test_a_pyramid_one_server_built_is_copied_from_postgis_by_another(tiny_store, tmp_path, monkeypatch):
+    """Over PostGIS the pyramid goes into the database with its tiles; a server with another disk copies
+    it instead of building it. A GeoPackage (one server) stores nothing."""
+    import gis.maps.cadastre_tiles as ct
+
+    spec = load_layer_catalog().get("cadastre")
+    write_cadastre(tiny_store, grid_cadastre())
+    built = cadastre_tiles(tiny_store, spec, tmp_path / "a")
+    stored = tiny_store.tile_pyramid(built["name"])
+    if not tiny_store.shares_tiles:  # the GeoPackage
+        assert stored is None and not tiny_store.save_tile_pyramid(built["name"], built, [])
+        return
+    assert stored == built
+    on_disk = {(z, x, y): b for z, x, y, b in ct.tileset_files(tmp_path / "a", built["name"])}
+    assert on_disk and {(z, x, y): b for z, x, y, b in tiny_store.tile_pyramid_tiles(built["name"])} == on_disk
+
+    def no_build(*a, **k):
+        raise AssertionError("built again")
+
+    monkeypatch.setattr(ct, "build_tileset", no_build)
+    other = cadastre_tiles(tiny_store, spec, tmp_path / "b")  # the second server: same store, another disk
+    assert other == built and other["built_at"] == built["built_at"]
+    assert {(z, x, y): b for z, x, y, b in ct.tileset_files(tmp_path / "b", built["name"])} == on_disk
+    assert not tiny_store.save_tile_pyramid(built["name"], built, [])  # stored once
+
+
 def test_the_map_draws_tiles_offline_and_keeps_data_out_of_the_page(tiny_store, tmp_path):
     spec = load_layer_catalog().get("cadastre")
     write_cadastre(tiny_store, grid_cadastre())

@@ -23,7 +23,8 @@ from gis.store import schema
 TODAY = dt.date(2026, 11, 28)
 SPATIAL = ("district", "sea", "zones", "devzone", "parks", "villages", "points", "parcels")
 TABLES = SPATIAL + ("stage_events", "meta", "users", "assignments", "audit", "cli_tokens") + tuple(schema.SESSION_TABLES) \
-    + tuple(schema.PLAN_TABLES) + ("preferences", "attachments", "parcels_attachments") + tuple(schema.PROJECT_TABLES)
+    + tuple(schema.PLAN_TABLES) + ("preferences", "attachments", "parcels_attachments") + tuple(schema.PROJECT_TABLES) \
+    + tuple(schema.TILE_TABLES)
 LANDMARKS = {"LM-ZOO": "野生动物园", "LM-BOT": "植物园改造升级", "LM-PHX": "凤凰湖凤凰山提升",
              "LM-CEM": "长荣水泥厂工业遗存", "LM-GOV": "区政府周边"}
 

@@ -96,23 +96,23 @@ def zoomed_to(page, pt, timeout=30):
 
 
 def mark(frame):
-    """Mark the map in view as seen: :func:`remounted` waits for another."""
+    """Mark the map in view as seen: :func:`kept` checks that it is still the one shown."""
     frame.evaluate("() => { window.__seen = true; }")
 
 
-def remounted(page, hidden=None, timeout=30):
-    """The map frame once a new map (not one :func:`mark` saw) has restored the planner's state (with
-    ``hidden`` switched off)."""
+def kept(page, hidden=None, timeout=30):
+    """The map frame once the page has settled with the same map :func:`mark` saw (opening or closing the
+    panel leaves the map where it is: no new map, no reload), with ``hidden`` switched off."""
     def ready():
         try:
             fr = map_frame(page, min_paths=1)
-            shown = fr.evaluate("() => !window.__seen && window.map._ratlasToken ? RenewalAtlas.shownGroups(window.map)"
+            shown = fr.evaluate("() => window.__seen && window.map._ratlasToken ? RenewalAtlas.shownGroups(window.map)"
                                 " : null")
         except (PlaywrightError, AssertionError):
             return None
         return fr if shown and (hidden is None or shown.get(hidden) is False) else None
     frame = poll(ready, timeout)
-    assert frame, "the new map did not restore the planner's state"
+    assert frame, "the map was replaced, or lost the planner's state"
     return frame
 
 
@@ -153,17 +153,17 @@ def test_clicks_pick_only_drawn_parcels_and_the_map_keeps_its_layers_and_view(se
     assert page.get_by_role("heading", name=neighbour["name"]).count() == 0
     assert page.get_by_text("点击地图上的地块查看详情").count() == 1  # no panel open
 
-    # 2. a click on the parcel opens its panel; the new map beside it keeps the fitted view
+    # 2. a click on the parcel opens its panel beside the same map (not a new one): the fitted view stays
     view = frame.evaluate("() => [window.map.getZoom(), window.map.getCenter().lat, window.map.getCenter().lng]")
     mark(frame)
     page.mouse.click(*screen_xy(page, frame, pt.y, pt.x))
     page.get_by_role("heading", name=target["name"]).wait_for(timeout=30000)
     settled(page)
-    frame = remounted(page)
+    frame = kept(page)
     assert_view(frame, *view)
 
-    # 3. two groups switched off, the map moved; the panel closed (a new map again), the parcel clicked
-    #    once more (and again): the groups stay off, the view stays
+    # 3. two groups switched off, the map moved; the panel closed, the parcel clicked once more (and
+    #    again): the same map throughout, the groups stay off, the view stays
     frame.locator(".leaflet-control-layers").hover()  # a folded switcher opens under the pointer
     for name in ("三大片区（北优、中融、南拓）", "行政区与海域"):
         frame.locator(".leaflet-control-layers-overlays label", has_text=name).locator("input").uncheck()
@@ -177,13 +177,13 @@ def test_clicks_pick_only_drawn_parcels_and_the_map_keeps_its_layers_and_view(se
     page.get_by_role("button", name="关闭").click()
     page.get_by_text("点击地图上的地块查看详情").wait_for(timeout=30000)
     settled(page)
-    frame = remounted(page, hidden="zones")
+    frame = kept(page, hidden="zones")
     assert_view(frame, zoom, pt.y, pt.x)
     mark(frame)
     page.mouse.click(*screen_xy(page, frame, pt.y, pt.x))
     page.get_by_role("heading", name=target["name"]).wait_for(timeout=30000)
     settled(page)
-    frame = remounted(page, hidden="zones")
+    frame = kept(page, hidden="zones")
     shown = frame.evaluate("() => RenewalAtlas.shownGroups(window.map)")
     assert shown["zones"] is False and shown["base"] is False and shown["villages"] is True
     assert_view(frame, zoom, pt.y, pt.x)

@@ -2,21 +2,22 @@
 from __future__ import annotations
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 from streamlit_folium import st_folium
 
 from gis.maps.area_select import add_area_select
 from gis.maps.mapstate import MapState
-from gis.maps.mapview import PROJECTS_GROUP, build_map, restore_group, selection_group
+from gis.maps.mapview import PROJECTS_GROUP, LayerFiles, build_map, restore_group, selection_group
 from gis.model.catalog import load_layer_catalog
 from gis.model.spatial import fit_bounds
 from ui import cadastre_panel as cadastre
 from ui import timeline_control as timeline
 from ui.basemap_picker import MapBasemap, basemap_sidebar
-from ui.common import current_parcels, lang, parcel_index, shown_errors, sidebar_filters, store, tr
+from ui.common import current_parcels, lang, parcel_index, settings, shown_errors, sidebar_filters, store, tr
 from ui.downloads import project_downloads, village_downloads
 from ui.evidence_widgets import photo_points
 from ui.parcel_panel import parcel_panel
-from ui.parcel_table import area_parcels, area_picked, filtered_table
+from ui.parcel_table import area_parcels, area_picked, filtered_table, new_area
 from ui.plan_common import map_colouring
 from ui.project_common import project_footprints
 from ui.project_panel import project_panel
@@ -28,6 +29,11 @@ MAP_KEY = "district-map"
 @st.cache_resource
 def _layers():
     return load_layer_catalog()  # the catalogue build_map draws
+
+
+@st.cache_resource
+def _layer_files() -> LayerFiles:
+    return LayerFiles(settings().generated_dir / "layers")  # the layers' GeoJSON, fetched by the map
 
 
 def _state() -> MapState:
@@ -54,13 +60,22 @@ def _map(codes: tuple | None, bounds, bm: MapBasemap, day=None, since=None):
                                bounds=bm.bounds(bounds), demo=s.is_demo,
                                tiles=cadastre.map_tiles(bm.basemap.datum), colouring=colouring,
                                projects=bm.display(project_footprints()),
-                               photos=bm.points(photo_points())))
+                               photos=bm.points(photo_points()), publish=_layer_files()))
 
 
 def _clicked_project(out: dict | None, state: MapState) -> str | None:
     """The key project whose circle a new click hit: the click reports the feature (``last_active_drawing``)
     at the spot clicked (``last_object_clicked`` is the click's own lat/lng then; after a click on empty
     map it keeps an older one)."""
+    code = _project_hit(out, state)
+    if code is None or repr(out.get("last_clicked")) == st.session_state.get("_last_click"):
+        return None
+    st.session_state["_last_click"] = repr(out.get("last_clicked"))
+    return code
+
+
+def _project_hit(out: dict | None, state: MapState) -> str | None:
+    """The project code when the map's last report is a click on a project's circle, else None."""
     if not out or not state.shows(PROJECTS_GROUP):
         return None
     click, hit = out.get("last_clicked"), out.get("last_object_clicked")
@@ -69,34 +84,69 @@ def _clicked_project(out: dict | None, state: MapState) -> str | None:
         return None
     if abs(click["lat"] - hit["lat"]) > 1e-9 or abs(click["lng"] - hit["lng"]) > 1e-9:
         return None
-    if repr(click) == st.session_state.get("_last_click"):
-        return None
-    st.session_state["_last_click"] = repr(click)
     return props.get("code")
 
 
-def _clicked_code(out: dict | None, bm: MapBasemap, codes: tuple | None, state: MapState) -> str | None:
-    """The parcel a new click picked, by location: only among what the map draws (the filter's
-    result, the groups switched on); else the cadastre parcel there, when the cadastre is on."""
-    if not out:
-        return None
-    # last_clicked changes on every click; the feature fields keep their old value
-    # after a click on empty map, so the location decides (an STR-tree look-up)
-    click = out.get("last_clicked") or out.get("last_object_clicked")
-    if click is None or repr(click) == st.session_state.get("_last_click"):
-        return None
-    st.session_state["_last_click"] = repr(click)
+def _rerun_map() -> None:
+    """Run the map's fragment again when only it runs (a click), else the whole page: Streamlit refuses a
+    fragment-scoped rerun inside a full run."""
+    ctx = get_script_run_ctx()
+    st.rerun(scope="fragment" if ctx is not None and ctx.fragment_ids_this_run else "app")
+
+
+def _pick(click: dict, bm: MapBasemap, codes: tuple | None, state: MapState) -> str | None:
+    """The tracked parcel drawn at a click (only among what the map draws: the filter's result, the
+    groups switched on), from the store's STR-tree index; None off every parcel."""
     s = store()
     lon, lat = bm.to_store(click["lng"], click["lat"])  # back from GCJ-02 over AMap
-    code = parcel_index(s.location, s.data_version()).at(
+    return parcel_index(s.location, s.data_version()).at(
         lon, lat, codes=frozenset(codes) if codes is not None else None, kinds=_layers().drawn_kinds(state.hidden))
+
+
+def _new_click(out: dict | None) -> dict | None:
+    # last_clicked changes on every click; the feature fields keep their old value
+    # after a click on empty map, so the location decides
+    click = (out or {}).get("last_clicked") or (out or {}).get("last_object_clicked")
+    return None if click is None or repr(click) == st.session_state.get("_last_click") else click
+
+
+def _on_map_report(bm: MapBasemap, codes: tuple | None, state: MapState):
+    """streamlit-folium's ``on_change``: a click on a tracked parcel selects it before the run that
+    follows, so that one run (of the map's fragment) opens its panel instead of two (issue 19).
+    Everything else (a rectangle drawn, the cadastre, a click off every parcel) is left to the run."""
+    def report() -> None:
+        out = st.session_state.get(MAP_KEY)
+        click = _new_click(out)
+        if click is None or new_area(out) is not None:
+            return
+        state.read(out)
+        if _project_hit(out, state) is not None:  # a project's circle over its parcels: the run opens it
+            return
+        code = _pick(click, bm, codes, state)
+        if code is not None:
+            st.session_state["_last_click"] = repr(click)
+            if code != st.session_state.get("selected"):
+                st.session_state["selected"] = code
+                cadastre.close()
+    return report
+
+
+def _clicked_code(out: dict | None, bm: MapBasemap, codes: tuple | None, state: MapState) -> str | None:
+    """The parcel a new click picked, by location (see :func:`_pick`); else the cadastre parcel
+    there, when the cadastre is on."""
+    click = _new_click(out)
+    if click is None:
+        return None
+    st.session_state["_last_click"] = repr(click)
+    code = _pick(click, bm, codes, state)
     if code is None and state.shows("cadastre"):  # the cadastre parcel under the click (read-only)
+        lon, lat = bm.to_store(click["lng"], click["lat"])
         was_open = cadastre.view_bounds() is not None
         if cadastre.pick(lon, lat):
             st.session_state.pop("selected", None)
-            st.rerun()
+            _rerun_map()
         if was_open:  # a click outside the cadastre closes its panel
-            st.rerun()
+            _rerun_map()
     return code
 
 
@@ -114,13 +164,31 @@ def page() -> None:
         st.info(tr("ui.no_results"))
     elif codes is not None:
         st.caption(tr("ui.results", n=len(filtered)))
+    map_and_panel(filtered, codes, bm, day, since)
+    # below the map and its panel, outside their fragment: a click on the map does not redo the table
+    if st.session_state.get("f_village"):  # a village is open: its briefing page
+        village_downloads(st.session_state["f_village"])
+    filtered_table(filtered, codes)
 
+
+@st.fragment
+def map_and_panel(filtered, codes: tuple | None, bm: MapBasemap, day, since) -> None:
+    """The map and the panel beside it, as one fragment: a click on the map, a tab or a form of the
+    panel reruns this part only (not the sidebar, its filters, the quick find and the table); what
+    changes data (an advance, a filter) reruns the whole page."""
+    with shown_errors(), store().one_connection():  # a run of the fragment alone: app.py's connection is not held
+        _map_and_panel(filtered, codes, bm, day, since)
+
+
+def _map_and_panel(filtered, codes: tuple | None, bm: MapBasemap, day, since) -> None:
     state = _state()
     state.read(st.session_state.get(MAP_KEY))  # the last report: groups switched, the view
     selected = st.session_state.get("selected")
     project = None if selected else st.session_state.get("selected_project")
     land = None if selected or project else st.session_state.get(cadastre.SESSION_KEY)
-    left, right = st.columns([3, 2]) if selected or land or project else (st.container(), None)
+    # columns either way, so that the map keeps its place in the page when a panel opens beside it:
+    # streamlit-folium keeps the same map (no reload of the iframe, its layers and the view)
+    left, right = st.columns([3, 2]) if selected or land or project else (st.columns(1)[0], None)
     with left:
         bounds = fit_bounds(filtered) if codes is not None and len(filtered) else None
         if land and bounds is None:
@@ -143,25 +211,23 @@ def page() -> None:
                         feature_group_to_add=[selection_group(bm.display(highlight), lang=lang()), restore,
                                               *bm.view_groups(MAP_KEY)],
                         returned_objects=["last_clicked", "last_object_clicked", "last_active_drawing",
-                                          "selected_layers", *bm.returned_objects])
+                                          "selected_layers", *bm.returned_objects],
+                        on_change=_on_map_report(bm, codes, state))
         state.read(out)
         picked = _clicked_project(out, state)
         if picked and picked != project:
             st.session_state["selected_project"] = picked
             st.session_state.pop("selected", None)
             cadastre.close()
-            st.rerun()
+            _rerun_map()
         code = None if picked or area_picked(out, bm, filtered) else _clicked_code(out, bm, codes, state)
         if code and code != selected:
             st.session_state.pop("selected_project", None)
             st.session_state["selected"] = code
             cadastre.close()
-            st.rerun()
+            _rerun_map()
         if not selected and not land and not project:
             st.caption(tr("ui.click_hint"))
-        if st.session_state.get("f_village"):  # a village is open: its briefing page
-            village_downloads(st.session_state["f_village"])
-        filtered_table(filtered, codes)
     if selected or land or project:
         with right:
             if st.button(tr("ui.close"), key="close-panel"):
@@ -169,7 +235,7 @@ def page() -> None:
                 st.session_state.pop("selected_project", None)
                 st.session_state.pop("project_view", None)
                 cadastre.close()
-                st.rerun()
+                _rerun_map()
             if selected:
                 parcel_panel(selected)
             elif project:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from gis.base.clock import office_today
+from gis.base.errors import RenewalError
 from gis.base.i18n import local_time
 from gis.base.units import format_area
 from gis.model.history import history_labels, history_table
@@ -15,6 +16,8 @@ from . import evidence_widgets as ev
 from .common import author_field, current_user, lang, plain, shown_errors, store, tr
 from .downloads import parcel_downloads
 from .plan_panel import plan_section
+
+_REFUSED = "_advance_refused"  # a refused advance's message, for the run after its callback
 
 # symbols every CJK font has (no emoji font on many office machines)
 _MARK = {"done": ":green[●]", "current": ":orange[◆]", "ahead": ":gray[○]"}
@@ -69,6 +72,30 @@ def _history(p: dict, history) -> None:
     st.table(df.rename(columns=history_labels(lang())), hide_index=True)
 
 
+def _advance(p: dict, target: str, keys: dict, by: str, today, need: str | None = None) -> None:
+    """The advance form's submit, as its callback: the write happens before the run that follows, and a
+    success makes that run the whole page (the table, the map's colours) instead of this fragment and
+    then the page again (issue 19). A refusal is kept for the panel to show in that run. The stage's
+    evidence (``need``) is asked for here in the planner's words; the store refuses without it too."""
+    cat = store().catalog
+    get = st.session_state.get
+    by = get(f"by-{p['code']}", by)  # the name typed in the form (a store without accounts), as submitted
+    files = get(keys["files"])
+    if need and not files:
+        st.session_state[_REFUSED] = tr("field.evidence_missing", stage=plain(cat.stage_label(p["kind"], target, lang())),
+                                        evidence=tr(f"field.evidence.{need}"))
+        return
+    try:
+        event = store().advance(p["code"], target, get(keys["date"]), by, note=get(keys["note"]) or "",
+                                correction=get(keys["reason"]), share=get(keys["share"]),
+                                expected_version=p["version"], today=today, evidence=ev.as_evidence(files))
+    except RenewalError as e:
+        st.session_state[_REFUSED] = e.message(lang())
+        return
+    st.session_state["flash"] = tr("ui.advanced", code=p["code"], stage=cat.stage_label(p["kind"], event.to_stage, lang()))
+    st.rerun()
+
+
 def _advance_form(p: dict) -> None:
     cat = store().catalog
     pipe = cat.pipeline_for(p["kind"])
@@ -80,32 +107,24 @@ def _advance_form(p: dict) -> None:
                           key=f"to-{p['code']}-{p['version']}")
     needs = cat.move_needs(p["kind"], p["stage"], target, lang())
     need = ev.stage_evidence(p["kind"], target)  # the stage's evidence rule (layers/pipelines.toml)
+    if _REFUSED in st.session_state:
+        st.error(st.session_state.pop(_REFUSED))
+    fields = {f: f"adv-{f}-{p['code']}-{p['version']}" for f in ("date", "note", "share", "reason", "files")}
     with st.form(f"advance-{p['code']}", clear_on_submit=False, border=False):
         today = office_today()
-        date = st.date_input(tr("ui.date"), value=today, max_value=today)
+        st.date_input(tr("ui.date"), value=today, max_value=today, key=fields["date"])
         by = author_field(f"by-{p['code']}")
-        note = st.text_area(tr("ui.note"), height=68)
-        share = None
+        st.text_area(tr("ui.note"), height=68, key=fields["note"])
         if needs["share"] is not None:
-            share = st.number_input(tr("ui.share"), min_value=0.0, max_value=1.0, value=None, step=0.01,
-                                    help=needs["gate"] or None)
+            st.number_input(tr("ui.share"), min_value=0.0, max_value=1.0, value=None, step=0.01,
+                            help=needs["gate"] or None, key=fields["share"])
             st.caption(tr("ux.share_needed", share=f"{needs['share']:.0%}"))
-        reason = None
         if needs["correction"]:
             st.caption(tr("ux.correction_needed"))
-            reason = st.text_input(tr("ui.correction_reason"))
-        files = ev.evidence_uploader(need, f"adv-files-{p['code']}")
-        if st.form_submit_button(tr("ui.submit_advance"), type="primary"):
-            if need and not files:
-                st.error(tr("field.evidence_missing", stage=plain(pipe.stage(target).label(lang())),
-                            evidence=tr(f"field.evidence.{need}")))
-                return
-            with shown_errors():
-                event = store().advance(p["code"], target, date, by, note=note, correction=reason, share=share,
-                                        expected_version=p["version"], today=today, evidence=ev.as_evidence(files))
-                st.session_state["flash"] = tr("ui.advanced", code=p["code"],
-                                               stage=cat.stage_label(p["kind"], event.to_stage, lang()))
-                st.rerun()
+            st.text_input(tr("ui.correction_reason"), key=fields["reason"])
+        ev.evidence_uploader(need, fields["files"])
+        st.form_submit_button(tr("ui.submit_advance"), type="primary", on_click=_advance,
+                              args=(p, target, fields, by, today, need))
 
 
 def _block_form(p: dict) -> None:

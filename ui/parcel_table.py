@@ -16,16 +16,23 @@ from ui.common import current_parcels, lang, store, tr
 AREA_KEY = "area_codes"
 
 
+def new_area(out: dict | None) -> str | None:
+    """The signature of a rectangle drawn with the 框选 tool that the page has not taken in yet, else None."""
+    feature = (out or {}).get("last_active_drawing")
+    if not is_drawing(feature):
+        return None
+    signature = json.dumps(feature["geometry"], sort_keys=True)
+    return None if signature == st.session_state.get("_area_drawn") else signature
+
+
 def area_picked(out: dict | None, bm, shown) -> bool:
     """A rectangle newly drawn with the map's 框选 tool (streamlit-folium's ``last_active_drawing``):
     the parcels of ``shown`` in it become the bulk selection and the page runs again; False when there
     was none. The click that ended the drawing picks no parcel (it is marked seen under the map page's key)."""
-    feature = (out or {}).get("last_active_drawing")
-    if not is_drawing(feature):
+    signature = new_area(out)
+    if signature is None:
         return False
-    signature = json.dumps(feature["geometry"], sort_keys=True)
-    if signature == st.session_state.get("_area_drawn"):
-        return False
+    feature = out["last_active_drawing"]
     st.session_state["_area_drawn"] = signature
     st.session_state[AREA_KEY] = parcels_in_area(shown, feature, bm.to_store)
     st.session_state["_last_click"] = repr(out.get("last_clicked") or out.get("last_object_clicked"))

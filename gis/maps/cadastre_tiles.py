@@ -1,8 +1,11 @@
 """Vector tiles of the store's cadastre, built once per change of its content.
 
 The pyramid is named after the cadastre's content key, what the tiles carry
-and the datum, so a build happens only when that name is not on disk yet; a
-long-running app builds it in a child process (``python -m
+and the datum, so a build happens only when that name is not on disk yet.
+Over PostGIS the pyramid built is also stored in the database
+(gis/store/tiles.py), and a server that does not have it on disk copies it
+from there rather than building it: a tile one server built, the others
+serve. A long-running app builds it in a child process (``python -m
 gis.maps.cadastre_tiles``) so it does not keep the memory of reading 100,000
 polygons.
 """
@@ -16,7 +19,7 @@ import sys
 from gis.base.errors import InputError
 from gis.base.gcj02 import gdf_to_gcj02
 from gis.base.settings import ROOT
-from gis.maps.vectortiles import build_tileset, find_tileset, tileset_key
+from gis.maps.vectortiles import build_tileset, find_tileset, tileset_files, tileset_key, write_tileset
 from gis.model.catalog import LayerSpec, load_layer_catalog
 from gis.store import open_store_at
 from gis.store.cadastre import LAND_USES, OWNER_TYPES, TABLE
@@ -36,17 +39,26 @@ def cadastre_tiles(store, spec, out_dir, *, datum: str = "wgs84", url_prefix: st
     Raises:
         InputError: the child process failed (its message is passed on).
     """
-    key = store.cadastre_key()
-    if key is None:
+    name = pyramid_name(store, spec, datum)
+    if name is None:
         return None
-    fields = tuple(spec.tooltip)
-    name = f"{spec.id}_{tileset_key(key + '|' + datum, spec.class_field or 'land_use', fields)}"
     found = find_tileset(out_dir, name)
     if found:
         return found
+    stored = store.tile_pyramid(name)  # another server over the same PostGIS built it: copy, do not build
+    if stored is not None:
+        return write_tileset(out_dir, name, stored, store.tile_pyramid_tiles(name))
     if isolate:
         return _build_in_child(store, spec, out_dir, datum, url_prefix)
     return _build(store, spec, out_dir, name, datum, url_prefix)
+
+
+def pyramid_name(store, spec, datum: str = "wgs84") -> str | None:
+    """The name of the pyramid of the store's cadastre for ``spec`` and ``datum`` (None: no cadastre)."""
+    key = store.cadastre_key()
+    if key is None:
+        return None
+    return f"{spec.id}_{tileset_key(key + '|' + datum, spec.class_field or 'land_use', tuple(spec.tooltip))}"
 
 
 def _build(store, spec, out_dir, name: str, datum: str, url_prefix: str | None) -> dict:
@@ -55,8 +67,10 @@ def _build(store, spec, out_dir, name: str, datum: str, url_prefix: str | None) 
     if datum == "gcj02":
         gdf = gdf_to_gcj02(gdf)
     kw = {"url_prefix": url_prefix} if url_prefix else {}
-    return build_tileset(gdf, out_dir, name, layer=spec.id, class_field=spec.class_field or "land_use",
-                         detail_fields=fields, value_labels={"en": {**LAND_USES, **OWNER_TYPES}}, **kw)
+    manifest = build_tileset(gdf, out_dir, name, layer=spec.id, class_field=spec.class_field or "land_use",
+                             detail_fields=fields, value_labels={"en": {**LAND_USES, **OWNER_TYPES}}, **kw)
+    store.save_tile_pyramid(name, manifest, tileset_files(out_dir, name))  # for the other servers (PostGIS)
+    return manifest
 
 
 def _build_in_child(store, spec, out_dir, datum: str, url_prefix: str | None) -> dict:

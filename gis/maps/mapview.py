@@ -43,6 +43,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import time
 import weakref
 from pathlib import Path
 
@@ -136,6 +138,53 @@ def _json_of(src, key, build) -> str:
     if key not in done:
         done[key] = build()
     return done[key]
+
+
+class LayerFiles:
+    """GeoJSON texts of the map's layers as files the map's script fetches (``publish=`` of :func:`build_map`).
+
+    With the data inline, every rerun of the app sent streamlit-folium a ~2 MB script that it
+    re-rendered, regex-rewrote, dedented and hashed (most of a click's server time, issue 19);
+    with a URL the script is a few kB and stays the same while the data do. A file is named
+    after its content, written once (atomically) and found again by any process that serves
+    the same ``static/`` folder; files not used for ``keep_s`` are removed, the newest
+    ``keep`` are always kept (a map an open page shows may still fetch its layer).
+    """
+
+    def __init__(self, out_dir, url_prefix: str = f"{GENERATED_URL}/layers", keep: int = 24,
+                 keep_s: float = 3600.0):
+        self.dir = Path(out_dir)
+        self.url_prefix = url_prefix.rstrip("/")
+        self.keep, self.keep_s = keep, keep_s
+        self._memo: dict[int, tuple[str, str]] = {}  # id(text) -> (text, url): cached texts are the same str
+
+    def __call__(self, text: str) -> str:
+        hit = self._memo.get(id(text))
+        if hit is not None and hit[0] is text:
+            return hit[1]
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+        path = self.dir / f"{digest}.json"
+        if path.exists():
+            os.utime(path)
+        else:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+            self._prune()
+        url = f"{self.url_prefix}/{digest}.json"
+        if len(self._memo) > 64:
+            self._memo.clear()
+        self._memo[id(text)] = (text, url)
+        return url
+
+    def _prune(self) -> None:
+        files = sorted(self.dir.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+        cutoff = time.time() - self.keep_s
+        for old in files[self.keep:]:
+            try:
+                if old.stat().st_mtime < cutoff:
+                    old.unlink()
+            except OSError:  # another process removed it first
+                pass
 
 
 def _clean(v):
@@ -305,10 +354,10 @@ class _GeoJsonLayer(RawMacroElement):
         """
     )
 
-    def __init__(self, data: str, options: dict):
+    def __init__(self, data: str, options: dict, publish=None):
         super().__init__()
         self._name = "AtlasGeoJson"
-        self.data = data
+        self.data = js_json(publish(data)) if publish is not None else data  # a URL: the script fetches it
         self.options = js_json(options)
 
 
@@ -449,6 +498,7 @@ def build_map(
     colouring: dict | None = None,
     projects=None,
     photos: list[dict] | None = None,
+    publish=None,
 ) -> folium.Map:
     """The district map.
 
@@ -484,6 +534,9 @@ def build_map(
             investment_total, geometry), drawn last in a group of their own (:func:`add_projects`).
         photos: site photos with a location (``store.photo_points()``), drawn as points with their
             direction from zoom ``gis.maps.photos.PHOTO_MIN_ZOOM`` on, a group of the layer switcher.
+        publish: ``text -> url`` (a :class:`LayerFiles`): the parcels' and context layers' GeoJSON
+            go to files the map fetches, and the map's script carries only their URLs (the app);
+            None: inline, so the HTML stands alone (exports, tests over file://).
 
     Every feature's properties carry ``layer`` (the catalogue layer id); parcels
     also ``code``, ``name``, ``kind``, ``stage``, ``stage_label``, ``phase``,
@@ -552,7 +605,7 @@ def build_map(
                 else:  # the stage colouring: the same text for every run until the data change
                     data = _json_of(parcel_source, ("parcels", spec.id, lang), lambda sub=sub, spec=spec: (
                         feature_collection(sub, _parcel_props(sub, spec, catalog, lang, village_names, park_names))))
-                layer = _GeoJsonLayer(data, options)
+                layer = _GeoJsonLayer(data, options, publish)
             else:
                 gdf = context.get(spec.source)
                 if gdf is None:
@@ -566,7 +619,7 @@ def build_map(
                     opts["labelMinZoom"] = LABEL_MIN_ZOOM.get(spec.source, 14)
                 data = _json_of(sources[spec.source], ("context", spec.id, lang),
                                 lambda gdf=gdf, spec=spec: feature_collection(gdf, _context_props(gdf, spec, lang)))
-                layer = _GeoJsonLayer(data, opts)
+                layer = _GeoJsonLayer(data, opts, publish)
             if fg is None:
                 fg = folium.FeatureGroup(name=escape_html(group.label(lang)), overlay=True, control=True, show=True)
                 fg.add_to(m)

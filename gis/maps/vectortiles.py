@@ -449,6 +449,38 @@ def find_tileset(out_dir, name: str) -> dict | None:
         return None
 
 
+def tileset_files(out_dir, name: str):
+    """Every tile of the pyramid ``out_dir/name`` on disk: ``(z, x, y, bytes)`` (to store it elsewhere)."""
+    root = Path(out_dir) / name
+    for path in sorted(root.glob("*/*/*.pbf")):
+        z, x = path.parent.parent.name, path.parent.name
+        yield int(z), int(x), int(path.stem), path.read_bytes()
+
+
+def write_tileset(out_dir, name: str, manifest: dict, tiles) -> dict:
+    """Put a pyramid read from elsewhere (the store: another server built it) on disk as ``out_dir/name``,
+    as :func:`build_tileset` leaves one: in a temporary folder renamed whole; its manifest returned."""
+    out_dir = Path(out_dir)
+    found = find_tileset(out_dir, name)
+    if found:
+        return found
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=out_dir))
+    try:
+        for z, x, y, data in tiles:
+            d = tmp / str(int(z)) / str(int(x))
+            d.mkdir(parents=True, exist_ok=True)
+            (d / f"{int(y)}.pbf").write_bytes(data)
+        (tmp / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+        try:
+            os.replace(tmp, out_dir / name)
+        except OSError:  # another process put the same pyramid there first
+            pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return find_tileset(out_dir, name) or manifest
+
+
 def build_tileset(
     gdf,
     out_dir,
@@ -507,6 +539,7 @@ def build_tileset(
             "class_field": class_field, "detail_fields": list(detail or {}),
             "bounds": [[float(s), float(w)], [float(n), float(e)]], "tiles": index,
             "features": int(len(gdf)), "bytes": int(total), "build_s": round(time.perf_counter() - t0, 3),
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{time.time_ns() % 10**9:09d}Z",
             "value_labels": value_labels or {},
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")

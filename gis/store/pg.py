@@ -108,6 +108,7 @@ def _close_pools(pools: dict) -> None:
 
 class PostgisStore(Store):
     backend = "pg"
+    shares_tiles = True  # several app servers over one database: a pyramid built by one serves all
     _lock = " FOR UPDATE"
 
     def __init__(self, url: str, catalog: Catalog | None = None, create: bool = False):

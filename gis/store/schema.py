@@ -315,6 +315,21 @@ def _projects(backend: str) -> list[str]:
     return sql
 
 
+TILE_TABLES = ("tile_pyramids", "tile_pyramid_tiles")
+
+
+def _tile_pyramids(backend: str) -> list[str]:
+    """Tile pyramids shared by the app servers of one PostGIS (gis/store/tiles.py)."""
+    key = "id INTEGER PRIMARY KEY AUTOINCREMENT" if backend == "gpkg" else "id BIGSERIAL PRIMARY KEY"
+    blob = "BLOB" if backend == "gpkg" else "BYTEA"
+    sql = [f"CREATE TABLE tile_pyramids ({key}, name TEXT NOT NULL UNIQUE, manifest TEXT NOT NULL, created_at TEXT)",
+           f"CREATE TABLE tile_pyramid_tiles ({key}, name TEXT NOT NULL, z INTEGER NOT NULL, x INTEGER NOT NULL,"
+           f" y INTEGER NOT NULL, data {blob} NOT NULL, UNIQUE (name, z, x, y))"]
+    if backend == "gpkg":
+        sql += [_attribute_table(t) for t in TILE_TABLES]
+    return sql
+
+
 MIGRATIONS = {
     # version: (what, {backend: statements})
     1: ("base layout", {"gpkg": [], "pg": _pg_v1()}),
@@ -328,6 +343,8 @@ MIGRATIONS = {
         {"gpkg": _attachments("gpkg"), "pg": _attachments("pg")}),
     9: ("key projects: lists, parcels, monthly plan, reports, stage events (issue 18)",
         {"gpkg": _projects("gpkg"), "pg": _projects("pg")}),
+    10: ("tile pyramids shared by app servers (issue 19)", {"gpkg": _tile_pyramids("gpkg"),
+                                                            "pg": _tile_pyramids("pg")}),
 }
 LATEST = max(MIGRATIONS)
 

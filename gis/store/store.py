@@ -28,9 +28,10 @@ from gis.store.plans import PlansMixin
 from gis.store.preferences import PreferencesMixin
 from gis.store.projects import ProjectsMixin
 from gis.store.sessions import SessionsMixin
+from gis.store.tiles import TilesMixin
 from gis.store.users import UsersMixin
 
 
-class Store(AttachmentsMixin, ProjectsMixin, PlansMixin, CadastreMixin, BulkMixin, BulkUpdatesMixin, ParcelsMixin, PreferencesMixin, SessionsMixin,
-            UsersMixin, StoreBase):
+class Store(AttachmentsMixin, ProjectsMixin, PlansMixin, CadastreMixin, BulkMixin, BulkUpdatesMixin, ParcelsMixin,
+            PreferencesMixin, SessionsMixin, TilesMixin, UsersMixin, StoreBase):
     """A GeoPackage store (the embedded back end). Cheap to construct; a connection per operation."""

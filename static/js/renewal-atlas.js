@@ -111,7 +111,16 @@ window.RenewalAtlas = window.RenewalAtlas || (function () {
       map.getContainer().appendChild(mark);
     }
   }
+  /* a layer's GeoJSON published as a file (the app: the map's script stays small and the same between
+     reruns); read synchronously so that layers are added, ordered and labelled as with inline data */
+  function fetched(url) {
+    var x = new XMLHttpRequest();
+    x.open('GET', url, false);
+    x.send(null);
+    return x.status === 200 ? JSON.parse(x.responseText) : {type: 'FeatureCollection', features: []};
+  }
   function addLayer(map, parent, data, o) {
+    if (typeof data === 'string') { data = fetched(data); }
     var style = styleFn(o);
     var lyr = L.geoJSON(data, {
       style: style,
