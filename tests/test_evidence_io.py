@@ -104,7 +104,7 @@ def test_geopackage_export_carries_the_media_table_and_its_relations(tiny_store,
     ev = with_evidence(tiny_store)
     out = tmp_path / "e.gpkg"
     summary = export(tiny_store, "gpkg", out)
-    assert summary["attachments"] == 3 and summary["restricted_left_out"] == 0  # no accounts: no one to hide from
+    assert summary["attachments"] == 4 and summary["restricted_left_out"] == 0  # no accounts: no one to hide from
     layers = dict(pyogrio.list_layers(out))
     assert {"attachments", "parcels_attachments", "stage_events_attachments"} <= set(layers)
     con = sqlite3.connect(out)
@@ -236,16 +236,18 @@ def test_import_of_an_exported_geopackage_brings_its_attachments_back(tiny_store
     exported = tmp_path / "export.gpkg"
     export(src, "gpkg", exported)
     dry = import_file(tiny_store, exported, by="导入员", dry_run=True)
-    assert dry["attachments"] == 3 and not tiny_store.attachments("V01-001")
+    assert dry["attachments"] == 4 and not tiny_store.attachments("V01-001")
     rep = import_file(tiny_store, exported, by="导入员")
-    assert rep["attachments_written"] == 3
+    assert rep["attachments_written"] == 4
+    secret = tiny_store.attachments("V01-003")
+    assert [(a.filename, a.restricted) for a in secret] == [("签约协议.pdf", True)]  # still personal
     back = tiny_store.attachments("V01-001")
     assert sorted(a.caption for a in back) == ["拆除前", "现场东侧"]
     a = next(a for a in back if a.caption == "现场东侧")
     assert a.kind == "photo" and a.taken_at.startswith("2026-05-20T10:30") and a.added_by == "导入员"
     data = tiny_store.attachment_data(a.id)
     assert SERIAL.encode() not in data and tiny_store.attachment_thumbnail(a.id)[:3] == b"\xff\xd8\xff"
-    docs = [d for k in ("parcel", "event") for d in tiny_store.attachments("V01-002", target_kind=k)]
+    docs = tiny_store.attachments("V01-002")  # the parcel's own and its events'
     assert [d.filename for d in docs] == ["公示.pdf"] and tiny_store.attachment_data(docs[0].id) == pdf()
     assert src.attachment(ev["doc"].id).sha256 == docs[0].sha256
     # the same file again: the attachments are known (by the store's sha256 the export carried), stored once
@@ -262,10 +264,10 @@ def test_an_import_into_an_empty_store_links_documents_to_the_carried_events(tin
     export_gpkg(src, empty, codes=[])
     target = Store(empty, catalog)
     rep = import_file(target, exported, by="导入员")
-    assert rep["new"] == 5 and rep["attachments_written"] == 3
+    assert rep["new"] == 5 and rep["attachments_written"] == 4
     event = target.history("V01-002")[-1]
     assert (event.action, event.to_stage, event.event_date) == ("advance", "listed", ev["event"].event_date)
-    linked = [a for k in ("parcel", "event") for a in target.attachments("V01-002", target_kind=k)]
+    linked = target.attachments("V01-002")
     assert [a.event_id for a in linked] == [event.id]
 
 

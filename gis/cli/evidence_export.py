@@ -36,3 +36,11 @@ def add_zip_command(attachment_sub) -> None:
     s.add_argument("--village", help="a village instead: its own evidence and its parcels' (code or name)")
     s.add_argument("-o", "--output", required=True, help="zip file to write")
     s.set_defaults(func=cmd_attachment_zip)
+
+
+def register(sub) -> None:
+    """``renewal attachment zip``; the ``attachment`` group is made here when no other module has made it."""
+    if "attachment" in sub.choices:
+        return  # the evidence commands' module adds ``zip`` to its group (gis/cli/evidence.py)
+    s = sub.add_parser("attachment", help="one attachment, or a zip of a parcel's or a village's evidence")
+    add_zip_command(s.add_subparsers(dest="attachment_command", required=True, metavar="COMMAND"))

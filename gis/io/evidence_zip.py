@@ -90,7 +90,7 @@ def write_evidence_zip(store, out, *, code: str | None = None, village: str | No
     else:
         store.parcel(code, lang)  # NotFoundError for an unknown code
         parcels = [code]
-    rows, left_out = exportable(store, viewer, set(parcels), villages)
+    rows, left_out = exportable(store, viewer, set(parcels), {"village": villages})
     if not rows:
         raise InputError("evidence_io.nothing", what=code or village, left_out=left_out)
     facts: dict[int, dict] = {}

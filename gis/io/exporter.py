@@ -149,7 +149,8 @@ def export_gpkg(store, path, codes=None, lang: str = "zh", viewer: str | None = 
     """
     parcels = parcels_for_export(store, codes, lang)
     events = events_for_export(store, codes)
-    villages = {v for v in parcels["village"] if isinstance(v, str) and v} if "village" in parcels.columns else set()
+    places = {kind: {v for v in parcels[col] if isinstance(v, str) and v} if col in parcels.columns else set()
+              for kind, col in (("village", "village"), ("site", "park"))}  # their own evidence goes along
     media: dict = {}
 
     typed = with_date_types(parcels)
@@ -169,7 +170,7 @@ def export_gpkg(store, path, codes=None, lang: str = "zh", viewer: str | None = 
                                         promote_to_multi=bool(layer.geom_type.isin(["Polygon", "MultiPolygon"]).all()))
         pyogrio.write_dataframe(events, tmp, layer="stage_events", driver="GPKG", layer_options={"FID": "id"})
         pyogrio.write_dataframe(_meta_rows(store, len(parcels), "gpkg"), tmp, layer="meta", driver="GPKG")
-        media.update(write_media(store, tmp, list(parcels["code"]), viewer, villages))
+        media.update(write_media(store, tmp, list(parcels["code"]), viewer, places))
 
     _atomic(path, write)
     return {"format": "gpkg", "path": str(path), "parcels": len(parcels), "events": len(events), **media,

@@ -23,14 +23,14 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from gis.base.errors import PermissionRefused
 from gis.model.media import strip_personal
 
 MEDIA_TABLE = "attachments"
 EXTENSION = "gpkg_related_tables"
 DEFINITION = "http://www.opengis.net/doc/IS/gpkg-rte/1.0"
 #: attachment target kind → the exported layer it relates to, and that layer's primary key
-BASES = {"parcel": ("parcels", "fid"), "event": ("stage_events", "id"), "village": ("villages", "fid")}
+BASES = {"parcel": ("parcels", "fid"), "event": ("stage_events", "id"), "village": ("villages", "fid"),
+         "site": ("parks", "fid")}
 CHUNK = 1 << 20
 
 MEDIA_COLUMNS = (
@@ -43,31 +43,27 @@ MEDIA_COLUMNS = (
 
 
 # ------------------------------------------------------------------ what leaves the store
-def exportable(store, viewer: str | None, parcels: set[str], villages: set[str] = frozenset()) -> tuple[list, int]:
-    """The attachments (metadata) of ``parcels`` and ``villages`` an export by ``viewer`` carries, and how many
-    restricted ones were left out. Withdrawn ones stay in the store.
+def exportable(store, viewer: str | None, parcels: set[str], places: dict[str, set[str]] | None = None
+               ) -> tuple[list, int]:
+    """The attachments (metadata) of ``parcels`` and of ``places`` (``{"village": codes, "site": codes}``) an
+    export by ``viewer`` carries, and how many restricted ones were left out. Withdrawn ones stay in the store.
 
     ``viewer=None``: an export by no account in particular — on a store with accounts restricted documents
     are left out (a planner's own file without accounts has no one to hide them from); a named viewer gets
     what the store lets that account see.
     """
     anonymous = viewer is None and store.accounts_enabled()
-    found: dict[int, object] = {}
-    for kind in ("parcel", "event", "village"):
-        for a in store.attachments(None, target_kind=kind, viewer=None):
-            if (a.target_code in villages) if a.target_kind == "village" else (a.target_code in parcels):
-                found[a.id] = a
+    places = places or {}
+    every = [a for a in store.attachments(None, viewer=None)
+             if a.target_code in (parcels if a.target_kind in ("parcel", "event") else places.get(a.target_kind, ()))]
+    visible = None
+    if any(a.restricted for a in every) and not anonymous and viewer is not None:
+        visible = {a.id for a in store.attachments(None, viewer=viewer)}  # what the store lets the viewer see
     out, left_out = [], 0
-    for a in sorted(found.values(), key=lambda a: a.id):
-        if a.restricted:
-            if anonymous:
-                left_out += 1
-                continue
-            try:
-                store.attachment(a.id, viewer=viewer)  # None: no accounts, no one to refuse
-            except PermissionRefused:
-                left_out += 1
-                continue
+    for a in every:
+        if a.restricted and (anonymous or (visible is not None and a.id not in visible)):
+            left_out += 1
+            continue
         out.append(a)
     return out, left_out
 
@@ -81,14 +77,15 @@ def export_bytes_of(store, a, viewer: str | None):
 
 
 # ------------------------------------------------------------------ writing
-def write_media(store, path: Path | str, parcels, viewer: str | None = None, villages=()) -> dict:
+def write_media(store, path: Path | str, parcels, viewer: str | None = None, places: dict | None = None) -> dict:
     """Add the media table, its mapping tables and the relation records to the GeoPackage at ``path``
-    (already holding ``parcels``, ``stage_events`` and perhaps ``villages``, written by GDAL).
+    (already holding ``parcels``, ``stage_events`` and perhaps ``villages`` and ``parks``, written by GDAL).
+    ``places``: ``{"village": codes, "site": codes}`` whose own attachments go along.
 
     Returns ``{"attachments", "attachment_bytes", "restricted_left_out"}``; with nothing to carry the file
     is left as it was (no empty extension).
     """
-    rows, left_out = exportable(store, viewer, set(parcels), set(villages))
+    rows, left_out = exportable(store, viewer, set(parcels), places)
     summary = {"attachments": 0, "attachment_bytes": 0, "restricted_left_out": left_out}
     if not rows:
         return summary
@@ -110,8 +107,8 @@ def write_media(store, path: Path | str, parcels, viewer: str | None = None, vil
                     links.append(("parcel", fids["parcel"][a.target_code]))
                 if a.event_id is not None and a.event_id in fids["event"]:
                     links.append(("event", a.event_id))
-                if a.target_kind == "village" and a.target_code in fids["village"]:
-                    links.append(("village", fids["village"][a.target_code]))
+                if a.target_kind in ("village", "site") and a.target_code in fids[a.target_kind]:
+                    links.append((a.target_kind, fids[a.target_kind][a.target_code]))
                 for kind, base_id in links:
                     used.setdefault(kind, []).append((base_id, a.id))
             con.execute("INSERT INTO gpkg_extensions (table_name, column_name, extension_name, definition, scope)"

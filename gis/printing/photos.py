@@ -29,15 +29,13 @@ def site_photos(store, codes=None) -> dict[str, list]:
     stage events, newest first (time taken, else time added)."""
     want = None if codes is None else set(codes)
     out: dict[str, list] = {}
-    seen: set[int] = set()
-    # a few parcels: ask for theirs; an atlas of many: one listing of all
-    asks = [None] if want is None or len(want) > 20 else sorted(want)
-    for kind in ("parcel", "event"):
-        for a in (a for c in asks for a in store.attachments(c, target_kind=kind, viewer=None)):
-            if a.kind != "photo" or a.restricted or a.id in seen or (want is not None and a.target_code not in want):
-                continue
-            seen.add(a.id)
-            out.setdefault(a.target_code, []).append(a)
+    # a few parcels: ask for theirs (each with its events'); an atlas of many: one listing of all
+    found = (store.attachments(None, kind="photo") if want is None or len(want) > 20 else
+             [a for c in sorted(want) for a in store.attachments(c, kind="photo")])
+    for a in found:
+        if a.restricted or a.target_kind not in ("parcel", "event") or (want is not None and a.target_code not in want):
+            continue
+        out.setdefault(a.target_code, []).append(a)
     for photos in out.values():
         photos.sort(key=lambda a: (a.taken_at or a.added_at or "", a.id), reverse=True)
     return out
