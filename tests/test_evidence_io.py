@@ -32,13 +32,15 @@ OWNER = "Owner Zhang Wei"
 
 
 # ------------------------------------------------------------------ test files, made in code
-def jpeg(seed: int = 0, size=(640, 480), colour=(200, 60, 140), exif: bool = True, quality: int = 90) -> bytes:
+def jpeg(seed: int = 0, size=(640, 480), colour=(200, 60, 140), exif: bool = True, quality: int = 90,
+         noise: float = 1 / 8) -> bytes:
     """A photo: a flat colour with a noise band (so that each seed differs), with the EXIF a phone writes —
     time taken, GPS position and direction, and the personal fields an export must drop."""
     rng = np.random.default_rng(seed)
     a = np.empty((size[1], size[0], 3), dtype=np.uint8)
     a[:] = colour
-    a[: size[1] // 8] = rng.integers(0, 255, (size[1] // 8, size[0], 3), dtype=np.uint8)
+    band = max(1, int(size[1] * noise))
+    a[:band] = rng.integers(0, 255, (band, size[0], 3), dtype=np.uint8)
     img = Image.fromarray(a)
     buf = io.BytesIO()
     if not exif:
@@ -347,31 +349,52 @@ def test_cli_attachment_zip(tiny_gpkg, tmp_path):
 
 # ------------------------------------------------------------------ backups stream the attachments
 BACKUP_PROBE = """
-import json, resource, sys, tracemalloc
+import json, os, sys, threading, time, tracemalloc
 from gis.model.pipelines import load_catalog
 from gis.store.backup import backup
 from gis.store.open import open_store_at
 
-def status(key):
-    for line in open("/proc/self/status"):
-        if line.startswith(key):
-            return int(line.split()[1]) * 1024
+def status(key, pid="self"):
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith(key):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return 0
+    return 0
+
+tool_peak, done = [0], threading.Event()
+
+def watch():  # the high-water mark of a dump tool this process runs (pg_dump), read while it runs
+    me = str(os.getpid())
+    while not done.is_set():
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                stat = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+                comm = open(f"/proc/{pid}/comm").read().strip()
+            except OSError:
+                continue
+            if stat[1] == me and comm == "pg_dump":
+                tool_peak[0] = max(tool_peak[0], status("VmHWM:", pid))
+        time.sleep(0.01)
 
 store = open_store_at(sys.argv[1], load_catalog())
 store.parcels(geometry=False)
 open("/proc/self/clear_refs", "w").write("5")  # the high-water mark starts again from here
 before = status("VmRSS:")
+threading.Thread(target=watch, daemon=True).start()
 tracemalloc.start()
 backup(store, sys.argv[2], by="admin")
+done.set()
 print(json.dumps({"rss_growth": status("VmHWM:") - before, "python_peak": tracemalloc.get_traced_memory()[1],
-                  "child_maxrss": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024}))
+                  "tool_peak": tool_peak[0]}))
 """
 
 
 @pytest.mark.slow
 def test_a_backup_of_many_photos_streams_them(tiny_store, tmp_path):
     tiny_store.add_user("admin", "admin-secret", "admin", "bootstrap")
-    big = jpeg(0, size=(1400, 1000), quality=97)
+    big = jpeg(0, size=(1600, 1200), quality=95, noise=1.0)
     total = 0
     for i in range(30):  # ~60 MB of photos, each distinct
         data = big[:-2] + i.to_bytes(4, "big") * 8 + big[-2:]  # bytes after the scan, before EOI: still a JPEG
@@ -386,7 +409,8 @@ def test_a_backup_of_many_photos_streams_them(tiny_store, tmp_path):
     assert out.stat().st_size > total * 0.9  # the photos are in it (pg_dump cannot squeeze JPEGs)
     assert m["python_peak"] < total / 20, m  # no photo passed through Python
     assert m["rss_growth"] < total / 4, m  # nor sat in this process's memory
-    assert m["child_maxrss"] < total / 2, m  # nor in pg_dump's (the GeoPackage backup has no child)
+    if tiny_store.backend == "pg":
+        assert 0 < m["tool_peak"] < total / 2, m  # nor in pg_dump's (it copies a row at a time: ~24 MB here)
 
 
 # ------------------------------------------------------------------ prints
