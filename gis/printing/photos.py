@@ -110,7 +110,7 @@ def compose_photo_page(store, code: str, photos: list, paper: str = "A4", lang: 
     stages = _event_stage(store, code, p["kind"], lang)
     cols, rows = 3, 2
     x0, y0, gap = 10.0, 26.0, 4.0
-    cw, ch = (277.0 - gap * (cols - 1)) / cols, (166.0 - gap * (rows - 1)) / rows
+    cw, ch = (277.0 - gap * (cols - 1)) / cols, (163.0 - gap * (rows - 1)) / rows
     if not photos:
         page.text(x0, y0 + 10, page.tr("evidence_io.no_photos"), 10, color=GREY)
     for i, a in enumerate(photos[:PHOTOS_PER_PAGE]):
@@ -119,7 +119,7 @@ def compose_photo_page(store, code: str, photos: list, paper: str = "A4", lang: 
         draw_photo(page, rect, store.attachment_data(a.id),
                    photo_lines(page, a, cw - 2.5, stages.get(a.event_id) if a.event_id is not None else None), 7.0)
     if len(photos) > PHOTOS_PER_PAGE:
-        page.text(287, 194, page.tr("evidence_io.more_photos", n=len(photos) - PHOTOS_PER_PAGE), 7, color=GREY,
+        page.text(287, 194.3, page.tr("evidence_io.more_photos", n=len(photos) - PHOTOS_PER_PAGE), 7, color=GREY,
                   ha="right")
     page.footer()
     return page
