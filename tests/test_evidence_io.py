@@ -104,11 +104,15 @@ def with_evidence(store):
 # ------------------------------------------------------------------ the GeoPackage export
 def test_geopackage_export_carries_the_media_table_and_its_relations(tiny_store, tmp_path):
     ev = with_evidence(tiny_store)
+    village = tiny_store.add_attachment("V01", pdf("village"), "村规民约.pdf", "张伟", target_kind="village")
+    site = tiny_store.add_attachment("hsr_ai", jpeg(5), "园区.jpg", "张伟", target_kind="site")
     out = tmp_path / "e.gpkg"
     summary = export(tiny_store, "gpkg", out)
-    assert summary["attachments"] == 4 and summary["restricted_left_out"] == 0  # no accounts: no one to hide from
+    assert summary["attachments"] == 6 and summary["restricted_left_out"] == 0  # no accounts: no one to hide from
+    assert export(tiny_store, "gpkg", tmp_path / "min.gpkg", codes=["MIN-01"])["attachments"] == 0
     layers = dict(pyogrio.list_layers(out))
-    assert {"attachments", "parcels_attachments", "stage_events_attachments"} <= set(layers)
+    assert {"attachments", "parcels_attachments", "stage_events_attachments", "villages_attachments",
+            "parks_attachments"} <= set(layers)
     con = sqlite3.connect(out)
     rels = con.execute("SELECT base_table_name, base_primary_column, related_table_name, related_primary_column,"
                        " relation_name, mapping_table_name FROM gpkgext_relations ORDER BY id").fetchall()
@@ -116,7 +120,12 @@ def test_geopackage_export_carries_the_media_table_and_its_relations(tiny_store,
     assert ("stage_events", "id", "attachments", "id", "media", "stage_events_attachments") in rels
     ext = {r[0] for r in con.execute("SELECT table_name FROM gpkg_extensions WHERE extension_name ="
                                      " 'gpkg_related_tables' AND scope = 'read-write'")}
-    assert ext == {"gpkgext_relations", "parcels_attachments", "stage_events_attachments"}
+    assert ext == {"gpkgext_relations", "parcels_attachments", "stage_events_attachments", "villages_attachments",
+                   "parks_attachments"}
+    assert con.execute("SELECT v.code, m.related_id FROM villages v JOIN villages_attachments m ON m.base_id = v.fid"
+                       ).fetchall() == [("V01", village.id)]
+    assert con.execute("SELECT p.code, m.related_id FROM parks p JOIN parks_attachments m ON m.base_id = p.fid"
+                       ).fetchall() == [("hsr_ai", site.id)]
     # parcel → photo through the mapping table
     got = con.execute("SELECT a.id, a.content_type, a.caption, a.data, a.lon, a.lat, a.taken_at FROM parcels p"
                       " JOIN parcels_attachments m ON m.base_id = p.fid JOIN attachments a ON a.id = m.related_id"
