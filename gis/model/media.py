@@ -313,6 +313,11 @@ def strip_personal(data: bytes, *, max_pixels: int = MAX_PIXELS) -> bytes:
         for tag in PERSONAL_TAGS:
             sub.pop(tag, None)
         exif.pop(_GPS_IFD, None)
+        if fmt == "JPEG":
+            try:  # the same compressed picture, only its metadata segments rewritten: lossless, milliseconds
+                return _jpeg_with_exif(data, exif.tobytes())
+            except ValueError:  # a stream odd enough not to walk: decoded and saved again
+                pass
         im.load()
         out = io.BytesIO()
         if fmt == "JPEG":
@@ -324,6 +329,50 @@ def strip_personal(data: bytes, *, max_pixels: int = MAX_PIXELS) -> bytes:
         else:  # HEIC: exported as JPEG, which every office machine opens
             im.convert("RGB").save(out, "JPEG", quality=92, exif=exif.tobytes())
     return out.getvalue()
+
+
+#: JPEG segments that never leave in an export: APP1 other than Exif (XMP: GPS, owner, history), APP3–APP15
+#: (maker and editor data; APP13 holds IPTC bylines) and comments
+_DROPPED_MARKERS = frozenset({0xFE, *range(0xE3, 0xF0)})
+
+
+def _jpeg_with_exif(data: bytes, exif: bytes) -> bytes:
+    """``data`` (a JPEG) with its Exif segment replaced by ``exif`` (``b"Exif\0\0"`` + TIFF) and the segments that
+    may carry personal data dropped; everything from the first scan on is copied unchanged (no re-encoding).
+
+    Raises:
+        ValueError: not a JPEG stream this walk understands, or an Exif segment too long for one segment.
+    """
+    if data[:2] != b"\xff\xd8" or len(exif) > 0xFFFF - 2:
+        raise ValueError("not a JPEG")
+    out = bytearray(data[:2])
+    i, n = 2, len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            raise ValueError("no marker")
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0xDA, 0xD9):  # start of scan (or end): the picture itself, as it is
+            out += data[i:]
+            return bytes(out)
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            out += data[i:i + 2]
+            i += 2
+            continue
+        length = int.from_bytes(data[i + 2:i + 4], "big")
+        end = i + 2 + length
+        if length < 2 or end > n:
+            raise ValueError("bad segment length")
+        payload = data[i + 4:end]
+        if marker == 0xE1 and payload.startswith(b"Exif\0\0"):
+            if exif:
+                out += b"\xff\xe1" + (len(exif) + 2).to_bytes(2, "big") + exif
+        elif marker != 0xE1 and marker not in _DROPPED_MARKERS:
+            out += data[i:end]
+        i = end
+    raise ValueError("no scan")
 
 
 def is_image(content_type: str) -> bool:
