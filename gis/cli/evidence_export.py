@@ -1,4 +1,5 @@
-"""``renewal attachment zip``: the evidence of a parcel or of a village as one zip with a manifest.
+"""``renewal attachment zip``: the evidence of a parcel or of a village as one zip with a manifest
+(added to the ``attachment`` group of gis/cli/evidence.py by ``add_zip_command``).
 
     renewal attachment zip V01-003 -o V01-003.zip
     renewal attachment zip --village 东岙村 -o 东岙村.zip
@@ -37,10 +38,3 @@ def add_zip_command(attachment_sub) -> None:
     s.add_argument("-o", "--output", required=True, help="zip file to write")
     s.set_defaults(func=cmd_attachment_zip)
 
-
-def register(sub) -> None:
-    """``renewal attachment zip``; the ``attachment`` group is made here when no other module has made it."""
-    if "attachment" in sub.choices:
-        return  # the evidence commands' module adds ``zip`` to its group (gis/cli/evidence.py)
-    s = sub.add_parser("attachment", help="one attachment, or a zip of a parcel's or a village's evidence")
-    add_zip_command(s.add_subparsers(dest="attachment_command", required=True, metavar="COMMAND"))
