@@ -33,6 +33,10 @@ from gis.base.errors import InputError
 MAX_MB = 25                 # largest upload, megabytes
 MAX_PIXELS = 60_000_000     # largest image, pixels (a 48 MP phone photo passes)
 THUMB_PX = 320              # long side of a thumbnail
+#: bytes a thumbnail may take: a gallery of 50 loads ≤ 300 KB (issue 17). A busy 320-px photo at quality 80
+#: is ~20 KB, so the quality (then the size) steps down until it fits (bench/evidence.py)
+THUMB_MAX_BYTES = 6000
+THUMB_STEPS = ((1.0, 75), (1.0, 60), (0.8, 60), (0.8, 45), (0.625, 50), (0.5, 45), (0.4, 40))
 
 PHOTO, DOCUMENT = "photo", "document"
 IMAGE_TYPES = {"image/jpeg": "jpeg", "image/png": "png", "image/webp": "webp", "image/heic": "heic"}
@@ -277,8 +281,13 @@ def thumbnail(data: bytes, px: int = THUMB_PX, *, max_pixels: int = MAX_PIXELS) 
             im.thumbnail((px, px))
             if im.mode not in ("RGB", "L"):
                 im = _flatten(im)
-            out = io.BytesIO()
-            im.save(out, "JPEG", quality=80, optimize=True)
+            for scale, quality in THUMB_STEPS:  # the best that fits THUMB_MAX_BYTES (most photos: the first)
+                small = im if scale == 1.0 else im.resize((max(1, round(im.width * scale)),
+                                                           max(1, round(im.height * scale))), Image.Resampling.LANCZOS)
+                out = io.BytesIO()
+                small.save(out, "JPEG", quality=quality, optimize=True)
+                if out.tell() <= THUMB_MAX_BYTES:
+                    break
         except (OSError, ValueError, SyntaxError) as e:
             _refuse("evidence.bad_image", name="?", detail=str(e)[:200])
     return out.getvalue()
