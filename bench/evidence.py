@@ -177,19 +177,29 @@ def status(key, pid="self"):
     return 0
 
 what, where, out = sys.argv[1:4]
-t = time.perf_counter()
 from gis.store.open import open_store_at
 from gis.store.backup import backup
+laps, t = {}, time.perf_counter()
+def lap(name):
+    global t
+    now = time.perf_counter()
+    laps[name] = round(now - t, 3)
+    t = now
 store = open_store_at(where, load_catalog())
+lap("open_s")
 n_parcels = len(store.parcels(geometry=False))
+lap("parcels_s")
 code = max(store.attachment_counts().items(), key=lambda kv: kv[1])[0]
+lap("counts_s")
 gallery = store.attachments(code, kind="photo")
 thumbs = sum(len(store.attachment_thumbnail(a.id) or b"") for a in gallery)
+lap("gallery_s")
 points = len(store.photo_points(bbox=(121.0, 37.0, 122.0, 38.0)))
-opened = time.perf_counter() - t
+lap("photo_points_s")
 if what == "open":
-    print(json.dumps({"open_and_gallery_s": round(opened, 3), "parcels": n_parcels, "gallery": len(gallery),
-                      "gallery_thumbnails_kb": round(thumbs / 1e3, 1), "photo_points": points}))
+    print(json.dumps({"open_and_gallery_s": round(sum(laps.values()), 3), **laps, "parcels": n_parcels,
+                      "gallery": len(gallery), "gallery_thumbnails_kb": round(thumbs / 1e3, 1),
+                      "photo_points": points}))
     sys.exit(0)
 peak, done = [0], threading.Event()
 def watch():
