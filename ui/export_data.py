@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from gis.io.exporter import MIME, export_bytes, export_filename
-from ui.common import lang, store, tr
+from ui.common import current_user, lang, store, tr
 
 
 def export_downloads(codes: tuple | list | None, key: str = "export") -> None:
@@ -22,6 +22,8 @@ def export_downloads(codes: tuple | list | None, key: str = "export") -> None:
         st.info(tr("export.nothing"))
         return
     selection = list(codes) if codes is not None else None
+    user = current_user()
+    viewer = user.username if user is not None else None  # a GeoPackage carries the documents this account may see
     gbk = st.checkbox(tr("export.shp_gbk"), key=f"{key}-gbk", help=tr("export.shp_encoding"))
     cols = st.columns(4)
     for col, fmt in zip(cols, ("gpkg", "geojson", "shp", "xlsx")):
@@ -29,7 +31,7 @@ def export_downloads(codes: tuple | list | None, key: str = "export") -> None:
         col.download_button(
             tr(f"export.{fmt}"),
             # deferred: the file is made when the button is clicked, from the store as it is then
-            data=lambda fmt=fmt, enc=enc: export_bytes(s, fmt, selection, enc, language),
+            data=lambda fmt=fmt, enc=enc: export_bytes(s, fmt, selection, enc, language, viewer),
             file_name=export_filename(fmt, language),
             mime=MIME[fmt],
             key=f"{key}-{fmt}",

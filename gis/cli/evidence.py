@@ -19,6 +19,7 @@ from gis.base.errors import InputError
 from gis.base.fileio import atomic_write
 from gis.base.i18n import t
 from gis.cli.common import actor, open_cli_store, print_json
+from gis.cli.evidence_export import add_zip_command
 from gis.model import media
 
 
@@ -145,7 +146,7 @@ def register(sub) -> None:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_attachments)
 
-    s = sub.add_parser("attachment", help="get or withdraw one attachment")
+    s = sub.add_parser("attachment", help="get or withdraw one attachment, or zip a parcel's or a village's evidence")
     asub = s.add_subparsers(dest="attachment_command", required=True)
     g = asub.add_parser("get", help="write an attachment's file")
     g.add_argument("id", type=int)
@@ -158,3 +159,4 @@ def register(sub) -> None:
     w.add_argument("--reason", required=True)
     w.add_argument("--by")
     w.set_defaults(func=cmd_attachment)
+    add_zip_command(asub)  # renewal attachment zip: gis/cli/evidence_export.py

@@ -248,7 +248,10 @@ def cmd_export(args) -> int:
         codes = store.parcels(kind=args.kind, zone=args.zone, village=args.village, stage=args.stage,
                               search=args.search, blocked=True if args.blocked else None, geometry=False)["code"]
     fmt = fmt or Path(args.output).suffix.lstrip(".") or "?"
-    print_json(export(store, fmt, args.output, codes, encoding=args.encoding, lang=args.lang))
+    viewer = None  # a GeoPackage carries the restricted documents of the account proven by --as (or a token)
+    if fmt == "gpkg" and store.accounts_enabled() and (args.as_user or os.environ.get("RENEWAL_TOKEN")):
+        viewer = actor(args, store, login_default=True)
+    print_json(export(store, fmt, args.output, codes, encoding=args.encoding, lang=args.lang, viewer=viewer))
     return 0
 
 
@@ -282,7 +285,7 @@ def cmd_brief(args) -> int:
     elif args.village:
         out = render_village_page(store, args.village, args.output, **kw)
     else:
-        out = render_parcel_page(store, args.code, args.output, **kw)
+        out = render_parcel_page(store, args.code, args.output, photo=not args.no_photo, **kw)
     print_json({"output": str(out), "bytes": out.stat().st_size})
     return 0
 
@@ -301,7 +304,8 @@ def cmd_atlas(args) -> int:
                                    stage=args.stage, search=args.search)
     result = render_atlas(store, selection, args.output, png_zip=args.png_zip, paper=args.paper,
                           raster=_raster_choice(args), lang=args.lang, settings=args.settings,
-                          progress=None if args.quiet else progress_bar(), jobs=args.jobs, dpi=args.dpi)
+                          progress=None if args.quiet else progress_bar(), jobs=args.jobs, dpi=args.dpi,
+                          photos=args.photos)
     print_json(result)
     return 0
 
@@ -432,6 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--village", help="a village page instead: village code or name")
     s.add_argument("--project", help="a key project's page instead: project code")
     _page_options(s, "-o", "file to write: .pdf or .png")
+    s.add_argument("--no-photo", action="store_true", help="leave out the parcel's latest site photo")
     s.set_defaults(func=cmd_brief)
 
     s = sub.add_parser("atlas", help="a briefing atlas: cover, index and one page per village or parcel")
@@ -441,6 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
         what.add_argument(f"--{opt}", help=f"one page per parcel, filtered by {opt}")
     _page_options(s, "-o", "PDF file to write")
     s.add_argument("--png-zip", help="also write the pages as PNG images in this zip file")
+    s.add_argument("--photos", action="store_true", help="a page of site photos after each parcel that has some")
     s.add_argument("--jobs", type=int, help="processes rendering pages (default: the CPUs available)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_atlas)

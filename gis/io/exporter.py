@@ -32,6 +32,7 @@ from gis.base.fileio import atomic_path
 from gis.base.i18n import t
 from gis.base.sheets import text_sheet
 from gis.base.units import M2_PER_MU
+from gis.io.media_tables import write_media
 from gis.io.parcel_table import export_table_csv
 from gis.io.plans_io import ledger_plan_columns
 from gis.io.projects_io import add_project_sheet
@@ -137,14 +138,20 @@ def with_date_types(parcels: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return out
 
 
-def export_gpkg(store, path, codes=None, lang: str = "zh") -> dict:
-    """Every layer of the store, the (selected) parcels with their current stage, and their events.
+def export_gpkg(store, path, codes=None, lang: str = "zh", viewer: str | None = None) -> dict:
+    """Every layer of the store, the (selected) parcels with their current stage, their events, and the
+    attachments of the parcels, their events and their villages (``gis.io.media_tables``: the GeoPackage
+    Related Tables Extension; photos without personal EXIF; restricted documents only when ``viewer``
+    may see them — an export by no one in particular leaves them out).
 
-    The file is written by GDAL, so it passes ``validate_gpkg.py`` and opens
+    The layers are written by GDAL, so the file passes ``validate_gpkg.py`` and opens
     in QGIS; text is UTF-8 (Chinese intact).
     """
     parcels = parcels_for_export(store, codes, lang)
     events = events_for_export(store, codes)
+    places = {kind: {v for v in parcels[col] if isinstance(v, str) and v} if col in parcels.columns else set()
+              for kind, col in (("village", "village"), ("site", "park"))}  # their own evidence goes along
+    media: dict = {}
 
     typed = with_date_types(parcels)
 
@@ -163,9 +170,10 @@ def export_gpkg(store, path, codes=None, lang: str = "zh") -> dict:
                                         promote_to_multi=bool(layer.geom_type.isin(["Polygon", "MultiPolygon"]).all()))
         pyogrio.write_dataframe(events, tmp, layer="stage_events", driver="GPKG", layer_options={"FID": "id"})
         pyogrio.write_dataframe(_meta_rows(store, len(parcels), "gpkg"), tmp, layer="meta", driver="GPKG")
+        media.update(write_media(store, tmp, list(parcels["code"]), viewer, places))
 
     _atomic(path, write)
-    return {"format": "gpkg", "path": str(path), "parcels": len(parcels), "events": len(events),
+    return {"format": "gpkg", "path": str(path), "parcels": len(parcels), "events": len(events), **media,
             "bytes": Path(path).stat().st_size}
 
 
@@ -467,8 +475,11 @@ def export_ledger_xlsx(store, path, codes=None, lang: str = "zh") -> dict:
 
 
 # ------------------------------------------------------------------ one entry
-def export(store, fmt: str, path, codes=None, encoding: str | None = None, lang: str = "zh") -> dict:
+def export(store, fmt: str, path, codes=None, encoding: str | None = None, lang: str = "zh",
+           viewer: str | None = None) -> dict:
     """Write ``fmt`` (gpkg, geojson, shp, xlsx, csv: the parcel table) of the parcels ``codes`` (None: all) to ``path``.
+
+    ``viewer``: the account exporting (a GeoPackage carries the restricted documents it may see).
 
     Raises:
         InputError: unknown format or shapefile encoding; nothing to export.
@@ -480,7 +491,7 @@ def export(store, fmt: str, path, codes=None, encoding: str | None = None, lang:
         if not codes:
             raise InputError("export.nothing")
     if fmt == "gpkg":
-        return export_gpkg(store, path, codes, lang)
+        return export_gpkg(store, path, codes, lang, viewer)
     if fmt == "geojson":
         return export_geojson(store, path, codes, lang)
     if fmt == "shp":
@@ -490,11 +501,12 @@ def export(store, fmt: str, path, codes=None, encoding: str | None = None, lang:
     return export_ledger_xlsx(store, path, codes, lang)
 
 
-def export_bytes(store, fmt: str, codes=None, encoding: str | None = None, lang: str = "zh") -> bytes:
+def export_bytes(store, fmt: str, codes=None, encoding: str | None = None, lang: str = "zh",
+                 viewer: str | None = None) -> bytes:
     """The bytes of an export, for a download button."""
     with tempfile.TemporaryDirectory(prefix="renewal-export-") as d:
         out = Path(d) / f"export{SUFFIX.get(fmt, '')}"
-        export(store, fmt, out, codes, encoding, lang)
+        export(store, fmt, out, codes, encoding, lang, viewer)
         return out.read_bytes()
 
 

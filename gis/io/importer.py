@@ -36,9 +36,11 @@ from gis.base.errors import InputError, UnknownCRSError
 from gis.base.gcj02 import geometries_from_gcj02
 from gis.base.i18n import t
 from gis.base.units import M2_PER_MU, STORE_CRS, areas_m2, gk_epsg
+from gis.io.media_tables import media_data
 from gis.io.readers import ARC_STEP_DEGREES, EVENT_COLUMNS, RawLayer, cell_text, column_key, file_failures, read_layer
 from gis.io.uploads import Upload, stage_path
 from gis.model.catalog import load_layer_catalog
+from gis.model.media import inspect
 
 STORE_EPSG = 4490
 #: parcel fields an import can set, in the order the mapping form shows them
@@ -117,6 +119,7 @@ class ImportPlan:
     fields: tuple[str, ...]              # fields the file sets (the rest of an existing parcel is kept)
     history: list[dict]
     source: str
+    attachments: list[dict] = field(default_factory=list)  # checked attachments the file carries (media_tables)
 
     @property
     def preview(self) -> gpd.GeoDataFrame:
@@ -504,6 +507,7 @@ def _prepare(store, upload: Upload, options: ImportOptions | None, today: dt.dat
     if match.exists[good].any():  # unchanged parcels (a re-import of the same data) are left alone
         plan_gdf = _drop_unchanged(plan_gdf, match.existing, written)
     history = carried_history(store, raw, plan_gdf, today)
+    attachments, skipped = check_attachments(raw, {str(fields.codes[i]) for i in good})
     hint = gcj02_hint(raw) if choice.crs.is_geographic else []
     if hint and not opts.gcj02:  # never shifted silently: the planner decides
         warnings.append({"key": "import.warn_gcj02", "properties": hint,
@@ -511,8 +515,9 @@ def _prepare(store, upload: Upload, options: ImportOptions | None, today: dt.dat
     report = build_report(upload, ref, raw, opts, fields, rows, warnings, choice, repaired_rows, good, plan_gdf,
                           derived, history)
     report["gcj02_suggested"] = hint  # the AMap/DataV properties seen; the app ticks the conversion for them
+    report["attachments"], report["attachments_skipped"] = len(attachments), skipped
     return ImportPlan(report=report, parcels=plan_gdf, fields=written, history=history,
-                      source=upload.source_name or ref.name)
+                      source=upload.source_name or ref.name, attachments=attachments)
 
 
 # ------------------------------------------------------------------ the steps
@@ -888,6 +893,36 @@ def build_report(upload: Upload, ref, raw: RawLayer, opts: ImportOptions, fields
     }
 
 
+def check_attachments(raw: RawLayer, codes: set[str]) -> tuple[list[dict], int]:
+    """The attachments the file carries for the parcels it imports, each through the checks of an upload
+    (``gis.model.media.inspect``: real type, size and pixel caps, read one at a time); (items, how many belong
+    to rows not imported).
+
+    Raises:
+        InputError: ``import.bad_attachments`` naming every refused one (nothing is written).
+    """
+    items, problems, skipped = [], [], 0
+    for m in raw.media or ():
+        if m.code not in codes:
+            skipped += 1
+            continue
+        try:
+            inspect(media_data(raw.media_path, m.row_id), m.filename)
+        except InputError as e:
+            problems.append({lang: t("import.attachment_row", lang, id=m.row_id, name=m.filename,
+                                     reason=e.message(lang)) for lang in ("zh", "en")})
+            continue
+        path, row = raw.media_path, m.row_id
+        items.append({"code": m.code, "filename": m.filename, "caption": m.caption, "restricted": m.restricted,
+                      "event": m.event, "known_sha256": {s for s in (m.sha256, m.store_sha256) if s},
+                      "data": lambda path=path, row=row: media_data(path, row)})
+    if problems:
+        shown = problems[:LIST_CAP]
+        raise InputError("import.bad_attachments", n=len(problems),
+                         detail={lang: "; ".join(p[lang] for p in shown) for lang in ("zh", "en")})
+    return items, skipped
+
+
 def check_carried_history(events: list[dict], kinds: dict[str, str], ends: dict[str, str | None], catalog,
                           today: dt.date) -> list[dict]:
     """The carried events (rows of the file's ``stage_events``, numbered from 1) of the parcels in ``kinds``
@@ -1049,7 +1084,7 @@ def commit_import(store, plan: ImportPlan, by: str, today: dt.date | None = None
     """
     report = dict(plan.report)
     gdf = plan.parcels
-    if len(gdf) == 0:
+    if len(gdf) == 0 and not plan.attachments:
         report.update(dry_run=False, committed=False)
         return report
     blobs = shapely.to_wkb(np.asarray(gdf.geometry.values, dtype=object), byte_order=1, output_dimension=2)
@@ -1069,10 +1104,11 @@ def commit_import(store, plan: ImportPlan, by: str, today: dt.date | None = None
         rec["geom"] = blobs[k]
         records.append(rec)
     note = _msg("import.event_note", "zh", source=plan.source)  # stored data, in the office's language
-    result = store.upsert_parcels(records, by=by, note=note, history=plan.history, today=today)
+    result = store.upsert_parcels(records, by=by, note=note, history=plan.history, today=today,
+                                  attachments=plan.attachments)
     report.update(dry_run=False, committed=True, new=result["inserted"], updated=result["updated"],
                   features_imported=result["inserted"] + result["updated"], events_written=result["events"],
-                  data_version=result["data_version"])
+                  attachments_written=result.get("attachments", 0), data_version=result["data_version"])
     return report
 
 

@@ -44,6 +44,7 @@ import shapely
 from pyogrio.raw import read, read_arrow
 
 from gis.base.errors import InputError, RenewalError
+from gis.io.media_tables import read_media
 from gis.io.uploads import LayerRef, Upload, ensure_gdal_hardened
 from gis.store import schema
 
@@ -72,6 +73,8 @@ class RawLayer:
     encoding: str
     encoding_source: str                 # cpg, detected, user, format
     history: list[dict] | None = None    # stage events carried by the file (our own GeoPackage export)
+    media: list | None = None            # attachments it carries for the layer (gis.io.media_tables.MediaRow)
+    media_path: Path | None = None       # the staged GeoPackage holding their bytes
     notes: list[tuple[int, str, dict]] = field(default_factory=list)  # rows rejected while reading (-1: a warning)
     linearised: int = 0                  # features whose curves were linearised
     surfaces: int = 0                    # TIN / PolyhedralSurface features turned into polygons
@@ -271,6 +274,9 @@ def _read_gdal(path: Path, ref: LayerRef, user_enc: str | None) -> RawLayer:
     elif ref.format in ("kml", "dxf"):
         enc = enc or "utf-8"
     raw = RawLayer(gdf=gdf, format=ref.format, encoding=enc or "utf-8", encoding_source=enc_source, history=history)
+    if ref.format == "gpkg":
+        raw.media = read_media(path, ref.layer or ref.name)
+        raw.media_path = path if raw.media else None
     if str(info.get("geometry_type") or "").removesuffix(" Z").removesuffix(" M").removesuffix(" ZM") \
             not in _LINEAR_LAYER_TYPES:
         _fix_nonlinear(raw, path, ref)

@@ -33,6 +33,10 @@ from gis.base.errors import InputError
 MAX_MB = 25                 # largest upload, megabytes
 MAX_PIXELS = 60_000_000     # largest image, pixels (a 48 MP phone photo passes)
 THUMB_PX = 320              # long side of a thumbnail
+#: bytes a thumbnail may take: a gallery of 50 loads ≤ 300 KB (issue 17). A busy 320-px photo at quality 80
+#: is ~20 KB, so the quality (then the size) steps down until it fits (bench/evidence.py)
+THUMB_MAX_BYTES = 6000
+THUMB_STEPS = ((1.0, 75), (1.0, 60), (0.8, 60), (0.8, 45), (0.625, 50), (0.5, 45), (0.4, 40))
 
 PHOTO, DOCUMENT = "photo", "document"
 IMAGE_TYPES = {"image/jpeg": "jpeg", "image/png": "png", "image/webp": "webp", "image/heic": "heic"}
@@ -277,8 +281,13 @@ def thumbnail(data: bytes, px: int = THUMB_PX, *, max_pixels: int = MAX_PIXELS) 
             im.thumbnail((px, px))
             if im.mode not in ("RGB", "L"):
                 im = _flatten(im)
-            out = io.BytesIO()
-            im.save(out, "JPEG", quality=80, optimize=True)
+            for scale, quality in THUMB_STEPS:  # the best that fits THUMB_MAX_BYTES (most photos: the first)
+                small = im if scale == 1.0 else im.resize((max(1, round(im.width * scale)),
+                                                           max(1, round(im.height * scale))), Image.Resampling.LANCZOS)
+                out = io.BytesIO()
+                small.save(out, "JPEG", quality=quality, optimize=True)
+                if out.tell() <= THUMB_MAX_BYTES:
+                    break
         except (OSError, ValueError, SyntaxError) as e:
             _refuse("evidence.bad_image", name="?", detail=str(e)[:200])
     return out.getvalue()
@@ -313,6 +322,11 @@ def strip_personal(data: bytes, *, max_pixels: int = MAX_PIXELS) -> bytes:
         for tag in PERSONAL_TAGS:
             sub.pop(tag, None)
         exif.pop(_GPS_IFD, None)
+        if fmt == "JPEG":
+            try:  # the same compressed picture, only its metadata segments rewritten: lossless, milliseconds
+                return _jpeg_with_exif(data, exif.tobytes())
+            except ValueError:  # a stream odd enough not to walk: decoded and saved again
+                pass
         im.load()
         out = io.BytesIO()
         if fmt == "JPEG":
@@ -324,6 +338,50 @@ def strip_personal(data: bytes, *, max_pixels: int = MAX_PIXELS) -> bytes:
         else:  # HEIC: exported as JPEG, which every office machine opens
             im.convert("RGB").save(out, "JPEG", quality=92, exif=exif.tobytes())
     return out.getvalue()
+
+
+#: JPEG segments that never leave in an export: APP1 other than Exif (XMP: GPS, owner, history), APP3–APP15
+#: (maker and editor data; APP13 holds IPTC bylines) and comments
+_DROPPED_MARKERS = frozenset({0xFE, *range(0xE3, 0xF0)})
+
+
+def _jpeg_with_exif(data: bytes, exif: bytes) -> bytes:
+    """``data`` (a JPEG) with its Exif segment replaced by ``exif`` (``b"Exif\0\0"`` + TIFF) and the segments that
+    may carry personal data dropped; everything from the first scan on is copied unchanged (no re-encoding).
+
+    Raises:
+        ValueError: not a JPEG stream this walk understands, or an Exif segment too long for one segment.
+    """
+    if data[:2] != b"\xff\xd8" or len(exif) > 0xFFFF - 2:
+        raise ValueError("not a JPEG")
+    out = bytearray(data[:2])
+    i, n = 2, len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            raise ValueError("no marker")
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0xDA, 0xD9):  # start of scan (or end): the picture itself, as it is
+            out += data[i:]
+            return bytes(out)
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            out += data[i:i + 2]
+            i += 2
+            continue
+        length = int.from_bytes(data[i + 2:i + 4], "big")
+        end = i + 2 + length
+        if length < 2 or end > n:
+            raise ValueError("bad segment length")
+        payload = data[i + 4:end]
+        if marker == 0xE1 and payload.startswith(b"Exif\0\0"):
+            if exif:
+                out += b"\xff\xe1" + (len(exif) + 2).to_bytes(2, "big") + exif
+        elif marker != 0xE1 and marker not in _DROPPED_MARKERS:
+            out += data[i:end]
+        i = end
+    raise ValueError("no scan")
 
 
 def is_image(content_type: str) -> bool:

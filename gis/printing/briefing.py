@@ -75,6 +75,7 @@ from gis.printing.pagekit import (  # some re-exported: the benchmark draws with
     text_width_mm,
     wrap,
 )
+from gis.printing.photos import compose_photo_page, draw_latest_photo, site_photos
 
 Progress = Callable[[int, int, str], None]
 
@@ -155,8 +156,11 @@ def plan_line(rows: list[dict], lang: str = "zh") -> str | None:
 
 
 def compose_parcel_page(store, code: str, paper: str = "A4", raster=None, lang: str = "zh",
-                        classification: str = "", number=None) -> Page:
+                        classification: str = "", number=None, photo=True) -> Page:
     """The figure of one parcel's briefing page (not yet saved).
+
+    ``photo``: show the parcel's latest site photo (if it has one) as an inset in the map's lower right
+    corner; True looks it up, an Attachment is that photo, False or None shows none.
 
     Raises:
         NotFoundError: unknown code; InputError: unreadable raster.
@@ -179,6 +183,10 @@ def compose_parcel_page(store, code: str, paper: str = "A4", raster=None, lang: 
     map_rect = (10, 25, 173, 136)
     extent = fit_extent(geom.bounds, map_rect[2] / map_rect[3], 0.9, 320.0)
     draw_map(page, map_rect, extent, raster=raster, focus_rows=[row], label_mode="code")
+    if photo is True:
+        photo = (site_photos(store, [code]).get(code) or [None])[0]
+    if photo:
+        draw_latest_photo(page, store, code, photo)
     draw_timeline(page, 10, 178, 173, p["timeline"])
 
     c = geom.centroid
@@ -233,10 +241,11 @@ def draw_history(page: Page, x: float, y: float, p: dict, w: float, max_y: float
 
 
 def render_parcel_page(store, code: str, out, fmt: str | None = None, paper: str = "A4", raster=None,
-                       lang: str = "zh", settings=None, dpi: int = PNG_DPI) -> Path:
+                       lang: str = "zh", settings=None, dpi: int = PNG_DPI, photo: bool = True) -> Path:
     """Write one parcel's briefing page (PDF or PNG, from ``fmt`` or the extension of ``out``).
 
-    ``raster``: a GeoTIFF in any CRS for the background, or None for none.
+    ``raster``: a GeoTIFF in any CRS for the background, or None for none. ``photo``: the latest site
+    photo as an inset, when the parcel has one.
 
     Raises:
         NotFoundError: unknown code.
@@ -246,7 +255,7 @@ def render_parcel_page(store, code: str, out, fmt: str | None = None, paper: str
     f = _fmt_of(out, fmt)
     settings = settings or _settings()
     _check_raster_covers(raster, store, lambda sh: _parcel_extent(sh, code))
-    page = compose_parcel_page(store, code, paper, raster, lang, settings.classification)
+    page = compose_parcel_page(store, code, paper, raster, lang, settings.classification, photo=photo)
     with atomic_output(out) as tmp:
         page.save(tmp, f, dpi)
     return out
@@ -573,9 +582,10 @@ def _index_pages(n_items: int) -> int:
     return max(1, math.ceil(n_items / INDEX_ROWS_PER_PAGE))
 
 
-def atlas_page_count(n_items: int) -> int:
-    """Pages of an atlas of ``n_items`` villages or parcels: cover, index pages, one per item."""
-    return 1 + _index_pages(n_items) + n_items
+def atlas_page_count(n_items: int, photo_pages: int = 0) -> int:
+    """Pages of an atlas of ``n_items`` villages or parcels: cover, index pages, one per item (and
+    ``photo_pages``, one per parcel with site photos)."""
+    return 1 + _index_pages(n_items) + n_items + photo_pages
 
 
 def compose_cover(store, selection: AtlasSelection, paper: str, lang: str, classification: str,
@@ -644,8 +654,11 @@ def compose_cover(store, selection: AtlasSelection, paper: str, lang: str, class
 
 
 def compose_index(store, selection: AtlasSelection, rows: list[dict], part: int, paper: str, lang: str,
-                  classification: str, first_item_page: int, pages: int) -> Page:
-    """One page of the index: number, code, name, zone, stage, area in 亩, page."""
+                  classification: str, first_item_page, pages: int) -> Page:
+    """One page of the index: number, code, name, zone, stage, area in 亩, page.
+
+    ``first_item_page``: the page of the first item (items follow one a page), or the list of each item's page.
+    """
     sheet = load_sheet(store)
     page = Page(paper, lang, classification, sheet, (2 + part, pages))
     page.header(page.tr("brief.index"), selection.label(lang), page.tr("brief.atlas_title"))
@@ -666,7 +679,8 @@ def compose_index(store, selection: AtlasSelection, rows: list[dict], part: int,
         vals = [str(n + 1), r["code"], r["name"], r["zone"], r["stage"]]
         if selection.kind == "village":
             vals.append(str(r["n"]))
-        vals += [fmt_mu(r["area_m2"]), str(first_item_page + n)]
+        at = first_item_page[n] if isinstance(first_item_page, list) else first_item_page + n
+        vals += [fmt_mu(r["area_m2"]), str(at)]
         for (x, _, _), v in zip(cols, vals):
             columns[x].append(v)
         if i % 2 == 1:
@@ -678,10 +692,17 @@ def compose_index(store, selection: AtlasSelection, rows: list[dict], part: int,
 
 
 def compose_item(store, selection: AtlasSelection, code: str, paper: str, raster, lang: str,
-                 classification: str, number) -> Page:
+                 classification: str, number, photos: dict | None = None, what: str = "item") -> Page:
+    """An atlas page of ``code``: its briefing page (``what="item"``) or its photo page (``"photos"``).
+
+    ``photos``: the site photos of the atlas's parcels, looked up once for the whole atlas (None: each page
+    looks up its own)."""
+    if what == "photos":
+        return compose_photo_page(store, code, (photos or {}).get(code, []), paper, lang, classification, number)
     if selection.kind == "village":
         return compose_village_page(store, code, paper, raster, lang, classification, number)
-    return compose_parcel_page(store, code, paper, raster, lang, classification, number)
+    photo = True if photos is None else ((photos.get(code) or [None])[0] or False)
+    return compose_parcel_page(store, code, paper, raster, lang, classification, number, photo=photo)
 
 
 @dataclass
@@ -696,6 +717,8 @@ class _Job:
     pages: int
     png_dir: str | None
     dpi: int
+    pages_of: list = field(default_factory=list)   # the atlas's item pages in order: (code, "item" | "photos")
+    photos: dict | None = None                     # {parcel code: its site photos}, looked up once
 
 
 _JOB: _Job | None = None  # set before the worker processes fork; they inherit it
@@ -730,12 +753,12 @@ def _render_items(args, on_page) -> list:
     job = _JOB
     records, names = [], []
     for i in range(i0, i1):
-        code = job.selection.codes[i]
+        code, what = job.pages_of[i]
         n = job.first_page + i
         page = compose_item(job.store, job.selection, code, job.paper, job.raster, job.lang,
-                            job.classification, (n, job.pages))
+                            job.classification, (n, job.pages), job.photos, what)
         records.append(page.record())
-        names.append(_png_name(n, code))
+        names.append(_png_name(n, code if what == "item" else f"{code}_photos"))
         if on_page is not None:
             on_page(code)
         elif _QUEUE is not None:
@@ -768,8 +791,11 @@ def _cpus() -> int:
 
 def render_atlas(store, selection: AtlasSelection, out_pdf, png_zip=None, paper: str = "A4", raster=None,
                  lang: str = "zh", settings=None, progress: Progress | None = None, jobs: int | None = None,
-                 dpi: int = PNG_DPI) -> dict:
+                 dpi: int = PNG_DPI, photos: bool = False) -> dict:
     """Write an atlas: a cover, an index, then one page per item of ``selection``, in its order.
+
+    Each parcel's page shows its latest site photo; with ``photos``, a parcel with site photos also gets a
+    page of them, right after its own (a parcel atlas; the index gives each parcel's first page).
 
     Pages are composed by up to ``jobs`` processes (default: the CPUs available)
     and written as one PDF (each font subset once); with ``png_zip``, the pages
@@ -791,11 +817,11 @@ def render_atlas(store, selection: AtlasSelection, out_pdf, png_zip=None, paper:
     settings = settings or _settings()
     with pinned_sheet(store):
         return _render_atlas(store, selection, out_pdf, zip_out, paper, raster, lang, settings, progress, jobs,
-                             dpi, t0)
+                             dpi, t0, photos)
 
 
 def _render_atlas(store, selection, out_pdf, zip_out, paper, raster, lang, settings, progress, jobs, dpi,
-                  t0) -> dict:
+                  t0, photos=False) -> dict:
     global _JOB, _QUEUE
     sheet = load_sheet(store)
     if selection.kind == "village":
@@ -808,7 +834,14 @@ def _render_atlas(store, selection, out_pdf, zip_out, paper, raster, lang, setti
     n_items = len(selection.codes)
     n_index = _index_pages(n_items)
     first = 2 + n_index
-    pages = first - 1 + n_items
+    site = site_photos(store, selection.codes) if selection.kind == "parcel" else None
+    pages_of = []
+    for c in selection.codes:
+        pages_of.append((c, "item"))
+        if photos and site and site.get(c):
+            pages_of.append((c, "photos"))
+    item_pages = [first + i for i, (_, what) in enumerate(pages_of) if what == "item"]
+    pages = first - 1 + len(pages_of)
     cls = settings.classification
     progress = progress or (lambda done, total, label: None)
     pdfwriter.faces()  # read once here: the workers inherit them
@@ -817,9 +850,9 @@ def _render_atlas(store, selection, out_pdf, zip_out, paper, raster, lang, setti
         png_dir = os.path.join(tmpdir, "png") if zip_out else None
         if png_dir:
             os.mkdir(png_dir)
-        _JOB = _Job(store, selection, paper, raster, lang, cls, first, pages, png_dir, dpi)
-        workers = max(1, min(jobs or _cpus(), n_items // 4 or 1))
-        ranges = _plan(n_items, n_index, workers)
+        _JOB = _Job(store, selection, paper, raster, lang, cls, first, pages, png_dir, dpi, pages_of, site)
+        workers = max(1, min(jobs or _cpus(), len(pages_of) // 4 or 1))
+        ranges = _plan(len(pages_of), n_index, workers)
         done = [0]
 
         def report(code: str) -> None:
@@ -847,8 +880,8 @@ def _render_atlas(store, selection, out_pdf, zip_out, paper, raster, lang, setti
                     futures = [ex.submit(_render_chunk, r) for r in ranges[1:]]
                     try:
                         rows = _index_rows(store, selection, lang)  # while the workers start
-                        records = _render_front(store, selection, rows, paper, lang, cls, first, pages, report,
-                                                png_dir, dpi)
+                        records = _render_front(store, selection, rows, paper, lang, cls, item_pages, pages,
+                                                report, png_dir, dpi)
                         if ranges[0][1] > ranges[0][0]:
                             records += _render_chunk(ranges[0], own_pages)
                         while not all(f.done() for f in futures):
@@ -866,14 +899,14 @@ def _render_atlas(store, selection, out_pdf, zip_out, paper, raster, lang, setti
             else:
                 _QUEUE = None
                 rows = _index_rows(store, selection, lang)
-                records = _render_front(store, selection, rows, paper, lang, cls, first, pages, report, png_dir,
-                                        dpi)
+                records = _render_front(store, selection, rows, paper, lang, cls, item_pages, pages, report,
+                                        png_dir, dpi)
                 records += _render_chunk(ranges[0], own_pages)
         finally:
             _JOB, _QUEUE = None, None
             gc.unfreeze()
         with atomic_output(out_pdf) as tmp:
-            _write_atlas(records, tmp, rows, selection, lang, n_index)
+            _write_atlas(records, tmp, rows, selection, lang, [p - 1 for p in item_pages])
         if zip_out:
             with atomic_output(zip_out) as tmp:
                 with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as z:
@@ -912,10 +945,11 @@ def _render_front(store, selection, rows, paper, lang, cls, first, pages, report
     return out
 
 
-def _write_atlas(records: list, path: str, rows: list[dict], selection, lang: str, n_index: int) -> None:
-    """The atlas PDF: every page, one bookmark each for the cover, the index and every item."""
+def _write_atlas(records: list, path: str, rows: list[dict], selection, lang: str, item_index: list[int]) -> None:
+    """The atlas PDF: every page, one bookmark each for the cover, the index and every item (``item_index``:
+    each item's page, from 0)."""
     outline = [(t("brief.cover", lang), 0), (t("brief.index", lang), 1)]
-    outline += [(f"{r['code']} {r['name']}", 1 + n_index + i) for i, r in enumerate(rows)]
+    outline += [(f"{r['code']} {r['name']}", item_index[i]) for i, r in enumerate(rows)]
     pdfwriter.write_pdf(path, records, title=selection.label(lang), outline=outline)
 
 

@@ -3,6 +3,10 @@
 GeoPackage: SQLite's online backup API (consistent while others read and
 write). PostGIS: pg_dump/pg_restore in custom format.
 
+Attachments (photos, documents: gigabytes of them) are streamed, never read into this
+process: SQLite copies the file page by page through its own page cache, pg_dump copies
+a row at a time (tests/test_evidence_io.py measures both; bench/evidence.py at 10,000 photos).
+
 A restore is an administrative act with its own rules:
 
 - on a store with accounts only an admin or the operator (see README, *Trust
@@ -91,7 +95,10 @@ def backup(store, out: Path | str, by: str) -> Path:
                 src.close()
                 dst.close()
         else:
-            res = subprocess.run([_pg_tool("pg_dump"), "-Fc", "--no-owner", "-f", tmp, store.url],
+            # -Z 1: photos are JPEGs that no compressor shrinks, but pg_dump writes bytea as hex text, which
+            # zlib halves at any level; level 1 does it 3.4x faster than the default (bench/evidence.py:
+            # 150 MB of photos in 7.8 s instead of 26.5 s, a file 4.5 % larger)
+            res = subprocess.run([_pg_tool("pg_dump"), "-Fc", "-Z", "1", "--no-owner", "-f", tmp, store.url],
                                  capture_output=True, text=True)
             if res.returncode:
                 raise InputError("error.backup_failed", detail=res.stderr.strip()[-300:])

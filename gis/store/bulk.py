@@ -8,6 +8,7 @@ from operator import itemgetter
 from gis.auth import accounts
 from gis.base import clock
 from gis.base.errors import InputError, PermissionRefused
+from gis.store.attachments import prepare_upload
 from gis.store.base import PARCEL_FIELDS, utcnow_iso
 from gis.store.gpkg import blob_bounds, blobs_from_wkb
 
@@ -58,6 +59,7 @@ class BulkMixin:
         note: str = "",
         history: list[dict] | None = None,
         today: dt.date | None = None,
+        attachments: list[dict] | None = None,
     ) -> dict:
         """Insert or update parcels by code in one transaction (an import): all land, or none.
 
@@ -71,7 +73,13 @@ class BulkMixin:
         new codes. Geometry is written through SQLite, so GDAL's R-tree triggers
         (whose ST_* functions ``_connect`` registers) keep the spatial index right.
 
-        Returns ``{"inserted", "updated", "events", "data_version"}``.
+        ``attachments`` (the photos and documents a file carries, ``gis.io.importer.check_attachments``:
+        ``code``, ``filename``, ``caption``, ``restricted``, ``event`` (action, to_stage, event_date of the
+        stage event it documents), ``known_sha256``, ``data()``) land in the same transaction, through the
+        checks of an upload, one at a time (never all in memory); one the parcel already has (by either
+        sha256) is skipped.
+
+        Returns ``{"inserted", "updated", "events", "attachments", "data_version"}``.
 
         With accounts on, ``by`` must be a user allowed to edit every parcel
         written (its zone or village); the import is one line of the audit trail.
@@ -152,6 +160,11 @@ class BulkMixin:
                                 " WHERE code = ?", rows)
             carried = self._carried_events(history, new_codes, old, user, by, now)
             con.executemany(event_sql, carried + [(*e, None, None) for e in events])
+            n_attached = self._import_attachments(con, attachments or (), by)
+            if not (inserts or updates or carried or events or n_attached):
+                return {"inserted": 0, "updated": 0, "events": 0, "attachments": 0,
+                        "data_version": int(con.execute(
+                            "SELECT value FROM meta WHERE key = 'data_version'").fetchone()[0])}  # nothing new
             self._bump(con)
             self._update_extent(con)
             version = con.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchone()[0]
@@ -159,7 +172,39 @@ class BulkMixin:
                         {"inserted": len(inserts), "updated": sum(len(r) for r in updates.values()),
                          "carried": len(carried)}, note)
         return {"inserted": len(inserts), "updated": sum(len(r) for r in updates.values()),
-                "events": len(carried) + len(events), "data_version": int(version)}
+                "events": len(carried) + len(events), "attachments": n_attached, "data_version": int(version)}
+
+    def _import_attachments(self, con, items, by: str) -> int:
+        """Attach what an import carries, inside its transaction; how many were written.
+
+        Each item is checked as an upload is (``prepare_upload``: real type, caps, thumbnail) when its turn
+        comes, so one file's bytes at a time are held; permission as for any attachment (``_attach_in``).
+        A document of a stage event is linked to the parcel's event of the same action, stage and date.
+        """
+        written = 0
+        for item in items:
+            code = str(item["code"])
+            known = sorted(item.get("known_sha256") or ())
+            if known and con.execute(
+                    "SELECT 1 FROM attachments WHERE target_code = ? AND target_kind IN ('parcel', 'event')"
+                    f" AND withdrawn_at IS NULL AND sha256 IN ({', '.join('?' * len(known))})",
+                    (code, *known)).fetchone():
+                continue
+            event_id = None
+            ev = item.get("event")
+            if ev and ev.get("event_date"):
+                stage_sql = "to_stage IS NULL" if not ev.get("to_stage") else "to_stage = ?"
+                row = con.execute(
+                    f"SELECT id FROM stage_events WHERE parcel = ? AND action = ? AND event_date = ? AND {stage_sql}"
+                    " ORDER BY id DESC", (code, ev.get("action"), ev["event_date"],
+                                          *([ev["to_stage"]] if ev.get("to_stage") else []))).fetchone()
+                event_id = None if row is None else int(row[0])
+            upload = prepare_upload(item["data"](), item.get("filename") or "")
+            self._attach_in(con, code, upload, by, target_kind="event" if event_id is not None else "parcel",
+                            event_id=event_id, caption=item.get("caption") or "",
+                            restricted=bool(item.get("restricted")))
+            written += 1
+        return written
 
     def _carried_events(self, history, new_codes, parcels, user, by: str, now: str) -> list[tuple]:
         """Rows of the events a file carries for its new parcels (``gis.io.importer`` has checked them).
