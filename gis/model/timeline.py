@@ -25,6 +25,7 @@ import pandas as pd
 
 from gis.base import clock
 from gis.base.errors import InputError
+from gis.base.i18n import t
 from gis.model.pipelines import NOT_STARTED, Catalog
 
 STAGE_ACTIONS = ("advance", "correction", "import")
@@ -90,6 +91,17 @@ def parse_as_recorded(text: str | dt.datetime | None) -> dt.datetime | None:
     if t.tzinfo is None:
         t = t.replace(tzinfo=clock.office_zone())
     return t.astimezone(dt.timezone.utc)
+
+
+def as_of_text(meta: dict, lang: str = "zh") -> str:
+    """What a print or export of the past says of its date, from the ``meta()`` of a store seen at a moment
+    (``gis.store.asof``): "截至 2026-06-15（按 2026-06-20 18:00 的记录）"; "" for now."""
+    if not meta.get("as_of"):
+        return ""
+    text = t("brief.as_of", lang, date=meta["as_of"])
+    if meta.get("as_recorded"):
+        text += t("brief.as_recorded", lang, at=meta["as_recorded"])
+    return text
 
 
 def _recorded_times(values) -> pd.Series:
