@@ -318,7 +318,9 @@ def trend_by_month(parcels: pd.DataFrame, events: pd.DataFrame, catalog: Catalog
     stage entries and blocks dated in it.
 
     Columns: month (YYYY-MM), date, area_m2_cleared, area_mu_cleared, cleared_parcels, phase_<key> per phase,
-    advanced (standing stage entries dated in the month), blocked (parcels blocked at its end).
+    advanced (standing stage entries dated in the month), blocked (parcels blocked at its end), and for the
+    old-village parcels, as the village board counts them: signed_share (at or past 签约) and demolished_share
+    (past 拆除), shares of their number.
     """
     until = until or clock.office_today()
     replay = Replay(parcels, events, catalog)
@@ -331,6 +333,11 @@ def trend_by_month(parcels: pd.DataFrame, events: pd.DataFrame, catalog: Catalog
     past = {f"{k}{_SEP}{st.key}" for k in catalog.kinds for st in catalog.pipeline_for(k).stages if st.past_clearance}
     rows = []
     prev = (first.replace(day=1) - dt.timedelta(days=1)).isoformat()
+    village = (parcels["kind"] == "village").to_numpy()
+    vkeys = catalog.pipeline_for("village").keys if "village" in catalog.kinds else []
+    signed_from = vkeys.index("signing") if "signing" in vkeys else len(vkeys)
+    demolished_from = vkeys.index("demolition") + 1 if "demolition" in vkeys else len(vkeys)
+    n_village = int(village.sum())
     for end in month_ends(first, until):
         state = replay.at(end)
         keys = _keys(state["kind"], state["stage"])
@@ -345,6 +352,12 @@ def trend_by_month(parcels: pd.DataFrame, events: pd.DataFrame, catalog: Catalog
             row[f"phase_{key}"] = int(counts.get(key, 0))
         row["advanced"] = int(((dates > prev) & (dates <= day)).sum()) if len(dates) else 0
         row["blocked"] = int(state["blocked"].sum())
+        if n_village:
+            pos = _stage_index(catalog, state["kind"].to_numpy()[village], state["stage"].to_numpy()[village])
+            row["signed_share"] = round(float((pos >= signed_from).mean()), 4)
+            row["demolished_share"] = round(float((pos >= demolished_from).mean()), 4)
+        else:
+            row["signed_share"] = row["demolished_share"] = 0.0
         rows.append(row)
         prev = day
     return pd.DataFrame(rows)
