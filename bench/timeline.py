@@ -70,7 +70,8 @@ def synthetic(parcels: int, per: int, seed: int = 7) -> tuple[pd.DataFrame, pd.D
     keys = load_catalog().pipeline_for("village").keys
     rng = np.random.default_rng(seed)
     codes = np.array([f"S{i:06d}" for i in range(parcels)], dtype=object)
-    steps = rng.integers(1, min(per, len(keys)) + 1, size=parcels)
+    # about ``per`` stage entries each on average (between per - 3 and per + 3, within the pipeline)
+    steps = rng.integers(max(1, per - 3), min(per + 3, len(keys)) + 1, size=parcels)
     rows = []
     start = dt.date(2023, 1, 1)
     for code, n in zip(codes, steps):

@@ -19,7 +19,7 @@ TODAY = "today"
 def _replay(path: str, version: int, datum: str, _parcels) -> Replay:
     """The event log prepared once for the parcels as drawn (``datum``: shifted for AMap or not)."""
     s = store()
-    return Replay(_parcels, s.events(), s.catalog)
+    return Replay(_parcels, s.event_log(), s.catalog)  # the few columns it needs, as arrays
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)

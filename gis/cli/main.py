@@ -34,7 +34,6 @@ from gis.maps.basemaps import required_export_basemap
 from gis.maps.cadastre_tiles import cadastre_tiles
 from gis.model.board import village_progress
 from gis.model.catalog import load_layer_catalog
-from gis.model.timeline import events_until, state_at
 from gis.printing.briefing import (
     default_raster,
     render_atlas,
@@ -115,12 +114,9 @@ def cmd_layers(args) -> int:
 
 
 def cmd_parcels(args) -> int:
-    store = open_cli_store(args)
-    moment = moment_of(args)
-    df = store.parcels(kind=args.kind, zone=args.zone, village=args.village, search=args.search, geometry=False)
-    if not moment.is_now:
-        df = state_at(df, store.events(), store.catalog, moment)
-    df = store.filter(df, stage=args.stage)
+    store = store_at(open_cli_store(args), moment_of(args))  # --as-of: the stages replayed to that day
+    df = store.parcels(kind=args.kind, zone=args.zone, village=args.village, search=args.search, stage=args.stage,
+                       geometry=False)
     rows = store.describe_many(df.to_dict("records"), args.lang)
     if args.json:
         print_json(rows)
@@ -208,12 +204,8 @@ def cmd_history(args) -> int:
 
 
 def cmd_villages(args) -> int:
-    store = open_cli_store(args)
-    moment = moment_of(args)
+    store = store_at(open_cli_store(args), moment_of(args))
     parcels, events = store.parcels(kind="village", geometry=False), store.events()
-    if not moment.is_now:
-        parcels = state_at(parcels, events, store.catalog, moment)
-        events = events_until(events, moment)
     board = village_progress(parcels, store.layer("villages"), events, store.catalog, args.lang)
     if args.json:
         print_json(board.to_dict("records"))

@@ -19,7 +19,7 @@ import datetime as dt
 import pandas as pd
 
 from gis.base import clock
-from gis.model.timeline import STATE_FIELDS, Moment, events_until, state_at
+from gis.model.timeline import STATE_FIELDS, Moment, events_until
 
 
 def _recorded_by(events: pd.DataFrame, instant: dt.datetime | None) -> pd.Series:
@@ -67,8 +67,13 @@ class StoreAt:
         version = self._store.data_version()
         if self._cache is None or self._cache[0] != version:
             parcels = self._store.parcels(geometry=False)
-            state = state_at(parcels, self._store.events(), self._store.catalog, self.moment)
-            self._cache = (version, state.set_index("code", drop=False))
+            # the store replays from the few columns it needs (gis/store/timeline.py): fast at any size
+            state = self._store.stage_state(self.moment).set_index("code")
+            for col in STATE_FIELDS:
+                values = parcels["code"].map(state[col])
+                parcels[col] = values.fillna(0).astype(int) if col == "blocked" else \
+                    values.astype(object).where(values.notna(), None)
+            self._cache = (version, parcels.set_index("code", drop=False))
         return self._cache[1]
 
     def parcels(self, kind=None, zone=None, village=None, stage=None, search=None, blocked=None,
