@@ -35,6 +35,11 @@ class TimelineMixin:
         cols = [c for c in LOG_COLUMNS if recorded or c != "recorded_at"]
         return EventLog.from_arrow(self._event_arrow(cols))
 
+    def _log_for(self, moment: Moment) -> EventLog:
+        """The events a replay as of ``moment`` needs (here, all of them: a GeoPackage streams them quickly).
+        PostGIS sends a reduced log instead, made by the database (``PostgisStore._log_for``)."""
+        return self.event_log(recorded=moment.as_recorded is not None)
+
     def stage_state(self, moment: Moment) -> pd.DataFrame:
         """code, kind, stage, stage_date, blocked, blocked_reason of every parcel as of ``moment``, by code."""
         table = self._arrow("parcels", list(STATE_COLUMNS)).sort_by("code")
@@ -42,5 +47,5 @@ class TimelineMixin:
                                 for c in STATE_COLUMNS})
         if moment.is_now or not len(parcels):
             return parcels
-        log = self.event_log(recorded=moment.as_recorded is not None)
+        log = self._log_for(moment)
         return Replay(parcels, log, self.catalog, moment.as_recorded).at(moment.business_date())
