@@ -39,3 +39,33 @@ def test_quick_find_opens_a_parcel_and_filters_a_village(app):  # noqa: F811
     assert app.session_state["f_search"] == "凤凰街道办事处"
     m = len(s.parcels(search="凤凰街道办事处", geometry=False))
     assert m and any(e.label == f"地块列表（{m} 个）" for e in app.expander)
+
+
+def test_overview_as_of_a_past_month_shows_the_figures_of_then(app):  # noqa: F811
+    """The dashboard's date control: at the end of a past month, fewer parcels past their key stage than
+    today, the figures those of a replay of the event log (checked against the store seen at that date)."""
+    import datetime as dt
+
+    from gis.model.dashboard import dashboard_of
+    from gis.model.timeline import Moment
+    from gis.store.asof import store_at
+
+    app.run()
+    app.switch_page("ui/dashboard_page.py").run()
+    assert not app.exception, app.exception
+    now = app.dataframe[0].value
+    slider = app.select_slider(key="as_of_month")
+    assert slider.value == "today" and not app.checkbox  # no comparison on a page without a map
+    month = slider.options[:-1][-13]  # a year or so back
+    slider.set_value(month).run()
+    assert not app.exception, app.exception
+    day = app.session_state["as_of_month"]  # the month's last day
+    assert day.startswith(month) and any(day in c.value for c in app.caption)
+    then = app.dataframe[0].value
+    s = open_store_at(app.store_where)
+    want = dashboard_of(store_at(s, Moment(as_of=dt.date.fromisoformat(day))))
+    assert list(then["past_key_share"].round(2)) == [round(r["past_key_share"] * 100, 2) for r in want["progress"]]
+    assert then["past_key_share"].sum() < now["past_key_share"].sum()
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["卡点地块"] == f"{want['totals']['blocked']:,}"
+    assert want["latest"] and all(r["event_date"] <= day for r in want["latest"])

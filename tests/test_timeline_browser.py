@@ -58,3 +58,33 @@ def test_compare_two_dates_colours_and_counts_what_changed(server, browser, size
             page.screenshot(path=str(Path(shots) / "compare.png"))
     finally:
         ctx.close()
+
+
+def test_overview_and_board_as_of_a_past_month_draw_their_charts(server, browser):  # noqa: F811
+    """The dashboard's date control (?as_of= in the address) puts the overview at a past month; the board's
+    trend charts draw. Screenshots for the README with RENEWAL_SCREENSHOTS."""
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
+    page = ctx.new_page()
+    shots = os.environ.get("RENEWAL_SCREENSHOTS")
+    try:
+        _login(page, server["url"], "viewer", "renewal-viewer")
+        _map_frame(page)
+        page.goto(server["url"] + "/overview?as_of=2025-11-30", wait_until="domcontentloaded")
+        page.get_by_text("显示 2025-11-30 的状态").first.wait_for(timeout=60000)
+        page.get_by_text("各类项目进度").first.wait_for(timeout=30000)
+        poll(lambda: page.locator(".vega-embed canvas, .vega-embed svg").count() >= 3, timeout=60)
+        slider = page.get_by_test_id("stSlider").first
+        assert "2025-11" in slider.inner_text()
+        if shots:
+            Path(shots).mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(Path(shots) / "overview_as_of.png"))
+        page.goto(server["url"] + "/board?as_of=2025-11-30", wait_until="domcontentloaded")
+        heading = page.get_by_text("累计清表面积（亩）").first
+        heading.wait_for(timeout=60000)
+        heading.scroll_into_view_if_needed()
+        poll(lambda: page.locator(".vega-embed canvas, .vega-embed svg").count() >= 3, timeout=60)
+        page.wait_for_timeout(1500)  # the charts' first paint
+        if shots:
+            page.screenshot(path=str(Path(shots) / "board_trend.png"))
+    finally:
+        ctx.close()

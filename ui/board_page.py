@@ -127,7 +127,7 @@ def _trend_charts(day) -> None:
     phases = s.catalog.phases
     mix = trend.set_index("month")[[f"phase_{k}" for k in phases]]
     mix.columns = [p.label(lang()) for p in phases.values()]
-    right.area_chart(mix, color=[p.color for p in phases.values()])
+    right.area_chart(mix, color=[p.color for p in phases.values()], stack=True)  # the stage mix, stacked
 
 
 with shown_errors():

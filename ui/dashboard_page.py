@@ -5,11 +5,23 @@ this page lays them out with Streamlit's metrics, tables and altair charts.
 """
 from __future__ import annotations
 
+import datetime as dt
+
 import altair as alt
 import pandas as pd
 import streamlit as st
 
+from gis.model.dashboard import dashboard_of
+from gis.model.timeline import Moment
+from gis.store.asof import store_at
+from ui import timeline_control as timeline
 from ui.common import dashboard_figures, lang, shown_errors, store, tr
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _figures_at(path: str, version: int, language: str, day: str) -> dict:
+    """The dashboard as it stood on ``day`` (replayed from the event log)."""
+    return dashboard_of(store_at(store(), Moment(as_of=dt.date.fromisoformat(day))), language)
 
 
 def _bars(rows: list[dict], colors: list[str] | None = None) -> alt.Chart:
@@ -89,7 +101,12 @@ def page() -> None:
     s = store()
     st.title(tr("dash.title"))
     st.caption(tr("dash.subtitle"))
-    d = dashboard_figures(s.location, s.data_version(), lang())
+    day, _ = timeline.moment_control(compare=False)
+    if day:  # the district as it stood at the end of a past month
+        st.caption(tr("timeline.as_of_caption", date=day.isoformat()))
+        d = _figures_at(s.location, s.data_version(), lang(), day.isoformat())
+    else:
+        d = dashboard_figures(s.location, s.data_version(), lang())
     tot = d["totals"]
     with st.container(horizontal=True, wrap=True, gap="medium"):  # two by two on a phone, one row on a desk
         st.metric(tr("dash.total_area"), f"{tot['area_mu']:,.0f}", help=f"{tot['area_ha']:,.1f} ha",
@@ -132,3 +149,4 @@ def page() -> None:
 
 with shown_errors():
     page()
+    timeline.play_on()

@@ -22,6 +22,7 @@ from ui.plan_common import map_colouring
 from ui.project_common import project_footprints
 from ui.project_panel import project_panel
 from ui.quick_find import quick_find
+from ui.village_panel import village_charts
 
 MAP_KEY = "district-map"
 
@@ -168,6 +169,7 @@ def page() -> None:
     # below the map and its panel, outside their fragment: a click on the map does not redo the table
     if st.session_state.get("f_village"):  # a village is open: its briefing page
         village_downloads(st.session_state["f_village"])
+        village_charts(st.session_state["f_village"], day)
     filtered_table(filtered, codes)
 
 

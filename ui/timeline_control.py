@@ -19,7 +19,7 @@ TODAY = "today"
 def _replay(path: str, version: int, datum: str, _parcels) -> Replay:
     """The event log prepared once for the parcels as drawn (``datum``: shifted for AMap or not)."""
     s = store()
-    return Replay(_parcels, s.events(), s.catalog)
+    return Replay(_parcels, s.event_log(), s.catalog)  # the few columns it needs, as arrays
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
@@ -35,9 +35,10 @@ def replay(parcels, datum: str) -> Replay:
     return _replay(s.location, s.data_version(), datum, parcels)
 
 
-def moment_control() -> tuple[dt.date | None, dt.date | None]:
+def moment_control(compare: bool = True) -> tuple[dt.date | None, dt.date | None]:
     """(the date to show, None for today; the earlier date to compare with, or None). A ``?as_of=YYYY-MM-DD``
-    (and ``&compare=YYYY-MM-DD``) in the address opens the page there, so a link can be shared."""
+    (and ``&compare=YYYY-MM-DD``) in the address opens the page there, so a link can be shared.
+    ``compare=False``: no comparison offered (a page with no map to colour)."""
     s = store()
     options = [*_months(s.location, s.data_version()), TODAY]
     state = st.session_state
@@ -58,7 +59,7 @@ def moment_control() -> tuple[dt.date | None, dt.date | None]:
                                  help=tr("timeline.as_of_help"))
         st.toggle(tr("timeline.play"), key="as_of_play")
         since = None
-        if st.checkbox(tr("timeline.compare"), key="as_of_compare"):
+        if compare and st.checkbox(tr("timeline.compare"), key="as_of_compare"):
             since = st.date_input(tr("timeline.compare_from"), key="as_of_since",
                                   value=office_today().replace(month=1, day=1), max_value=office_today())
     day = None if value == TODAY else dt.date.fromisoformat(value)

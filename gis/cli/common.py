@@ -10,6 +10,7 @@ from pathlib import Path
 
 from gis.auth import accounts
 from gis.base.errors import InputError, PermissionRefused
+from gis.model.timeline import Moment, parse_as_of, parse_as_recorded
 from gis.store import open_store
 
 
@@ -127,3 +128,21 @@ def progress_bar(stream=None):
         stream.flush()
 
     return show
+
+
+def add_moment_options(s) -> None:
+    """``--as-of`` and ``--as-recorded``, for every command that shows stages."""
+    s.add_argument("--as-of", metavar="YYYY-MM-DD",
+                   help="the state on that business date, replayed from the event log (corrections applied)")
+    s.add_argument("--as-recorded", metavar="YYYY-MM-DD[THH:MM]",
+                   help="only what had been recorded by then (office's time zone; a date means its end)")
+
+
+def moment_of(args) -> Moment:
+    """The moment the options name (``Moment()``: now).
+
+    Raises:
+        InputError: a date or time that does not parse.
+    """
+    return Moment(as_of=parse_as_of(getattr(args, "as_of", None)),
+                  as_recorded=parse_as_recorded(getattr(args, "as_recorded", None)))

@@ -2,15 +2,23 @@
 from __future__ import annotations
 
 from gis.base.i18n import t
-from gis.cli.common import open_cli_store, print_json
+from gis.cli.common import add_moment_options, moment_of, open_cli_store, print_json
 from gis.model.dashboard import dashboard_of
+from gis.model.timeline import as_of_text
+from gis.store.asof import store_at
 
 
 def cmd_dashboard(args) -> int:
-    d = dashboard_of(open_cli_store(args), args.lang, latest=args.latest)
+    store = store_at(open_cli_store(args), moment_of(args))  # --as-of: the district as it stood that day
+    d = dashboard_of(store, args.lang, latest=args.latest)
+    as_of = as_of_text(store.meta(), args.lang)
+    if as_of:
+        d["as_of"] = store.meta()["as_of"]
     if args.json:
         print_json(d)
         return 0
+    if as_of:
+        print(as_of)
     tot = d["totals"]
     lang = args.lang
     print(t("dash.text_totals", lang, parcels=tot["parcels"], mu=f"{tot['area_mu']:,.0f}", blocked=tot["blocked"]))
@@ -29,4 +37,5 @@ def register(sub) -> None:
                                          "latest changes")
     s.add_argument("--json", action="store_true")
     s.add_argument("--latest", type=int, default=12, help="how many of the latest changes (default 12)")
+    add_moment_options(s)
     s.set_defaults(func=cmd_dashboard)

@@ -16,8 +16,16 @@ from gis.base.errors import InputError, RenewalError
 from gis.base.i18n import t
 from gis.base.settings import ROOT, Settings
 from gis.cli import admin, basemap, cadastre, dashboard, evidence, plans, projects, timeline
-from gis.cli.common import actor, import_options, open_cli_store, parse_map, print_json, progress_bar
-from gis.cli.timeline import add_moment_options, moment_of
+from gis.cli.common import (
+    actor,
+    add_moment_options,
+    import_options,
+    moment_of,
+    open_cli_store,
+    parse_map,
+    print_json,
+    progress_bar,
+)
 from gis.demo.cadastre import add_demo_cadastre
 from gis.demo.district import build_demo, build_demo_raster
 from gis.io.exporter import SUFFIX, export
@@ -26,7 +34,6 @@ from gis.maps.basemaps import required_export_basemap
 from gis.maps.cadastre_tiles import cadastre_tiles
 from gis.model.board import village_progress
 from gis.model.catalog import load_layer_catalog
-from gis.model.timeline import events_until, state_at
 from gis.printing.briefing import (
     default_raster,
     render_atlas,
@@ -36,6 +43,7 @@ from gis.printing.briefing import (
     select_villages,
 )
 from gis.printing.project_brief import render_project_page
+from gis.store.asof import store_at
 from gis.store.open import as_store, seed_store
 
 
@@ -106,12 +114,9 @@ def cmd_layers(args) -> int:
 
 
 def cmd_parcels(args) -> int:
-    store = open_cli_store(args)
-    moment = moment_of(args)
-    df = store.parcels(kind=args.kind, zone=args.zone, village=args.village, search=args.search, geometry=False)
-    if not moment.is_now:
-        df = state_at(df, store.events(), store.catalog, moment)
-    df = store.filter(df, stage=args.stage)
+    store = store_at(open_cli_store(args), moment_of(args))  # --as-of: the stages replayed to that day
+    df = store.parcels(kind=args.kind, zone=args.zone, village=args.village, search=args.search, stage=args.stage,
+                       geometry=False)
     rows = store.describe_many(df.to_dict("records"), args.lang)
     if args.json:
         print_json(rows)
@@ -199,12 +204,8 @@ def cmd_history(args) -> int:
 
 
 def cmd_villages(args) -> int:
-    store = open_cli_store(args)
-    moment = moment_of(args)
+    store = store_at(open_cli_store(args), moment_of(args))
     parcels, events = store.parcels(kind="village", geometry=False), store.events()
-    if not moment.is_now:
-        parcels = state_at(parcels, events, store.catalog, moment)
-        events = events_until(events, moment)
     board = village_progress(parcels, store.layer("villages"), events, store.catalog, args.lang)
     if args.json:
         print_json(board.to_dict("records"))
@@ -242,7 +243,7 @@ def cmd_export(args) -> int:
     """Export the (filtered) parcels as gpkg, geojson, shp (zip) or xlsx; prints a JSON summary."""
 
     fmt = args.format or next((f for f, suf in SUFFIX.items() if args.output.lower().endswith(suf)), None)
-    store = open_cli_store(args)
+    store = store_at(open_cli_store(args), moment_of(args))  # --as-of: the stages of that day
     codes = None
     if any((args.kind, args.zone, args.village, args.stage, args.search, args.blocked)):
         codes = store.parcels(kind=args.kind, zone=args.zone, village=args.village, stage=args.stage,
@@ -278,7 +279,7 @@ def cmd_brief(args) -> int:
         raise InputError("projects_ui.brief_one")
     if not args.project and bool(args.code) == bool(args.village):
         raise InputError("brief.code_or_village")
-    store = open_cli_store(args)
+    store = store_at(open_cli_store(args), moment_of(args))  # --as-of: the page as it stood that day
     kw = dict(paper=args.paper, raster=_raster_choice(args), lang=args.lang, settings=args.settings, dpi=args.dpi)
     if args.project:
         out = render_project_page(store, args.project, args.output, **kw)
@@ -296,7 +297,7 @@ def cmd_atlas(args) -> int:
 
     if not any((args.villages, args.village, args.zone, args.kind, args.stage, args.search)):
         raise InputError("brief.atlas_what")
-    store = open_cli_store(args)
+    store = store_at(open_cli_store(args), moment_of(args))
     if args.villages:
         selection = select_villages(store, zone=args.zone)
     else:
@@ -359,6 +360,7 @@ def _page_options(s, flag: str, help_out: str) -> None:
     s.add_argument("--basemap", choices=["tianditu_img", "tianditu_vec"],
                    help="Tianditu imagery or vector map as background, fetched for each page (needs a key)")
     s.add_argument("--dpi", type=int, default=150, help="resolution of PNG output (default 150)")
+    add_moment_options(s)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -469,6 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument(f"--{opt}")
     s.add_argument("--blocked", action="store_true", help="only parcels flagged as blocked")
     s.add_argument("--encoding", help="shapefile text encoding: utf-8 (default) or gbk")
+    add_moment_options(s)
     s.set_defaults(func=cmd_export)
     for group in GROUPS:
         group.register(sub)

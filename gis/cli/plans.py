@@ -16,9 +16,11 @@ import sys
 from pathlib import Path
 
 from gis.base.errors import InputError
-from gis.cli.common import actor, open_cli_store, print_json
+from gis.cli.common import actor, add_moment_options, moment_of, open_cli_store, print_json
 from gis.io import digest as digest_mod
 from gis.io import plans_io
+from gis.model.timeline import as_of_text
+from gis.store.asof import store_at
 
 
 def _df_rows(df) -> list[dict]:
@@ -77,11 +79,14 @@ def cmd_plan(args) -> int:
 
 
 def cmd_status(args) -> int:
-    store = open_cli_store(args)
+    moment = moment_of(args)  # --as-recorded: only the stage entries recorded by then count
+    store = store_at(open_cli_store(args), moment)
     rows = store.status_rows(args.as_of, args.village, args.zone, args.unit, args.baseline, args.lang)
     if args.json:
         print_json(rows)
     else:
+        if not moment.is_now:
+            print(as_of_text(store.meta(), args.lang))
         for r in rows:
             late = f"{r['days_late']}d" if r.get("days_late") else ""
             print(f"{r['object']:<10} {r['stage_label']:<12} {r.get('due') or '':<10} {r['status']:<10} {late}"
@@ -167,7 +172,7 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_plan)
 
     s = sub.add_parser("status", help="status against the plan: targets and stalled parcels")
-    s.add_argument("--as-of", help="date YYYY-MM-DD (default: today, Beijing)")
+    add_moment_options(s)
     for opt in ("village", "zone", "unit", "baseline"):
         s.add_argument(f"--{opt}")
     s.add_argument("--json", action="store_true")

@@ -37,6 +37,7 @@ from gis.io.parcel_table import export_table_csv
 from gis.io.plans_io import ledger_plan_columns
 from gis.io.projects_io import add_project_sheet
 from gis.model.board import village_progress
+from gis.model.timeline import as_of_text
 from gis.store.base import CONTEXT_LAYERS, PARCEL_FIELDS
 
 FORMATS = ("gpkg", "geojson", "shp", "xlsx", "csv")
@@ -61,6 +62,8 @@ EVENT_FIELDS = ("id", "parcel", "action", "from_stage", "to_stage", "event_date"
                 "unit", "note", "reason", "share")
 #: the name ending of the field-name table in a shapefile zip
 FIELD_TABLE_SUFFIX = "_fields.csv"
+#: the name ending of the note saying the date of an export of the past
+AS_OF_SUFFIX = "_as_of.txt"
 _LDID_GBK = 0x4D  # DBF language driver id of code page 936, for software that ignores .cpg
 
 
@@ -182,8 +185,11 @@ def export_geojson(store, path, codes=None, lang: str = "zh") -> dict:
     parcels = parcels_for_export(store, codes, lang)
 
     def write(tmp: Path) -> None:
-        pyogrio.write_dataframe(parcels, tmp, driver="GeoJSON", layer="parcels",
-                                layer_options={"RFC7946": "YES", "WRITE_NAME": "NO"})
+        options = {"RFC7946": "YES", "WRITE_NAME": "NO"}
+        as_of = as_of_text(store.meta(), lang)
+        if as_of:  # a collection of the past says so (a "description" member, which GDAL writes)
+            options["DESCRIPTION"] = as_of
+        pyogrio.write_dataframe(parcels, tmp, driver="GeoJSON", layer="parcels", layer_options=options)
 
     _atomic(path, write)
     return {"format": "geojson", "path": str(path), "parcels": len(parcels), "bytes": Path(path).stat().st_size}
@@ -253,6 +259,9 @@ def export_shapefile_zip(store, path, codes=None, encoding: str = "utf-8", lang:
                     if part.exists():
                         zf.write(part, arcname=f"{stem}{ext}")
                 zf.writestr(f"{stem}{FIELD_TABLE_SUFFIX}", field_table(shp_names, lang))
+                as_of = as_of_text(store.meta(), lang)
+                if as_of:  # a shapefile has no header: a note beside it says the date
+                    zf.writestr(f"{stem}{AS_OF_SUFFIX}", ("\ufeff" + as_of + "\n").encode("utf-8"))
 
     _atomic(path, write)
     return {"format": "shp", "path": str(path), "parcels": len(parcels), "encoding": key,
@@ -448,8 +457,11 @@ def export_ledger_xlsx(store, path, codes=None, lang: str = "zh") -> dict:
     source = "；".join(imported + ([t("export.about_demo_also", lang)] if demo else [])) if imported else (
         meta.get("data_source") or (Path(store.path).name if store.path else store.location))
     lines = [
-        (t("export.about_title", lang), t("export.ledger_title", lang)),
+        (t("export.about_title", lang), " · ".join(x for x in (t("export.ledger_title", lang),
+                                                              as_of_text(meta, lang)) if x)),
         (t("export.about_date", lang), office_today()),
+        *([(t("export.about_as_of", lang), meta["as_of"] + (t("brief.as_recorded", lang, at=meta["as_recorded"])
+                                                      if meta.get("as_recorded") else ""))] if meta.get("as_of") else []),
         (t("export.about_source", lang), source),
         (t("export.about_parcels", lang), len(rows)),
         (t("export.about_filter", lang), t("export.filter_all", lang) if codes is None
@@ -491,14 +503,19 @@ def export(store, fmt: str, path, codes=None, encoding: str | None = None, lang:
         if not codes:
             raise InputError("export.nothing")
     if fmt == "gpkg":
-        return export_gpkg(store, path, codes, lang, viewer)
-    if fmt == "geojson":
-        return export_geojson(store, path, codes, lang)
-    if fmt == "shp":
-        return export_shapefile_zip(store, path, codes, encoding or "utf-8", lang)
-    if fmt == "csv":
-        return export_table_csv(store, path, codes, lang)
-    return export_ledger_xlsx(store, path, codes, lang)
+        out = export_gpkg(store, path, codes, lang, viewer)
+    elif fmt == "geojson":
+        out = export_geojson(store, path, codes, lang)
+    elif fmt == "shp":
+        out = export_shapefile_zip(store, path, codes, encoding or "utf-8", lang)
+    elif fmt == "csv":
+        out = export_table_csv(store, path, codes, lang)
+    else:
+        out = export_ledger_xlsx(store, path, codes, lang)
+    meta = store.meta()
+    if meta.get("as_of"):  # a store seen at a past moment (gis.store.asof)
+        out.update({k: meta[k] for k in ("as_of", "as_recorded") if meta.get(k)})
+    return out
 
 
 def export_bytes(store, fmt: str, codes=None, encoding: str | None = None, lang: str = "zh",

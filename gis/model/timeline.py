@@ -22,9 +22,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from gis.base import clock
 from gis.base.errors import InputError
+from gis.base.i18n import t
+from gis.model.eventlog import NO_DAY, EventLog, day_number, day_numbers, iso_days
 from gis.model.pipelines import NOT_STARTED, Catalog
 
 STAGE_ACTIONS = ("advance", "correction", "import")
@@ -90,6 +93,17 @@ def parse_as_recorded(text: str | dt.datetime | None) -> dt.datetime | None:
     if t.tzinfo is None:
         t = t.replace(tzinfo=clock.office_zone())
     return t.astimezone(dt.timezone.utc)
+
+
+def as_of_text(meta: dict, lang: str = "zh") -> str:
+    """What a print or export of the past says of its date, from the ``meta()`` of a store seen at a moment
+    (``gis.store.asof``): "截至 2026-06-15（按 2026-06-20 18:00 的记录）"; "" for now."""
+    if not meta.get("as_of"):
+        return ""
+    text = t("brief.as_of", lang, date=meta["as_of"])
+    if meta.get("as_recorded"):
+        text += t("brief.as_recorded", lang, at=meta["as_recorded"])
+    return text
 
 
 def _recorded_times(values) -> pd.Series:
@@ -166,39 +180,38 @@ def effective_stage_events(events: pd.DataFrame, kinds: dict, catalog: Catalog,
     return ev.reset_index(drop=True)
 
 
-def _blocks(events: pd.DataFrame, as_recorded: dt.datetime | None) -> pd.DataFrame:
-    b = events[events["action"].isin(BLOCK_ACTIONS)]
-    if as_recorded is not None and len(b):
-        b = b[_recorded_times(b["recorded_at"]) <= pd.Timestamp(as_recorded)]
-    b = b[["id", "parcel", "action", "event_date", "reason"]].copy()
-    b["event_date"] = b["event_date"].astype(str).str.slice(0, 10)
-    return b
-
-
 def kinds_of(parcels: pd.DataFrame) -> pd.Series:
     """Parcel code → kind, for looking many codes up at once."""
     return pd.Series(parcels["kind"].to_numpy(dtype=object), index=parcels["code"].to_numpy(dtype=object))
 
 
 def _days(iso) -> np.ndarray:
-    """ISO dates (text, first 10 characters) → datetime64[D]; NaT for empty."""
-    return pd.to_datetime(pd.Series(np.asarray(iso, dtype=object)).astype(str).str.slice(0, 10),
-                          format="%Y-%m-%d", errors="coerce").to_numpy().astype("datetime64[D]")
+    """ISO dates (text, first 10 characters) → day numbers (``eventlog.NO_DAY`` for empty or no date)."""
+    values = ["" if v is None or (not isinstance(v, str) and v != v) else str(v) for v in np.asarray(iso, dtype=object)]
+    return day_numbers(pa.array(values, pa.string()))
 
 
 class _Track:
-    """Rows of one kind of entry (stage entries, or blocks) sorted by (parcel, date, id), as numpy arrays, so that
-    the last entry of every parcel up to a date is one comparison and one shift — no grouping per date."""
+    """Rows of one kind of entry (stage entries, or blocks) sorted by (parcel, date, id), as integer arrays, so
+    that the last entry of every parcel up to a date is one comparison and one shift — no grouping per date."""
 
     def __init__(self, parcel_pos: np.ndarray, days: np.ndarray, ids: np.ndarray, values: dict[str, np.ndarray]):
-        order = np.lexsort((ids, days, parcel_pos))
+        if len(ids) > 1 and bool((ids[1:] >= ids[:-1]).all()):
+            # rows already in id order: one stable sort of a combined (parcel, day) key keeps ids in order
+            d = days.astype(np.int64)
+            valid = d != NO_DAY
+            low = int(d[valid].min()) if valid.any() else 0
+            d = np.where(valid, d - low + 1, 0)
+            order = np.argsort(parcel_pos.astype(np.int64) * (int(d.max()) + 1) + d, kind="stable")
+        else:
+            order = np.lexsort((ids, days, parcel_pos))
         self.pos, self.days = parcel_pos[order], days[order]
         self.values = {k: v[order] for k, v in values.items()}
         self.parcels = np.unique(self.pos)
 
-    def last_until(self, day: np.datetime64) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """(parcel positions, their last entry's values) among the entries dated by ``day``."""
-        upto = self.days <= day
+    def last_until(self, day: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(parcel positions, their last entry's values) among the entries dated by day number ``day``."""
+        upto = (self.days <= day) & (self.days != NO_DAY)
         nxt_other = np.ones(len(upto), dtype=bool)
         if len(upto) > 1:
             nxt_other[:-1] = (self.pos[1:] != self.pos[:-1]) | ~upto[1:]
@@ -206,48 +219,104 @@ class _Track:
         return self.pos[end], {k: v[end] for k, v in self.values.items()}
 
 
-class Replay:
-    """The event log prepared once (for one as-recorded instant), to give the state at many business dates."""
+def _stage_table(catalog: Catalog, kinds_u, stages_u) -> np.ndarray:
+    """Position of each (kind, stage) in its pipeline, -1 for none; the last row and column stand for missing."""
+    table = np.full((len(kinds_u) + 1, len(stages_u) + 1), -1, dtype=np.int64)
+    for i, kind in enumerate(kinds_u):
+        if kind in catalog.kinds:
+            keys = {k: n for n, k in enumerate(catalog.pipeline_for(kind).keys)}
+            for j, stage in enumerate(stages_u):
+                table[i, j] = keys.get(stage, -1)
+    return table
 
-    def __init__(self, parcels: pd.DataFrame, events: pd.DataFrame, catalog: Catalog,
-                 as_recorded: dt.datetime | None = None):
+
+def _void_corrected(pid: np.ndarray, idx: np.ndarray, eff: np.ndarray, is_corr: np.ndarray) -> np.ndarray:
+    """Which stage entries (in the order recorded) a later correction voids; ``eff`` (day numbers) is moved
+    back in place: a correction back to S voids its parcel's earlier standing entries beyond S and takes
+    effect from the earliest of them. Loops over the corrections only (few), each on its parcel's rows."""
+    voided = np.zeros(len(pid), dtype=bool)
+    corrections = np.flatnonzero(is_corr)
+    if not len(corrections):
+        return voided
+    # a parcel with one correction (the usual case): all at once, no loop
+    per = np.bincount(pid[corrections], minlength=int(pid.max()) + 1)
+    single = corrections[per[pid[corrections]] == 1]
+    corr_of = np.full(len(per), -1, dtype=np.int64)
+    corr_of[pid[single]] = single
+    c = corr_of[pid]
+    rows = np.arange(len(pid))
+    hit = (c >= 0) & (rows < c) & (idx > idx[np.maximum(c, 0)])
+    voided[hit] = True
+    np.minimum.at(eff, c[hit], eff[hit])
+    several = corrections[per[pid[corrections]] > 1]
+    if not len(several):
+        return voided
+    order = np.argsort(pid, kind="stable")  # each parcel's rows, in the order recorded
+    sorted_pid = pid[order]
+    lo = np.searchsorted(sorted_pid, pid[several], side="left")
+    hi = np.searchsorted(sorted_pid, pid[several], side="right")
+    for pos, a, b in zip(several, lo, hi):  # in the order they were recorded
+        mine = order[a:b]
+        earlier = mine[(mine < pos) & ~voided[mine] & (idx[mine] > idx[pos])]
+        if len(earlier):
+            voided[earlier] = True
+            eff[pos] = min(eff[pos], eff[earlier].min())
+    return voided
+
+
+class Replay:
+    """The event log prepared once (for one as-recorded instant), to give the state at many business dates.
+
+    ``events``: the event table (``Store.events``) or, faster, its arrays (``Store.event_log``)."""
+
+    def __init__(self, parcels: pd.DataFrame, events, catalog: Catalog, as_recorded: dt.datetime | None = None):
         self.parcels = parcels
         self.catalog = catalog
-        index = pd.Index(parcels["code"].to_numpy(dtype=object))
-        kinds = kinds_of(parcels)
-        ev = effective_stage_events(events, kinds, catalog, as_recorded)
-        self.stage_events = ev
-        pos = index.get_indexer(ev["parcel"].to_numpy(dtype=object)) if len(ev) else np.array([], dtype=np.int64)
-        keep = pos >= 0
-        self.stages = _Track(pos[keep], _days(ev["effective_date"])[keep], ev["id"].to_numpy()[keep],
-                             {"stage": ev["to_stage"].to_numpy(dtype=object)[keep],
-                              "date": ev["effective_date"].to_numpy(dtype=object)[keep]})
-        b = _blocks(events, as_recorded)
-        bpos = index.get_indexer(b["parcel"].to_numpy(dtype=object)) if len(b) else np.array([], dtype=np.int64)
-        keep = bpos >= 0
-        self.blocks = _Track(bpos[keep], _days(b["event_date"])[keep], b["id"].to_numpy()[keep],
-                             {"block": (b["action"] == "block").to_numpy()[keep],
-                              "reason": b["reason"].to_numpy(dtype=object)[keep]})
+        log = events if isinstance(events, EventLog) else EventLog.from_frame(events)
+        self.log = log
         n = len(parcels)
+        index = pd.Index(parcels["code"].to_numpy(dtype=object))
+        pmap = np.append(index.get_indexer(log.parcels) if len(log.parcels) else np.array([], dtype=np.int64), -1)
+        pos = pmap[log.parcel]  # a null parcel (code -1) picks the appended -1
+        keep = pos >= 0
+        any_stage = log.codes_of(log.actions, STAGE_ACTIONS)[log.action] & keep
+        any_block = log.codes_of(log.actions, BLOCK_ACTIONS)[log.action] & keep
+        if as_recorded is not None and len(log):
+            keep &= log.recorded_by(as_recorded)
+        is_stage, is_bl = any_stage & keep, any_block & keep
+        rows = np.flatnonzero(is_stage)  # in the order recorded
+        kcode, kinds_u = pd.factorize(parcels["kind"].to_numpy(dtype=object))
+        idx = _stage_table(catalog, kinds_u, log.stages)[kcode[pos[rows]], log.stage[rows]]
+        eff = log.day[rows].copy()
+        voided = _void_corrected(pos[rows], idx, eff,
+                                 log.codes_of(log.actions, ("correction",))[log.action[rows]])
+        standing, eff = rows[~voided], eff[~voided]
+        self.stage_days = eff  # the day each standing entry takes effect from
+        self.stages = _Track(pos[standing], eff, log.id[standing], {"stage": log.stage[standing], "day": eff})
+        b = np.flatnonzero(is_bl)
+        self.blocks = _Track(pos[b], log.day[b], log.id[b],
+                             {"block": log.codes_of(log.actions, ("block",))[log.action[b]], "reason": log.reason[b]})
+        # a store older than its history: a parcel with no entries at all (recorded whenever) keeps its stage
         has_entries = np.zeros(n, dtype=bool)
-        has_entries[self.stages.parcels] = True
+        has_entries[pos[any_stage]] = True
         self.legacy = ~has_entries & parcels["stage"].notna().to_numpy()
-        self.legacy_day = _days(parcels["stage_date"].fillna(""))
+        self.legacy_day = _days(parcels["stage_date"])
         flagged = np.zeros(n, dtype=bool)
-        flagged[self.blocks.parcels] = True
+        flagged[pos[any_block]] = True
         # blocked today with no block entry at all (a store older than its history): we cannot tell since when
         self.unknown_block = ~flagged & parcels["blocked"].fillna(0).astype(bool).to_numpy()
 
     def at(self, day: dt.date) -> pd.DataFrame:
         """The parcels as they were on business date ``day``."""
-        d = np.datetime64(day.isoformat(), "D")
+        d = day_number(day)
         out = self.parcels.copy()
         n = len(out)
         stage = np.full(n, None, dtype=object)
         date = np.full(n, None, dtype=object)
         pos, vals = self.stages.last_until(d)
-        stage[pos], date[pos] = vals["stage"], vals["date"]
-        known = self.legacy & (self.legacy_day <= d)
+        stage[pos] = np.append(self.log.stages, None)[vals["stage"]]
+        date[pos] = iso_days(vals["day"])
+        known = self.legacy & (self.legacy_day <= d) & (self.legacy_day != NO_DAY)
         stage[known] = out["stage"].to_numpy(dtype=object)[known]
         date[known] = out["stage_date"].to_numpy(dtype=object)[known]
         stage[stage == NOT_STARTED] = None
@@ -255,7 +324,7 @@ class Replay:
         reason = np.full(n, None, dtype=object)
         pos, vals = self.blocks.last_until(d)
         blocked[pos] = vals["block"]
-        reason[pos] = np.where(vals["block"], vals["reason"], None)
+        reason[pos] = np.where(vals["block"], np.append(self.log.reasons, None)[vals["reason"]], None)
         kept = out["blocked_reason"].to_numpy(dtype=object)
         reason[self.unknown_block] = kept[self.unknown_block]
         obj = (lambda values: pd.Series(values, index=out.index, dtype=object))  # None stays None, not NaN
@@ -306,19 +375,25 @@ def trend_by_month(parcels: pd.DataFrame, events: pd.DataFrame, catalog: Catalog
     stage entries and blocks dated in it.
 
     Columns: month (YYYY-MM), date, area_m2_cleared, area_mu_cleared, cleared_parcels, phase_<key> per phase,
-    advanced (standing stage entries dated in the month), blocked (parcels blocked at its end).
+    advanced (standing stage entries dated in the month), blocked (parcels blocked at its end), and for the
+    old-village parcels, as the village board counts them: signed_share (at or past 签约) and demolished_share
+    (past 拆除), shares of their number.
     """
     until = until or clock.office_today()
     replay = Replay(parcels, events, catalog)
-    ev = replay.stage_events
-    dates = ev["effective_date"] if len(ev) else pd.Series([], dtype=object)
-    first = since or (dt.date.fromisoformat(min(dates)) if len(dates) else until)
+    days = replay.stage_days[replay.stage_days != NO_DAY]
+    first = since or (dt.date(1970, 1, 1) + dt.timedelta(days=int(days.min())) if len(days) else until)
     area = parcels["area_m2"].astype(float).to_numpy()
     phase_of = {f"{k}{_SEP}": catalog.phase_of(k, None).key for k in catalog.kinds}
     phase_of.update({f"{k}{_SEP}{st.key}": st.phase for k in catalog.kinds for st in catalog.pipeline_for(k).stages})
     past = {f"{k}{_SEP}{st.key}" for k in catalog.kinds for st in catalog.pipeline_for(k).stages if st.past_clearance}
     rows = []
-    prev = (first.replace(day=1) - dt.timedelta(days=1)).isoformat()
+    prev = day_number(first.replace(day=1) - dt.timedelta(days=1))
+    village = (parcels["kind"] == "village").to_numpy()
+    vkeys = catalog.pipeline_for("village").keys if "village" in catalog.kinds else []
+    signed_from = vkeys.index("signing") if "signing" in vkeys else len(vkeys)
+    demolished_from = vkeys.index("demolition") + 1 if "demolition" in vkeys else len(vkeys)
+    n_village = int(village.sum())
     for end in month_ends(first, until):
         state = replay.at(end)
         keys = _keys(state["kind"], state["stage"])
@@ -331,10 +406,16 @@ def trend_by_month(parcels: pd.DataFrame, events: pd.DataFrame, catalog: Catalog
         counts = phase.value_counts()
         for key in catalog.phases:
             row[f"phase_{key}"] = int(counts.get(key, 0))
-        row["advanced"] = int(((dates > prev) & (dates <= day)).sum()) if len(dates) else 0
+        row["advanced"] = int(((days > prev) & (days <= day_number(end))).sum())
         row["blocked"] = int(state["blocked"].sum())
+        if n_village:
+            pos = _stage_index(catalog, state["kind"].to_numpy()[village], state["stage"].to_numpy()[village])
+            row["signed_share"] = round(float((pos >= signed_from).mean()), 4)
+            row["demolished_share"] = round(float((pos >= demolished_from).mean()), 4)
+        else:
+            row["signed_share"] = row["demolished_share"] = 0.0
         rows.append(row)
-        prev = day
+        prev = day_number(end)
     return pd.DataFrame(rows)
 
 

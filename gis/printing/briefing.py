@@ -595,7 +595,8 @@ def compose_cover(store, selection: AtlasSelection, paper: str, lang: str, class
     page = Page(paper, lang, classification, sheet, (1, pages))
     page.text(10, 24, page.tr("brief.atlas_title"), 22, weight="bold")
     page.text(10, 33, selection.label(lang), 12)
-    page.text(10, 40, page.tr("brief.cover_made", date=clock.office_today().isoformat(), pages=pages), 8.5, color=GREY)
+    made = page.tr("brief.cover_made", date=clock.office_today().isoformat(), pages=pages)
+    page.text(10, 40, " · ".join(s for s in (page.as_of_text(), made) if s), 8.5, color=GREY)
     if sheet.is_demo:
         page.text(287, 24, page.tr("brief.demo_mark"), 11, ha="right", color="white", weight="bold",
                   bbox=(HIGHLIGHT, 0.3, 1.0))

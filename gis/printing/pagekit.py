@@ -27,6 +27,7 @@ from gis.base.errors import InputError
 from gis.base.i18n import t
 from gis.base.units import M2_PER_HA, M2_PER_MU, STORE_CRS, gk_epsg
 from gis.maps.raster import read_background
+from gis.model.timeline import as_of_text
 from gis.printing import pdfwriter
 from gis.printing.pdfwriter import MM, Canvas
 
@@ -96,7 +97,8 @@ _SHEETS: dict[tuple[str, int], Sheet] = {}
 
 def _where(store) -> str:
     """The store's location, for cache keys (a GeoPackage's path, a PostGIS URL without password)."""
-    return getattr(store, "location", None) or str(store.path)
+    # a view of the store at a past moment (gis.store.asof) draws other stages: its own key
+    return (getattr(store, "location", None) or str(store.path)) + getattr(store, "moment_key", "")
 
 
 _PINNED: list = []  # the sheet an atlas is printed from (see pinned_sheet)
@@ -257,7 +259,8 @@ class Page:
     def header(self, title: str, subtitle: str, doc_kind: str) -> None:
         self.text(10, 13, title, 16, weight="bold")
         self.text(10, 19.5, subtitle, 8.5, color=GREY)
-        self.text(287, 12.5, doc_kind, 9, ha="right", color=GREY)
+        as_of = self.as_of_text()
+        self.text(287, 12.5, doc_kind + (f" · {as_of}" if as_of else ""), 9, ha="right", color=GREY)
         if self.sheet.is_demo:
             self.text(287, 19.5, self.tr("brief.demo_mark"), 8.5, ha="right", color="white", weight="bold",
                       bbox=(HIGHLIGHT, 0.25, 1.0))
@@ -271,6 +274,9 @@ class Page:
         c = self.colon
         line1 = f"{self.tr('brief.source')}{c}{source} · {self.tr('brief.crs')}{c}{crs_label(sh.epsg, self.lang)}"
         line2 = f"{self.tr('brief.made')}{c}{made} · {self.tr('brief.made_by')}"
+        as_of = self.as_of_text()
+        if as_of:
+            line2 = f"{as_of} · {line2}"
         if self.number:
             line2 += " · " + self.tr("brief.page_of", page=self.number[0], pages=self.number[1])
         room = 272 - text_width_mm(self.classification, 8)  # a long data source must not run into it
@@ -279,6 +285,10 @@ class Page:
         self.text(287, 200.5, self.classification, 8, ha="right", weight="bold")
         if sh.is_demo:
             self.text(287, 204.5, self.tr("brief.demo_mark"), 6.5, ha="right", color=HIGHLIGHT, weight="bold")
+
+    def as_of_text(self) -> str:
+        """"截至 2026-06-15" (with "按 … 的记录" when as recorded) for a page of the past; "" for now."""
+        return as_of_text(self.sheet.meta, self.lang)
 
     def heading(self, x, y, s):
         self.text(x, y, s, 8, weight="bold")

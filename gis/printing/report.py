@@ -53,6 +53,9 @@ class DispatchReport:
     by_unit: pd.DataFrame
     blocked: pd.DataFrame
     trend: pd.DataFrame
+    targets: pd.DataFrame = field(default_factory=pd.DataFrame)     # overdue and due-soon targets (status_rows)
+    followups: pd.DataFrame = field(default_factory=pd.DataFrame)   # open follow-up orders (督办)
+    plan_trend: pd.DataFrame = field(default_factory=pd.DataFrame)  # month, planned, actual (cumulative targets)
     phases: dict[str, tuple[str, str]] = field(default_factory=dict)  # phase key → (label, colour)
     figures: dict[str, bytes] = field(default_factory=dict)  # PNG: "map", "cleared", "phases"
     counts: dict[str, int] = field(default_factory=dict)
@@ -157,6 +160,14 @@ def build_report(store, since: dt.date, until: dt.date | None = None, *, zone: s
         (t("report.h_back", lang), f"{n['back']}", ""),
         (t("report.h_blocked", lang), f"{b1}", f"{b1 - b0:+d}"),
     ]
+    targets, followups, plan_trend = _plan_parts(store, table, until, zone, unit, village, lang, trend)
+    n["overdue"] = int((targets["status"] == "overdue").sum()) if len(targets) else 0
+    n["due_soon"] = int((targets["status"] == "due_soon").sum()) if len(targets) else 0
+    n["open_followups"] = len(followups)
+    n["overdue_followups"] = int(followups["overdue"].sum()) if len(followups) else 0
+    headline += [(t("report.h_overdue", lang), f"{n['overdue']}", ""),
+                 (t("report.h_due_soon", lang), f"{n['due_soon']}", ""),
+                 (t("report.h_followups", lang), f"{n['open_followups']}", "")]
     meta = store.meta()
     scope = "、".join(x for x in (pick("zones", store.zone_code(zone)) if zone else "",
                                   pick("villages", store.village_code(village)) if village else "",
@@ -166,11 +177,40 @@ def build_report(store, since: dt.date, until: dt.date | None = None, *, zone: s
         source=meta.get("data_source") or store.location, demo=meta.get("demo") == "1",
         classification=classification, headline=headline, changes=ch, by_village=by_village, by_unit=by_unit,
         blocked=blocked, trend=trend, counts={**n, "blocked_now": b1, "parcels": len(table)},
+        targets=targets, followups=followups, plan_trend=plan_trend,
         phases={k: (ph.label(lang), ph.color) for k, ph in cat.phases.items()})
     step(4, 5, "figures")
     rep.figures = _figures(rep, parcels, changes)
     step(5, 5, "done")
     return rep
+
+
+def _plan_parts(store, table: pd.DataFrame, until: dt.date, zone, unit, village, lang: str,
+                trend: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """From the plans: the overdue and due-soon targets at ``until`` (most late first), the follow-up
+    orders still open then, and planned against actual by month (targets due, targets reached, cumulative)."""
+    rows = [r for r in store.status_rows(until, village, zone, unit, lang=lang) if r["status"] != "stalled"]
+    allt = pd.DataFrame(rows, columns=["object", "name", "stage_label", "due", "status", "days_late", "days_left",
+                                       "reached_on", "unit", "baseline_label"] if not rows else None)
+    late = allt[allt["status"].isin(("overdue", "due_soon"))].copy()
+    late["status_label"] = [t(f"plans.status_{s}", lang) for s in late["status"]]
+    late = late.sort_values(["status", "days_late", "days_left"], ascending=[False, False, True]).reset_index(drop=True)
+    scoped = bool(zone or unit or village)
+    codes = None
+    if scoped:
+        codes = set(table["code"]) | {v for c in ("village", "park") if c in table for v in table[c] if v}
+    orders = pd.DataFrame(store.followups(open_only=True, unit=unit, as_of=until, codes=codes),
+                          columns=["id", "on", "unit", "due", "text", "issued_by", "state", "overdue", "last_text"])
+    orders["state_label"] = [t(f"plans.state_{s}", lang) for s in orders["state"]]
+    orders = orders.sort_values(["overdue", "due"], ascending=[False, True]).reset_index(drop=True)
+    plan = pd.DataFrame(columns=["month", "planned", "actual"])
+    if len(allt) and len(trend):
+        due = allt["due"].astype(str).str.slice(0, 10)
+        reached = allt["reached_on"].dropna().astype(str).str.slice(0, 10)
+        plan = pd.DataFrame({"month": trend["month"],
+                             "planned": [int((due <= d).sum()) for d in trend["date"]],
+                             "actual": [int((reached <= d).sum()) for d in trend["date"]]})
+    return late, orders, plan
 
 
 def _blocked_list(state: pd.DataFrame, events: pd.DataFrame, until: dt.date, lang: str, pick) -> pd.DataFrame:
@@ -241,6 +281,21 @@ def _figures(rep: DispatchReport, parcels, changes: pd.DataFrame) -> dict[str, b
         ax.legend(handles=[Patch(facecolor=c, label=rep.phases.get(p.removeprefix("phase_"), (p, ""))[0])
                            for c, p in zip(colors, phases)], loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7)
         out["phases"] = _png(fig)
+        pt = rep.plan_trend
+        if len(pt):
+            fig = Figure(figsize=(7.0, 3.0), dpi=150)
+            ax = fig.add_axes((0.1, 0.2, 0.86, 0.68))
+            xp = np.arange(len(pt))
+            ax.plot(xp, pt["planned"], color="#4575b4", linestyle="--", marker="o", markersize=3,
+                    label=rep.tr("c_planned"))
+            ax.plot(xp, pt["actual"], color="#1a9850", marker="o", markersize=3, label=rep.tr("c_actual"))
+            tks = xp[:: max(1, len(xp) // 12)]
+            ax.set_xticks(tks, [list(pt["month"])[i] for i in tks], rotation=45, fontsize=7)
+            ax.set_ylabel(rep.tr("axis_targets"), fontsize=8)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7, loc="upper left")
+            ax.set_title(rep.tr("fig_plan"), fontsize=10)
+            out["plan"] = _png(fig)
     return out
 
 
@@ -267,8 +322,17 @@ def _tables(rep: DispatchReport) -> list[tuple[str, list[str], list[list]]]:
         (tr("t_blocked"), [tr(k) for k in ("c_code", "c_name", "c_village", "c_unit", "c_reason", "c_since", "c_days")],
          [[r.code, r.name or "", r.village_name, r.unit or "", r.reason or "", r.since,
            "" if r.days is None or pd.isna(r.days) else int(r.days)] for r in rep.blocked.itertuples()]),
+        (tr("t_targets"), [tr(k) for k in ("c_object", "c_name", "c_stage", "c_due", "c_status", "c_days_late",
+                                          "c_unit")],
+         [[r.object, r.name or "", r.stage_label, r.due, r.status_label, int(r.days_late) or "", r.unit or ""]
+          for r in rep.targets.itertuples()]),
+        (tr("t_followups"), [tr(k) for k in ("c_order", "c_object", "c_unit", "c_due", "c_state", "c_text")],
+         [[f"#{r.id}", r.on, r.unit or "", r.due, r.state_label + (tr("overdue_mark") if r.overdue else ""),
+           r.text or ""] for r in rep.followups.itertuples()]),
         (tr("t_trend"), [tr("c_month"), tr("axis_mu"), tr("h_advanced"), tr("h_blocked")],
          [[r.month, r.area_mu_cleared, r.advanced, r.blocked] for r in rep.trend.itertuples()]),
+        *([(tr("t_plan"), [tr("c_month"), tr("c_planned"), tr("c_actual")],
+            [[r.month, r.planned, r.actual] for r in rep.plan_trend.itertuples()])] if len(rep.plan_trend) else []),
     ]
 
 
@@ -368,8 +432,9 @@ def _write_docx(rep: DispatchReport, path: Path) -> dict:
         for c, v in zip(table.add_row().cells, row):
             c.text = v
     sections = 1
-    for key in ("map", "cleared", "phases"):
-        doc.add_picture(io.BytesIO(rep.figures[key]), width=Cm(15))
+    for key in ("map", "cleared", "phases", "plan"):
+        if key in rep.figures:
+            doc.add_picture(io.BytesIO(rep.figures[key]), width=Cm(15))
     for title, heads, rows in _tables(rep):
         doc.add_heading(title, level=1)
         sections += 1
@@ -424,8 +489,8 @@ def _write_pdf(rep: DispatchReport, path: Path) -> dict:
             fig.text(0.08, y, label, fontsize=10)
             fig.text(0.55, y, value, fontsize=10, ha="right", weight="bold")
             fig.text(0.58, y, change, fontsize=9, color="#1a9850" if change.startswith("+") else "#d73027")
-            y -= 0.022
-        for key, box in (("map", (0.06, 0.42, 0.88, 0.32)), ("cleared", (0.06, 0.22, 0.88, 0.19)),
+            y -= 0.019  # nine rows, with the plan's: the map below still clear of them
+        for key, box in (("map", (0.06, 0.41, 0.88, 0.31)), ("cleared", (0.06, 0.22, 0.88, 0.19)),
                          ("phases", (0.06, 0.04, 0.88, 0.17))):
             ax = fig.add_axes(box)
             ax.imshow(np.asarray(Image.open(io.BytesIO(rep.figures[key]))))
@@ -434,12 +499,22 @@ def _write_pdf(rep: DispatchReport, path: Path) -> dict:
         for title, heads, rows in _tables(rep):
             widths = _column_widths(heads, rows)
             per_page = 44 if len(heads) <= 6 else 28
-            chunks = [rows[i:i + per_page] for i in range(0, len(rows), per_page)] or [[]]
+            # planned against actual heads the page of the open orders (both portrait), which then holds fewer rows
+            chart = "plan" in rep.figures and title == rep.tr("t_followups")
+            first = 20 if chart else per_page
+            chunks = [rows[:first]] + [rows[i:i + per_page] for i in range(first, len(rows), per_page)]
             for k, chunk in enumerate(chunks):
                 fig = page(landscape=len(heads) > 6)
-                fig.text(0.06, 0.95, title + (f" ({k + 1}/{len(chunks)})" if len(chunks) > 1 else ""),
+                top = 0.92
+                if chart and k == 0:
+                    fig.text(0.06, 0.95, rep.tr("fig_plan"), fontsize=13, weight="bold")
+                    ax = fig.add_axes((0.06, 0.57, 0.88, 0.36))
+                    ax.imshow(np.asarray(Image.open(io.BytesIO(rep.figures["plan"]))))
+                    ax.set_axis_off()
+                    top = 0.52
+                fig.text(0.06, top + 0.03, title + (f" ({k + 1}/{len(chunks)})" if len(chunks) > 1 else ""),
                          fontsize=13, weight="bold")
-                _draw_table(fig, heads, chunk, widths, top=0.92, empty=rep.tr("none"))
+                _draw_table(fig, heads, chunk, widths, top=top, empty=rep.tr("none"))
                 done(fig)
     return {"pages": pages}
 

@@ -387,10 +387,11 @@ class PlansMixin:
 
     # ------------------------------------------------------------------ status
     def plan_status(self, as_of=None, baseline: str | None = None, original: bool = False,
-                    rules: model.PlanRules | None = None) -> model.Evaluation:
+                    rules: model.PlanRules | None = None, as_recorded=None) -> model.Evaluation:
         """Every target's status and every parcel's plan status as of ``as_of`` (default: the office's today).
 
         A date before today replays the event log; today uses the parcels' current stage.
+        ``as_recorded`` (an aware instant): only the stage events recorded by then count.
         """
         today = office_today()
         when = parse_date(as_of, today=today)
@@ -398,9 +399,14 @@ class PlansMixin:
         with self._connect() as con:  # only the columns the status needs, read in one go
             parcels = _frame(con, "SELECT code, kind, zone, village, park, unit, stage, stage_date, blocked, area_m2"
                                   " FROM parcels ORDER BY code")
-            events = _frame(con, "SELECT id, parcel, action, from_stage, to_stage, event_date FROM stage_events"
-                                 " ORDER BY id")
-        return model.evaluate(targets, parcels, events, self.catalog, when, rules, current=when >= today)
+            events = _frame(con, "SELECT id, parcel, action, from_stage, to_stage, event_date, recorded_at"
+                                 " FROM stage_events ORDER BY id")
+        if as_recorded is not None and len(events):
+            at = pd.to_datetime(events["recorded_at"], utc=True, format="ISO8601", errors="coerce")
+            events = events[(at <= pd.Timestamp(as_recorded)).to_numpy()]
+        events = events.drop(columns="recorded_at")
+        return model.evaluate(targets, parcels, events, self.catalog, when, rules,
+                              current=when >= today and as_recorded is None)
 
     def status_rows(self, as_of=None, village: str | None = None, zone: str | None = None,
                     unit: str | None = None, baseline: str | None = None, lang: str = "zh",

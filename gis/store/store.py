@@ -29,9 +29,10 @@ from gis.store.preferences import PreferencesMixin
 from gis.store.projects import ProjectsMixin
 from gis.store.sessions import SessionsMixin
 from gis.store.tiles import TilesMixin
+from gis.store.timeline import TimelineMixin
 from gis.store.users import UsersMixin
 
 
-class Store(AttachmentsMixin, ProjectsMixin, PlansMixin, CadastreMixin, BulkMixin, BulkUpdatesMixin, ParcelsMixin,
-            PreferencesMixin, SessionsMixin, TilesMixin, UsersMixin, StoreBase):
+class Store(TimelineMixin, AttachmentsMixin, ProjectsMixin, PlansMixin, CadastreMixin, BulkMixin, BulkUpdatesMixin,
+            ParcelsMixin, PreferencesMixin, SessionsMixin, TilesMixin, UsersMixin, StoreBase):
     """A GeoPackage store (the embedded back end). Cheap to construct; a connection per operation."""
