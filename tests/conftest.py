@@ -17,9 +17,26 @@ ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "data" / "parcels" / "demo.gpkg"
 
 
+def pytest_addoption(parser):
+    parser.addoption("--slow", action="store_true",
+                     help="also run the tests marked slow (CI and the README's test command do)")
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "browser: drives headless Chromium against a real server")
-    config.addinivalue_line("markers", "slow: takes more than a few seconds")
+    config.addinivalue_line("markers", "slow: takes more than a few seconds; run with --slow (CI does)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """A bare ``pytest`` (the whole suite) without ``--slow`` leaves out the tests marked slow: a
+    developer's quicker run. CI runs everything (``--slow``); naming files or ``-m`` selects as usual."""
+    named = config.args_source != pytest.Config.ArgsSource.TESTPATHS  # files or tests named on the command line
+    if config.getoption("--slow") or config.option.markexpr or named:
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
 
 
 @pytest.fixture(scope="session")

@@ -51,7 +51,7 @@ def test_readme_has_two_setup_commands_and_ci_runs_the_test_one():
     app_cmd, test_cmd = _setup_commands()
     assert app_cmd == "bash .ci/install --app && .venv/bin/renewal serve"
     install, _, pytest_cmd = test_cmd.partition(" && ")
-    assert install == "bash .ci/install" and pytest_cmd == ".venv/bin/python -m pytest"
+    assert install == "bash .ci/install" and pytest_cmd == ".venv/bin/python -m pytest --slow"
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     assert install in ci and pytest_cmd in ci
     assert f"The test command is `{pytest_cmd}`" in (ROOT / "README.md").read_text(encoding="utf-8")
