@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from openpyxl import load_workbook
 
+from gis.base.clock import office_today
 from gis.base.errors import PermissionRefused
 from gis.base.sheets import csv_bytes, csv_text, is_formula_like
 from gis.io.exporter import export
@@ -91,9 +92,11 @@ def test_the_audit_csv_of_the_command_line_carries_no_formula(any_store, tmp_pat
 def test_the_dispatch_pack_spreadsheet_carries_no_formula(any_store, tmp_path):
     from gis.printing.report import build_report, write_report
 
-    any_store.set_blocked("V01-001", True, '=HYPERLINK("http://evil.example","x")', "王芳", date="2026-11-20",
-                          today=dt.date(2026, 11, 28))
-    rep = build_report(any_store, dt.date(2026, 11, 1), dt.date(2026, 11, 28))
+    # a window that ends today: the pack's end state is what was recorded by its last day
+    today = office_today()
+    any_store.set_blocked("V01-001", True, '=HYPERLINK("http://evil.example","x")', "王芳",
+                          date=today - dt.timedelta(days=8), today=today)
+    rep = build_report(any_store, today - dt.timedelta(days=27), today)
     out = tmp_path / "pack.xlsx"
     write_report(rep, out)
     cells = [c for ws in load_workbook(out).worksheets for row in ws.iter_rows() for c in row]
