@@ -30,6 +30,12 @@ def pytest_configure(config):
 def pytest_collection_modifyitems(config, items):
     """A bare ``pytest`` (the whole suite) without ``--slow`` leaves out the tests marked slow: a
     developer's quicker run. CI runs everything (``--slow``); naming files or ``-m`` selects as usual."""
+    for item in items:
+        # a browser walk on PostGIS repeats its GeoPackage walk through the same pages; the store under
+        # the pages is tested on both back ends in the quick run, and CI walks both
+        params = getattr(item, "callspec", None)
+        if item.get_closest_marker("browser") and params and "postgis" in params.params.values():
+            item.add_marker(pytest.mark.slow)
     named = config.args_source != pytest.Config.ArgsSource.TESTPATHS  # files or tests named on the command line
     if config.getoption("--slow") or config.option.markexpr or named:
         return
