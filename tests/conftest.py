@@ -1,6 +1,7 @@
 """Shared fixtures. Test data is made in code, small."""
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -295,6 +296,22 @@ def map_frame(page, timeout=60, min_paths=20):
                 return fr
         page.wait_for_timeout(300)
     raise AssertionError("the map never drew its polygons")
+
+
+def sign_in(page, url, username, password, path=""):
+    """Open ``url + path`` and sign in through the login form (the Chinese labels, the default language)."""
+    page.goto(url + path, wait_until="domcontentloaded")
+    page.get_by_label("用户名").fill(username)
+    page.get_by_label("密码").fill(password)
+    page.get_by_role("button", name="登录").click()
+
+
+def screenshot_dir(default: Path) -> Path:
+    """Where a browser test saves its screenshots: ``RENEWAL_SCREENSHOTS`` (docs/screenshots for the README),
+    else ``default`` (the test's own temporary folder)."""
+    d = Path(os.environ.get("RENEWAL_SCREENSHOTS", default))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from playwright.sync_api import Error as PlaywrightError
 from gis.devtools.devserver import running_app
 from gis.store.open import open_store_at
 from tests.conftest import map_frame as _map_frame
-from tests.conftest import poll
+from tests.conftest import poll, sign_in
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "data" / "parcels" / "demo.gpkg"
@@ -38,13 +38,6 @@ def server(request, tmp_path_factory):
         env["RENEWAL_DATABASE_URL"] = where
     with running_app(work, env) as app:
         yield {"url": app["url"], "store": where, "work": work, "log": app["log"]}
-
-
-def _login(page, url, username, password):
-    page.goto(url, wait_until="domcontentloaded")
-    page.get_by_label("用户名").fill(username)
-    page.get_by_label("密码").fill(password)
-    page.get_by_role("button", name="登录").click()
 
 
 def _open_parcel(page, code, geom):
@@ -79,7 +72,7 @@ def _iframe_box(page):
 
 
 def test_map_shows_the_district_offline_and_a_click_advances_a_parcel(server, page):
-    _login(page, server["url"], "editor_north", "renewal-north")
+    sign_in(page, server["url"], "editor_north", "renewal-north")
     frame = _map_frame(page)
     n_paths = frame.evaluate("() => document.querySelectorAll('path.leaflet-interactive').length")
     assert n_paths > 2000  # village parcels and the rest
@@ -121,7 +114,7 @@ def test_map_shows_the_district_offline_and_a_click_advances_a_parcel(server, pa
 
 
 def test_village_board_opens_a_village_on_the_map(server, page):
-    _login(page, server["url"], "viewer", "renewal-viewer")
+    sign_in(page, server["url"], "viewer", "renewal-viewer")
     _map_frame(page)
     page.get_by_role("link", name="旧村改造进度").click()  # a reload would start a new, signed-out session
     page.get_by_text("30个旧村改造进度").wait_for(timeout=30000)
@@ -140,7 +133,7 @@ def test_village_board_opens_a_village_on_the_map(server, page):
 
 
 def test_a_reload_keeps_the_planner_signed_in_until_they_sign_out(server, page):
-    _login(page, server["url"], "viewer", "renewal-viewer")
+    sign_in(page, server["url"], "viewer", "renewal-viewer")
     _map_frame(page)
     assert poll(lambda: any(c["name"] == "renewal_session" for c in page.context.cookies()))
     page.reload(wait_until="domcontentloaded")

@@ -4,7 +4,6 @@ editor in another browser and closed by the leader."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import shutil
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from gis.base.errors import PermissionRefused
 from gis.devtools.devserver import running_app
 from gis.model.plans import STATUS_COLORS
 from gis.store.open import open_store_at
-from tests.conftest import map_frame, poll
+from tests.conftest import map_frame, poll, screenshot_dir, sign_in
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "data" / "parcels" / "demo.gpkg"
@@ -35,16 +34,7 @@ def server(tmp_path_factory):
 
 
 def _shots(server) -> Path:
-    d = Path(os.environ.get("RENEWAL_SCREENSHOTS", server["work"]))
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
-def _login(page, url, username, password, path=""):
-    page.goto(url + path, wait_until="domcontentloaded")
-    page.get_by_label("用户名").fill(username)
-    page.get_by_label("密码").fill(password)
-    page.get_by_role("button", name="登录").click()
+    return screenshot_dir(server["work"])
 
 
 def _map_frame(page, timeout=90, min_paths=2000):
@@ -61,7 +51,7 @@ def test_plan_colouring_turns_an_overdue_parcel_red(server, page):
     p = s.parcels(kind="village", zone="north", stage="signing", blocked=False, geometry=False).iloc[0]
     yesterday = (office_today() - dt.timedelta(days=1)).isoformat()
     s.set_target(p["code"], "demolition", yesterday, "leader", baseline="月度调度")
-    _login(page, server["url"], "leader", "renewal-leader")
+    sign_in(page, server["url"], "leader", "renewal-leader")
     frame = _map_frame(page)
     stage_fill = frame.evaluate(FILL_OF, p["code"])
     page.get_by_text("计划状态", exact=True).click()
@@ -88,7 +78,7 @@ def test_plan_table_editor_saves_a_revision_with_its_reason(server, page):
     village = sorted(s.attributes("villages"))[0]
     before = s.plan_targets(baseline="annual")
     before = before[before["object"] == village].iloc[0]
-    _login(page, server["url"], "leader", "renewal-leader")
+    sign_in(page, server["url"], "leader", "renewal-leader")
     page.get_by_role("link", name="计划与督办").click()
     page.get_by_text("编辑计划目标").wait_for(timeout=60000)
     editor = page.locator("[data-testid='stDataFrame']").last
@@ -162,7 +152,7 @@ def test_follow_up_loop_across_two_browsers(server, browser, page):
     s = open_store_at(server["store"])
     p = s.parcels(kind="village", zone="central", stage="signing", blocked=False).iloc[1]
     # the leader issues the order from the parcel's panel
-    _login(page, server["url"], "leader", "renewal-leader")
+    sign_in(page, server["url"], "leader", "renewal-leader")
     _map_frame(page)
     _open_parcel(page, p["code"], p.geometry)
     page.get_by_role("heading", name=p["name"]).wait_for(timeout=60000)
@@ -180,7 +170,7 @@ def test_follow_up_loop_across_two_browsers(server, browser, page):
     other = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
     try:
         ed = other.new_page()
-        _login(ed, server["url"], "editor_central", "renewal-central")
+        sign_in(ed, server["url"], "editor_central", "renewal-central")
         _my_work(ed)
         exp = _order(ed, order["id"])
         exp.get_by_label("回复内容").fill("已召开专题会，12月20日前完成签约")

@@ -4,7 +4,6 @@ for the project's own), and a project's circle on the map opening its panel. Scr
 ``RENEWAL_SCREENSHOTS`` (the README's come from here)."""
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from gis.auth import sessions
 from gis.base.clock import office_today
 from gis.devtools.devserver import running_app
 from gis.store.open import open_store_at
-from tests.conftest import local_only_page, map_frame, poll, set_view
+from tests.conftest import local_only_page, map_frame, poll, screenshot_dir, set_view, sign_in
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "data" / "parcels" / "demo.gpkg"
@@ -32,16 +31,7 @@ def server(tmp_path_factory):
 
 
 def _shots(server) -> Path:
-    d = Path(os.environ.get("RENEWAL_SCREENSHOTS", server["work"]))
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
-def _login(page, url, username, password, path=""):
-    page.goto(url + path, wait_until="domcontentloaded")
-    page.get_by_label("用户名").fill(username)
-    page.get_by_label("密码").fill(password)
-    page.get_by_role("button", name="登录").click()
+    return screenshot_dir(server["work"])
 
 
 def _settled(page):
@@ -90,7 +80,7 @@ def test_projects_page_lists_dispatch_board_and_a_report_by_the_unit(server, bro
     ctx, page = local_only_page(browser, viewport={"width": 1400, "height": 900})
     try:
         # another unit's reporter: the form is there, the store refuses, the page says why in Chinese
-        _login(page, server["url"], "unit_b", "unit-b-pass-2026")
+        sign_in(page, server["url"], "unit_b", "unit-b-pass-2026")
         _projects_page(page)
         assert page.get_by_role("tab", name="项目清单").count() and page.get_by_role("tab", name="日调度").count()
         grid = page.locator("[data-testid='stDataFrame']").first
@@ -107,7 +97,7 @@ def test_projects_page_lists_dispatch_board_and_a_report_by_the_unit(server, bro
 
         # the project's own unit: accepted; invested-to-date rises by the amount
         ctx, page = local_only_page(browser, viewport={"width": 1400, "height": 900})
-        _login(page, server["url"], "unit_a", "unit-a-pass-2026")
+        sign_in(page, server["url"], "unit_a", "unit-a-pass-2026")
         _projects_page(page)
         _tab(page, "填报与导入")
         _choose_project(page, p)
@@ -149,7 +139,7 @@ def test_projects_page_lists_dispatch_board_and_a_report_by_the_unit(server, bro
 def test_projects_page_on_a_phone(server, browser):
     ctx, page = local_only_page(browser, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=False)
     try:
-        _login(page, server["url"], "leader", "renewal-leader")
+        sign_in(page, server["url"], "leader", "renewal-leader")
         page.get_by_role("heading", name="城市更新一张图").first.wait_for(timeout=90000)
         assert poll(lambda: any(c["name"] == sessions.COOKIE for c in ctx.cookies()), timeout=30), ctx.cookies()
         page.goto(server["url"] + "/projects", wait_until="domcontentloaded")  # the sign-in cookie carries over
@@ -192,7 +182,7 @@ def test_a_project_circle_on_the_map_opens_its_panel(server, page):
     p = _a_project(s)
     fp = s.project_footprints()
     c = fp[fp["code"] == p["code"]].geometry.iloc[0].point_on_surface()
-    _login(page, server["url"], "leader", "renewal-leader")
+    sign_in(page, server["url"], "leader", "renewal-leader")
     frame = map_frame(page, timeout=120, min_paths=2000)
     assert frame.evaluate("() => { let n = 0; window.map.eachLayer(l => { if (l.feature && l.feature.properties"
                           " && l.feature.properties.layer === 'projects' && l.feature.geometry.type === 'Point')"
@@ -259,7 +249,7 @@ def test_a_ledger_from_the_template_imports_all_or_nothing_and_shows_on_the_map(
     ws.cell(bad, head.index("总投资（万元）") + 1, "很多")
     wb.save(tmp_path / "bad.xlsx")
 
-    _login(page, server["url"], "admin", "renewal-admin")
+    sign_in(page, server["url"], "admin", "renewal-admin")
     _projects_page(page)
     _tab(page, "填报与导入")
     _upload(page, tmp_path / "bad.xlsx")  # one bad row: nothing lands, the row is named
