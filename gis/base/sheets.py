@@ -12,9 +12,12 @@ numbers and dates stay dates: only ``str`` values are touched.
 """
 from __future__ import annotations
 
+import csv
 import io
 
 import pandas as pd
+
+from gis.base.errors import InputError
 
 #: first characters that make a spreadsheet read a cell as a formula
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -60,3 +63,30 @@ def text_sheet(ws) -> None:
     """Every formula-like text cell of an openpyxl worksheet written as text (call before saving)."""
     for row in ws.iter_rows():
         text_cells(row)
+
+
+def read_table(data: bytes, name: str, error_key: str) -> list[list]:
+    """The cells of an uploaded table, a row per list: the first sheet of an ``.xlsx`` (values, not
+    formulas), or a CSV in UTF-8 (with or without BOM) or GBK/GB18030.
+
+    Raises:
+        InputError: ``error_key`` (with ``path`` and ``detail``): an encoding no reader knows, or a file
+            that is not a workbook.
+    """
+    if name.lower().endswith(".csv"):
+        for enc in ("utf-8-sig", "gb18030"):
+            try:
+                text = data.decode(enc)
+                break
+            except UnicodeDecodeError:
+                continue
+        else:
+            raise InputError(error_key, path=name, detail="encoding")
+        return list(csv.reader(io.StringIO(text)))
+    from openpyxl import load_workbook  # heavy; only an upload of a workbook needs it
+
+    try:
+        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as e:  # openpyxl raises many kinds (zip, xml, key) for a file that is not xlsx
+        raise InputError(error_key, path=name, detail=type(e).__name__) from None
+    return [list(r) for r in wb.worksheets[0].iter_rows(values_only=True)]

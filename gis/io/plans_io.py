@@ -15,7 +15,6 @@ from __future__ import annotations
 
 # Lazy imports, on purpose: openpyxl is imported only where a plan spreadsheet is read or written,
 # so that the command line and the app start without it.
-import csv
 import datetime as dt
 import io
 from pathlib import Path
@@ -25,6 +24,7 @@ import pandas as pd
 from gis.base.clock import office_today
 from gis.base.errors import InputError
 from gis.base.i18n import t
+from gis.base.sheets import read_table
 
 COLUMNS = ("object", "stage", "due", "unit", "note")
 HEADERS_ZH = {"object": "对象编号", "stage": "目标阶段", "due": "计划完成日期", "unit": "责任单位", "note": "备注"}
@@ -69,24 +69,7 @@ def read_plan_rows(data: bytes, name: str) -> list[dict]:
     Raises:
         InputError: not a readable spreadsheet, or the required columns are missing.
     """
-    if name.lower().endswith(".csv"):
-        for enc in ("utf-8-sig", "gb18030"):
-            try:
-                text = data.decode(enc)
-                break
-            except UnicodeDecodeError:
-                continue
-        else:
-            raise InputError("plans.bad_plan_file", path=name, detail="encoding")
-        return _rows_from(list(csv.reader(io.StringIO(text))), name)
-    from openpyxl import load_workbook
-
-    try:
-        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as e:  # openpyxl raises many kinds (zip, xml, key) for a file that is not xlsx
-        raise InputError("plans.bad_plan_file", path=name, detail=type(e).__name__) from None
-    ws = wb.worksheets[0]
-    return _rows_from([list(r) for r in ws.iter_rows(values_only=True)], name)
+    return _rows_from(read_table(data, name, "plans.bad_plan_file"), name)
 
 
 def read_plan_file(path: Path) -> list[dict]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 # Lazy imports, on purpose: openpyxl is imported only where a ledger is read or written,
 # so that the command line and the app start without it.
-import csv
 import datetime as dt
 import io
 import re
@@ -23,7 +22,7 @@ from pathlib import Path
 from gis.base.clock import office_today
 from gis.base.errors import InputError
 from gis.base.i18n import t
-from gis.base.sheets import text_sheet
+from gis.base.sheets import read_table, text_sheet
 
 COLUMNS = ("code", "name", "kind", "industry", "investment_total", "unit", "investor", "parcels", "lists", "stage",
            "signed_on", "started_on", "production_on", "completed_on", "note")
@@ -103,23 +102,7 @@ def read_project_rows(data: bytes, name: str, year: int | None = None) -> list[d
     Raises:
         InputError: not a readable spreadsheet, or the required columns are missing.
     """
-    if name.lower().endswith(".csv"):
-        for enc in ("utf-8-sig", "gb18030"):
-            try:
-                text = data.decode(enc)
-                break
-            except UnicodeDecodeError:
-                continue
-        else:
-            raise InputError("projects.bad_file", path=name, detail="encoding")
-        return rows_from_table(list(csv.reader(io.StringIO(text))), name, year)
-    from openpyxl import load_workbook
-
-    try:
-        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as e:  # openpyxl raises many kinds (zip, xml, key) for a file that is not xlsx
-        raise InputError("projects.bad_file", path=name, detail=type(e).__name__) from None
-    return rows_from_table([list(r) for r in wb.worksheets[0].iter_rows(values_only=True)], name, year)
+    return rows_from_table(read_table(data, name, "projects.bad_file"), name, year)
 
 
 def read_project_file(path: Path, year: int | None = None) -> list[dict]:
