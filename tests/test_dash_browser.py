@@ -11,8 +11,9 @@ import shapely
 
 from gis.maps.area_select import parcels_in_area
 from gis.store.open import open_store_at
-from tests.conftest import local_only_page, poll
-from tests.test_browser import _login, _map_frame, server  # noqa: F401 -- the app on a demo copy, both back ends
+from tests.conftest import local_only_page, poll, sign_in
+from tests.conftest import map_frame as _map_frame
+from tests.test_browser import server  # noqa: F401 -- the app on a demo copy, both back ends
 
 pytestmark = [pytest.mark.browser]
 
@@ -63,7 +64,7 @@ def _choose(page, label: str, text: str, option: str | None = None) -> None:
 
 def test_overview_shows_the_district_at_a_glance(server, sized):  # noqa: F811
     page = sized
-    _login(page, server["url"], "viewer", "renewal-viewer")
+    sign_in(page, server["url"], "viewer", "renewal-viewer")
     page.get_by_role("heading", name="城市更新一张图").wait_for(timeout=60000)
     _sidebar(page, True)
     page.get_by_role("link", name="总览").click()  # a reload would start a new session
@@ -88,7 +89,7 @@ def test_quick_find_table_and_a_bulk_advance(server, sized):  # noqa: F811
     store = open_store_at(server["store"])
     due = store.parcels(village=village, stage="demolition", geometry=False)
     assert len(due) > 1
-    _login(page, server["url"], user, password)
+    sign_in(page, server["url"], user, password)
     _map_frame(page)
     _sidebar(page, True)
     _choose(page, "快速查找", village)  # the village is the first suggestion for its code
@@ -124,7 +125,7 @@ def test_quick_find_table_and_a_bulk_advance(server, sized):  # noqa: F811
 @pytest.mark.parametrize("sized", ["desktop"], indirect=True)
 def test_a_rectangle_drawn_on_the_map_selects_its_parcels(server, sized):  # noqa: F811
     page = sized
-    _login(page, server["url"], "editor_central", "renewal-central")
+    sign_in(page, server["url"], "editor_central", "renewal-central")
     _map_frame(page)
     _choose(page, "快速查找", "V08")
     page.get_by_text("符合条件的地块：").wait_for(timeout=30000)
@@ -171,7 +172,7 @@ def test_ticking_one_row_of_the_table_opens_its_parcel(server, sized):  # noqa: 
     page = sized
     parcels = open_store_at(server["store"]).parcels(village="V10", geometry=False).sort_values("code")
     second = parcels.iloc[1]
-    _login(page, server["url"], "viewer", "renewal-viewer")
+    sign_in(page, server["url"], "viewer", "renewal-viewer")
     _map_frame(page)
     _choose(page, "快速查找", "V10")
     title = page.get_by_text(f"地块列表（{len(parcels)} 个）")

@@ -16,8 +16,7 @@ import shapely
 from gis.demo.evidence import sample_pdf, sample_photo
 from gis.devtools.devserver import running_app
 from gis.store.open import open_store_at
-from tests.conftest import local_only_page, poll, set_view
-from tests.test_browser import _login
+from tests.conftest import local_only_page, poll, set_view, sign_in
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "data" / "parcels" / "demo.gpkg"
@@ -111,7 +110,7 @@ def test_field_page_on_a_phone_locate_pick_attach_advance(server, browser):
                                 geolocation={"longitude": pt.x, "latitude": pt.y, "accuracy": 12},
                                 permissions=["geolocation"])
     try:
-        _login(page, server["url"], "editor_north", "renewal-north")
+        sign_in(page, server["url"], "editor_north", "renewal-north")
         page.get_by_role("heading", name="城市更新一张图").wait_for(timeout=60000)
         _sidebar(page, True)
         page.get_by_role("link", name="现场核查").click()
@@ -203,7 +202,7 @@ def test_a_photo_attached_by_cli_shows_in_the_gallery_and_on_the_map(server, pag
     assert att.lon == pytest.approx(lon, abs=1e-5) and att.lat == pytest.approx(lat, abs=1e-5)
 
     page.set_viewport_size({"width": 1400, "height": 900})
-    _login(page, server["url"], "admin", "renewal-admin")
+    sign_in(page, server["url"], "admin", "renewal-admin")
     _open_parcel(page, row["code"], row["geometry"])
     page.get_by_role("tab", name=re.compile(r"^照片与材料 \(\d+\)$")).click()  # with its count
     gallery = page.locator("[class*='st-key-ratlas-gallery']")

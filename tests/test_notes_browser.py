@@ -9,7 +9,8 @@ import pytest
 
 from gis.devtools.devserver import running_app
 from gis.store.open import open_store_at
-from tests.test_browser import _login, _open_parcel
+from tests.conftest import sign_in
+from tests.test_browser import _open_parcel
 from ui.common import plain
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +33,7 @@ def test_a_url_in_a_note_is_text_in_the_panel(tmp_path, page):
     store.set_note(row["code"], NOTE, by="admin")
     with running_app(tmp_path) as app:
         page.set_viewport_size({"width": 1400, "height": 900})
-        _login(page, app["url"], "admin", "renewal-admin")
+        sign_in(page, app["url"], "admin", "renewal-admin")
         _open_parcel(page, row["code"], row["geometry"])
         page.get_by_text("evil.example/login").first.wait_for(timeout=30000)
         links = page.evaluate("() => [...document.querySelectorAll('a')].map(a => a.href)")

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from gis.devtools.devserver import running_app
-from tests.conftest import poll
-from tests.test_browser import _login, _map_frame
+from tests.conftest import map_frame as _map_frame
+from tests.conftest import poll, sign_in
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "data" / "parcels" / "demo.gpkg"
@@ -18,7 +18,7 @@ DEMO = ROOT / "data" / "parcels" / "demo.gpkg"
 def test_a_copied_cookie_is_refused_after_sign_out(tmp_path, page):
     shutil.copy(DEMO, tmp_path / "renewal.gpkg")
     with running_app(tmp_path) as app:
-        _login(page, app["url"], "viewer", "renewal-viewer")
+        sign_in(page, app["url"], "viewer", "renewal-viewer")
         _map_frame(page)
         assert poll(lambda: any(c["name"] == "renewal_session" for c in page.context.cookies()))
         copied = [c for c in page.context.cookies() if c["name"] == "renewal_session"]

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import poll
-from tests.test_browser import _login, _map_frame, server  # noqa: F401 -- the app on a demo copy, both back ends
+from tests.conftest import map_frame as _map_frame
+from tests.conftest import poll, sign_in
+from tests.test_browser import server  # noqa: F401 -- the app on a demo copy, both back ends
 
 pytestmark = [pytest.mark.browser]
 
@@ -24,7 +25,7 @@ def test_compare_two_dates_colours_and_counts_what_changed(server, browser, size
     ctx = browser.new_context(viewport={"width": size[0], "height": size[1]}, locale="zh-CN")
     page = ctx.new_page()
     try:
-        _login(page, server["url"], "viewer", "renewal-viewer")
+        sign_in(page, server["url"], "viewer", "renewal-viewer")
         frame = _map_frame(page)
         assert "未启动" in _legend(frame)  # the stage legend, today
         if size[0] < 600:  # the phone's sidebar is folded away
@@ -67,7 +68,7 @@ def test_overview_and_board_as_of_a_past_month_draw_their_charts(server, browser
     page = ctx.new_page()
     shots = os.environ.get("RENEWAL_SCREENSHOTS")
     try:
-        _login(page, server["url"], "viewer", "renewal-viewer")
+        sign_in(page, server["url"], "viewer", "renewal-viewer")
         _map_frame(page)
         page.goto(server["url"] + "/overview?as_of=2025-11-30", wait_until="domcontentloaded")
         page.get_by_text("显示 2025-11-30 的状态").first.wait_for(timeout=60000)

@@ -19,8 +19,9 @@ from gis.devtools.devserver import running_app
 from gis.maps.cadastre_tiles import pyramid_name
 from gis.model.catalog import load_layer_catalog
 from gis.store.open import open_store_at, write_cadastre
-from tests.conftest import pg_database, poll
-from tests.test_browser import _login, _map_frame, _open_parcel
+from tests.conftest import map_frame as _map_frame
+from tests.conftest import pg_database, poll, sign_in
+from tests.test_browser import _open_parcel
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -42,7 +43,7 @@ def test_signed_in_on_one_server_signed_in_on_the_other_and_an_update_shows_on_b
             ctx = browser.new_context(viewport={"width": 1500, "height": 950}, locale="zh-CN")
             contexts.append(ctx)
             first = ctx.new_page()
-            _login(first, a["url"], "viewer", "renewal-viewer")
+            sign_in(first, a["url"], "viewer", "renewal-viewer")
             _map_frame(first)
             assert poll(lambda: any(c["name"] == "renewal_session" for c in ctx.cookies()))
             moved = ctx.new_page()
@@ -53,7 +54,7 @@ def test_signed_in_on_one_server_signed_in_on_the_other_and_an_update_shows_on_b
                 ctx = browser.new_context(viewport={"width": 1500, "height": 950}, locale="zh-CN")
                 contexts.append(ctx)
                 pages[name] = ctx.new_page()
-                _login(pages[name], app["url"], "editor_north", "renewal-north")
+                sign_in(pages[name], app["url"], "editor_north", "renewal-north")
                 _map_frame(pages[name])
             on_b = pages["b"]
             _open_parcel(on_b, code, p.geometry)
@@ -97,7 +98,7 @@ def test_a_tile_built_by_one_server_is_served_by_the_other(pg_server, pg_demo_te
     try:
         with running_app(tmp_path / "a", env) as a:
             page = ctx.new_page()
-            _login(page, a["url"], "viewer", "renewal-viewer")
+            sign_in(page, a["url"], "viewer", "renewal-viewer")
             _map_frame(page)  # the map page asked for the cadastre's tiles: server a built them
             assert poll(lambda: stored_names(), timeout=60)
         assert stored_names() == [name]
