@@ -31,9 +31,9 @@ from gis.maps.mapview import build_map
 from gis.maps.vectortiles import build_tileset, build_tileset_in_blocks, find_tileset
 from gis.model.catalog import load_layer_catalog
 from gis.model.spatial import ParcelIndex
+from gis.store import tiles as store_tiles
 from gis.store.cadastre import LAND_USES, content_hash, describe_cadastre, overlapping_parcels
 from gis.store.open import cadastre_at, cadastre_key, cadastre_parcel, write_cadastre
-from gis.store import tiles as store_tiles
 from gis.store.store import Store
 from tests.conftest import poll, set_view
 
