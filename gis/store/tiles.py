@@ -48,8 +48,8 @@ class TilesMixin:
         while True:
             with self._connect() as con:
                 rows = con.execute("SELECT z, x, y, data FROM tile_pyramid_tiles WHERE name = ?"
-                                   " AND (z > ? OR (z = ? AND (x > ? OR (x = ? AND y > ?)))) ORDER BY z, x, y LIMIT ?",
-                                   (name, last[0], last[0], last[1], last[1], last[2], ROWS)).fetchall()
+                                   " AND (z, x, y) > (?, ?, ?) ORDER BY z, x, y LIMIT ?",  # its UNIQUE index
+                                   (name, *last, ROWS)).fetchall()
             for z, x, y, data in rows:
                 yield int(z), int(x), int(y), bytes(data)
             if len(rows) < ROWS:
