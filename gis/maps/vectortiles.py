@@ -11,7 +11,9 @@ which tiles exist. A rerun (click, filter, stage update) does no tile work.
 Format: MVT 2.1 (``{z}/{x}/{y}.pbf``, one layer, extent 4096, Web Mercator
 XYZ), so GDAL, QGIS and any MVT client read the pyramid, and a PostGIS
 back end could make the same tiles with ``ST_AsMVT``. Tiles are encoded here
-with numpy, all features of a zoom level at once (no per-feature Python):
+with numpy, all features of a zoom level at once (no per-feature Python) —
+or, for a layer too large for that (a million parcels), a block of tiles at
+a time from batches (:func:`build_tileset_in_blocks`, the same bytes):
 geometry is projected once, simplified below half a pixel under the deepest
 level, clipped to the tile plus a 4-pixel buffer where it crosses tile edges
 (so that clip edges fall outside what a tile draws), quantised, oriented as
