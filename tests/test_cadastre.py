@@ -216,6 +216,7 @@ def test_the_store_builds_the_pyramid_from_slices_of_its_table(tiny_store, demo_
     from gis.base.gcj02 import gdf_to_gcj02
 
     spec = load_layer_catalog().get("cadastre")
+    assert list(tiny_store.cadastre_batches()) == []  # no cadastre yet
     write_cadastre(tiny_store, demo_cadastre)
     slices = list(tiny_store.cadastre_batches(1000))
     assert [len(s) for s in slices] == [1000, 1000, 1000]

@@ -63,6 +63,8 @@ class TilesMixin:
         """The cadastre as GeoDataFrames (EPSG:4490) of at most ``rows`` parcels, in feature order
         (``fid``), every column but the id: what ``layer("cadastre")`` gives, a slice at a time, so that
         a tile build never holds a million parcels' rows at once. Nothing without a cadastre."""
+        if not self.has_cadastre():
+            return
         last = 0
         while True:
             with self._connect() as con:
