@@ -28,9 +28,10 @@ from gis.demo.cadastre import add_demo_cadastre, generate_cadastre
 from gis.devtools.devserver import running_app
 from gis.maps.cadastre_tiles import cadastre_tiles
 from gis.maps.mapview import build_map
-from gis.maps.vectortiles import build_tileset, find_tileset
+from gis.maps.vectortiles import build_tileset, build_tileset_in_blocks, find_tileset
 from gis.model.catalog import load_layer_catalog
 from gis.model.spatial import ParcelIndex
+from gis.store import tiles as store_tiles
 from gis.store.cadastre import LAND_USES, content_hash, describe_cadastre, overlapping_parcels
 from gis.store.open import cadastre_at, cadastre_key, cadastre_parcel, write_cadastre
 from gis.store.store import Store
@@ -178,6 +179,58 @@ def test_tiles_read_back_by_gdal(demo_cadastre, tmp_path):
     assert build_tileset(demo_cadastre, tmp_path, "cadastre_test", class_field="land_use")["build_s"] == m["build_s"]
 
 
+def _pyramid(root: Path) -> dict:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.glob("*/*/*.pbf")}
+
+
+def _same_manifest(a: dict, b: dict) -> None:
+    skip = ("name", "url", "build_s", "built_at")
+    assert {k: v for k, v in a.items() if k not in skip} == {k: v for k, v in b.items() if k not in skip}
+
+
+def test_a_pyramid_built_in_blocks_is_the_pyramid_built_whole(demo_cadastre, tmp_path):
+    """Read in batches and encoded a block of tiles at a time (so a million parcels fit in memory), the
+    pyramid is byte for byte the one built from the whole layer at once, down to each tile's value table."""
+    spec = load_layer_catalog().get("cadastre")
+    kw = {"layer": "cadastre", "class_field": "land_use", "detail_fields": spec.tooltip}
+    whole = build_tileset(demo_cadastre, tmp_path, "whole", **kw)
+    batches = (demo_cadastre.iloc[i:i + 701] for i in range(0, len(demo_cadastre), 701))
+    blocks = build_tileset_in_blocks(batches, tmp_path, "blocks", block_features=150, **kw)
+    _same_manifest(whole, blocks)
+    a, b = _pyramid(tmp_path / "whole"), _pyramid(tmp_path / "blocks")
+    assert len(a) > 1000 and a.keys() == b.keys()
+    assert [k for k in a if a[k] != b[k]] == []
+    # one block per tile, and everything in one block, give it too
+    for n, bf in (("tiny", 1), ("one", 10**9)):
+        m = build_tileset_in_blocks([demo_cadastre], tmp_path, n, block_features=bf, **kw)
+        _same_manifest(whole, m)
+        assert _pyramid(tmp_path / n) == a
+
+
+@pytest.mark.parametrize("datum", ["wgs84", "gcj02"])
+def test_the_store_builds_the_pyramid_from_slices_of_its_table(tiny_store, demo_cadastre, tmp_path, monkeypatch,
+                                                               datum):
+    """The app's build reads the store's cadastre a slice at a time (both back ends): the same tiles as the
+    whole layer read at once."""
+    import gis.maps.cadastre_tiles as ct
+    from gis.base.gcj02 import gdf_to_gcj02
+
+    spec = load_layer_catalog().get("cadastre")
+    assert list(tiny_store.cadastre_batches()) == []  # no cadastre yet
+    write_cadastre(tiny_store, demo_cadastre)
+    slices = list(tiny_store.cadastre_batches(1000))
+    assert [len(s) for s in slices] == [1000, 1000, 1000]
+    whole_layer = tiny_store.layer("cadastre")
+    assert list(pd.concat(slices)["code"]) == list(whole_layer["code"])
+    monkeypatch.setattr(ct, "BATCH", 700)
+    m = cadastre_tiles(tiny_store, spec, tmp_path / "app", datum=datum)
+    gdf = gdf_to_gcj02(whole_layer) if datum == "gcj02" else whole_layer
+    ref = build_tileset(gdf, tmp_path / "ref", m["name"], layer=spec.id, class_field="land_use",
+                        detail_fields=spec.tooltip, value_labels=m["value_labels"])
+    _same_manifest(ref, m)
+    assert _pyramid(tmp_path / "app" / m["name"]) == _pyramid(tmp_path / "ref" / m["name"])
+
+
 def test_store_tiles_are_named_after_content_and_datum(tiny_store, tmp_path):
     spec = load_layer_catalog().get("cadastre")
     assert cadastre_tiles(tiny_store, spec, tmp_path) is None
@@ -196,6 +249,7 @@ def test_a_pyramid_one_server_built_is_copied_from_postgis_by_another(tiny_store
     import gis.maps.cadastre_tiles as ct
 
     spec = load_layer_catalog().get("cadastre")
+    monkeypatch.setattr(store_tiles, "ROWS", 3)  # stored and copied a few tiles at a time
     write_cadastre(tiny_store, grid_cadastre())
     built = cadastre_tiles(tiny_store, spec, tmp_path / "a")
     stored = tiny_store.tile_pyramid(built["name"])
@@ -209,7 +263,7 @@ def test_a_pyramid_one_server_built_is_copied_from_postgis_by_another(tiny_store
     def no_build(*a, **k):
         raise AssertionError("built again")
 
-    monkeypatch.setattr(ct, "build_tileset", no_build)
+    monkeypatch.setattr(ct, "build_tileset_in_blocks", no_build)
     other = cadastre_tiles(tiny_store, spec, tmp_path / "b")  # the second server: same store, another disk
     assert other == built and other["built_at"] == built["built_at"]
     assert {(z, x, y): b for z, x, y, b in ct.tileset_files(tmp_path / "b", built["name"])} == on_disk

@@ -19,10 +19,12 @@ import sys
 from gis.base.errors import InputError
 from gis.base.gcj02 import gdf_to_gcj02
 from gis.base.settings import ROOT
-from gis.maps.vectortiles import build_tileset, find_tileset, tileset_files, tileset_key, write_tileset
+from gis.maps.vectortiles import build_tileset_in_blocks, find_tileset, tileset_files, tileset_key, write_tileset
 from gis.model.catalog import LayerSpec, load_layer_catalog
 from gis.store import open_store_at
-from gis.store.cadastre import LAND_USES, OWNER_TYPES, TABLE
+from gis.store.cadastre import LAND_USES, OWNER_TYPES
+
+BATCH = 50_000  # parcels read from the store at a time
 
 
 def cadastre_tiles(store, spec, out_dir, *, datum: str = "wgs84", url_prefix: str | None = None,
@@ -32,9 +34,11 @@ def cadastre_tiles(store, spec, out_dir, *, datum: str = "wgs84", url_prefix: st
     Named after the cadastre's content (``store.cadastre_key()``), what the
     tiles carry and ``datum`` (``gcj02``: shifted to line up with AMap), and
     built only when that pyramid is not on disk yet: a few cheap queries
-    otherwise. Building reads the table once (≈8 s and ≈600 MB for 100,000
-    parcels); ``isolate`` builds in a child process, so a long-running app
-    does not keep that memory, nor hold its other sessions up.
+    otherwise. Building reads the table once, a slice at a time, and encodes
+    a block of tiles at a time (memory: a compact copy of the cadastre, ≈ 300
+    bytes a parcel, plus one block's work); ``isolate`` builds in a child
+    process, so a long-running app does not keep that memory, nor hold its
+    other sessions up.
 
     Raises:
         InputError: the child process failed (its message is passed on).
@@ -63,12 +67,15 @@ def pyramid_name(store, spec, datum: str = "wgs84") -> str | None:
 
 def _build(store, spec, out_dir, name: str, datum: str, url_prefix: str | None) -> dict:
     fields = tuple(spec.tooltip)
-    gdf = store.layer(TABLE)
+    batches = store.cadastre_batches(BATCH)
     if datum == "gcj02":
-        gdf = gdf_to_gcj02(gdf)
+        batches = map(gdf_to_gcj02, batches)
     kw = {"url_prefix": url_prefix} if url_prefix else {}
-    manifest = build_tileset(gdf, out_dir, name, layer=spec.id, class_field=spec.class_field or "land_use",
-                             detail_fields=fields, value_labels={"en": {**LAND_USES, **OWNER_TYPES}}, **kw)
+    # read a slice at a time, encoded a block of tiles at a time: the same tiles as build_tileset over the
+    # whole table, in memory that a million parcels fit (bench/RESULTS.md)
+    manifest = build_tileset_in_blocks(batches, out_dir, name, layer=spec.id,
+                                       class_field=spec.class_field or "land_use", detail_fields=fields,
+                                       value_labels={"en": {**LAND_USES, **OWNER_TYPES}}, **kw)
     store.save_tile_pyramid(name, manifest, tileset_files(out_dir, name))  # for the other servers (PostGIS)
     return manifest
 

@@ -11,7 +11,9 @@ which tiles exist. A rerun (click, filter, stage update) does no tile work.
 Format: MVT 2.1 (``{z}/{x}/{y}.pbf``, one layer, extent 4096, Web Mercator
 XYZ), so GDAL, QGIS and any MVT client read the pyramid, and a PostGIS
 back end could make the same tiles with ``ST_AsMVT``. Tiles are encoded here
-with numpy, all features of a zoom level at once (no per-feature Python):
+with numpy, all features of a zoom level at once (no per-feature Python) —
+or, for a layer too large for that (a million parcels), a block of tiles at
+a time from batches (:func:`build_tileset_in_blocks`, the same bytes):
 geometry is projected once, simplified below half a pixel under the deepest
 level, clipped to the tile plus a 4-pixel buffer where it crosses tile edges
 (so that clip edges fall outside what a tile draws), quantised, oriented as
@@ -250,13 +252,9 @@ def _commands(geoms: np.ndarray, tile_x: np.ndarray, tile_y: np.ndarray):
 
 
 # --------------------------------------------------------------------------- one zoom level
-def _assign(geoms: np.ndarray, z: int):
-    """(feature index, tile x, tile y, geometry) for each feature × tile it touches, in extent units.
-
-    A feature inside one tile (with its buffer) is used as is; one that
-    crosses tile edges is clipped to each tile plus the buffer.
-    """
-    b = shapely.bounds(geoms)
+def _tile_ranges(b: np.ndarray, z: int):
+    """The tile columns and rows ``(tx0, tx1, ty0, ty1)`` that boxes ``b`` (extent units of ``z``, with
+    the buffer) touch."""
     pad = BUFFER
     tx0 = np.floor((b[:, 0] - pad) / EXTENT).astype(np.int64)
     tx1 = np.floor((b[:, 2] + pad) / EXTENT).astype(np.int64)
@@ -264,8 +262,28 @@ def _assign(geoms: np.ndarray, z: int):
     size = (1 << z) * EXTENT
     ty0 = np.floor((size - b[:, 3] - pad) / EXTENT).astype(np.int64)
     ty1 = np.floor((size - b[:, 1] + pad) / EXTENT).astype(np.int64)
+    return tx0, tx1, ty0, ty1
+
+
+def _assign(geoms: np.ndarray, z: int, block: tuple[int, int, int, int] | None = None):
+    """(feature index, tile x, tile y, geometry) for each feature × tile it touches, in extent units.
+
+    A feature inside one tile (with its buffer) is used as is; one that
+    crosses tile edges is clipped to each tile plus the buffer. ``block``
+    ``(x0, x1, y0, y1)`` keeps only the tiles of those columns and rows.
+    """
+    pad = BUFFER
+    size = (1 << z) * EXTENT
+    tx0, tx1, ty0, ty1 = _tile_ranges(shapely.bounds(geoms), z)
+    single = (tx1 == tx0) & (ty1 == ty0)  # of the whole level: a feature cut by the block is still clipped
+    if block is not None:
+        bx0, bx1, by0, by1 = block
+        tx0, tx1 = np.maximum(tx0, bx0), np.minimum(tx1, bx1)
+        ty0, ty1 = np.maximum(ty0, by0), np.minimum(ty1, by1)
+        out = (tx1 < tx0) | (ty1 < ty0)  # not in the block: no tile
+        tx1, ty1 = np.where(out, tx0 - 1, tx1), np.where(out, ty0, ty1)
+        single &= ~out
     nx, ny = tx1 - tx0 + 1, ty1 - ty0 + 1
-    single = (nx == 1) & (ny == 1)
     idx = [np.flatnonzero(single)]
     txs, tys, gs = [tx0[single]], [ty0[single]], [geoms[single]]
     multi = np.flatnonzero(~single)
@@ -296,18 +314,24 @@ def _assign(geoms: np.ndarray, z: int):
 
 def _encode_level(geoms_units: np.ndarray, z: int, maxzoom: int, layer: str, class_key: str,
                   class_values: np.ndarray, detail: dict[str, np.ndarray] | None,
-                  ids: np.ndarray | None) -> dict[tuple[int, int], bytes]:
+                  ids: np.ndarray | None, block: tuple[int, int, int, int] | None = None,
+                  class_order: dict | None = None) -> dict[tuple[int, int], bytes]:
     """All tiles of zoom ``z``: ``{(x, y): tile bytes}``.
 
     ``geoms_units`` are in extent units of ``maxzoom`` (y up); ``class_values``
     is one string per feature; ``detail`` (field → values) and ``ids`` go into
-    the tiles too when given.
+    the tiles too when given. ``block`` ``(x0, x1, y0, y1)``: only the tiles
+    of those columns and rows (inclusive). ``class_order``: the order of the
+    classes met so far in the level (value → rank), extended here; blocks
+    encoded column by column, top to bottom, with one such dict give the
+    bytes the whole level gives at once (a tile lists its classes in the
+    order the level first met them).
     """
     scale = 1 << (maxzoom - z)
     geoms = geoms_units if scale == 1 else shapely.transform(geoms_units, lambda c: c / scale)
     if z < maxzoom:
         geoms = shapely.simplify(geoms, SIMPLIFY_PX * EXTENT / TILE_PX, preserve_topology=True)
-    feat, tx, ty, g, top = _assign(geoms, z)
+    feat, tx, ty, g, top = _assign(geoms, z, block)
     # commands need tile-local coordinates: pass the tile's left edge and top edge (in tiles)
     values, n_geom, kept = _commands(g, tx.astype(np.float64), top / EXTENT)
     feat, tx, ty = feat[kept], tx[kept], ty[kept]
@@ -328,6 +352,11 @@ def _encode_level(geoms_units: np.ndarray, z: int, maxzoom: int, layer: str, cla
     t_first = np.flatnonzero(np.r_[True, tile_key[1:] != tile_key[:-1]])
     t_of_f = np.cumsum(np.r_[True, tile_key[1:] != tile_key[:-1]]) - 1
     cls_codes, cls_uniques = pd.factorize(pd.Series(class_values[feat], dtype=object))
+    if class_order is not None:  # ranks over the whole level, not this block
+        for c in cls_uniques:
+            class_order.setdefault(c, len(class_order))
+        cls_codes = np.asarray([class_order[c] for c in cls_uniques], np.int64)[cls_codes]
+        cls_uniques = list(class_order)
     pair = t_of_f * (len(cls_uniques) + 1) + cls_codes
     # value index of the class within its tile: rank of the class among the tile's classes
     upair, inv = np.unique(pair, return_inverse=True)
@@ -539,6 +568,160 @@ def build_tileset(
             "class_field": class_field, "detail_fields": list(detail or {}),
             "bounds": [[float(s), float(w)], [float(n), float(e)]], "tiles": index,
             "features": int(len(gdf)), "bytes": int(total), "build_s": round(time.perf_counter() - t0, 3),
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{time.time_ns() % 10**9:09d}Z",
+            "value_labels": value_labels or {},
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+        try:
+            os.replace(tmp, out_dir / name)
+        except OSError:  # another process finished the same pyramid first
+            pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    _prune(out_dir, name, keep)
+    return find_tileset(out_dir, name) or manifest
+
+
+class _Column:
+    """The values of one field over every batch, kept small: codes into the distinct values when a
+    batch repeats them (land use, owner), the values themselves when it does not (parcel codes)."""
+
+    def __init__(self):
+        self.parts, self.rank = [], {}
+
+    def add(self, values: np.ndarray) -> None:
+        kind = pd.api.types.infer_dtype(values, skipna=False)
+        if kind not in ("string", "floating", "integer", "boolean"):  # mixed: 1 and 1.0 are not one value
+            self.parts.append(values)
+            return
+        codes, uniques = pd.factorize(values)
+        if len(uniques) > len(values) // 2:
+            self.parts.append(values)
+            return
+        rank = np.asarray([self.rank.setdefault((kind, u), len(self.rank)) for u in uniques.tolist()], np.int64)
+        self.parts.append(rank[codes])
+
+    def finish(self) -> np.ndarray:
+        """All values, one per feature (object array)."""
+        table = np.empty(len(self.rank), dtype=object)
+        for (_, u), i in self.rank.items():
+            table[i] = u
+        out = [table[p] if p.dtype != object else p for p in self.parts]
+        self.parts = []
+        return np.concatenate(out) if out else np.zeros(0, dtype=object)
+
+
+def _blocks(tx0: np.ndarray, tx1: np.ndarray, ty0: np.ndarray, ty1: np.ndarray, target: int):
+    """Blocks of tiles of one level, column by column and top to bottom, each touched by about
+    ``target`` features at most (one tile at least): ``(x, y0, y1, features)``, features ascending."""
+    cnt = np.maximum(tx1 - tx0 + 1, 0)
+    f = np.repeat(np.arange(len(cnt)), cnt)
+    col = tx0[f] + (np.arange(len(f)) - np.repeat(np.cumsum(cnt) - cnt, cnt))
+    order = np.argsort(col, kind="stable")
+    f, col = f[order], col[order]
+    cuts = np.flatnonzero(np.r_[True, col[1:] != col[:-1], True]) if len(col) else np.zeros(1, np.int64)
+    for s, e in zip(cuts[:-1], cuts[1:]):
+        fc = f[s:e]
+        lo, hi = ty0[fc], ty1[fc]
+        r_min = int(lo.min())
+        span = int(hi.max()) - r_min + 1
+        per_row = np.cumsum(np.bincount(lo - r_min, minlength=span + 1)
+                            - np.bincount(hi + 1 - r_min, minlength=span + 1))[:span]
+        r0, acc = 0, 0
+        for r in range(span):
+            if acc and acc + per_row[r] > target:
+                yield int(col[s]), r_min + r0, r_min + r - 1, fc[(lo <= r_min + r - 1) & (hi >= r_min + r0)]
+                r0, acc = r, 0
+            acc += int(per_row[r])
+        yield int(col[s]), r_min + r0, r_min + span - 1, fc[hi >= r_min + r0]
+
+
+def build_tileset_in_blocks(
+    batches,
+    out_dir,
+    name: str,
+    *,
+    class_field: str,
+    detail_fields=(),
+    levels=LEVELS,
+    layer: str = "layer",
+    url_prefix: str = "/app/static/generated",
+    keep: int = 4,
+    value_labels: dict | None = None,
+    block_features: int = 40_000,
+) -> dict:
+    """:func:`build_tileset` for a layer read in batches (GeoDataFrames, in feature order), in bounded memory.
+
+    The same pyramid, byte for byte, and the same manifest (bar ``build_s``
+    and ``built_at``): the batches are read once and kept compact (each
+    geometry as WKB in extent units, repeated values as codes); then each
+    level is encoded a block of tiles at a time (one tile column, as many
+    rows as about ``block_features`` features touch) and its tiles written
+    out at once. Memory grows with the layer's compact copy (≈ 300 bytes a
+    parcel) plus one block's work, not with a whole level's.
+    """
+    out_dir = Path(out_dir)
+    found = find_tileset(out_dir, name)
+    if found:
+        return found
+    t0 = time.perf_counter()
+    levels = sorted(int(z) for z in levels)
+    maxzoom = levels[-1]
+    wkb, boxes, classes, detail = [], [], _Column(), None
+    w = s = float("inf")
+    e = n = float("-inf")
+    for gdf in batches:
+        if detail is None:
+            detail = {f: _Column() for f in detail_fields if f in gdf.columns and f != class_field}
+        if not len(gdf):
+            continue
+        units = _units(gdf, maxzoom)
+        wkb.append(shapely.to_wkb(units))
+        boxes.append(shapely.bounds(units))
+        classes.add(gdf[class_field].astype(object).where(gdf[class_field].notna(), "").to_numpy(dtype=object))
+        for f, col in detail.items():
+            col.add(_plain(gdf[f]))
+        bw, bs, be, bn = gdf.to_crs("EPSG:4326").total_bounds
+        w, s, e, n = min(w, bw), min(s, bs), max(e, be), max(n, bn)
+        del units, gdf
+    wkb = np.concatenate(wkb) if wkb else np.zeros(0, dtype=object)
+    boxes = np.concatenate(boxes) if boxes else np.zeros((0, 4))
+    classes = classes.finish()
+    detail = {f: col.finish() for f, col in (detail or {}).items()} or None
+    count = len(wkb)
+    ids = np.arange(1, count + 1, dtype=np.int64)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=out_dir))
+    index, total = {}, 0
+    try:
+        for z in levels:
+            deepest = z == maxzoom
+            b = np.nan_to_num(boxes / (1 << (maxzoom - z)), nan=-1.0)  # an empty geometry: no tile
+            ranges = _tile_ranges(b, z)
+            empty = np.isnan(boxes[:, 0])
+            ranges = (ranges[0], np.where(empty, ranges[0] - 1, ranges[1]), ranges[2], ranges[3])
+            order, written = {}, []
+            for x, y0, y1, sub in _blocks(*ranges, block_features):
+                tiles = _encode_level(shapely.from_wkb(wkb[sub]), z, maxzoom, layer, class_field, classes[sub],
+                                      {f: v[sub] for f, v in detail.items()} if deepest and detail else None,
+                                      ids[sub] if deepest else None, block=(x, x, y0, y1), class_order=order)
+                for (tx, ty), data in tiles.items():
+                    d = tmp / str(z) / str(tx)
+                    d.mkdir(parents=True, exist_ok=True)
+                    (d / f"{ty}.pbf").write_bytes(data)
+                    total += len(data)
+                    written.append((tx, ty))
+                del tiles
+            if written:
+                index[str(z)] = _bitset(written)
+        if not count:
+            w = s = e = n = 0
+        manifest = {
+            "name": name, "url": f"{url_prefix.rstrip('/')}/{name}/{{z}}/{{x}}/{{y}}.pbf",
+            "levels": levels, "extent": EXTENT, "layer": layer,
+            "class_field": class_field, "detail_fields": list(detail or {}),
+            "bounds": [[float(s), float(w)], [float(n), float(e)]], "tiles": index,
+            "features": int(count), "bytes": int(total), "build_s": round(time.perf_counter() - t0, 3),
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{time.time_ns() % 10**9:09d}Z",
             "value_labels": value_labels or {},
         }
