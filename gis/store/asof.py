@@ -22,7 +22,6 @@ import pandas as pd
 from gis.base import clock
 from gis.model.timeline import STATE_FIELDS, Moment, events_until
 
-
 #: a parcel's facts that change without a stage of their own: shown as of a past date only when known then
 FACT_FIELDS = ("note", "land_use", "owner", "updated_at", "updated_by")
 _NEVER = pd.Timestamp.max.tz_localize("UTC")
