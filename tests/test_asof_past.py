@@ -19,7 +19,7 @@ from pypdf import PdfReader
 from gis.base import clock
 from gis.base.errors import InputError
 from gis.model.timeline import Moment, parse_as_recorded
-from gis.printing.briefing import render_parcel_page
+from gis.printing.briefing import render_atlas, render_parcel_page, select_parcels
 from gis.printing.project_brief import render_project_page
 from gis.printing.report import build_report
 from gis.store import open_store_at
@@ -203,6 +203,14 @@ def test_photos_as_of_a_date_are_those_taken_by_then(edited):
     assert names(view(edited, "2025-05-01")) == []
     assert names(view(edited, "2025-07-01")) == ["site_a.jpg", "site_b.jpg"]
     assert names(view(edited, "2025-07-15", "2025-07-15")) == ["site_a.jpg"]  # b not yet in the system
+
+
+def test_an_atlas_with_photos_of_a_past_date_has_no_photo_page_from_later(edited, tmp_path):
+    pages = (lambda store, name: render_atlas(store, select_parcels(store, village="V01"), tmp_path / name, jobs=1,
+                                              photos=True)["pages"])
+    now, then = pages(edited, "now.pdf"), pages(view(edited, "2025-05-01"), "then.pdf")
+    assert now == then + 1  # V01-002's photo page: both photos were taken after 2025-05-01
+    assert "最新现场照片" not in _pdf_text(tmp_path / "then.pdf") and "最新现场照片" in _pdf_text(tmp_path / "now.pdf")
 
 
 def test_the_parcel_page_of_a_past_date_prints_the_facts_of_then(edited, tmp_path):
