@@ -196,6 +196,9 @@ def compose_parcel_page(store, code: str, paper: str = "A4", raster=None, lang: 
     paren = " ({})" if lang == "en" else "（{}）"
     stage = p["stage_label"] + (paren.format(p["stage_date"]) if p.get("stage_date") else "")
     upd = " ".join(s for s in ((p.get("updated_at") or "")[:10], p.get("updated_by") or "") if s)
+    # a page of the past: a fact whose value then is not kept says so (gis/store/asof.py), never today's value
+    unknown = set(p.get("unknown_then") or ())
+    then = (lambda field, value: (page.tr("brief.unknown_then"), GREY) if field in unknown else (value,))
     rows = [
         (page.tr("brief.code"), code),
         (page.tr("brief.area"), area_text(p["area_m2"], lang)),
@@ -206,13 +209,13 @@ def compose_parcel_page(store, code: str, paper: str = "A4", raster=None, lang: 
         (page.tr("brief.next_stage"), p["next_stage_label"] or page.tr("brief.finished")),
         (page.tr("plans.brief_plan"), p.get("plan"), *((HIGHLIGHT,) if p.get("plan_status") == "overdue" else ())),
         (page.tr("brief.unit"), p.get("unit")),
-        (page.tr("brief.owner"), p.get("owner")),
-        (page.tr("brief.land_use"), p.get("land_use")),
+        (page.tr("brief.owner"), *then("owner", p.get("owner"))),
+        (page.tr("brief.land_use"), *then("land_use", p.get("land_use"))),
         (page.tr("brief.first_date"), p.get("first_date")),
-        (page.tr("brief.updated"), upd),
+        (page.tr("brief.updated"), *then("updated_at", upd)),
         (page.tr("brief.blocked_reason"), (p.get("blocked_reason") or page.tr("brief.blocked")) if p["blocked"] else None,
          HIGHLIGHT),
-        (page.tr("brief.note"), p.get("note")),
+        (page.tr("brief.note"), *then("note", p.get("note"))),
     ]
     key_w = max(14.0, max(text_width_mm(r[0], 7.0) for r in rows if r[1]) + 2.5)
     y = draw_rows(page, 190, y + 8.5, rows, key_w=key_w, val_w=96 - key_w)

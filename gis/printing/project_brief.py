@@ -6,6 +6,7 @@ its latest reports — drawn with the pieces of ``gis.printing.pagekit`` like th
 """
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 import numpy as np
@@ -144,7 +145,8 @@ def compose_project_page(store, code: str, paper: str = "A4", raster=None, lang:
         page.canvas.rings(rings, stroke=INK, lw=1.4 * page.k, dash="--", join=True)
         view.close()
 
-    today = clock.office_today()
+    # a page of the past (gis/store/asof.py) draws the curve of that day's year, actual up to that day
+    today = dt.date.fromisoformat(sheet.meta["as_of"]) if sheet.meta.get("as_of") else clock.office_today()
     curve = project_curve(p, today.year, as_of=today)
     page.heading(10, 144, page.tr("projects_ui.curve", year=today.year))
     draw_curve(page, CURVE_RECT, curve, lang)

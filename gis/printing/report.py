@@ -93,9 +93,12 @@ def build_report(store, since: dt.date, until: dt.date | None = None, *, zone: s
     """The figures of a dispatch-meeting pack for ``since``..``until`` (inclusive; default today).
 
     Raises:
-        InputError: ``since`` after ``until``; an unknown zone or village.
+        InputError: ``since`` after ``until``; ``until`` after the office's today; an unknown zone or village.
     """
-    until = until or clock.office_today()
+    today = clock.office_today()
+    until = until or today
+    if until > today:  # a pack of the future would show today's state under a later date
+        raise InputError("report.until_future", until=until.isoformat(), today=today.isoformat())
     if since > until:
         raise InputError("error.bad_period", since=since.isoformat(), until=until.isoformat())
     step = progress or (lambda done, total, label: None)

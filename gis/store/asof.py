@@ -15,11 +15,36 @@ replays once.
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pandas as pd
 
 from gis.base import clock
 from gis.model.timeline import STATE_FIELDS, Moment, events_until
+
+#: a parcel's facts that change without a stage of their own: shown as of a past date only when known then
+FACT_FIELDS = ("note", "land_use", "owner", "updated_at", "updated_by")
+_NEVER = pd.Timestamp.max.tz_localize("UTC")
+
+
+def _instant(value) -> pd.Timestamp:
+    """An ISO time (naive: office's time) as a UTC timestamp; missing or unreadable → the far future
+    (not known to be by any date)."""
+    if value is None or value == "" or (isinstance(value, float) and value != value):
+        return _NEVER
+    try:
+        t = pd.Timestamp(value) if not isinstance(value, pd.Timestamp) else value
+    except (TypeError, ValueError):
+        return _NEVER
+    if pd.isna(t):
+        return _NEVER
+    if t.tzinfo is None:
+        t = t.tz_localize(clock.office_zone())
+    return t.tz_convert("UTC")
+
+
+def _filled(value) -> bool:
+    return value is not None and not (isinstance(value, float) and value != value) and str(value).strip() != ""
 
 
 def _recorded_by(events: pd.DataFrame, instant: dt.datetime | None) -> pd.Series:
@@ -88,12 +113,89 @@ class StoreAt:
         return self._store.filter(df, stage=stage, blocked=blocked)
 
     def parcel(self, code: str, lang: str = "zh") -> dict:
-        """``Store.parcel`` as of the moment. Raises NotFoundError: unknown code."""
+        """``Store.parcel`` as of the moment. Raises NotFoundError: unknown code.
+
+        Besides the replayed stage, the facts that change without a stage of their own (note, land use,
+        owner, last modified) are those of the moment where the record tells them; ``unknown_then``
+        lists the ones it does not (their value then is not kept: None here, never today's).
+        """
         state = self._state()
         if code not in state.index:
             return self._store.parcel(code, lang)  # raises NotFoundError (or a parcel added since: as it is now)
         row = {k: v for k, v in state.loc[code].to_dict().items()}
-        return self._store.describe(row, lang)
+        then, unknown = self._facts_then(code, row)
+        out = self._store.describe({**row, **then}, lang)
+        out["unknown_then"] = unknown
+        return out
+
+    def cut(self) -> dt.datetime:
+        """The instant the view sees up to: the end of its business day (office's time), or ``as_recorded`` if earlier."""
+        end = dt.datetime.combine(self.as_of_date(), dt.time.max).replace(tzinfo=clock.office_zone())
+        end = end.astimezone(dt.timezone.utc)
+        rec = self.moment.as_recorded
+        return min(end, rec) if rec is not None else end
+
+    def _facts_then(self, code: str, row: dict) -> tuple[dict, list[str]]:
+        """The parcel's :data:`FACT_FIELDS` at :meth:`cut` and the names of those not known then.
+
+        Known: all of them when the parcel has not been written since; else all of them from the before
+        image of the first audited write after the cut, when that image was itself written by then;
+        else the note of the last advance or correction recorded by then (a stage move writes its note
+        on the parcel) and, as "last modified", the last entry recorded by then. The rest is unknown.
+        """
+        cut = pd.Timestamp(self.cut())
+        if _instant(row.get("updated_at")) <= cut:
+            return {}, []
+        image = self._image_at(code, cut)
+        if image is not None:
+            return {f: image.get(f) for f in FACT_FIELDS}, []
+        then: dict = {f: None for f in FACT_FIELDS}
+        known = set()
+        seen = [e for e in self._store.history(code) if _instant(e.recorded_at) <= cut]
+        seen.sort(key=lambda e: (_instant(e.recorded_at), e.id))
+        if seen:
+            then["updated_at"], then["updated_by"] = seen[-1].recorded_at, seen[-1].recorded_by
+            known |= {"updated_at", "updated_by"}
+        notes = [e for e in seen if e.action in ("advance", "correction") and e.note]
+        if notes:
+            then["note"] = notes[-1].note
+            known.add("note")
+        # a fact empty today and not known then is left empty, not marked (nothing would be shown either way)
+        unknown = [f for f in FACT_FIELDS if f not in known and f != "updated_by" and _filled(row.get(f))]
+        return then, unknown
+
+    def _image_at(self, code: str, cut: pd.Timestamp) -> dict | None:
+        """The parcel's full record as it stood at ``cut``, from the audit trail (the before image of the
+        first write after it), or None when the trail does not hold it."""
+        with self._store._connect() as con:
+            rows = con.execute("SELECT at, before FROM audit WHERE target = ? AND outcome = 'ok' AND before IS NOT NULL"
+                               " ORDER BY id", (code,)).fetchall()
+        for at, before in ((r[0], r[1]) for r in rows):
+            if _instant(at) <= cut:
+                continue
+            try:
+                image = json.loads(before)
+            except (TypeError, ValueError):
+                return None
+            if not isinstance(image, dict) or "updated_at" not in image or "land_use" not in image:
+                return None  # a partial image (a note edit): the other facts then are not in it
+            return image if _instant(image.get("updated_at")) <= cut else None
+        return None
+
+    # ---- attachments seen then
+    def attachments(self, code=None, **kw):
+        """``Store.attachments`` without what came after the moment: a photo taken (its EXIF time, else when
+        added) after the view's day, or added after its ``as_recorded`` instant, is not there yet."""
+        cut = pd.Timestamp(self.cut())
+        rec = self.moment.as_recorded
+        out = []
+        for a in self._store.attachments(code, **kw):
+            if _instant(a.taken_at or a.added_at) > cut:
+                continue
+            if rec is not None and _instant(a.added_at) > pd.Timestamp(rec):
+                continue
+            out.append(a)
+        return out
 
     def history(self, code: str):
         """A parcel's events dated by the moment's business date (and recorded by its instant), oldest first."""
@@ -112,6 +214,12 @@ class StoreAt:
         ev = self._store.events(village)
         return events_until(ev, Moment(as_of=self.as_of_date(), as_recorded=self.moment.as_recorded))
 
+    # ---- projects, at the same date
+    def project(self, code: str, lang: str = "zh", as_of=None, as_recorded=None) -> dict:
+        """``Store.project`` as of the moment: reports dated by then, the stage then, no later dates."""
+        return self._store.project(code, lang, as_of=as_of or self.as_of_date(),
+                                   as_recorded=as_recorded or self.moment.as_recorded)
+
     # ---- plans, at the same date
     def plan_status(self, as_of=None, baseline=None, original: bool = False, rules=None, as_recorded=None):
         return self._store.plan_status(as_of or self.as_of_date(), baseline=baseline, original=original, rules=rules,
@@ -122,12 +230,24 @@ class StoreAt:
         ev = evaluation or self.plan_status(as_of, baseline=baseline, as_recorded=as_recorded)
         return self._store.status_rows(as_of or self.as_of_date(), village, zone, unit, baseline, lang, evaluation=ev)
 
-    def parcel_plan(self, code: str, as_of=None, lang: str = "zh", evaluation=None) -> list[dict]:
-        return self._store.parcel_plan(code, as_of or self.as_of_date(), lang, evaluation=evaluation)
+    def parcel_plan(self, code: str, as_of=None, lang: str = "zh", evaluation=None, as_recorded=None) -> list[dict]:
+        return self._store.parcel_plan(code, as_of or self.as_of_date(), lang, evaluation=evaluation,
+                                       as_recorded=as_recorded or self.moment.as_recorded)
 
-    def followups(self, open_only: bool = False, unit=None, on=None, as_of=None, codes=None) -> list[dict]:
+    def plan_targets(self, baseline=None, village=None, original: bool = False, withdrawn: bool = False,
+                     as_recorded=None):
+        """The plan as recorded at the moment's instant (as it stands now when the view has none)."""
+        return self._store.plan_targets(baseline=baseline, village=village, original=original, withdrawn=withdrawn,
+                                        as_recorded=as_recorded or self.moment.as_recorded)
+
+    def plan_baselines(self, as_recorded=None) -> list[dict]:
+        return self._store.plan_baselines(as_recorded or self.moment.as_recorded)
+
+    def followups(self, open_only: bool = False, unit=None, on=None, as_of=None, codes=None,
+                  as_recorded=None) -> list[dict]:
+        """The orders issued by the end of the moment's day (and recorded by its instant), each in its state then."""
         return self._store.followups(open_only=open_only, unit=unit, on=on, as_of=as_of or self.as_of_date(),
-                                     codes=codes)
+                                     codes=codes, as_recorded=as_recorded or self.moment.as_recorded)
 
 
 def store_at(store, moment: Moment):

@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import sqlite3
 
+import numpy as np
 import pandas as pd
 
 from gis.auth import accounts
 from gis.base.clock import office_today
 from gis.base.errors import ConflictError, InputError, NotFoundError, PermissionRefused
 from gis.model import plans as model
+from gis.model.timeline import parse_as_recorded
 from gis.store.base import parse_date, utcnow_iso
 
 #: built-in baselines and their labels; any other name is created on first use, labelled by its name
@@ -49,6 +51,17 @@ def _frame(con, sql: str, params: tuple = ()) -> pd.DataFrame:
     rows = [tuple(r) for r in cur.fetchall()]
     cols = list(zip(*rows)) if rows else [()] * len(names)
     return pd.DataFrame({n: pd.Series(c, dtype=object) for n, c in zip(names, cols)})
+
+
+def _recorded_by(values: pd.Series, instant) -> np.ndarray:
+    """Which of the recorded times ``values`` (ISO text, UTC) are at or before ``instant`` (aware)."""
+    at = pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="ISO8601", errors="coerce")
+    return (at <= pd.Timestamp(instant)).to_numpy()
+
+
+def _by(value, instant) -> bool:
+    """A recorded time (ISO text) at or before ``instant``; an empty one is not."""
+    return bool(value) and bool(_recorded_by(pd.Series([value]), instant)[0])
 
 
 class PlansMixin:
@@ -159,12 +172,23 @@ class PlansMixin:
                     " VALUES (?,?,?,?,?,?)", (name, label[0], label[1], "plan", utcnow_iso(), by))
         return dict(con.execute("SELECT * FROM plan_baselines WHERE name = ?", (name,)).fetchone())
 
-    def plan_baselines(self) -> list[dict]:
-        """Every baseline: name, label, kind (``plan``/``campaign``), start/end, adopted_at/by, targets."""
+    def plan_baselines(self, as_recorded=None) -> list[dict]:
+        """Every baseline: name, label, kind (``plan``/``campaign``), start/end, adopted_at/by, targets.
+
+        ``as_recorded`` (an aware instant): the baselines as the system knew them then — one created
+        later is left out, one adopted later is not adopted yet, and only targets recorded by then count.
+        """
         with self._connect() as con:
             rows = [dict(r) for r in con.execute("SELECT * FROM plan_baselines ORDER BY id")]
-            counts = {r[0]: r[1] for r in con.execute(
-                "SELECT baseline, count(DISTINCT object || '|' || stage) FROM plan_targets GROUP BY baseline")}
+            targets = _frame(con, "SELECT baseline, object, stage, recorded_at FROM plan_targets")
+        if as_recorded is not None:
+            rows = [r for r in rows if _by(r.get("created_at"), as_recorded)]
+            for r in rows:
+                if not _by(r.get("adopted_at"), as_recorded):
+                    r["adopted_at"] = r["adopted_by"] = None
+            targets = targets[_recorded_by(targets["recorded_at"], as_recorded)]
+        counts = targets.drop_duplicates(["baseline", "object", "stage"]).groupby("baseline").size().to_dict() \
+            if len(targets) else {}
         for r in rows:
             r["targets"] = int(counts.get(r["name"], 0))
         return rows
@@ -347,10 +371,12 @@ class PlansMixin:
         return str(units.mode().iloc[0]) if len(units) else None
 
     def plan_targets(self, baseline: str | None = None, village: str | None = None, original: bool = False,
-                     withdrawn: bool = False) -> pd.DataFrame:
+                     withdrawn: bool = False, as_recorded=None) -> pd.DataFrame:
         """The targets, one row per ``(baseline, object, stage)``: the latest revision (``original``:
         the first), with ``original_due`` and ``revisions``. ``village`` (code or name) keeps the
-        village's own targets and those of its parcels.
+        village's own targets and those of its parcels. ``as_recorded`` (an aware instant): the plan
+        as recorded then — only the revisions recorded by that instant (a target set later is not
+        there; a later change is not applied yet).
         """
         with self._connect() as con:
             cur = con.execute(f"SELECT {', '.join(TARGET_COLUMNS)} FROM plan_targets"
@@ -358,6 +384,8 @@ class PlansMixin:
                               (baseline,) if baseline else ())
             df = pd.DataFrame([tuple(r) for r in cur.fetchall()], columns=list(TARGET_COLUMNS))
             village_of = {r[0]: r[1] for r in con.execute("SELECT code, village FROM parcels")} if village else {}
+        if as_recorded is not None and len(df):
+            df = df[_recorded_by(df["recorded_at"], as_recorded)].reset_index(drop=True)
         if not len(df):
             return df.assign(original_due=pd.Series(dtype=object), revisions=pd.Series(dtype="int64"))
         key = ["baseline", "object", "stage"]
@@ -391,19 +419,19 @@ class PlansMixin:
         """Every target's status and every parcel's plan status as of ``as_of`` (default: the office's today).
 
         A date before today replays the event log; today uses the parcels' current stage.
-        ``as_recorded`` (an aware instant): only the stage events recorded by then count.
+        ``as_recorded`` (an aware instant): only the stage events and the plan revisions recorded by
+        then count (the targets as the system said then).
         """
         today = office_today()
         when = parse_date(as_of, today=today)
-        targets = self.plan_targets(baseline=baseline, original=original)
+        targets = self.plan_targets(baseline=baseline, original=original, as_recorded=as_recorded)
         with self._connect() as con:  # only the columns the status needs, read in one go
             parcels = _frame(con, "SELECT code, kind, zone, village, park, unit, stage, stage_date, blocked, area_m2"
                                   " FROM parcels ORDER BY code")
             events = _frame(con, "SELECT id, parcel, action, from_stage, to_stage, event_date, recorded_at"
                                  " FROM stage_events ORDER BY id")
         if as_recorded is not None and len(events):
-            at = pd.to_datetime(events["recorded_at"], utc=True, format="ISO8601", errors="coerce")
-            events = events[(at <= pd.Timestamp(as_recorded)).to_numpy()]
+            events = events[_recorded_by(events["recorded_at"], as_recorded)]
         events = events.drop(columns="recorded_at")
         return model.evaluate(targets, parcels, events, self.catalog, when, rules,
                               current=when >= today and as_recorded is None)
@@ -448,25 +476,28 @@ class PlansMixin:
                  for r in p.sort_values(["days_in_stage", "code"], ascending=[False, True]).itertuples()]
         return rows
 
-    def _neighbourhood_status(self, p: dict, as_of=None) -> model.Evaluation:
+    def _neighbourhood_status(self, p: dict, as_of=None, as_recorded=None) -> model.Evaluation:
         """The plan status of one parcel's targets only: its own, its village's and its site's, evaluated
         on the parcels they name (a briefing page needs no district-wide evaluation)."""
         today = office_today()
         when = parse_date(as_of, today=today)
         # an empty village or park names no group (parcels outside any village have village = '')
         keys = (p["code"], p.get("village") or p["code"], p.get("park") or p["code"])
-        targets = self.plan_targets()
+        targets = self.plan_targets(as_recorded=as_recorded)
         targets = targets[targets["object"].isin(keys)]
         with self._connect() as con:
             parcels = _frame(con, "SELECT code, kind, zone, village, park, unit, stage, stage_date, blocked, area_m2"
                                   " FROM parcels WHERE code = ? OR village = ? OR park = ? ORDER BY code", keys)
-            events = _frame(con, "SELECT e.id, e.parcel, e.action, e.from_stage, e.to_stage, e.event_date"
-                                 " FROM stage_events e JOIN parcels q ON q.code = e.parcel"
+            events = _frame(con, "SELECT e.id, e.parcel, e.action, e.from_stage, e.to_stage, e.event_date,"
+                                 " e.recorded_at FROM stage_events e JOIN parcels q ON q.code = e.parcel"
                                  " WHERE q.code = ? OR q.village = ? OR q.park = ? ORDER BY e.id", keys)
-        return model.evaluate(targets, parcels, events, self.catalog, when, current=when >= today)
+        if as_recorded is not None and len(events):
+            events = events[_recorded_by(events["recorded_at"], as_recorded)]
+        return model.evaluate(targets, parcels, events.drop(columns="recorded_at"), self.catalog, when,
+                              current=when >= today and as_recorded is None)
 
     def parcel_plan(self, code: str, as_of=None, lang: str = "zh",
-                    evaluation: model.Evaluation | None = None) -> list[dict]:
+                    evaluation: model.Evaluation | None = None, as_recorded=None) -> list[dict]:
         """The targets that concern one parcel — its own and its village's or site's — with planned
         (``due``, ``original_due``) against actual (``reached_on``), ``status`` and ``days_late``.
 
@@ -474,12 +505,13 @@ class PlansMixin:
             NotFoundError: unknown parcel.
         """
         p = self.parcel(code, lang)
-        ev = evaluation or self._neighbourhood_status(p, as_of)
+        ev = evaluation or self._neighbourhood_status(p, as_of, as_recorded)
         t = ev.targets
         mine = t[((t["object_type"] == "parcel") & (t["object"] == code))
                  | ((t["object_type"] == "village") & (t["object"] == p.get("village")) & bool(p.get("village")))
                  | ((t["object_type"] == "site") & (t["object"] == p.get("park")) & bool(p.get("park")))]
-        labels = {b["name"]: (b["label_en"] if lang == "en" else b["label"]) or b["name"] for b in self.plan_baselines()}
+        labels = {b["name"]: (b["label_en"] if lang == "en" else b["label"]) or b["name"]
+                  for b in self.plan_baselines(as_recorded)}
         own = {"parcel": p["name"], "village": p.get("village_name"), "site": p.get("park_name")}
         order = {n: i for i, n in enumerate(labels)}
         rows = [{"baseline": r.baseline, "baseline_label": labels.get(r.baseline, r.baseline),
@@ -606,16 +638,28 @@ class PlansMixin:
         return rows[0] | {"trail": self.followup_trail(fid)}
 
     def followups(self, open_only: bool = False, unit: str | None = None, on: str | None = None,
-                  as_of=None, codes=None) -> list[dict]:
+                  as_of=None, codes=None, as_recorded=None) -> list[dict]:
         """The orders, newest first: id, on, on_type, target, unit, due, text, issued_by, issued_at,
         state, last_at, last_by, last_text, overdue. ``on``: an object code; ``codes``: orders on any
-        of these objects (a parcel and its village, say)."""
+        of these objects (a parcel and its village, say).
+
+        ``as_of`` (a date): the orders as they stood at the end of that day (office's time) — one
+        issued later is not there, and each has the state of its last step by then (an order closed
+        later is still open); ``as_recorded`` (an aware instant): the same, cut at that instant.
+        """
         when = parse_date(as_of, today=office_today())
+        cut = parse_as_recorded(when.isoformat()) if as_of not in (None, "") else None
+        if as_recorded is not None:
+            cut = min(cut, as_recorded) if cut is not None else as_recorded
         with self._connect() as con:
             orders = [dict(r) for r in con.execute("SELECT * FROM followups ORDER BY id DESC")]
-            last: dict = {}
-            for r in con.execute("SELECT followup, state, at, actor, text FROM followup_events ORDER BY id"):
-                last[r["followup"]] = dict(r)
+            steps = _frame(con, "SELECT followup, state, at, actor, text FROM followup_events ORDER BY id")
+        if cut is not None:
+            orders = [f for f in orders if _by(f["issued_at"], cut)]
+            steps = steps[_recorded_by(steps["at"], cut)] if len(steps) else steps
+        last: dict = {}
+        for r in steps.to_dict("records"):
+            last[r["followup"]] = r
         out = []
         for f in orders:
             ev = last.get(f["id"], {})

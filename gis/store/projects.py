@@ -426,13 +426,20 @@ class ProjectsMixin:
             return self.catalog.phases[NOT_STARTED].label(lang)
         return self.project_pipeline.stage(stage).label(lang)
 
-    def project(self, code: str, lang: str = "zh") -> dict:
+    def project(self, code: str, lang: str = "zh", as_of=None, as_recorded=None) -> dict:
         """One project: its facts, lists, parcels, plan and actual by month (of every year it has either),
         reports (newest first, corrections marked) and stage events.
+
+        ``as_of`` (a date) and/or ``as_recorded`` (an aware instant): the project as it stood then —
+        only the reports dated by ``as_of`` (and recorded by ``as_recorded``; a correction recorded
+        later is not applied yet), the stage of its events by then, and no date later than ``as_of``
+        (signed, started, … on a later day had not happened yet).
 
         Raises:
             NotFoundError: unknown project.
         """
+        if as_of is not None or as_recorded is not None:
+            return self._project_at(self.project(code, lang), self.project_day(as_of), as_recorded, lang)
         with self._connect() as con:
             p = self._project_row(con, code)
             code = p["code"]
@@ -468,6 +475,42 @@ class ProjectsMixin:
                 "list_labels": [cfg.lists[x].label(lang) if x in cfg.lists else x for x in lists],
                 "parcels": parcels, "months": months, "reports": self.project_reports(code), "events": events,
                 "has_footprint": fp is not None}
+
+    def _project_at(self, p: dict, day: dt.date, instant, lang: str) -> dict:
+        """``project()``'s answer ``p`` rewound to business date ``day`` and record instant ``instant`` (or None)."""
+        hi = day.isoformat()
+
+        def recorded(r) -> bool:
+            return instant is None or (bool(r.get("recorded_at"))
+                                       and pd.Timestamp(r["recorded_at"]) <= pd.Timestamp(instant))
+
+        reports = [dict(r) for r in p["reports"] if str(r["report_date"])[:10] <= hi and recorded(r)]
+        corrected = {r["correction_of"] for r in reports if r.get("correction_of") is not None}
+        for r in reports:
+            r["superseded"] = r["id"] in corrected
+        actual: dict = {}
+        for r in reports:
+            if not r["superseded"]:
+                a = actual.setdefault((int(r["report_date"][:4]), int(r["report_date"][5:7])), [0.0, 0.0])
+                a[0] += float(r["invested_wan"] or 0)
+                a[1] += float(r["output_wan"] or 0)
+        months, cum = [], 0.0
+        for m in p["months"]:
+            k = (m["year"], m["month"])
+            cum += actual.get(k, [0.0])[0]
+            months.append({**m, "invested_wan": round(actual.get(k, [0.0, 0.0])[0], 2),
+                           "output_wan": round(actual.get(k, [0.0, 0.0])[1], 2), "invested_cumulative": round(cum, 2)})
+        events = [e for e in p["events"] if str(e["event_date"])[:10] <= hi and recorded(e)]
+        stage, stage_date = p["stage"], p["stage_date"]
+        if events:  # the last stage event by then (by business date, then as recorded)
+            last = max(events, key=lambda e: (str(e["event_date"]), int(e["id"])))
+            stage, stage_date = last["to_stage"], last["event_date"]
+        elif p["events"] or not (stage_date and str(stage_date)[:10] <= hi):
+            stage, stage_date = None, None  # its first stage came later (or when is not known): not started
+        dates = {f: (p.get(f) if p.get(f) and str(p[f])[:10] <= hi else None) for f in DATE_FIELDS}
+        return {**p, **dates, "stage": stage, "stage_date": stage_date,
+                "stage_label": self.project_stage_label(stage, lang), "months": months, "reports": reports,
+                "events": events, "invested_to_date": round(sum(a[0] for a in actual.values()), 2)}
 
     def project_reports(self, code: str | None = None, on=None, since=None, until=None,
                         effective: bool = False) -> list[dict]:
