@@ -183,11 +183,11 @@ def test_parcel_facts_as_of_a_date_are_those_of_then_or_said_unknown(edited):
     assert (june["stage"], june["note"], june["land_use"], june["updated_at"][:10], june["updated_by"]) == \
         ("survey", None, "宅基地", "2025-06-01", "张伟")
     assert june["unknown_then"] == []
-    # between them: the note the advance wrote, who wrote last by then; land use not kept for that day
+    # between them: the note edit's audit keeps the whole record before it, the record of that day
     july = view(edited, "2025-07-15").parcel("V01-002")
-    assert (july["stage"], july["note"], july["updated_at"][:10], july["updated_by"]) == \
-        ("listed", "纳入城市更新项目库", "2025-07-01", "王芳")
-    assert july["unknown_then"] == ["land_use"]
+    assert (july["stage"], july["note"], july["land_use"], july["updated_at"][:10], july["updated_by"]) == \
+        ("listed", "纳入城市更新项目库", "宅基地", "2025-07-01", "王芳")
+    assert july["unknown_then"] == []
     # long before: nothing of today's is passed off as then's
     early = view(edited, "2024-01-01").parcel("V01-002")
     assert early["stage"] is None and early["note"] is None and early["updated_at"] is None

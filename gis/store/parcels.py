@@ -347,4 +347,5 @@ class ParcelsMixin:
             con.execute("UPDATE parcels SET note = ?, version = version + 1, updated_at = ?, updated_by = ?"
                         " WHERE code = ?", (note or None, utcnow_iso(), by, code))
             self._bump(con)
-            self._audit(con, by, "note", code, "ok", {"note": row["note"]}, {"note": note or None})
+            # the whole record before: a view of an earlier date reads the parcel's facts of then from it
+            self._audit(con, by, "note", code, "ok", dict(row), {"note": note or None})
