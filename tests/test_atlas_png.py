@@ -111,12 +111,13 @@ def test_png_atlas_at_another_resolution(tiny_store, settings, tmp_path):
     assert {Image.open(io.BytesIO(d)).size for d in pngs.values()} == {(842, 596)}
 
 
-def test_pages_are_shared_out_until_none_is_left(monkeypatch):
+def test_pages_are_shared_out_until_none_is_left():
     """The counter the processes share hands out each page once, to whichever asks first."""
     import multiprocessing as mp
 
-    monkeypatch.setattr(briefing, "_NEXT", mp.get_context("fork").Value("i", 0))
-    first, second = briefing._shared_pages(5), briefing._shared_pages(5)
+    counter = mp.get_context("fork").Value("i", 0)
+    first, second = briefing._taken(counter, 5), briefing._taken(counter, 5)
     taken = [next(first), next(second), next(second), next(first), next(first)]
     assert taken == [0, 1, 2, 3, 4]
     assert list(first) == [] and list(second) == []
+    assert list(briefing._taken(None, 3)) == [0, 1, 2]  # one process: every page, in order

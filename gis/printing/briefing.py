@@ -724,7 +724,10 @@ class _Job:
 
 _JOB: _Job | None = None  # set before the worker processes fork; they inherit it
 _QUEUE = None  # pages composed by the workers, for the progress: (page number, code)
-_NEXT = None   # the next page to rasterise, shared by the processes (each takes one when it is free)
+# What the processes share out (multiprocessing Values: each takes the next one when it is free): the next
+# item page to compose, and the next page of the PDF to rasterise
+_NEXT_ITEM = None
+_NEXT_PAGE = None
 
 
 class _CarriedError(Exception):
@@ -736,30 +739,26 @@ class _CarriedError(Exception):
         return cls(self.args[1], **self.args[2])
 
 
-def _render_chunk(args, on_page=None) -> list:
-    """Compose items [i0, i1) of the selection; returns their page records (gis.pdfwriter).
-
-    In a worker process, each finished page is reported on the queue; in this
-    process, to ``on_page(code)``.
-    """
+def _compose_share(_=None) -> list:
+    """A worker's part of the item pages: [(item index, page record)], items taken from the shared counter
+    as it finishes the last; each finished page is reported on the queue."""
     try:
-        return _render_items(args, on_page)
+        return _compose_items(_taken(_NEXT_ITEM, len(_JOB.pages_of)), None)
     except RenewalError as e:
-        if on_page is not None:
-            raise
         raise _CarriedError(type(e).__name__, e.key, e.params) from None
 
 
-def _render_items(args, on_page) -> list:
-    i0, i1 = args
+def _compose_items(items, on_page) -> list:
+    """[(i, record)] of the item pages ``items`` (indices into the job's pages), reported to ``on_page(code)``
+    in this process, else on the queue."""
     job = _JOB
     records = []
-    for i in range(i0, i1):
+    for i in items:
         code, what = job.pages_of[i]
         n = job.first_page + i
         page = compose_item(job.store, job.selection, code, job.paper, job.raster, job.lang,
                             job.classification, (n, job.pages), job.photos, what)
-        records.append(page.record())
+        records.append((i, page.record()))
         if on_page is not None:
             on_page(code)
         elif _QUEUE is not None:
@@ -777,12 +776,16 @@ def _write_pngs(pdf, indices, names: list[str], png_dir: str, dpi: int) -> int:
     return done
 
 
-def _shared_pages(n: int):
-    """Page indices below ``n`` from the counter the atlas's processes share, until none is left."""
+def _taken(counter, n: int):
+    """Indices below ``n`` taken one by one from ``counter``, which the atlas's processes share, until none
+    is left (all of them, in order, without a counter: one process)."""
+    if counter is None:
+        yield from range(n)
+        return
     while True:
-        with _NEXT.get_lock():
-            i = _NEXT.value
-            _NEXT.value = i + 1
+        with counter.get_lock():
+            i = counter.value
+            counter.value = i + 1
         if i >= n:
             return
         yield i
@@ -791,7 +794,7 @@ def _shared_pages(n: int):
 def _raster_share(args) -> int:
     """A worker's part of the PNGs: pages taken from the shared counter as it finishes the last."""
     pdf, names, png_dir, dpi = args
-    return _write_pngs(pdf, _shared_pages(len(names)), names, png_dir, dpi)
+    return _write_pngs(pdf, _taken(_NEXT_PAGE, len(names)), names, png_dir, dpi)
 
 
 def _png_names(pages_of: list, n_index: int, first: int) -> list[str]:
@@ -872,10 +875,9 @@ def _render_atlas(store, selection, out_pdf, zip_out, paper, raster, lang, setti
 
     _JOB = _Job(store, selection, paper, raster, lang, cls, first, pages, pages_of, site)
     workers = max(1, min(jobs or _cpus(), len(pages_of) // 4 or 1))
-    ranges = _plan(len(pages_of), n_index, workers)
     try:
         with tempfile.TemporaryDirectory(prefix="renewal-atlas-") as png_dir, _workers(workers) as ex:
-            records, rows = _compose(ex, ranges, store, selection, paper, lang, cls, item_pages, pages,
+            records, rows = _compose(ex, workers, store, selection, paper, lang, cls, item_pages, pages,
                                      progress or (lambda done, total, label: None))
             with atomic_output(out_pdf) as tmp:
                 _write_atlas(records, tmp, rows, selection, lang, [p - 1 for p in item_pages])
@@ -900,7 +902,7 @@ def _workers(n: int):
     Forked, so that they inherit the loaded sheet and fonts (``_JOB``) instead of re-reading the store.
     On an error the pool is shut down without waiting for its queued work.
     """
-    global _QUEUE, _NEXT
+    global _QUEUE, _NEXT_ITEM, _NEXT_PAGE
     if n <= 1:
         yield None
         return
@@ -910,26 +912,29 @@ def _workers(n: int):
     from concurrent.futures import ProcessPoolExecutor
 
     ctx = mp.get_context("fork")
-    _QUEUE, _NEXT = ctx.SimpleQueue(), ctx.Value("i", 0)
+    _QUEUE, _NEXT_ITEM, _NEXT_PAGE = ctx.SimpleQueue(), ctx.Value("i", 0), ctx.Value("i", 0)
     gc.freeze()  # the collector would otherwise touch, and so copy, every inherited object
     try:
         with ProcessPoolExecutor(max_workers=n - 1, mp_context=ctx) as ex:
             try:
                 yield ex
-            except _CarriedError as e:
+            except BaseException as e:
+                for counter in (_NEXT_ITEM, _NEXT_PAGE):  # the workers take nothing more
+                    counter.value = 1 << 30
                 ex.shutdown(wait=False, cancel_futures=True)
-                raise e.restore() from None
-            except BaseException:
-                ex.shutdown(wait=False, cancel_futures=True)
+                if isinstance(e, _CarriedError):
+                    raise e.restore() from None
                 raise
     finally:
-        _QUEUE, _NEXT = None, None
+        _QUEUE, _NEXT_ITEM, _NEXT_PAGE = None, None, None
         gc.unfreeze()
 
 
-def _compose(ex, ranges, store, selection, paper, lang, cls, item_pages, pages, progress) -> tuple[list, list]:
-    """Every page's record, in order, and the index's rows: the workers compose ``ranges[1:]`` while this
-    process does the cover, the index and ``ranges[0]``."""
+def _compose(ex, workers, store, selection, paper, lang, cls, item_pages, pages, progress) -> tuple[list, list]:
+    """Every page's record, in order, and the index's rows. The workers start on the item pages at once;
+    this process does the cover and the index, then joins them: each process takes the next item when it
+    is free (pages differ in cost, a process's first page warms its raster reader, and other work on the
+    machine slows one process more than another)."""
     done = [0]
 
     def report(code: str) -> None:
@@ -944,18 +949,20 @@ def _compose(ex, ranges, store, selection, paper, lang, cls, item_pages, pages, 
         report(code)
         drain()
 
-    futures = [ex.submit(_render_chunk, r) for r in ranges[1:]] if ex is not None else []
+    futures = [ex.submit(_compose_share) for _ in range(workers - 1)] if ex is not None else []
     rows = _index_rows(store, selection, lang)  # while the workers start
-    records = _render_front(store, selection, rows, paper, lang, cls, item_pages, pages, report)
-    if ranges[0][1] > ranges[0][0]:
-        records += _render_chunk(ranges[0], own_pages)
+    front = _render_front(store, selection, rows, paper, lang, cls, item_pages, pages, report)
+    items = _compose_items(_taken(_NEXT_ITEM if ex is not None else None, len(_JOB.pages_of)), own_pages)
     while not all(f.done() for f in futures):
         drain()
         time.sleep(0.01)
     drain()
     for f in futures:
-        records += f.result()  # re-raises
-    return records, rows
+        items += f.result()  # re-raises
+    items.sort(key=lambda r: r[0])
+    if [i for i, _ in items] != list(range(len(_JOB.pages_of))):
+        raise RuntimeError(f"{len(items)} of {len(_JOB.pages_of)} atlas pages composed")
+    return front + [r for _, r in items], rows
 
 
 def _rasterise(ex, workers: int, pdf, names: list[str], png_dir: str, dpi: int) -> None:
@@ -966,25 +973,10 @@ def _rasterise(ex, workers: int, pdf, names: list[str], png_dir: str, dpi: int) 
         _write_pngs(pdf, range(len(names)), names, png_dir, dpi)
         return
     futures = [ex.submit(_raster_share, (str(pdf), names, png_dir, dpi)) for _ in range(workers - 1)]
-    done = _write_pngs(pdf, _shared_pages(len(names)), names, png_dir, dpi)
+    done = _write_pngs(pdf, _taken(_NEXT_PAGE, len(names)), names, png_dir, dpi)
     done += sum(f.result() for f in futures)  # re-raises
     if done != len(names):
         raise RuntimeError(f"{done} of {len(names)} atlas pages rasterised")
-
-
-FRONT_COST = 2.0  # the cover (an overview of the district) in item pages of work, measured
-INDEX_COST = 1.0  # an index page
-
-
-def _plan(n_items: int, n_index: int, workers: int) -> list[tuple[int, int]]:
-    """Contiguous item ranges, one per process, in page order; the first is this process's,
-    which also renders the cover and index, so it takes that many fewer items."""
-    front = FRONT_COST + INDEX_COST * n_index
-    share = (n_items + front) / workers
-    mine = min(n_items, max(0, round(share - front)))
-    rest = np.linspace(mine, n_items, workers).round().astype(int) if workers > 1 else np.array([n_items])
-    bounds = [0, mine] + [int(b) for b in rest[1:]] if workers > 1 else [0, n_items]
-    return [(bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)]
 
 
 def _render_front(store, selection, rows, paper, lang, cls, first, pages, report) -> list:
