@@ -330,26 +330,26 @@ def _subset_cff(face: Face, cids: list[int]) -> bytes:
 
     The shipped fonts have no subroutines and no hints (data/fonts/make_subset.py),
     so a subset is their charstrings' bytes copied into a new CID-keyed CFF:
-    milliseconds, where fontTools' subsetter (re-running every charstring) takes
+    milliseconds (the charstrings are sliced from the file where ``Face.cff_layout``
+    says they are), where fontTools' subsetter (re-running every charstring) takes
     about a third of a second per face. A font with more in it goes through fontTools.
     """
-    top = face.cff.topDictIndex[0]
-    privates = [fd.Private.rawDict for fd in top.FDArray]
-    if len(face.cff.GlobalSubrs) or any(set(p) - {"defaultWidthX", "nominalWidthX"} for p in privates):
+    layout = face.cff_layout
+    privates = layout["privates"]
+    if layout["global_subrs"] or any(set(p) - {"defaultWidthX", "nominalWidthX"} for p in privates):
         return _subset_cff_fonttools(face, cids)
     order = [0] + [c for c in cids if c and c in face.gid]
     gids = [face.gid[c] for c in order]
     strings = _cff_index([b"Adobe", b"Identity"])
-    charstrings = top.CharStrings.charStringsIndex
-    cs = _cff_index([charstrings[g].bytecode for g in gids])
-    fdselect = top.FDSelect
+    cs = _cff_index([face.charstring(g) for g in gids])
+    fdselect = layout["fdselect"]
     fds = b"\x00" + bytes(fdselect[g] for g in gids)
     charset = b"\x00" + b"".join(c.to_bytes(2, "big") for c in order[1:])
     priv = [b"".join(_cff_int(p[k]) + op for k, op in (("defaultWidthX", b"\x14"), ("nominalWidthX", b"\x15"))
                      if k in p) for p in privates]
     name = _cff_index([face.name.encode("ascii")])
     head = b"\x01\x00\x04\x04"
-    bbox = b"".join(_cff_int(v) for v in top.FontBBox) + b"\x05"
+    bbox = b"".join(_cff_int(v) for v in layout["bbox"]) + b"\x05"
 
     def top_dict(o_charset, o_fdselect, o_cs, o_fdarray) -> bytes:
         return (_cff_int(391) + _cff_int(392) + _cff_int(0) + b"\x0c\x1e" + _cff_int(65535) + b"\x0c\x22" + bbox
