@@ -6,8 +6,14 @@ Rendering is real (our PDF writer, PDFium); PNGs are read back with PIL; images 
 from __future__ import annotations
 
 import io
+import json
+import os
+import shutil
+import subprocess
+import sys
 import zipfile
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pypdfium2 as pdfium
@@ -19,6 +25,7 @@ from pypdf import PdfReader
 from gis.base.settings import Settings
 from gis.printing import briefing, pdfwriter
 
+ROOT = Path(__file__).resolve().parent.parent
 A4_150 = (1754, 1241)  # A4 landscape at 150 dpi, in pixels (PDFium rounds 1754.0 x 1240.2 up)
 CODES = ("V01-001", "V01-002", "V01-003", "HSR-001") * 2  # eight pages of items: enough for two processes
 
@@ -121,3 +128,21 @@ def test_pages_are_shared_out_until_none_is_left():
     assert taken == [0, 1, 2, 3, 4]
     assert list(first) == [] and list(second) == []
     assert list(briefing._taken(None, 3)) == [0, 1, 2]  # one process: every page, in order
+
+
+def test_the_atlas_command_leaves_quickly_with_its_output_and_the_store_whole(tiny_store_template, tmp_path):
+    """`renewal atlas` ends with os._exit (no interpreter teardown): its JSON and progress still come out
+    whole, both files are in place, and the GeoPackage has no write-ahead log left beside it."""
+    store = tmp_path / "s.gpkg"
+    shutil.copy(tiny_store_template, store)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RENEWAL_")}
+    env["RENEWAL_RASTER"] = ""
+    r = subprocess.run([sys.executable, "-m", "gis.cli", "--store", str(store), "atlas", "--kind", "village",
+                        "-o", str(tmp_path / "a.pdf"), "--png-zip", str(tmp_path / "a.zip"), "--jobs", "2"],
+                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["pages"] == 5 and "5/5" in r.stderr
+    assert len(PdfReader(tmp_path / "a.pdf").pages) == 5
+    assert len(zipfile.ZipFile(tmp_path / "a.zip").namelist()) == 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pdf", "a.zip", "s.gpkg"]

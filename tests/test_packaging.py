@@ -103,4 +103,4 @@ def test_console_script_is_installed():
     out = subprocess.run([sys.executable, "-m", "gis.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "renewal" in out.stdout
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
-    assert scripts["renewal"] == "gis.cli.main:main"
+    assert scripts["renewal"] == "gis.cli.main:run"
