@@ -149,3 +149,14 @@ def test_the_atlas_command_leaves_quickly_with_its_output_and_the_store_whole(ti
     if not tiny_store.where.startswith("postgres"):
         store = Path(tiny_store.where)
         assert sorted(p.name for p in store.parent.iterdir() if p.name.startswith(store.name)) == [store.name]
+
+
+def test_pages_rasterised_from_threads_at_once_come_out_whole(tiny_store, settings, tmp_path):
+    """The app's sessions are threads of one process, and PDFium is not thread-safe: renders take turns."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    briefing.render_parcel_page(tiny_store, "V01-002", tmp_path / "p.pdf", settings=settings)
+    (_, alone), = pdfwriter.render_pngs(tmp_path / "p.pdf", [0], 72)
+    with ThreadPoolExecutor(4) as ex:
+        pngs = list(ex.map(lambda _: dict(pdfwriter.render_pngs(tmp_path / "p.pdf", [0, 0], 72))[0], range(8)))
+    assert all(p == alone for p in pngs)

@@ -23,7 +23,9 @@ from __future__ import annotations
 # Lazy imports, on purpose: PDFium (pypdfium2, a 5 MB library) only where a PNG is made, and
 # fontTools' subsetter only for a font that has subroutines (the shipped ones have none).
 import io
+import os
 import struct
+import threading
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -564,23 +566,42 @@ def render_pngs(pdf, indices: Iterable[int], dpi: int) -> Iterator[tuple[int, by
     """(index, PNG bytes) of pages of a PDF (a path or bytes), rasterised by PDFium at ``dpi``, opened once.
 
     ``indices`` may be a generator: an atlas's processes take the next page from a shared counter.
-    PDFium is not thread-safe: one thread per process renders.
+    PDFium is not thread-safe, and the app's sessions are threads of one process: one thread of a
+    process at a time is inside PDFium (``_PDFIUM``); an atlas runs its pages in processes.
     """
     import pypdfium2 as pdfium
     import pypdfium2.raw as pdfium_c
 
-    doc = pdfium.PdfDocument(pdf)
+    with _PDFIUM:
+        doc = pdfium.PdfDocument(pdf)
     try:
         for i in indices:
-            page = doc[i]
-            try:
-                bitmap = page.render(scale=dpi / 72, fill_color=(255, 255, 255, 255),
-                                     force_bitmap_format=pdfium_c.FPDFBitmap_BGR, rev_byteorder=True)
-                yield i, encode_png(bitmap.to_numpy(), dpi)  # RGB, read in place from PDFium's buffer
-            finally:
-                page.close()
+            with _PDFIUM:
+                page = doc[i]
+                try:
+                    bitmap = page.render(scale=dpi / 72, fill_color=(255, 255, 255, 255),
+                                         force_bitmap_format=pdfium_c.FPDFBitmap_BGR, rev_byteorder=True)
+                    try:
+                        data = encode_png(bitmap.to_numpy(), dpi)  # RGB, read in place from PDFium's buffer
+                    finally:
+                        bitmap.close()
+                finally:
+                    page.close()
+            yield i, data
     finally:
-        doc.close()
+        with _PDFIUM:
+            doc.close()
+
+
+_PDFIUM = threading.Lock()
+
+
+def _new_pdfium_lock() -> None:
+    global _PDFIUM
+    _PDFIUM = threading.Lock()  # a child forked while another thread rendered must not inherit it held
+
+
+os.register_at_fork(after_in_child=_new_pdfium_lock)
 
 
 def render_png(pdf, index: int, out, dpi: int) -> None:
