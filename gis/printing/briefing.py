@@ -952,7 +952,7 @@ def _compose(ex, workers, store, selection, paper, lang, cls, item_pages, pages,
     futures = [ex.submit(_compose_share) for _ in range(workers - 1)] if ex is not None else []
     rows = _index_rows(store, selection, lang)  # while the workers start
     front = _render_front(store, selection, rows, paper, lang, cls, item_pages, pages, report)
-    items = _compose_items(_taken(_NEXT_ITEM if ex is not None else None, len(_JOB.pages_of)), own_pages)
+    items = _compose_items(_taken(_NEXT_ITEM, len(_JOB.pages_of)), own_pages)  # no counter: one process
     while not all(f.done() for f in futures):
         drain()
         time.sleep(0.01)
@@ -969,10 +969,7 @@ def _rasterise(ex, workers: int, pdf, names: list[str], png_dir: str, dpi: int) 
     """Every page of the atlas's PDF (a path) as a PNG in ``png_dir``: with workers, each process, this one
     too, takes the next page from a shared counter when it is free (pages differ in cost, and other work
     on the machine slows one process more than another)."""
-    if ex is None:
-        _write_pngs(pdf, range(len(names)), names, png_dir, dpi)
-        return
-    futures = [ex.submit(_raster_share, (str(pdf), names, png_dir, dpi)) for _ in range(workers - 1)]
+    futures = [ex.submit(_raster_share, (str(pdf), names, png_dir, dpi)) for _ in range(workers - 1)] if ex else []
     done = _write_pngs(pdf, _taken(_NEXT_PAGE, len(names)), names, png_dir, dpi)
     done += sum(f.result() for f in futures)  # re-raises
     if done != len(names):
