@@ -20,6 +20,9 @@ def _spec(req: str) -> str:
     return re.sub(r"\[.*?\]", "", req).replace(" ", "")
 
 
+CONDA_NAMES = {"python-isal": "isal"}  # conda-forge's name -> PyPI's
+
+
 def test_environment_yml_lists_the_same_dependencies_as_pyproject():
     py = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     wanted = {_name(r): _spec(r) for r in py["dependencies"] + py["optional-dependencies"]["test"]}
@@ -27,7 +30,8 @@ def test_environment_yml_lists_the_same_dependencies_as_pyproject():
     for line in (ROOT / "environment.yml").read_text(encoding="utf-8").splitlines():
         m = re.match(r"\s+-\s+([A-Za-z0-9_.\-]+)(.*)$", line)
         if m and m.group(1) not in ("python", "pip", "conda-forge"):
-            env[m.group(1).lower()] = (m.group(1) + m.group(2)).replace(" ", "")
+            name = CONDA_NAMES.get(m.group(1).lower(), m.group(1))
+            env[name.lower()] = (name + m.group(2).split("#")[0]).replace(" ", "")
     assert set(env) == set(wanted)
     for name, spec in wanted.items():
         assert env[name] == spec, f"{name}: pyproject {spec} vs environment.yml {env[name]}"
@@ -103,4 +107,4 @@ def test_console_script_is_installed():
     out = subprocess.run([sys.executable, "-m", "gis.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "renewal" in out.stdout
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
-    assert scripts["renewal"] == "gis.cli.main:main"
+    assert scripts["renewal"] == "gis.cli.main:run"

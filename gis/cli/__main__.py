@@ -1,6 +1,4 @@
 """``python3 -m gis.cli``: the ``renewal`` command."""
-import sys
+from gis.cli.main import run
 
-from gis.cli.main import main
-
-sys.exit(main())
+run()

@@ -21,7 +21,6 @@ a failure leaves no partial file.
 from __future__ import annotations
 
 import gc
-import io
 import math
 import os
 import re
@@ -719,14 +718,16 @@ class _Job:
     classification: str
     first_page: int
     pages: int
-    png_dir: str | None
-    dpi: int
     pages_of: list = field(default_factory=list)   # the atlas's item pages in order: (code, "item" | "photos")
     photos: dict | None = None                     # {parcel code: its site photos}, looked up once
 
 
 _JOB: _Job | None = None  # set before the worker processes fork; they inherit it
-_QUEUE = None
+_QUEUE = None  # pages composed by the workers, for the progress: (page number, code)
+# What the processes share out (multiprocessing Values: each takes the next one when it is free): the next
+# item page to compose, and the next page of the PDF to rasterise
+_NEXT_ITEM = None
+_NEXT_PAGE = None
 
 
 class _CarriedError(Exception):
@@ -738,47 +739,69 @@ class _CarriedError(Exception):
         return cls(self.args[1], **self.args[2])
 
 
-def _render_chunk(args, on_page=None) -> list:
-    """Compose items [i0, i1) of the selection; returns their page records (gis.pdfwriter).
-
-    In a worker process, each finished page is reported on the queue; in this
-    process, to ``on_page(code)``.
-    """
+def _compose_share(_=None) -> list:
+    """A worker's part of the item pages: [(item index, page record)], items taken from the shared counter
+    as it finishes the last; each finished page is reported on the queue."""
     try:
-        return _render_items(args, on_page)
+        return _compose_items(_taken(_NEXT_ITEM, len(_JOB.pages_of)), None)
     except RenewalError as e:
-        if on_page is not None:
-            raise
         raise _CarriedError(type(e).__name__, e.key, e.params) from None
 
 
-def _render_items(args, on_page) -> list:
-    i0, i1 = args
+def _compose_items(items, on_page) -> list:
+    """[(i, record)] of the item pages ``items`` (indices into the job's pages), reported to ``on_page(code)``
+    in this process, else on the queue."""
     job = _JOB
-    records, names = [], []
-    for i in range(i0, i1):
+    records = []
+    for i in items:
         code, what = job.pages_of[i]
         n = job.first_page + i
         page = compose_item(job.store, job.selection, code, job.paper, job.raster, job.lang,
                             job.classification, (n, job.pages), job.photos, what)
-        records.append(page.record())
-        names.append(_png_name(n, code if what == "item" else f"{code}_photos"))
+        records.append((i, page.record()))
         if on_page is not None:
             on_page(code)
         elif _QUEUE is not None:
             _QUEUE.put((n, code))
-    if job.png_dir:
-        _write_pngs(records, names, job.png_dir, job.dpi)
     return records
 
 
-def _write_pngs(records: list, names: list[str], png_dir: str, dpi: int) -> None:
-    """Rasterise page records into ``png_dir`` (through a PDF of just these pages, in memory)."""
-    buf = io.BytesIO()
-    pdfwriter.write_pdf(buf, records)
-    data = buf.getvalue()
-    for i, name in enumerate(names):
-        pdfwriter.render_png(data, i, os.path.join(png_dir, name), dpi)
+def _write_pngs(pdf, indices, names: list[str], png_dir: str, dpi: int) -> int:
+    """Rasterise pages ``indices`` of the atlas's PDF (a path) into ``png_dir``, as ``names``; returns how many."""
+    done = 0
+    for i, data in pdfwriter.render_pngs(pdf, indices, dpi):
+        with open(os.path.join(png_dir, names[i]), "wb") as fh:
+            fh.write(data)
+        done += 1
+    return done
+
+
+def _taken(counter, n: int):
+    """Indices below ``n`` taken one by one from ``counter``, which the atlas's processes share, until none
+    is left (all of them, in order, without a counter: one process)."""
+    if counter is None:
+        yield from range(n)
+        return
+    while True:
+        with counter.get_lock():
+            i = counter.value
+            counter.value = i + 1
+        if i >= n:
+            return
+        yield i
+
+
+def _raster_share(args) -> int:
+    """A worker's part of the PNGs: pages taken from the shared counter as it finishes the last."""
+    pdf, names, png_dir, dpi = args
+    return _write_pngs(pdf, _taken(_NEXT_PAGE, len(names)), names, png_dir, dpi)
+
+
+def _png_names(pages_of: list, n_index: int, first: int) -> list[str]:
+    """The zip's file names of the atlas's pages, in page order."""
+    names = [_png_name(1, "cover")] + [_png_name(2 + p, f"index{p + 1}") for p in range(n_index)]
+    return names + [_png_name(first + i, code if what == "item" else f"{code}_photos")
+                    for i, (code, what) in enumerate(pages_of)]
 
 
 def _png_name(n: int, code: str) -> str:
@@ -803,8 +826,9 @@ def render_atlas(store, selection: AtlasSelection, out_pdf, png_zip=None, paper:
 
     Pages are composed by up to ``jobs`` processes (default: the CPUs available)
     and written as one PDF (each font subset once); with ``png_zip``, the pages
-    of that PDF are rasterised, by the same processes, into a zip of PNGs.
-    ``progress(done, total, label)`` is called after each page.
+    of that PDF are then rasterised (PDFium, at ``dpi``) by the same processes,
+    each taking the next page when it is free, into a zip of PNGs.
+    ``progress(done, total, label)`` is called after each page is composed.
     Returns ``{"pdf", "png_zip", "pages", "seconds"}``.
 
     Raises:
@@ -826,7 +850,7 @@ def render_atlas(store, selection: AtlasSelection, out_pdf, png_zip=None, paper:
 
 def _render_atlas(store, selection, out_pdf, zip_out, paper, raster, lang, settings, progress, jobs, dpi,
                   t0, photos=False) -> dict:
-    global _JOB, _QUEUE
+    global _JOB
     sheet = load_sheet(store)
     if selection.kind == "village":
         bounds = [_village_bounds(sheet, c if c in sheet.villages else store.village_code(c))
@@ -847,105 +871,118 @@ def _render_atlas(store, selection, out_pdf, zip_out, paper, raster, lang, setti
     item_pages = [first + i for i, (_, what) in enumerate(pages_of) if what == "item"]
     pages = first - 1 + len(pages_of)
     cls = settings.classification
-    progress = progress or (lambda done, total, label: None)
     pdfwriter.faces()  # read once here: the workers inherit them
 
-    with tempfile.TemporaryDirectory(prefix="renewal-atlas-") as tmpdir:
-        png_dir = os.path.join(tmpdir, "png") if zip_out else None
-        if png_dir:
-            os.mkdir(png_dir)
-        _JOB = _Job(store, selection, paper, raster, lang, cls, first, pages, png_dir, dpi, pages_of, site)
-        workers = max(1, min(jobs or _cpus(), len(pages_of) // 4 or 1))
-        ranges = _plan(len(pages_of), n_index, workers)
-        done = [0]
-
-        def report(code: str) -> None:
-            done[0] += 1
-            progress(done[0], pages, code)
-
-        def drain() -> None:
-            while _QUEUE is not None and not _QUEUE.empty():
-                report(_QUEUE.get()[1])
-
-        def own_pages(code: str) -> None:
-            report(code)
-            drain()
-
-        try:
-            if workers > 1:
-                import multiprocessing as mp
-                from concurrent.futures import ProcessPoolExecutor
-
-                # fork: the workers inherit the loaded sheet and fonts (_JOB) instead of re-reading the store
-                ctx = mp.get_context("fork")
-                _QUEUE = ctx.SimpleQueue()
-                gc.freeze()  # the collector would otherwise touch, and so copy, every inherited object
-                with ProcessPoolExecutor(max_workers=len(ranges) - 1, mp_context=ctx) as ex:
-                    futures = [ex.submit(_render_chunk, r) for r in ranges[1:]]
-                    try:
-                        rows = _index_rows(store, selection, lang)  # while the workers start
-                        records = _render_front(store, selection, rows, paper, lang, cls, item_pages, pages,
-                                                report, png_dir, dpi)
-                        if ranges[0][1] > ranges[0][0]:
-                            records += _render_chunk(ranges[0], own_pages)
-                        while not all(f.done() for f in futures):
-                            drain()
-                            time.sleep(0.01)
-                        drain()
-                        for f in futures:
-                            records += f.result()  # re-raises
-                    except _CarriedError as e:
-                        ex.shutdown(wait=False, cancel_futures=True)
-                        raise e.restore() from None
-                    except BaseException:
-                        ex.shutdown(wait=False, cancel_futures=True)
-                        raise
-            else:
-                _QUEUE = None
-                rows = _index_rows(store, selection, lang)
-                records = _render_front(store, selection, rows, paper, lang, cls, item_pages, pages, report,
-                                        png_dir, dpi)
-                records += _render_chunk(ranges[0], own_pages)
-        finally:
-            _JOB, _QUEUE = None, None
-            gc.unfreeze()
-        with atomic_output(out_pdf) as tmp:
-            _write_atlas(records, tmp, rows, selection, lang, [p - 1 for p in item_pages])
-        if zip_out:
-            with atomic_output(zip_out) as tmp:
-                with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as z:
-                    for name in sorted(os.listdir(png_dir)):
-                        z.write(os.path.join(png_dir, name), name)
+    _JOB = _Job(store, selection, paper, raster, lang, cls, first, pages, pages_of, site)
+    workers = max(1, min(jobs or _cpus(), len(pages_of) // 4 or 1))
+    try:
+        with tempfile.TemporaryDirectory(prefix="renewal-atlas-") as png_dir, _workers(workers) as ex:
+            records, rows = _compose(ex, workers, store, selection, paper, lang, cls, item_pages, pages,
+                                     progress or (lambda done, total, label: None))
+            with atomic_output(out_pdf) as tmp:
+                _write_atlas(records, tmp, rows, selection, lang, [p - 1 for p in item_pages])
+                del records
+                if zip_out:
+                    names = _png_names(pages_of, n_index, first)
+                    _rasterise(ex, workers, tmp, names, png_dir, dpi)
+                    with atomic_output(zip_out) as ztmp:
+                        with zipfile.ZipFile(ztmp, "w", compression=zipfile.ZIP_STORED) as z:
+                            for name in names:
+                                z.write(os.path.join(png_dir, name), name)
+    finally:
+        _JOB = None
     return {"pdf": str(out_pdf), "png_zip": str(zip_out) if zip_out else None, "pages": pages,
             "seconds": round(time.perf_counter() - t0, 2)}
 
 
-FRONT_COST = 2.0  # the cover (an overview of the district) in item pages of work, measured
-INDEX_COST = 1.0  # an index page
+@contextmanager
+def _workers(n: int):
+    """``n - 1`` forked worker processes beside this one (None when ``n`` is 1).
+
+    Forked, so that they inherit the loaded sheet and fonts (``_JOB``) instead of re-reading the store.
+    On an error the pool is shut down without waiting for its queued work.
+    """
+    global _QUEUE, _NEXT_ITEM, _NEXT_PAGE
+    if n <= 1:
+        yield None
+        return
+    # Lazy imports, on purpose: a one-process atlas (a page or two, the app's small selections) never
+    # starts a pool, and these modules are not otherwise needed by the command line.
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = mp.get_context("fork")
+    _QUEUE, _NEXT_ITEM, _NEXT_PAGE = ctx.SimpleQueue(), ctx.Value("i", 0), ctx.Value("i", 0)
+    gc.freeze()  # the collector would otherwise touch, and so copy, every inherited object
+    try:
+        with ProcessPoolExecutor(max_workers=n - 1, mp_context=ctx) as ex:
+            try:
+                yield ex
+            except BaseException as e:
+                for counter in (_NEXT_ITEM, _NEXT_PAGE):  # the workers take nothing more
+                    counter.value = 1 << 30
+                ex.shutdown(wait=False, cancel_futures=True)
+                if isinstance(e, _CarriedError):
+                    raise e.restore() from None
+                raise
+    finally:
+        _QUEUE, _NEXT_ITEM, _NEXT_PAGE = None, None, None
+        gc.unfreeze()
 
 
-def _plan(n_items: int, n_index: int, workers: int) -> list[tuple[int, int]]:
-    """Contiguous item ranges, one per process, in page order; the first is this process's,
-    which also renders the cover and index, so it takes that many fewer items."""
-    front = FRONT_COST + INDEX_COST * n_index
-    share = (n_items + front) / workers
-    mine = min(n_items, max(0, round(share - front)))
-    rest = np.linspace(mine, n_items, workers).round().astype(int) if workers > 1 else np.array([n_items])
-    bounds = [0, mine] + [int(b) for b in rest[1:]] if workers > 1 else [0, n_items]
-    return [(bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)]
+def _compose(ex, workers, store, selection, paper, lang, cls, item_pages, pages, progress) -> tuple[list, list]:
+    """Every page's record, in order, and the index's rows. The workers start on the item pages at once;
+    this process does the cover and the index, then joins them: each process takes the next item when it
+    is free (pages differ in cost, a process's first page warms its raster reader, and other work on the
+    machine slows one process more than another)."""
+    done = [0]
+
+    def report(code: str) -> None:
+        done[0] += 1
+        progress(done[0], pages, code)
+
+    def drain() -> None:
+        while _QUEUE is not None and not _QUEUE.empty():
+            report(_QUEUE.get()[1])
+
+    def own_pages(code: str) -> None:
+        report(code)
+        drain()
+
+    futures = [ex.submit(_compose_share) for _ in range(workers - 1)] if ex is not None else []
+    rows = _index_rows(store, selection, lang)  # while the workers start
+    front = _render_front(store, selection, rows, paper, lang, cls, item_pages, pages, report)
+    items = _compose_items(_taken(_NEXT_ITEM, len(_JOB.pages_of)), own_pages)  # no counter: one process
+    while not all(f.done() for f in futures):
+        drain()
+        time.sleep(0.01)
+    drain()
+    for f in futures:
+        items += f.result()  # re-raises
+    items.sort(key=lambda r: r[0])
+    if [i for i, _ in items] != list(range(len(_JOB.pages_of))):
+        raise RuntimeError(f"{len(items)} of {len(_JOB.pages_of)} atlas pages composed")
+    return front + [r for _, r in items], rows
 
 
-def _render_front(store, selection, rows, paper, lang, cls, first, pages, report, png_dir, dpi) -> list:
-    """The cover and the index pages, as page records (and PNGs into ``png_dir``)."""
+def _rasterise(ex, workers: int, pdf, names: list[str], png_dir: str, dpi: int) -> None:
+    """Every page of the atlas's PDF (a path) as a PNG in ``png_dir``: with workers, each process, this one
+    too, takes the next page from a shared counter when it is free (pages differ in cost, and other work
+    on the machine slows one process more than another)."""
+    futures = [ex.submit(_raster_share, (str(pdf), names, png_dir, dpi)) for _ in range(workers - 1)] if ex else []
+    done = _write_pngs(pdf, _taken(_NEXT_PAGE, len(names)), names, png_dir, dpi)
+    done += sum(f.result() for f in futures)  # re-raises
+    if done != len(names):
+        raise RuntimeError(f"{done} of {len(names)} atlas pages rasterised")
+
+
+def _render_front(store, selection, rows, paper, lang, cls, first, pages, report) -> list:
+    """The cover and the index pages, as page records."""
     out = [compose_cover(store, selection, paper, lang, cls, pages).record()]
-    names = [_png_name(1, "cover")]
     report("")
     for part in range(_index_pages(len(selection.codes))):
         out.append(compose_index(store, selection, rows, part, paper, lang, cls, first, pages).record())
-        names.append(_png_name(2 + part, f"index{part + 1}"))
         report("")
-    if png_dir:
-        _write_pngs(out, names, png_dir, dpi)
     return out
 
 
