@@ -41,10 +41,10 @@ def _same_file(a: Path, b: Path) -> bool:
 def check_output(path: Path | str, *, protected=(), suffixes=None) -> Path:
     """Where a command may write its output file, checked before anything is written (README, *Output files*).
 
-    Refused: an empty name; a name whose extension is not one of ``suffixes`` (when given, lower case with
-    the dot); an existing folder, or a name ending in a slash; one of the ``protected`` files (the live
-    store) or the files SQLite keeps beside it (``-wal``, ``-shm``, ``-journal``), by identity (a link or
-    another spelling of the same file counts); a folder that does not exist (it is never created); a
+    Refused: an empty name; an existing folder, or a name ending in a slash; one of the ``protected`` files
+    (the live store) or the files SQLite keeps beside it (``-wal``, ``-shm``, ``-journal``), by identity (a
+    link or another spelling of the same file counts); a name whose extension is not one of ``suffixes``
+    (when given, lower case with the dot); a folder that does not exist (it is never created); a
     "folder" that is a file; a folder this login cannot write in (tried by creating a temporary file there,
     so a read-only mount or /proc is found too). An existing file is replaced, atomically, by the writer.
 
@@ -60,15 +60,17 @@ def check_output(path: Path | str, *, protected=(), suffixes=None) -> Path:
     out = Path(text).expanduser()
     if out.is_dir() or text.endswith(("/", os.sep)):
         raise InputError("outpath.is_folder", path=text)
-    if suffixes is not None and out.suffix.lower() not in suffixes:
-        raise InputError("outpath.bad_suffix", path=text, known=", ".join(suffixes))
     for p in protected:
         if p is None:
             continue
         p = Path(p)
-        for q in (p, *(p.with_name(p.name + side) for side in SQLITE_SIDE_FILES)):
-            if _same_file(out, q):
-                raise InputError("outpath.onto_store" if q is p else "outpath.onto_store_side", path=text, store=str(p))
+        if _same_file(out, p):
+            raise InputError("outpath.onto_store", path=text)
+        for base in {p, p.resolve()}:  # SQLite names the side files after the file a link points to
+            if any(_same_file(out, base.with_name(base.name + side)) for side in SQLITE_SIDE_FILES):
+                raise InputError("outpath.onto_store_side", path=text, store=str(p))
+    if suffixes is not None and out.suffix.lower() not in suffixes:
+        raise InputError("outpath.bad_suffix", path=text, known=", ".join(suffixes))
     parent = out.parent
     if not parent.is_dir():
         up = parent

@@ -68,8 +68,8 @@ def cmd_demo(args) -> int:
         print_json({"store": store.location, "cadastre": _demo_cadastre(args, store)})
         return 0
     out = output_path(args, args.out) if args.out else args.settings.demo_store
-    summary = build_demo(out, seed=args.seed)
     raster = output_path(args, args.raster) if args.raster else args.settings.raster
+    summary = build_demo(out, seed=args.seed)
     if raster:
         build_demo_raster(raster, seed=args.seed, gpkg_path=out)
         summary["raster"] = str(raster)
