@@ -373,22 +373,26 @@ GROUPS = (admin, basemap, cadastre, timeline, dashboard, plans, projects, eviden
 def _global_options(p, sub: bool) -> None:
     """The options of every command, before the command (``renewal --lang en brief …``) or, on a sub-command's
     parser (``sub``), after it (``renewal brief … --lang en``): there they default to nothing, so that they
-    never undo what was given before the command (``--password-stdin`` only before it)."""
-    kw = {"default": argparse.SUPPRESS} if sub else {}
-    hidden = {"help": argparse.SUPPRESS} if sub else {}
-    p.add_argument("--store", **kw, **(hidden or {"help": "GeoPackage file or postgresql:// URL (default: "
-                                                  "var/renewal.gpkg, seeded from the demo)"}))
-    p.add_argument("--as", dest="as_user", metavar="USER", **kw, **(hidden or {
-        "help": "act as this account; on a store with accounts prove it: --password-stdin, "
-                "RENEWAL_PASSWORD or a personal token in RENEWAL_TOKEN"}))
-    if not sub:  # after the command it would clash with `user add --password-stdin` (the new account's)
-        p.add_argument("--password-stdin", dest="login_password_stdin", action="store_true",
-                       help="read the password of --as USER from the first line of stdin")
-    p.add_argument("--operator", action="store_true", **kw, **(hidden or {
-        "help": "act as the operator (who may write the data folder or holds the database URL): "
-                "administration and recovery, e.g. a restore onto a damaged store"}))
-    p.add_argument("--lang", choices=["zh", "en"], **kw,
-                   help="language of labels (default: zh)" + (", also before the command" if sub else ""))
+    never undo what was given before the command, and only ``--lang`` shows in the sub-command's help.
+    ``--password-stdin`` only before it: after ``user add`` it is the new account's password."""
+
+    def add(*flags, help, **kw):
+        if sub:
+            kw["default"] = argparse.SUPPRESS
+            help = f"{help} (also before the command)" if flags[0] == "--lang" else argparse.SUPPRESS
+        p.add_argument(*flags, help=help, **kw)
+
+    add("--store", help="GeoPackage file or postgresql:// URL (default: var/renewal.gpkg, seeded from the demo)")
+    add("--as", dest="as_user", metavar="USER",
+        help="act as this account; on a store with accounts prove it: --password-stdin, "
+             "RENEWAL_PASSWORD or a personal token in RENEWAL_TOKEN")
+    if not sub:
+        add("--password-stdin", dest="login_password_stdin", action="store_true",
+            help="read the password of --as USER from the first line of stdin")
+    add("--operator", action="store_true",
+        help="act as the operator (who may write the data folder or holds the database URL): "
+             "administration and recovery, e.g. a restore onto a damaged store")
+    add("--lang", choices=["zh", "en"], help="language of labels (default: zh)")
 
 
 class _Parser(argparse.ArgumentParser):
