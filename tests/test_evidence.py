@@ -12,7 +12,7 @@ import time
 import pytest
 from PIL import Image, ImageFile
 
-from gis.base.errors import InputError, NotFoundError, PermissionRefused
+from gis.base.errors import ConflictError, InputError, NotFoundError, PermissionRefused
 from gis.demo.evidence import bomb_jpeg, bomb_png, sample_pdf, sample_photo
 from gis.model import media
 
@@ -259,7 +259,7 @@ def test_withdraw_keeps_the_row_and_is_audited(any_store):
     assert s.attachments("V01-001") == [] and [x.id for x in s.attachments("V01-001", include_withdrawn=True)] == [a.id]
     assert s.attachment_data(a.id) == s.attachment_data(a.id)  # still there
     assert s.photo_points() == []
-    with pytest.raises(InputError):
+    with pytest.raises(ConflictError):  # withdrawn already: a conflict (exit 4), like adopting a baseline twice
         s.withdraw_attachment(a.id, "again", "李娜")
     assert [(r["actor"], r["detail"]) for r in _audit(s, "attachment_withdraw")] == [("李娜", "拍错了地块")]
     # the same bytes may be attached again after a withdrawal: a new row

@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 from gis.base.errors import InputError
+from gis.base.fileio import atomic_write
 from gis.base.sheets import csv_bytes
-from gis.cli.common import actor, open_cli_store, operator_name, print_json
+from gis.cli.common import actor, open_cli_store, operator_name, output_path, print_json
 from gis.model.pipelines import load_catalog
 from gis.store.backup import backup, copy_for_check, restore
 from gis.store.pg import PostgisStore, load_store_into
@@ -85,11 +86,14 @@ def _sessions_command(store, args, who: str) -> int:
 
 
 def cmd_audit(args) -> int:
+    if args.csv:
+        output_path(args, args.csv)
     store = open_cli_store(args)
     store.require_admin(actor(args, store, login_default=True), "audit")
     df = store.audit(actor=args.actor, action=args.action, outcome=args.outcome, target=args.target)
     if args.csv:
-        Path(args.csv).write_bytes(csv_bytes(df))  # BOM for Excel; a name "=HYPERLINK(…)" stays text
+        data = csv_bytes(df)  # BOM for Excel; a name "=HYPERLINK(…)" stays text
+        atomic_write(args.csv, lambda f: f.write(data))
         print_json({"csv": args.csv, "rows": len(df)})
     else:
         print_json(df.to_dict("records"))
@@ -97,6 +101,7 @@ def cmd_audit(args) -> int:
 
 
 def cmd_backup(args) -> int:
+    output_path(args, args.output)
     store = open_cli_store(args)
     out = backup(store, args.output, actor(args, store, login_default=True))
     print_json({"backup": str(out), "bytes": out.stat().st_size})

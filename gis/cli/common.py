@@ -2,14 +2,18 @@
 the options every file import takes."""
 from __future__ import annotations
 
+import argparse
 import getpass
 import json
+import math
 import os
 import sys
 from pathlib import Path
 
 from gis.auth import accounts
 from gis.base.errors import InputError, PermissionRefused
+from gis.base.fileio import check_output
+from gis.base.i18n import t
 from gis.model.timeline import Moment, parse_as_of, parse_as_recorded
 from gis.store import open_store
 
@@ -22,6 +26,61 @@ def print_json(obj) -> None:
 def open_cli_store(args):
     """The store the command works on: ``--store`` or the settings' (seeded from the demo on first use)."""
     return open_store(args.settings)
+
+
+def output_path(args, path, suffixes=None) -> Path:
+    """Where the command may write its output ``path`` (every command that writes a file asks here first):
+    never over the live store (a GeoPackage, its -wal/-shm; a PostGIS store has no file), a folder, in a
+    folder that is missing (it is not created) or not writable. See :func:`gis.base.fileio.check_output`.
+
+    Raises:
+        InputError: exit 2, nothing written.
+    """
+    s = args.settings
+    return check_output(path, protected=() if s.database_url else (s.store_path,), suffixes=suffixes)
+
+
+def _bilingual(key: str, **params) -> str:
+    zh, en = t(key, "zh", **params), t(key, "en", **params)
+    return f"{zh} / {en}"
+
+
+def int_range(low: int, high: int):
+    """An argparse ``type``: a whole number from ``low`` to ``high``, refused in both languages (exit 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(str(text).strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(_bilingual("range.int", value=text)) from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(_bilingual("range.out_of_range", value=text, low=low, high=high))
+        return value
+
+    parse.__name__ = "int"  # argparse names the type in its own messages
+    return parse
+
+
+def float_range(low: float, high: float):
+    """An argparse ``type``: a finite number from ``low`` to ``high`` (``nan``/``inf`` refused)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(str(text).strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(_bilingual("range.number", value=text)) from None
+        if not math.isfinite(value) or not low <= value <= high:
+            raise argparse.ArgumentTypeError(_bilingual("range.out_of_range", value=text, low=low, high=high))
+        return value
+
+    parse.__name__ = "float"
+    return parse
+
+
+#: the years a plan, a template or the indicators may be about
+YEAR = int_range(1900, 2100)
+#: resolution of PNG pages: below 50 nothing is legible, above 600 an A3 page takes gigabytes
+DPI = int_range(50, 600)
 
 
 def operator_name(args) -> str:

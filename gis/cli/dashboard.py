@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from gis.base.i18n import t
-from gis.cli.common import add_moment_options, moment_of, open_cli_store, print_json
+from gis.cli.common import add_moment_options, int_range, moment_of, open_cli_store, print_json
 from gis.model.dashboard import dashboard_of
 from gis.model.timeline import as_of_text
 from gis.store.asof import store_at
@@ -36,6 +36,6 @@ def register(sub) -> None:
     s = sub.add_parser("dashboard", help="the district dashboard: totals, progress by kind, blocked parcels, "
                                          "latest changes")
     s.add_argument("--json", action="store_true")
-    s.add_argument("--latest", type=int, default=12, help="how many of the latest changes (default 12)")
+    s.add_argument("--latest", type=int_range(1, 1000), default=12, help="how many of the latest changes (default 12)")
     add_moment_options(s)
     s.set_defaults(func=cmd_dashboard)

@@ -13,12 +13,13 @@ are with ``--as`` (and its proof), as for a write.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from gis.base.errors import InputError
 from gis.base.fileio import atomic_write
 from gis.base.i18n import t
-from gis.cli.common import actor, open_cli_store, print_json
+from gis.cli.common import actor, int_range, open_cli_store, output_path, print_json
 from gis.cli.evidence_export import add_zip_command
 from gis.model import media
 
@@ -32,6 +33,8 @@ def read_files(paths) -> list[tuple[str, bytes]]:
     out = []
     for p in paths or ():
         path = Path(p)
+        if path.is_dir():
+            raise InputError("outpath.input_is_folder", path=str(path))
         if not path.is_file():
             raise InputError("evidence.no_file", path=str(path))
         size = path.stat().st_size
@@ -96,22 +99,31 @@ def cmd_attach(args) -> int:
 
 def cmd_attachments(args) -> int:
     store = open_cli_store(args)
-    rows = store.attachments(args.code, target_kind=args.kind_of, event_id=args.event, viewer=viewer(args, store),
+    who = viewer(args, store)
+    rows = store.attachments(args.code, target_kind=args.kind_of, event_id=args.event, viewer=who,
                              include_withdrawn=args.withdrawn)
+    hidden = 0  # someone's eyes: how many restricted ones they were not shown (said on stderr)
+    if who is not None:
+        hidden = len(store.attachments(args.code, target_kind=args.kind_of, event_id=args.event,
+                                       include_withdrawn=args.withdrawn)) - len(rows)
     if args.json:
         print_json([a.to_json() for a in rows])
     else:
         for a in rows:
             print(_line(a) + (f"\t[{a.withdrawn_reason}]" if a.withdrawn_at else ""))
+    if hidden:
+        sys.stdout.flush()
+        print(f"{t('outpath.restricted_hidden', 'zh', n=hidden)} / {t('outpath.restricted_hidden', 'en', n=hidden)}",
+              file=sys.stderr)
     return 0
 
 
 def cmd_attachment(args) -> int:
     store = open_cli_store(args)
     if args.attachment_command == "get":
+        out = output_path(args, args.output)
         who = viewer(args, store)
         att = store.attachment(args.id, viewer=who)
-        out = Path(args.output)
         if args.strip_personal:
             data = media.strip_personal(store.attachment_data(att.id, viewer=who))
             atomic_write(out, lambda f: f.write(data))
@@ -128,7 +140,7 @@ def register(sub) -> None:
     s = sub.add_parser("attach", help="attach photos or documents to a parcel, a village, a site or a stage event")
     s.add_argument("code", help="parcel code (or a village's / site's code or name with --kind-of)")
     s.add_argument("files", nargs="+", metavar="FILE", help="JPEG, PNG, WebP, HEIC, PDF, Word, Excel, PowerPoint")
-    s.add_argument("--event", type=int, help="the id of the stage event the files document (renewal history)")
+    s.add_argument("--event", type=int_range(1, 2**62), help="the id of the stage event the files document (renewal history)")
     s.add_argument("--caption", default="")
     s.add_argument("--kind-of", dest="kind_of", choices=["parcel", "village", "site"], default="parcel",
                    help="what CODE is (default: a parcel)")
@@ -141,7 +153,7 @@ def register(sub) -> None:
     s = sub.add_parser("attachments", help="list the photos and documents of a parcel (and its events)")
     s.add_argument("code")
     s.add_argument("--kind-of", dest="kind_of", choices=["parcel", "village", "site"], default="parcel")
-    s.add_argument("--event", type=int, help="only those of this stage event")
+    s.add_argument("--event", type=int_range(1, 2**62), help="only those of this stage event")
     s.add_argument("--withdrawn", action="store_true", help="include withdrawn ones")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_attachments)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from gis.cli.common import actor, open_cli_store, print_json
+from gis.cli.common import actor, open_cli_store, output_path, print_json
 from gis.io.evidence_zip import write_evidence_zip
 
 
@@ -24,6 +24,7 @@ def viewer_of(args, store) -> str | None:
 
 
 def cmd_attachment_zip(args) -> int:
+    output_path(args, args.output)
     store = open_cli_store(args)
     print_json(write_evidence_zip(store, args.output, code=args.code, village=args.village,
                                   viewer=viewer_of(args, store), lang=args.lang))

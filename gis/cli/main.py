@@ -17,11 +17,14 @@ from gis.base.i18n import t
 from gis.base.settings import ROOT, Settings
 from gis.cli import admin, basemap, cadastre, dashboard, evidence, plans, projects, timeline
 from gis.cli.common import (
+    DPI,
     actor,
     add_moment_options,
     import_options,
+    int_range,
     moment_of,
     open_cli_store,
+    output_path,
     parse_map,
     print_json,
     progress_bar,
@@ -64,9 +67,9 @@ def cmd_demo(args) -> int:
         store = open_cli_store(args)
         print_json({"store": store.location, "cadastre": _demo_cadastre(args, store)})
         return 0
-    out = Path(args.out) if args.out else args.settings.demo_store
+    out = output_path(args, args.out) if args.out else args.settings.demo_store
+    raster = output_path(args, args.raster) if args.raster else args.settings.raster
     summary = build_demo(out, seed=args.seed)
-    raster = Path(args.raster) if args.raster else args.settings.raster
     if raster:
         build_demo_raster(raster, seed=args.seed, gpkg_path=out)
         summary["raster"] = str(raster)
@@ -239,16 +242,33 @@ def cmd_import(args) -> int:
     return 0
 
 
+def export_format(fmt: str | None, output: str) -> str:
+    """The export format: ``--format`` or else the file name's extension; they must agree (README, *Output files*).
+
+    Raises:
+        InputError: an extension no format writes, or one that is not ``--format``'s (nothing written).
+    """
+    suffix = Path(output).suffix.lower()
+    if fmt:
+        if suffix != SUFFIX[fmt]:
+            raise InputError("outpath.format_mismatch", format=fmt, path=output, suffix=SUFFIX[fmt])
+        return fmt
+    found = next((f for f, suf in SUFFIX.items() if suf == suffix), None)
+    if found is None:
+        raise InputError("outpath.bad_suffix", path=output, known=", ".join(SUFFIX.values()))
+    return found
+
+
 def cmd_export(args) -> int:
     """Export the (filtered) parcels as gpkg, geojson, shp (zip) or xlsx; prints a JSON summary."""
 
-    fmt = args.format or next((f for f, suf in SUFFIX.items() if args.output.lower().endswith(suf)), None)
+    output_path(args, args.output)
+    fmt = export_format(args.format, args.output)
     store = store_at(open_cli_store(args), moment_of(args))  # --as-of: the stages of that day
     codes = None
     if any((args.kind, args.zone, args.village, args.stage, args.search, args.blocked)):
         codes = store.parcels(kind=args.kind, zone=args.zone, village=args.village, stage=args.stage,
                               search=args.search, blocked=True if args.blocked else None, geometry=False)["code"]
-    fmt = fmt or Path(args.output).suffix.lstrip(".") or "?"
     viewer = None  # a GeoPackage carries the restricted documents of the account proven by --as (or a token)
     if fmt == "gpkg" and store.accounts_enabled() and (args.as_user or os.environ.get("RENEWAL_TOKEN")):
         viewer = actor(args, store, login_default=True)
@@ -279,6 +299,7 @@ def cmd_brief(args) -> int:
         raise InputError("projects_ui.brief_one")
     if not args.project and bool(args.code) == bool(args.village):
         raise InputError("brief.code_or_village")
+    output_path(args, args.output)
     store = store_at(open_cli_store(args), moment_of(args))  # --as-of: the page as it stood that day
     kw = dict(paper=args.paper, raster=_raster_choice(args), lang=args.lang, settings=args.settings, dpi=args.dpi)
     if args.project:
@@ -297,6 +318,11 @@ def cmd_atlas(args) -> int:
 
     if not any((args.villages, args.village, args.zone, args.kind, args.stage, args.search)):
         raise InputError("brief.atlas_what")
+    if args.villages and args.photos:  # village pages have no photo pages: say so rather than drop it
+        raise InputError("outpath.atlas_photos_villages")
+    output_path(args, args.output)
+    if args.png_zip:
+        output_path(args, args.png_zip)
     store = store_at(open_cli_store(args), moment_of(args))
     if args.villages:
         selection = select_villages(store, zone=args.zone)
@@ -348,8 +374,38 @@ def cmd_serve(args) -> int:
 GROUPS = (admin, basemap, cadastre, timeline, dashboard, plans, projects, evidence)
 
 
+def _global_options(p, sub: bool) -> None:
+    """The options of every command, before the command (``renewal --lang en brief …``) or, on a sub-command's
+    parser (``sub``), after it (``renewal brief … --lang en``): there they default to nothing, so that they
+    never undo what was given before the command, and only ``--lang`` shows in the sub-command's help.
+    ``--password-stdin`` only before it: after ``user add`` it is the new account's password."""
+
+    def add(*flags, help, **kw):
+        if sub:
+            kw["default"] = argparse.SUPPRESS
+            help = f"{help} (also before the command)" if flags[0] == "--lang" else argparse.SUPPRESS
+        p.add_argument(*flags, help=help, **kw)
+
+    add("--store", help="GeoPackage file or postgresql:// URL (default: var/renewal.gpkg, seeded from the demo)")
+    add("--as", dest="as_user", metavar="USER",
+        help="act as this account; on a store with accounts prove it: --password-stdin, "
+             "RENEWAL_PASSWORD or a personal token in RENEWAL_TOKEN")
+    if not sub:
+        add("--password-stdin", dest="login_password_stdin", action="store_true",
+            help="read the password of --as USER from the first line of stdin")
+    add("--operator", action="store_true",
+        help="act as the operator (who may write the data folder or holds the database URL): "
+             "administration and recovery, e.g. a restore onto a damaged store")
+    add("--lang", choices=["zh", "en"], help="language of labels (default: zh)")
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse whose usage errors are bilingual like every other error."""
+    """argparse whose usage errors are bilingual like every other error; a sub-command's parser also takes
+    the global options (:func:`_global_options`)."""
+
+    def __init__(self, *a, root: bool = False, **kw):
+        super().__init__(*a, **kw)
+        _global_options(self, sub=not root)
 
     def error(self, message):
         self.print_usage(sys.stderr)
@@ -363,31 +419,21 @@ def _page_options(s, flag: str, help_out: str) -> None:
     s.add_argument("--no-raster", action="store_true", help="no background image")
     s.add_argument("--basemap", choices=["tianditu_img", "tianditu_vec"],
                    help="Tianditu imagery or vector map as background, fetched for each page (needs a key)")
-    s.add_argument("--dpi", type=int, default=150, help="resolution of PNG output (default 150)")
+    s.add_argument("--dpi", type=DPI, default=150, help="resolution of PNG output, 50-600 (default 150)")
     add_moment_options(s)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="renewal", description="城市更新一张图 Renewal Atlas")
+    p = _Parser(prog="renewal", description="城市更新一张图 Renewal Atlas", root=True)
     p.add_argument("--version", action="version", version=__version__)
-    p.add_argument("--store", help="GeoPackage file or postgresql:// URL (default: var/renewal.gpkg, seeded from the demo)")
-    p.add_argument("--as", dest="as_user", metavar="USER",
-                   help="act as this account; on a store with accounts prove it: --password-stdin, "
-                        "RENEWAL_PASSWORD or a personal token in RENEWAL_TOKEN")
-    p.add_argument("--password-stdin", dest="login_password_stdin", action="store_true",
-                   help="read the password of --as USER from the first line of stdin")
-    p.add_argument("--operator", action="store_true",
-                   help="act as the operator (who may write the data folder or holds the database URL): "
-                        "administration and recovery, e.g. a restore onto a damaged store")
-    p.add_argument("--lang", choices=["zh", "en"], help="language of labels (default: zh)")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("demo", help="rebuild the fictional demo district (deterministic)")
-    s.add_argument("--seed", type=int, default=2026)
+    s.add_argument("--seed", type=int_range(0, 2**32 - 1), default=2026)
     s.add_argument("--out", help="GeoPackage to write (default: data/parcels/demo.gpkg)")
     s.add_argument("--raster", help="GeoTIFF basemap to write (default: data/raster/demo_basemap.tif)")
     s.add_argument("--reset-store", action="store_true", help="also replace the working store with the new demo")
-    s.add_argument("--cadastre", type=int, metavar="N",
+    s.add_argument("--cadastre", type=int_range(1, 10_000_000), metavar="N",
                    help="also write a fictional cadastre of N parcels (e.g. 100000) and build its map tiles: "
                         "into --out when given, else only into the working store (the demo is not rebuilt)")
     s.set_defaults(func=cmd_demo)
@@ -411,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--note", default="")
     s.add_argument("--correction", help="reason, to go back or skip as a correction")
     s.add_argument("--share", type=float, help="share for a gated stage, e.g. 0.86 for a vote")
-    s.add_argument("--expect-version", type=int,
+    s.add_argument("--expect-version", type=int_range(0, 2**62),
                    help="the parcel's version as read; if someone changed it since, exit 4 and write nothing")
     s.add_argument("--evidence", action="append", metavar="FILE",
                    help="a document or photo attached to the new event in the same transaction (repeatable);"
@@ -453,12 +499,12 @@ def build_parser() -> argparse.ArgumentParser:
     _page_options(s, "-o", "PDF file to write")
     s.add_argument("--png-zip", help="also write the pages as PNG images in this zip file")
     s.add_argument("--photos", action="store_true", help="a page of site photos after each parcel that has some")
-    s.add_argument("--jobs", type=int, help="processes rendering pages (default: the CPUs available)")
+    s.add_argument("--jobs", type=int_range(1, 64), help="processes rendering pages, 1-64 (default: the CPUs available)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_atlas)
 
     s = sub.add_parser("serve", help="run the web app")
-    s.add_argument("--port", type=int)
+    s.add_argument("--port", type=int_range(1, 65535))
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("import", help="import parcels from a file (zip/shp, gpkg, geojson, kml/kmz, dxf, csv)")

@@ -16,9 +16,10 @@ import sys
 from pathlib import Path
 
 from gis.base.errors import InputError
-from gis.cli.common import actor, add_moment_options, moment_of, open_cli_store, print_json
+from gis.cli.common import actor, add_moment_options, moment_of, open_cli_store, output_path, print_json
 from gis.io import digest as digest_mod
 from gis.io import plans_io
+from gis.io.templates import TEMPLATE_SUFFIXES
 from gis.model.timeline import as_of_text
 from gis.store.asof import store_at
 
@@ -31,8 +32,9 @@ def _df_rows(df) -> list[dict]:
 def cmd_plan(args) -> int:
     c = args.plan_command
     if c == "template":
+        out = output_path(args, args.output, suffixes=TEMPLATE_SUFFIXES)
         store = open_cli_store(args)
-        path = plans_io.write_template(store, Path(args.output), args.lang)
+        path = plans_io.write_template(store, out, args.lang)
         print_json({"template": str(path)})
         return 0
     store = open_cli_store(args)
@@ -136,7 +138,7 @@ def register(sub) -> None:
     p = sub.add_parser("plan", help="plans: targets with dates per baseline (年初目标, 承诺书目标, campaigns)")
     ps = p.add_subparsers(dest="plan_command", required=True)
     s = ps.add_parser("template", help="write the plan spreadsheet template (对象编号, 目标阶段, 计划完成日期, …)")
-    s.add_argument("-o", "--output", required=True)
+    s.add_argument("-o", "--output", required=True, help="file to write: .xlsx, or .csv (the sheet to fill, UTF-8)")
     s = ps.add_parser("import", help="import targets from a plan spreadsheet (xlsx or csv): all rows or none")
     s.add_argument("file")
     s.add_argument("--baseline", default="annual", help="baseline name (default: annual, 年初目标)")

@@ -17,8 +17,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from gis.base.errors import InputError
-from gis.cli.common import actor, open_cli_store, print_json
+from gis.cli.common import YEAR, actor, int_range, open_cli_store, output_path, print_json
 from gis.io import projects_io
+from gis.io.templates import TEMPLATE_SUFFIXES
 from gis.model import projects as model
 
 
@@ -29,9 +30,10 @@ def _round(rows: list[dict]) -> list[dict]:
 
 def cmd_project(args) -> int:
     c = args.project_command
+    out = output_path(args, args.output, suffixes=TEMPLATE_SUFFIXES) if c == "template" else None
     store = open_cli_store(args)
     if c == "template":
-        path = projects_io.write_template(store, Path(args.output), args.lang, args.year)
+        path = projects_io.write_template(store, out, args.lang, args.year)
         print_json({"template": str(path)})
         return 0
     if c == "import":
@@ -104,11 +106,11 @@ def register(sub) -> None:
     p = sub.add_parser("project", help="key projects (重点项目): ledger, daily reports, stages, dispatch table")
     ps = p.add_subparsers(dest="project_command", required=True)
     s = ps.add_parser("template", help="write the project ledger template (项目编号, 项目名称, …, monthly plan)")
-    s.add_argument("-o", "--output", required=True)
-    s.add_argument("--year", type=int, help="year of the plan columns (default: this year)")
+    s.add_argument("-o", "--output", required=True, help="file to write: .xlsx, or .csv (the sheet to fill, UTF-8)")
+    s.add_argument("--year", type=YEAR, help="year of the plan columns, 1900-2100 (default: this year)")
     s = ps.add_parser("import", help="import a project ledger (xlsx or csv): all rows or none")
     s.add_argument("file")
-    s.add_argument("--year", type=int, help="year of plan columns headed only by a month (default: this year)")
+    s.add_argument("--year", type=YEAR, help="year of plan columns headed only by a month (default: this year)")
     s.add_argument("--by")
     s.add_argument("--json", action="store_true")
     s = ps.add_parser("list", help="list projects: code, name, industry, investment, invested to date, stage")
@@ -125,7 +127,7 @@ def register(sub) -> None:
     s.add_argument("--invested", required=True, help="investment completed since the last report, 万元")
     s.add_argument("--output", help="output (产值) in the period, 万元")
     s.add_argument("--note", help="progress note")
-    s.add_argument("--correction-of", type=int, help="id of the report this one corrects (keeps its date)")
+    s.add_argument("--correction-of", type=int_range(1, 2**62), help="id of the report this one corrects (keeps its date)")
     s.add_argument("--reason", help="why the correction")
     s.add_argument("--by")
     s = ps.add_parser("advance", help="move a project to its next stage")
@@ -142,7 +144,7 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_project)
 
     s = sub.add_parser("indicators", help="the year's indicators against their targets, with the gap")
-    s.add_argument("--year", type=int, help="default: this year")
+    s.add_argument("--year", type=YEAR, help="1900-2100 (default: this year)")
     s.add_argument("--as-of", help="YYYY-MM-DD (default: today, or the year's end)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_indicators)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 
 from gis.base.errors import InputError
-from gis.cli.common import open_cli_store, print_json, progress_bar
+from gis.cli.common import open_cli_store, output_path, print_json, progress_bar
 from gis.model.timeline import parse_as_of, trend_by_month
 from gis.printing.report import build_report, write_report
 
@@ -33,6 +33,7 @@ def cmd_report(args) -> int:
     since = parse_as_of(args.since)
     if since is None:
         raise InputError("error.bad_date", value="")
+    output_path(args, args.output)
     store = open_cli_store(args)
     rep = build_report(store, since, parse_as_of(args.until), zone=args.zone, unit=args.unit, village=args.village,
                        lang=args.lang, classification=args.settings.classification,

@@ -113,8 +113,7 @@ def _meta_rows(store, n_parcels: int, fmt: str) -> pd.DataFrame:
 # ------------------------------------------------------------------ writing helpers
 def _atomic(path: Path, write) -> None:
     """Write through ``write(tmp_path)`` then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)  # the folder must exist: a missing one is refused, never created (README, *Output files*)
     with atomic_path(path) as tmp:
         tmp.unlink()  # the writers want to create the file themselves
         write(tmp)

@@ -25,6 +25,7 @@ from gis.base.clock import office_today
 from gis.base.errors import InputError
 from gis.base.i18n import t
 from gis.base.sheets import read_table
+from gis.io.templates import write_template_file
 
 COLUMNS = ("object", "stage", "due", "unit", "note")
 HEADERS_ZH = {"object": "对象编号", "stage": "目标阶段", "due": "计划完成日期", "unit": "责任单位", "note": "备注"}
@@ -133,13 +134,9 @@ def template_bytes(store, lang: str = "zh") -> bytes:
 
 
 def write_template(store, path: Path, lang: str = "zh") -> Path:
-    """Write :func:`template_bytes` to ``path``. Raises InputError: not writable."""
-    path = Path(path)
-    try:
-        path.write_bytes(template_bytes(store, lang))
-    except OSError:
-        raise InputError("error.unwritable", path=str(path)) from None
-    return path
+    """Write :func:`template_bytes` to ``path`` (.xlsx, or .csv: the sheet to fill). Raises InputError: another
+    extension, not writable."""
+    return write_template_file(path, template_bytes(store, lang))  # .xlsx or .csv, by the name
 
 
 def ledger_plan_columns(store, codes, lang: str = "zh", baseline: str = "annual") -> tuple[list[str], dict]:

@@ -23,6 +23,7 @@ from gis.base.clock import office_today
 from gis.base.errors import InputError
 from gis.base.i18n import t
 from gis.base.sheets import read_table, text_sheet
+from gis.io.templates import write_template_file
 
 COLUMNS = ("code", "name", "kind", "industry", "investment_total", "unit", "investor", "parcels", "lists", "stage",
            "signed_on", "started_on", "production_on", "completed_on", "note")
@@ -167,13 +168,9 @@ def template_bytes(store, lang: str = "zh", year: int | None = None) -> bytes:
 
 
 def write_template(store, path: Path, lang: str = "zh", year: int | None = None) -> Path:
-    """Write :func:`template_bytes` to ``path``. Raises InputError: not writable."""
-    path = Path(path)
-    try:
-        path.write_bytes(template_bytes(store, lang, year))
-    except OSError:
-        raise InputError("error.unwritable", path=str(path)) from None
-    return path
+    """Write :func:`template_bytes` to ``path`` (.xlsx, or .csv: the sheet to fill). Raises InputError: another
+    extension, not writable."""
+    return write_template_file(path, template_bytes(store, lang, year))  # .xlsx or .csv, by the name
 
 
 #: the dates and note are in the project's own record (``renewal project show``); the sheet keeps to the money

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 from gis.auth import accounts
-from gis.base.errors import InputError, NotFoundError, PermissionRefused, StageTransitionError
+from gis.base.errors import ConflictError, InputError, NotFoundError, PermissionRefused, StageTransitionError
 from gis.model import media
 from gis.store.base import utcnow_iso
 
@@ -345,7 +345,7 @@ class AttachmentsMixin:
         """Withdraw an attachment (it stays in the store, marked, with who, when and why).
 
         Raises:
-            InputError: no reason; withdrawn already. NotFoundError: no such attachment.
+            InputError: no reason. ConflictError: withdrawn already (exit 4). NotFoundError: no such attachment.
             PermissionRefused: ``by`` may not edit its target.
         """
         by = self._require_author(by)
@@ -359,7 +359,7 @@ class AttachmentsMixin:
             target = self._attachment_target(con, row["target_code"], row["target_kind"])
             by, _ = self._acting_on(con, by, target)
             if row["withdrawn_at"] is not None:
-                raise InputError("evidence.withdrawn_already", id=attachment_id, at=row["withdrawn_at"])
+                raise ConflictError("evidence.withdrawn_already", id=attachment_id, at=row["withdrawn_at"])
             now = utcnow_iso()
             con.execute("UPDATE attachments SET withdrawn_at = ?, withdrawn_by = ?, withdrawn_reason = ? WHERE id = ?",
                         (now, by, reason, int(attachment_id)))
