@@ -313,3 +313,20 @@ def test_global_options_after_the_command(where, cli, tmp_path):
     assert json.loads(cli("--lang", "en", "layers", "--json", "--lang", "zh", store=store)[1]) == zh  # last wins
     rc, out, err = cli("plan", "template", "-o", tmp_path / "p.xlsx", "--lang", "en", store=store)
     assert rc == 0 and openpyxl.load_workbook(tmp_path / "p.xlsx").worksheets[0]["A1"].value == "object"
+
+
+def test_a_listing_piped_into_head_ends_quietly(tmp_path):
+    """``renewal parcels | head -1``: the reader closes the pipe early; no BrokenPipeError traceback."""
+    import subprocess
+    import sys
+
+    from tests.conftest import write_tiny_store
+
+    store = tmp_path / "t.gpkg"
+    write_tiny_store(store)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RENEWAL_")}
+    cmd = f"'{sys.executable}' -m gis.cli --store '{store}' parcels | head -c 10"
+    res = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, env=env, timeout=120,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert len(res.stdout) == 10
+    assert "Traceback" not in res.stderr and "BrokenPipe" not in res.stderr, res.stderr

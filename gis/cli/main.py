@@ -556,7 +556,14 @@ def run() -> None:
     its workers are gone) leaves through ``os._exit`` after flushing its output: tearing down an
     interpreter that holds pandas, GDAL and a district's sheet took ~0.1 s, a tenth of the atlas.
     """
-    code, args = _main(None)
+    try:
+        code, args = _main(None)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # the reader went away (``renewal parcels | head``): stop quietly, as a pipe's writer should;
+        # stdout goes to devnull so that the interpreter's own flush at exit does not raise again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
     if getattr(args, "quick_exit", False):
         sys.stdout.flush()
         sys.stderr.flush()
