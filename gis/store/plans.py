@@ -27,9 +27,9 @@ import numpy as np
 import pandas as pd
 
 from gis.auth import accounts
+from gis.base import i18n
 from gis.base.clock import office_today
 from gis.base.errors import ConflictError, InputError, NotFoundError, PermissionRefused
-from gis.base import i18n
 from gis.model import plans as model
 from gis.model.timeline import parse_as_recorded
 from gis.store.base import parse_date, utcnow_iso
