@@ -48,6 +48,11 @@ def is_example(note) -> bool:
     return str(note or "").strip().lower().startswith(EXAMPLE_MARKS)
 
 
+def _both(key: str, **params) -> dict:
+    """A message parameter in both languages (the error picks the one of its message)."""
+    return {lang: t(key, lang, **params) for lang in ("zh", "en")}
+
+
 def _cell(v):
     if isinstance(v, dt.datetime):
         return v.date().isoformat()
@@ -60,11 +65,13 @@ def _cell(v):
 
 def _rows_from(table: list[list], source: str) -> list[dict]:
     if not table:
-        raise InputError("plans.bad_plan_file", path=source, detail="empty")
+        raise InputError("plans.bad_plan_file", path=source, detail=_both("plans.file_empty"))
     header = [_ALIASES.get(_cell(h), _ALIASES.get(_cell(h).lower())) for h in table[0]]
     missing = [HEADERS_ZH[c] for c in ("object", "stage", "due") if c not in header]
     if missing:
-        raise InputError("plans.bad_plan_file", path=source, detail="missing " + ", ".join(missing))
+        raise InputError("plans.bad_plan_file", path=source,
+                         detail={lang: t("plans.file_missing_columns", lang, columns=sep.join(missing))
+                                 for lang, sep in (("zh", "、"), ("en", ", "))})
     out = []
     for n, values in enumerate(table[1:], start=2):
         row = {c: _cell(v) for c, v in zip(header, values) if c}
@@ -72,7 +79,7 @@ def _rows_from(table: list[list], source: str) -> list[dict]:
             continue  # blank lines between blocks of a hand-made sheet
         out.append({"row": n, **{c: row.get(c, "") for c in COLUMNS}, "example": is_example(row.get("note"))})
         if len(out) > MAX_ROWS:
-            raise InputError("plans.bad_plan_file", path=source, detail=f"more than {MAX_ROWS} rows")
+            raise InputError("plans.bad_plan_file", path=source, detail=_both("plans.file_too_long", n=MAX_ROWS))
     return out
 
 
