@@ -10,7 +10,11 @@ Tables (migration in gis/store/schema.py, both back ends):
 
 Rules, decided here and not by the UI:
   * a target's object is a parcel, a village (all its parcels) or a site (all parcels of a park);
-    its stage must belong to the object's pipeline; its date must be a date;
+    its stage must belong to the object's pipeline; its date must be a date (``plan_date``: the
+    forms offices write, never an ambiguous 12/31/2026); its baseline must exist (the built-in
+    ones are made on first use; a typo is refused, never a new baseline);
+  * an order's due date is today or later; the target it names (``baseline/object/stage``) must
+    be set and concern the order's object; filters (``--unit``, ``--baseline``) name what exists;
   * an adopted baseline is never overwritten: every later change needs a reason and is a new
     revision, so the original stays comparable (``plan_targets(original=True)``);
   * who may plan: an admin or a leader (领导/督查) anywhere, an editor only in their area, a
