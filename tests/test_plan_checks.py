@@ -8,6 +8,7 @@ import io
 import json
 import math
 import re
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -17,8 +18,11 @@ from openpyxl import load_workbook
 from gis.base.clock import office_today
 from gis.base.errors import ConflictError, InputError, NotFoundError, PermissionRefused
 from gis.cli.common import finite_json, print_json
+from gis.devtools.devserver import running_app
 from gis.io import plans_io
 from gis.model.plans import PlanDateError, parse_plan_date
+from gis.store.open import open_store_at
+from tests.conftest import DEMO, screenshot_dir, sign_in
 from tests.test_plans_cli import run
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -246,8 +250,6 @@ def test_cli_plan_json_is_strict_and_filters_are_checked(store_file, tmp_path):
 
 
 def test_cli_says_what_is_missing_to_prove_who_acts(store_file):
-    from gis.store import open_store_at
-
     s = open_store_at(str(store_file))
     s.add_user("admin", "office-secret", "admin", "bootstrap")
     s.add_user("leader", "office-secret", "leader", "admin")
@@ -274,3 +276,34 @@ def test_cli_says_what_is_missing_to_prove_who_acts(store_file):
     assert out.returncode == 0, out.stderr
     out = act("plan", "adopt", "annual")
     assert out.returncode == 4 and "already adopted" in out.stderr
+
+
+# ------------------------------------------------------------------ the plan page (real app, headless Chromium)
+@pytest.mark.browser
+@pytest.mark.slow
+def test_the_plan_page_imports_a_template_without_its_examples(tmp_path, page):
+    shutil.copy(DEMO, tmp_path / "renewal.gpkg")
+    store = open_store_at(str(tmp_path / "renewal.gpkg"))
+    template = tmp_path / "计划表模板.xlsx"
+    template.write_bytes(plans_io.template_bytes(store, "zh"))
+    before = len(store.plan_targets())
+    with running_app(tmp_path) as app:
+        sign_in(page, app["url"], "leader", "renewal-leader")
+        page.get_by_role("link", name="计划与督办").click()
+        page.get_by_text("计划表导入导出").wait_for(timeout=60000)
+        page.get_by_text("计划表导入导出").click()
+        page.locator("input[type=file]").last.set_input_files(str(template))
+        page.get_by_role("button", name="导入").wait_for(timeout=30000)
+        page.get_by_role("textbox", name="修改原因（计划已确认下达，修改须填写）").last.fill("调度会研究调整")
+        page.get_by_role("button", name="导入").click()
+        flash = page.get_by_text("已跳过模板示例行 2 行")
+        flash.wait_for(timeout=60000)
+        assert "新增 0 项" in flash.inner_text()
+        flash.scroll_into_view_if_needed()
+        page.wait_for_timeout(800)
+        page.screenshot(path=str(screenshot_dir(tmp_path) / "plan_import_examples.png"))
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.wait_for_timeout(1500)
+        flash.scroll_into_view_if_needed()
+        page.screenshot(path=str(screenshot_dir(tmp_path) / "plan_import_examples_phone.png"))
+    assert len(open_store_at(str(tmp_path / "renewal.gpkg")).plan_targets()) == before
