@@ -280,9 +280,10 @@ def test_who_may_plan(office):
 
 def test_the_follow_up_loop_with_its_trail(office):
     today = office_today()
-    f = office.issue_followup("V01-003", None, (today - dt.timedelta(days=2)).isoformat(), "签约滞后，请报送措施",
+    f = office.issue_followup("V01-003", None, (today + dt.timedelta(days=1)).isoformat(), "签约滞后，请报送措施",
                               "leader")
-    assert (f["state"], f["unit"], f["overdue"]) == ("issued", "凤凰街道办事处", True)
+    assert (f["state"], f["unit"], f["overdue"]) == ("issued", "凤凰街道办事处", False)
+    assert office.followup(f["id"], as_of=today + dt.timedelta(days=3))["overdue"]  # past due, no reply
     with pytest.raises(PermissionRefused):  # editors do not issue orders
         office.issue_followup("V01-003", None, today, "x", "ed_v01")
     with pytest.raises(PermissionRefused) as exc:  # an editor of another area cannot reply

@@ -50,6 +50,7 @@ def test_plan_colouring_turns_an_overdue_parcel_red(server, page):
     s = open_store_at(server["store"])
     p = s.parcels(kind="village", zone="north", stage="signing", blocked=False, geometry=False).iloc[0]
     yesterday = (office_today() - dt.timedelta(days=1)).isoformat()
+    s.add_baseline("月度调度", "leader")  # a baseline is added before it takes targets (a typo is refused)
     s.set_target(p["code"], "demolition", yesterday, "leader", baseline="月度调度")
     sign_in(page, server["url"], "leader", "renewal-leader")
     frame = _map_frame(page)

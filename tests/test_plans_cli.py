@@ -69,7 +69,8 @@ def test_import_is_all_or_nothing_and_names_the_bad_row(store_file, tmp_path):
     out = run("plan", "import", str(good), "--baseline", "commitment", "--json", "--by", "王芳", store=store_file)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) | {"data_version": 0} == {"baseline": "commitment", "added": 2, "changed": 0,
-                                                            "unchanged": 0, "rejected": [], "data_version": 0}
+                                                            "unchanged": 0, "skipped_examples": 0, "rejected": [],
+                                                            "data_version": 0}
     listed = json.loads(run("plan", "list", "--village", "V01", "--json", store=store_file).stdout)
     assert {(r["object"], r["stage"], r["due_date"]) for r in listed} == {("V01-001", "survey", "2026-05-31"),
                                                                          ("V01", "signing", "2026-12-31")}
@@ -111,15 +112,16 @@ def test_followup_loop_exit_codes(store_file):
     s.assign("ed_v01", "village", "V01", "admin")
     s.assign("ed_north", "zone", "north", "admin")
     act = (lambda who, *args: run("--as", who, *args, store=store_file, env={"RENEWAL_PASSWORD": pw}))
-    due = (office_today() - dt.timedelta(days=1)).isoformat()
+    due = (office_today() + dt.timedelta(days=1)).isoformat()
     out = act("leader", "followup", "add", "--on", "V01-003", "--unit", "凤凰街道办事处", "--due", due,
               "--text", "签约滞后，请报送措施")
     assert out.returncode == 0, out.stderr
     fid = json.loads(out.stdout)["id"]
     assert act("ed_v01", "followup", "add", "--on", "V01-003", "--due", due, "--text", "x").returncode == 3
-    listed = json.loads(run("followup", "list", "--open", "--json", store=store_file).stdout)  # reading: no account
+    later = (office_today() + dt.timedelta(days=3)).isoformat()  # past its due date, not replied: overdue
+    listed = json.loads(run("followup", "list", "--open", "--as-of", later, "--json", store=store_file).stdout)
     assert [(r["id"], r["on"], r["unit"], r["due"], r["state"], r["overdue"]) for r in listed] == [
-        (fid, "V01-003", "凤凰街道办事处", due, "issued", True)]
+        (fid, "V01-003", "凤凰街道办事处", due, "issued", True)]  # reading: no account
     out = act("ed_north", "followup", "reply", str(fid), "--text", "不归我管")
     assert out.returncode == 3 and "ed_north" in out.stderr
     assert act("ed_v01", "followup", "reply", str(fid), "--text", "已部署").returncode == 0

@@ -10,6 +10,7 @@ import pytest
 import shapely
 from openpyxl import load_workbook
 
+from gis.base.clock import office_today
 from gis.base.errors import ConflictError, InputError, NotFoundError, PermissionRefused, StageTransitionError
 from gis.io.exporter import export
 from gis.model import projects as pm
@@ -190,7 +191,7 @@ def test_only_leaders_and_admins_edit_the_ledger(with_accounts):
 
 def test_a_followup_order_on_a_project_goes_to_its_unit(with_accounts):
     s = with_accounts
-    f = s.issue_followup("P1", None, "2026-04-30", "请加快主体施工，确保月度计划", "leader")
+    f = s.issue_followup("P1", None, office_today().isoformat(), "请加快主体施工，确保月度计划", "leader")
     assert (f["on_type"], f["unit"]) == ("project", "区城市更新集团")
     with pytest.raises(PermissionRefused):
         s.reply_followup(f["id"], "收到", "other_ed")

@@ -140,7 +140,9 @@ def _files(baseline: str) -> None:
                                     "row": tr("plans.ui_row"), "object": tr("plans.ui_object"),
                                     "reason": tr("ui.reason")}), hide_index=True, width="stretch")
                             raise
-                        st.session_state["flash"] = tr("plans.ui_saved", added=out["added"], changed=out["changed"])
+                        skipped = out.get("skipped_examples") or 0  # the template's example rows
+                        st.session_state["flash"] = tr("plans.ui_saved", added=out["added"], changed=out["changed"]) \
+                            + (("；" if lang() == "zh" else "; ") + tr("plans.skipped_examples", n=skipped) if skipped else "")
                         st.rerun()
 
 

@@ -18,8 +18,26 @@ from gis.model.timeline import Moment, parse_as_of, parse_as_recorded
 from gis.store import open_store
 
 
+def finite_json(obj):
+    """``obj`` with every float that is not finite (NaN, ±Infinity: pandas' "missing", an overflow)
+    as None, and pandas' NA/NaT as None: JSON has no such numbers, and ``json`` would write the
+    invalid tokens ``NaN``/``Infinity`` that other programs refuse."""
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    if type(obj).__module__ == "numpy" and hasattr(obj, "item"):  # a numpy scalar: its Python value
+        obj = obj.item()
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if type(obj).__name__ in ("NAType", "NaTType"):  # pandas' missing markers, not imported here for them
+        return None
+    return obj
+
+
 def print_json(obj) -> None:
-    json.dump(obj, sys.stdout, ensure_ascii=False, indent=1, default=str)
+    """``obj`` as JSON on stdout: strictly valid JSON (a non-finite number is written as null)."""
+    json.dump(finite_json(obj), sys.stdout, ensure_ascii=False, indent=1, default=str, allow_nan=False)
     sys.stdout.write("\n")
 
 
@@ -138,8 +156,16 @@ def actor(args, store=None, login_default: bool = False) -> str:
         else:
             if by and by != claimed:
                 raise PermissionRefused("error.by_needs_as", user=by)
-            password, token = _credential(args)
-            name = store.sign_in(claimed or args.settings.user or None, password=password, token=token).username
+            claimed = claimed or args.settings.user or None
+            if claimed:
+                password, token = _credential(args)
+            elif os.environ.get("RENEWAL_TOKEN"):  # a token names its account
+                password, token = None, os.environ["RENEWAL_TOKEN"].strip()
+            else:  # say what is missing (not "?:" nor "wrong password"), and ask for no password in vain
+                given = getattr(args, "login_password_stdin", False) or bool(os.environ.get("RENEWAL_PASSWORD"))
+                store.record_audit("?", "login", "?", "refused", detail="no --as")
+                raise PermissionRefused("error.password_without_as" if given else "error.no_as")
+            name = store.sign_in(claimed, password=password, token=token).username
     args.proven_actor = name
     return name
 

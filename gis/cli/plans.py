@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from gis.base.errors import InputError
+from gis.base.i18n import t
 from gis.cli.common import actor, add_moment_options, moment_of, open_cli_store, output_path, print_json
 from gis.io import digest as digest_mod
 from gis.io import plans_io
@@ -47,6 +48,9 @@ def cmd_plan(args) -> int:
                 print_json({"baseline": args.baseline, "added": 0, "changed": 0, "unchanged": 0,
                             "rejected": e.params["rejected"]})
             raise
+        if out.get("skipped_examples"):  # said on stderr too, so that a --json reader is not the only one told
+            print(t("plans.skipped_examples", "zh", n=out["skipped_examples"]) + " / "
+                  + t("plans.skipped_examples", "en", n=out["skipped_examples"]), file=sys.stderr)
         if args.json:
             print_json(out)
         else:
@@ -58,7 +62,8 @@ def cmd_plan(args) -> int:
         print_json(row)
         return 0
     if c == "list":
-        df = store.plan_targets(baseline=args.baseline, village=args.village, original=args.original)
+        baseline = store.baseline_name(args.baseline) if args.baseline else None
+        df = store.plan_targets(baseline=baseline, village=args.village, original=args.original)
         rows = _df_rows(df)
         if args.json:
             print_json(rows)
@@ -108,7 +113,8 @@ def cmd_followup(args) -> int:
     elif c == "return":
         out = store.return_followup(args.id, args.text, actor(args, store))
     else:
-        rows = store.followups(open_only=args.open, unit=args.unit, as_of=args.as_of)
+        rows = store.followups(open_only=args.open, unit=store.unit_name(args.unit) if args.unit else None,
+                               as_of=args.as_of)
         if args.json:
             print_json(rows)
         else:
@@ -141,14 +147,15 @@ def register(sub) -> None:
     s.add_argument("-o", "--output", required=True, help="file to write: .xlsx, or .csv (the sheet to fill, UTF-8)")
     s = ps.add_parser("import", help="import targets from a plan spreadsheet (xlsx or csv): all rows or none")
     s.add_argument("file")
-    s.add_argument("--baseline", default="annual", help="baseline name (default: annual, 年初目标)")
+    s.add_argument("--baseline", default="annual", help="an existing baseline (default: annual, 年初目标;"
+                                                         " add others with `plan baseline`)")
     s.add_argument("--reason", help="why an adopted baseline changes")
     s.add_argument("--by")
     s.add_argument("--json", action="store_true")
     s = ps.add_parser("set", help="set one target: CODE reaches STAGE by DUE")
     s.add_argument("code", help="parcel code, village or site (park) code or name")
     s.add_argument("--stage", required=True, help="stage key or label, e.g. signing or 签约")
-    s.add_argument("--due", required=True, help="planned date YYYY-MM-DD")
+    s.add_argument("--due", required=True, help="planned date: 2026-12-31, 2026/12/31, 2026.12.31 or 2026年12月31日")
     s.add_argument("--unit", help="unit responsible (default: the object's)")
     s.add_argument("--note")
     s.add_argument("--baseline", default="annual")
@@ -185,9 +192,10 @@ def register(sub) -> None:
     s = fs.add_parser("add", help="issue an order (leaders and admins)")
     s.add_argument("--on", required=True, help="parcel, village or site code")
     s.add_argument("--unit", help="unit responsible (default: the object's)")
-    s.add_argument("--due", required=True)
+    s.add_argument("--due", required=True, help="due date, today or later (2026-12-31, 2026/12/31)")
     s.add_argument("--text", required=True)
-    s.add_argument("--target", help="the target it is about, e.g. annual/V07/signing")
+    s.add_argument("--target", help="the target it is about: baseline/object/stage, e.g. annual/V07/signing"
+                                    " or annual/V07/签约 (it must exist)")
     s.add_argument("--by")
     for name, needs in (("reply", True), ("close", False), ("return", True)):
         s = fs.add_parser(name, help=f"{name} an order")

@@ -3,9 +3,14 @@
 Columns (Chinese headers; English ones are accepted too):
     对象编号 object     a parcel code (V07-023), a village (V07 or 东沙村) or a site (park code or name)
     目标阶段 stage      the stage to reach: its label (签约) or key (signing)
-    计划完成日期 due    YYYY-MM-DD, or a date cell
+    计划完成日期 due    a date cell, or 2026-12-31 / 2026/12/31 / 2026.12.31 / 2026年12月31日
+                        (``gis.model.plans.parse_plan_date``; 12/31/2026 is refused as ambiguous)
     责任单位 unit       optional: the unit responsible (default: the object's)
     备注 note           optional
+
+The template's example rows say so in their note (``【示例】…``, ``[Example] …``): a row whose
+note starts so is read as ``example: True`` and never becomes a target (``Store.set_targets``
+skips and counts them), so a template filled in below its examples imports as meant.
 
 ``read_plan_file`` gives rows numbered as the spreadsheet numbers them (the
 header is row 1), so that a rejected row can be named; the store validates
@@ -34,6 +39,18 @@ _ALIASES = {**{v: k for k, v in HEADERS_ZH.items()}, **{v: k for k, v in HEADERS
             "对象": "object", "编号": "object", "阶段": "stage", "计划日期": "due", "完成日期": "due",
             "due_date": "due", "code": "object"}
 MAX_ROWS = 200_000
+#: how the note of a template's example row starts (today's templates, and those handed out before them)
+EXAMPLE_MARKS = ("【示例】", "[example]", "示例行", "example:")
+
+
+def is_example(note) -> bool:
+    """Whether a row's note marks it as an example row of the template."""
+    return str(note or "").strip().lower().startswith(EXAMPLE_MARKS)
+
+
+def _both(key: str, **params) -> dict:
+    """A message parameter in both languages (the error picks the one of its message)."""
+    return {lang: t(key, lang, **params) for lang in ("zh", "en")}
 
 
 def _cell(v):
@@ -48,19 +65,21 @@ def _cell(v):
 
 def _rows_from(table: list[list], source: str) -> list[dict]:
     if not table:
-        raise InputError("plans.bad_plan_file", path=source, detail="empty")
+        raise InputError("plans.bad_plan_file", path=source, detail=_both("plans.file_empty"))
     header = [_ALIASES.get(_cell(h), _ALIASES.get(_cell(h).lower())) for h in table[0]]
     missing = [HEADERS_ZH[c] for c in ("object", "stage", "due") if c not in header]
     if missing:
-        raise InputError("plans.bad_plan_file", path=source, detail="missing " + ", ".join(missing))
+        raise InputError("plans.bad_plan_file", path=source,
+                         detail={lang: t("plans.file_missing_columns", lang, columns=sep.join(missing))
+                                 for lang, sep in (("zh", "、"), ("en", ", "))})
     out = []
     for n, values in enumerate(table[1:], start=2):
         row = {c: _cell(v) for c, v in zip(header, values) if c}
         if not any(row.values()):
             continue  # blank lines between blocks of a hand-made sheet
-        out.append({"row": n, **{c: row.get(c, "") for c in COLUMNS}})
+        out.append({"row": n, **{c: row.get(c, "") for c in COLUMNS}, "example": is_example(row.get("note"))})
         if len(out) > MAX_ROWS:
-            raise InputError("plans.bad_plan_file", path=source, detail=f"more than {MAX_ROWS} rows")
+            raise InputError("plans.bad_plan_file", path=source, detail=_both("plans.file_too_long", n=MAX_ROWS))
     return out
 
 
@@ -83,8 +102,9 @@ def read_plan_file(path: Path) -> list[dict]:
 
 
 def template_bytes(store, lang: str = "zh") -> bytes:
-    """The plan template: the five columns with two example rows, and a sheet listing every
-    stage of every pipeline and the villages and sites, so that a planner can type the right words."""
+    """The plan template: the five columns with two example rows (grey, their note starting with
+    ``【示例】``: an import skips them), and a sheet listing every stage of every pipeline and the
+    villages and sites, so that a planner can type the right words."""
     from openpyxl import Workbook
     from openpyxl.styles import Font, PatternFill
 
@@ -108,7 +128,11 @@ def template_bytes(store, lang: str = "zh") -> bytes:
         nxt = store.catalog.pipeline_for(p["kind"]).next_stage(p["stage"] if isinstance(p["stage"], str) else None)
         if nxt:
             ws.append([p["code"], store.catalog.stage_label(p["kind"], nxt, lang),
-                       dt.date(office_today().year, 12, 31), p["unit"] or "", ""])
+                       dt.date(office_today().year, 12, 31), p["unit"] or "", t("plans.template_example_parcel", lang)])
+    grey = Font(italic=True, color="808080")
+    for row in ws.iter_rows(min_row=2):
+        for cell in row:
+            cell.font = grey
     for row in ws.iter_rows(min_row=2, min_col=3, max_col=3):
         for cell in row:
             cell.number_format = "yyyy-mm-dd"

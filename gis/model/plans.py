@@ -22,10 +22,12 @@ evaluated in well under a second (bench/plans.py). Dates are whole days
     rollup(rows, by)                                            -> counts per status
     campaign_summary(evaluation, baseline, start, end, as_of)   -> countdown and completion
     followup_state / followup_allowed / followup_overdue         the 督办 state machine
+    parse_plan_date(value)                                      a planned date as offices write it
 """
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +54,51 @@ FOLLOWUP_MOVES = {
     "return": (("replied",), "returned"),
 }
 FOLLOWUP_OPEN = ("issued", "replied", "returned")
+
+
+#: year first, then month and day, separated by - / . (what Excel writes in Chinese locales: 2026/12/31),
+#: or 2026年12月31日; a time of 00:00 (a date cell saved to CSV) may follow
+_YMD = re.compile(r"(\d{4})\s*(?:[-/.]\s*(\d{1,2})\s*[-/.]\s*(\d{1,2})|年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日?)"
+                  r"(?:[ T]0{1,2}:00(?::00(?:\.0+)?)?)?")
+#: day and month before the year (12/31/2026, 31.12.2026, 1/5/26): which is the month is a guess
+_DAY_FIRST = re.compile(r"\d{1,2}\s*[-/.]\s*\d{1,2}\s*[-/.]\s*\d{2,4}")
+
+
+class PlanDateError(ValueError):
+    """A planned date that cannot be read: ``reason`` is ``invalid`` (no such day, or no date at
+    all), ``ambiguous`` (the day and the month could be either way round) or ``serial`` (a bare number,
+    an Excel date cell that lost its date format)."""
+
+    def __init__(self, value: str, reason: str):
+        super().__init__(f"{reason}: {value}")
+        self.value, self.reason = value, reason
+
+
+def parse_plan_date(value) -> dt.date:
+    """A planned date as planners write it: ``2026-12-31``, ``2026-1-5``, ``2026/12/31`` (Excel in a
+    Chinese locale), ``2026.12.31``, ``2026年12月31日``, or a date (an Excel date cell).
+
+    Raises:
+        PlanDateError: not a real day; day and month first (``12/31/2026``: which is the month?);
+            a bare number (``46387``: an Excel date serial shown without its date format).
+    """
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    text = str(value if value is not None else "").strip()
+    m = _YMD.fullmatch(text)
+    if m:
+        y, mo, d = (int(x) for x in ((m[1], m[2], m[3]) if m[2] else (m[1], m[4], m[5])))
+        try:
+            return dt.date(y, mo, d)
+        except ValueError:
+            raise PlanDateError(text, "invalid") from None
+    if _DAY_FIRST.fullmatch(text):
+        raise PlanDateError(text, "ambiguous")
+    if re.fullmatch(r"\d{1,6}(?:\.0+)?", text):
+        raise PlanDateError(text, "serial")
+    raise PlanDateError(text, "invalid")
 
 
 @dataclass(frozen=True)

@@ -93,7 +93,8 @@ def build_report(store, since: dt.date, until: dt.date | None = None, *, zone: s
     """The figures of a dispatch-meeting pack for ``since``..``until`` (inclusive; default today).
 
     Raises:
-        InputError: ``since`` after ``until``; ``until`` after the office's today; an unknown zone or village.
+        InputError: ``since`` after ``until``; ``until`` after the office's today.
+        NotFoundError: an unknown zone, village or unit.
     """
     today = clock.office_today()
     until = until or today
@@ -104,6 +105,7 @@ def build_report(store, since: dt.date, until: dt.date | None = None, *, zone: s
     step = progress or (lambda done, total, label: None)
     parcels = store.parcels(zone=zone, village=village, geometry=True)
     if unit:
+        unit = store.unit_name(unit)  # a mistyped unit is refused, not an empty pack
         parcels = parcels[parcels["unit"] == unit]
     events = store.events()
     events = events[events["parcel"].isin(parcels["code"])]

@@ -10,7 +10,11 @@ Tables (migration in gis/store/schema.py, both back ends):
 
 Rules, decided here and not by the UI:
   * a target's object is a parcel, a village (all its parcels) or a site (all parcels of a park);
-    its stage must belong to the object's pipeline; its date must be a date;
+    its stage must belong to the object's pipeline; its date must be a date (``plan_date``: the
+    forms offices write, never an ambiguous 12/31/2026); its baseline must exist (the built-in
+    ones are made on first use; a typo is refused, never a new baseline);
+  * an order's due date is today or later; the target it names (``baseline/object/stage``) must
+    be set and concern the order's object; filters (``--unit``, ``--baseline``) name what exists;
   * an adopted baseline is never overwritten: every later change needs a reason and is a new
     revision, so the original stays comparable (``plan_targets(original=True)``);
   * who may plan: an admin or a leader (领导/督查) anywhere, an editor only in their area, a
@@ -20,12 +24,14 @@ Rules, decided here and not by the UI:
 """
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 
 import numpy as np
 import pandas as pd
 
 from gis.auth import accounts
+from gis.base import i18n
 from gis.base.clock import office_today
 from gis.base.errors import ConflictError, InputError, NotFoundError, PermissionRefused
 from gis.model import plans as model
@@ -41,6 +47,36 @@ DEFAULT_BASELINE = "annual"
 TARGET_COLUMNS = ("id", "baseline", "object_type", "object", "stage", "due_date", "unit", "note", "revision",
                   "action", "reason", "recorded_at", "recorded_by")
 PLANNERS = ("admin", "leader")
+#: the state an action leaves an order in, when doing it again would change nothing
+FOLLOWUP_DONE = {"close": "closed", "reply": "replied"}
+
+
+def plan_date(value) -> dt.date:
+    """A planned date (``model.parse_plan_date``: 2026-12-31, 2026/12/31, 2026.12.31, 2026年12月31日, a date).
+
+    Raises:
+        InputError: not a date, an ambiguous one (12/31/2026), a bare number (an Excel serial).
+    """
+    try:
+        return model.parse_plan_date(value)
+    except model.PlanDateError as e:
+        raise InputError(f"plans.due_{e.reason}", value=e.value) from None
+
+
+def _both(key: str, **params) -> dict:
+    """A message parameter in both languages (``RenewalError`` picks the one of the message)."""
+    return {lang: i18n.t(key, lang, **params) for lang in ("zh", "en")}
+
+
+def _plain(record: dict) -> dict:
+    """A row of a frame as plain values: pandas' missing (NaN, None in a string column) as None, numpy numbers
+    as Python ones."""
+    out = {}
+    for k, v in record.items():
+        if hasattr(v, "item") and type(v).__module__ == "numpy":
+            v = v.item()
+        out[k] = None if v is not None and not isinstance(v, str) and pd.isna(v) else v
+    return out
 
 
 def _frame(con, sql: str, params: tuple = ()) -> pd.DataFrame:
@@ -125,7 +161,7 @@ class PlansMixin:
             found = next((s.key for s in pipe.stages if stage in (s.key, s.label_zh, s.label_en)), None)
             if found is None or (key is not None and found != key):
                 raise InputError("plans.stage_not_in_pipeline", stage=stage, object=object_code,
-                                 pipeline=self.catalog.kind(kind).label("zh"))
+                                 pipeline={lang: self.catalog.kind(kind).label(lang) for lang in ("zh", "en")})
             key = found
         return key
 
@@ -172,6 +208,54 @@ class PlansMixin:
                     " VALUES (?,?,?,?,?,?)", (name, label[0], label[1], "plan", utcnow_iso(), by))
         return dict(con.execute("SELECT * FROM plan_baselines WHERE name = ?", (name,)).fetchone())
 
+    def _existing_baseline(self, con, name: str) -> str:
+        """``name`` if it is a baseline (or a built-in one, made on first use), else the refusal.
+
+        Raises:
+            NotFoundError: no such baseline (the message lists them and says how to add one).
+        """
+        name = (name or "").strip()
+        if name in BUILTIN_BASELINES or con.execute("SELECT 1 FROM plan_baselines WHERE name = ?",
+                                                    (name,)).fetchone():
+            return name
+        known = sorted({*BUILTIN_BASELINES, *(r[0] for r in con.execute("SELECT name FROM plan_baselines"))})
+        raise NotFoundError("plans.no_such_baseline", baseline=name, known=", ".join(known))
+
+    def baseline_name(self, name: str) -> str:
+        """``name`` checked against the baselines (a filter such as ``status --baseline``).
+
+        Raises:
+            NotFoundError: no such baseline.
+        """
+        with self._connect() as con:
+            return self._existing_baseline(con, name)
+
+    def unit_names(self) -> list[str]:
+        """Every responsible unit the store knows: of parcels, targets, orders and projects."""
+        with self._connect() as con:
+            tables = self._tables(con)
+            units = {r[0] for r in con.execute("SELECT DISTINCT unit FROM parcels")}
+            for table in ("plan_targets", "followups", "projects"):
+                if table in tables:
+                    units |= {r[0] for r in con.execute(f"SELECT DISTINCT unit FROM {table}")}
+        return sorted(u for u in units if u)
+
+    def unit_name(self, unit: str) -> str:
+        """``unit`` checked against :meth:`unit_names` (a filter such as ``status --unit``).
+
+        Raises:
+            NotFoundError: no such unit (the message lists the known ones).
+        """
+        unit = (unit or "").strip()
+        known = self.unit_names()
+        if unit in known:
+            return unit
+        near = [u for u in known if unit and (unit in u or u in unit)]
+        shown = near or known
+        more = "…" if len(shown) > 20 else ""
+        raise NotFoundError("plans.no_such_unit", unit=unit,
+                            known={"zh": "、".join(shown[:20]) + more, "en": ", ".join(shown[:20]) + more})
+
     def plan_baselines(self, as_recorded=None) -> list[dict]:
         """Every baseline: name, label, kind (``plan``/``campaign``), start/end, adopted_at/by, targets.
 
@@ -205,8 +289,8 @@ class PlansMixin:
         name = (name or "").strip()
         if not name or kind not in ("plan", "campaign"):
             raise InputError("plans.bad_baseline", baseline=name)
-        s = parse_date(start).isoformat() if start else None
-        e = parse_date(end).isoformat() if end else None
+        s = plan_date(start).isoformat() if start else None
+        e = plan_date(end).isoformat() if end else None
         if kind == "campaign" and not (s and e):
             raise InputError("plans.campaign_dates", baseline=name)
         if s and e and e < s:
@@ -236,8 +320,9 @@ class PlansMixin:
             by, user = self._acting(con, by)
             self._require_leader(user, "plan adopt")
             row = self._baseline_row(con, name, create=name in BUILTIN_BASELINES, by=by)
-            if row["adopted_at"]:
-                raise ConflictError("plans.adopted_already", baseline=name, at=row["adopted_at"])
+            if row["adopted_at"]:  # a repeat of a finished action: a conflict (exit 4) that says so
+                raise ConflictError("plans.adopted_already", baseline=name, at=i18n.local_time(row["adopted_at"]),
+                                    by=row["adopted_by"] or "-")
             con.execute("UPDATE plan_baselines SET adopted_at = ?, adopted_by = ? WHERE name = ?",
                         (utcnow_iso(), by, name))
             after = self._baseline_row(con, name)
@@ -264,10 +349,10 @@ class PlansMixin:
         if otype == "project":  # a project's target is its monthly investment plan (gis/store/projects.py)
             raise InputError("projects.target_on_project", object=code)
         stage = self._plan_stage(members, r.get("stage"), code)
-        due = str(r.get("due") or "").strip()
-        if not due:
+        due = r.get("due")
+        if due is None or not str(due).strip():
             raise InputError("plans.no_due", object=code)
-        due = parse_date(due).isoformat()
+        due = plan_date(due).isoformat()
         n = r.get("row")
         if (code, stage) in seen:
             raise InputError("plans.duplicate_row", object=code, row=seen[(code, stage)])
@@ -287,6 +372,8 @@ class PlansMixin:
         valid, rejected, seen = [], [], {}
         for i, r in enumerate(rows):
             r = {"row": i + 1, **r}
+            if r.get("example"):  # the template's example row (gis/io/plans_io.py): never a target
+                continue
             try:
                 valid.append(self._check_row(universe, r, seen))
             except (InputError, NotFoundError) as e:
@@ -297,18 +384,31 @@ class PlansMixin:
                     reason: str | None = None) -> dict:
         """Set many targets in one transaction (a plan import): all land, or none.
 
-        Returns ``{"baseline", "added", "changed", "unchanged", "rejected": [], "data_version"}``.
+        Rows marked ``example`` (the template's example rows, see gis/io/plans_io.py) are skipped and
+        counted. Returns ``{"baseline", "added", "changed", "unchanged", "skipped_examples", "rejected": [],
+        "data_version"}``.
 
         Raises:
+            NotFoundError: no such baseline (only the built-in ones are made on first use; others are
+                added with ``add_baseline``); nothing is written.
             InputError: a row is bad (``params["rejected"]`` lists every bad row with its number
                 and reason) or the baseline is adopted and no reason is given; nothing is written.
             PermissionRefused: ``by`` may not plan one of the objects (the row is named).
         """
+        return self._write_targets(rows, by, baseline, reason, single=False)
+
+    def _write_targets(self, rows: list[dict], by: str, baseline: str | None, reason: str | None,
+                       single: bool) -> dict:
+        """:meth:`set_targets`; ``single``: one target set by hand, whose refusal names no row."""
         by = self._require_author(by)
         baseline = (baseline or DEFAULT_BASELINE).strip()
+        with self._connect() as con:
+            baseline = self._existing_baseline(con, baseline)
+        skipped = sum(1 for r in rows if r.get("example"))
         valid, rejected = self.check_targets(rows)
         if rejected:
-            raise InputError("plans.import_rejected", n=len(rejected),
+            one = len(rejected) == 1
+            raise InputError("plans.import_rejected_one" if one else "plans.import_rejected", n=len(rejected),
                              rows=", ".join(str(r["row"]) for r in rejected), rejected=rejected)
         reason = (reason or "").strip() or None
         now = utcnow_iso()
@@ -318,7 +418,10 @@ class PlansMixin:
                 try:
                     self._require_plan(user, v["object"], v["_members"])
                 except PermissionRefused as e:
-                    raise PermissionRefused("plans.refused_row", row=v["row"], detail=e.message("zh")) from None
+                    if single:
+                        raise
+                    raise PermissionRefused("plans.refused_row", row=v["row"],
+                                            detail={lang: e.message(lang) for lang in ("zh", "en")}) from None
             base = self._baseline_row(con, baseline, create=True, by=by)
             current = self._current_targets(con, baseline)
             added = changed = unchanged = 0
@@ -348,7 +451,7 @@ class PlansMixin:
                                    "revision": r[7]}, reason or "")
             version = con.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchone()[0]
         return {"baseline": baseline, "added": added, "changed": changed, "unchanged": unchanged,
-                "rejected": [], "data_version": int(version)}
+                "skipped_examples": skipped, "rejected": [], "data_version": int(version)}
 
     def set_target(self, obj: str, stage: str, due, by: str, baseline: str = DEFAULT_BASELINE,
                    unit: str | None = None, note: str | None = None, reason: str | None = None) -> dict:
@@ -360,10 +463,11 @@ class PlansMixin:
         """
         row = {"row": 1, "object": obj, "stage": stage, "due": due, "unit": unit, "note": note}
         with self._connect() as con:
+            baseline = self._existing_baseline(con, baseline or DEFAULT_BASELINE)
             v = self._check_row(self._plan_universe(con), row, {})  # its own error, not an import summary
-        self.set_targets([row], by, baseline, reason)
-        t = self.plan_targets(baseline=baseline or DEFAULT_BASELINE)
-        return t[(t["object"] == v["object"]) & (t["stage"] == v["stage"])].iloc[0].to_dict()
+        self._write_targets([row], by, baseline, reason, single=True)
+        t = self.plan_targets(baseline=baseline)
+        return _plain(t[(t["object"] == v["object"]) & (t["stage"] == v["stage"])].iloc[0].to_dict())
 
     @staticmethod
     def _unit_of(members: list[dict]) -> str | None:
@@ -443,8 +547,12 @@ class PlansMixin:
         most late first, then one per stalled parcel (``status: "stalled"``, days_in_stage).
 
         Raises:
-            NotFoundError: unknown village or zone.
+            NotFoundError: unknown village, zone, unit or baseline.
         """
+        if baseline:
+            baseline = self.baseline_name(baseline)
+        if unit:
+            unit = self.unit_name(unit)
         ev = evaluation or self.plan_status(as_of, baseline=baseline)
         t, p = ev.targets, ev.stalled()
         if village:
@@ -543,27 +651,42 @@ class PlansMixin:
         out = dict(row)
         last = con.execute("SELECT state, at, actor, text FROM followup_events WHERE followup = ?"
                            " ORDER BY id DESC LIMIT 1", (fid,)).fetchone()
-        out["state"] = last["state"]
+        out["state"], out["last_at"] = last["state"], last["at"]
         return out
 
     def issue_followup(self, on: str, unit: str | None, due, text: str, by: str, target: str | None = None) -> dict:
         """Issue an order (督办) on a parcel, village or site, to ``unit``, due on ``due``.
 
+        ``target`` (optional) names the target the order is about, ``baseline/object/stage``
+        (``annual/V07/签约``: object and stage by code or label); it is stored as
+        ``baseline/code/stage key``.
+
         Raises:
-            NotFoundError: unknown object; InputError: no text or a bad date;
+            NotFoundError: unknown object, baseline or target; InputError: no text, a bad date, a due
+            date before today (the order would be overdue the moment it is issued), a target that is not
+            ``baseline/object/stage`` or is about other parcels than the order;
             PermissionRefused: ``by`` is not a leader or an admin.
         """
         by = self._require_author(by)
         text = (text or "").strip()
         if not text:
             raise InputError("plans.no_text")
-        if not str(due or "").strip():
+        if due is None or not str(due).strip():
             raise InputError("plans.no_due", object=str(on))
-        due_s = parse_date(str(due).strip()).isoformat()
+        due_d = plan_date(due)
+        today = office_today()
+        if due_d < today:
+            raise InputError("plans.followup_due_past", due=due_d.isoformat(), today=today.isoformat())
+        due_s = due_d.isoformat()
         with self._refusals_logged(by, "followup_issue", str(on)), self._connect(write=True) as con:
             by, user = self._acting(con, by)
             self._require_leader(user, "followup add")
-            otype, code, members = self._resolve_object(self._plan_universe(con), on)
+            universe = self._plan_universe(con)
+            otype, code, members = self._resolve_object(universe, on)
+            if target is not None and str(target).strip():
+                target = self._target_ref(con, universe, str(target).strip(), code, members)
+            else:
+                target = None
             unit = (unit or "").strip() or (self._project_row(con, code)["unit"] if otype == "project" else None) \
                 or self._unit_of(members) or ""
             now = utcnow_iso()
@@ -576,6 +699,27 @@ class PlansMixin:
             after = {"id": int(fid), "on": code, "unit": unit, "due": due_s, "state": "issued"}
             self._audit(con, by, "followup_issue", code, "ok", None, after, text)
         return self.followup(fid)
+
+    def _target_ref(self, con, universe: dict, ref: str, on: str, on_members: list[dict]) -> str:
+        """``baseline/object/stage`` checked: the baseline exists, the object and the stage resolve, the
+        target is set (not withdrawn), and it concerns the parcels of the order's object ``on``.
+
+        Raises:
+            InputError: not three parts, or a target about other parcels; NotFoundError: unknown
+            baseline or object, no such target.
+        """
+        parts = [x.strip() for x in ref.split("/")]
+        if len(parts) != 3 or not all(parts):
+            raise InputError("plans.bad_target_ref", target=ref)
+        baseline = self._existing_baseline(con, parts[0])
+        _, code, members = self._resolve_object(universe, parts[1])
+        stage = self._plan_stage(members, parts[2], code)
+        current = self._current_targets(con, baseline).get((baseline, code, stage))
+        if current is None or current["action"] == "withdraw":
+            raise NotFoundError("plans.no_such_target", target=ref, baseline=baseline, object=code, stage=parts[2])
+        if not {m["code"] for m in members} & {m["code"] for m in on_members}:
+            raise InputError("plans.target_elsewhere", target=ref, object=code, on=on)
+        return f"{baseline}/{code}/{stage}"
 
     def _move_followup(self, fid, action: str, text: str, by: str, text_needed: bool) -> dict:
         by = self._require_author(by)
@@ -600,8 +744,11 @@ class PlansMixin:
                     raise PermissionRefused("plans.refused_close", user=user.username, id=f["id"],
                                             issuer=f["issued_by"])
             state = model.followup_next(f["state"], action)
-            if state is None:
-                raise ConflictError("plans.followup_state", id=f["id"], state=f["state"], action=action)
+            if state is None:  # a repeat of a finished action (closing a closed order) is a conflict too: exit 4
+                done = FOLLOWUP_DONE.get(action) == f["state"]
+                raise ConflictError("plans.followup_done_already" if done else "plans.followup_state", id=f["id"],
+                                    state=_both(f"plans.state_{f['state']}"), action=_both(f"plans.verb_{action}"),
+                                    at=i18n.local_time(f.get("last_at")) or "-")
             con.execute("INSERT INTO followup_events (followup, action, state, text, at, actor) VALUES (?,?,?,?,?,?)",
                         (f["id"], action, state, text or None, utcnow_iso(), by))
             self._bump(con)
