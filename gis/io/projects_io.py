@@ -86,7 +86,10 @@ def rows_from_table(table: list[list], source: str, year: int | None = None) -> 
     header = [_header(h, year) for h in table[0]]
     missing = [HEADERS_ZH[c] for c in REQUIRED if c not in header]
     if missing:
-        raise InputError("projects.bad_file", path=source, detail="missing " + "、".join(missing))
+        raise InputError("projects.bad_file", path=source, detail={
+            "zh": t("ledger.missing_columns", "zh", columns="、".join(missing)),
+            "en": t("ledger.missing_columns", "en", columns=", ".join(f"{m} ({c})" for m, c in zip(
+                missing, [c for c in REQUIRED if c not in header])))})
     out = []
     for n, values in enumerate(table[1:], start=2):
         cells = [(h, _cell(v)) for h, v in zip(header, values) if h is not None]
