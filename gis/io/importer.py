@@ -668,12 +668,8 @@ def check_stages(cat, values: dict, kinds: np.ndarray, ok: np.ndarray, rows: "Ro
             """A stage key of the kind's pipeline from a key or a label; "" for not started; None if unknown."""
             if (kind, v) not in memo:
                 low = v.lower()
-                key = "" if low in ("not_started", "未启动", "not started") else None
-                for st in cat.pipeline_for(kind).stages:
-                    if low in (st.key.lower(), st.label_zh.lower(), st.label_en.lower()) or v == st.label_zh.split("（")[0]:
-                        key = st.key
-                        break
-                memo[(kind, v)] = key
+                memo[(kind, v)] = "" if low in ("not_started", "未启动", "not started") else \
+                    cat.pipeline_for(kind).key_of(v)  # the resolver advance and the filters use
             return memo[(kind, v)]
 
         for i in np.flatnonzero(ok & (values["stage"] != "")):
