@@ -255,7 +255,9 @@ def test_import_of_an_exported_geopackage_brings_its_attachments_back(tiny_store
     back = tiny_store.attachments("V01-001")
     assert sorted(a.caption for a in back) == ["拆除前", "现场东侧"]
     a = next(a for a in back if a.caption == "现场东侧")
-    assert a.kind == "photo" and a.taken_at.startswith("2026-05-20T10:30") and a.added_by == "导入员"
+    # a store without accounts believes the file (as for its carried events): who added it, and when
+    assert a.kind == "photo" and a.taken_at.startswith("2026-05-20T10:30") and a.added_by == "张伟"
+    assert a.added_at == src.attachment(ev["photo"].id).added_at
     data = tiny_store.attachment_data(a.id)
     assert SERIAL.encode() not in data and tiny_store.attachment_thumbnail(a.id)[:3] == b"\xff\xd8\xff"
     docs = tiny_store.attachments("V01-002")  # the parcel's own and its events'
@@ -264,6 +266,7 @@ def test_import_of_an_exported_geopackage_brings_its_attachments_back(tiny_store
     # the same file again: the attachments are known (by the store's sha256 the export carried), stored once
     again = import_file(tiny_store, exported, by="导入员")
     assert again["attachments_written"] == 0 and len(tiny_store.attachments("V01-001")) == 2
+    assert again["attachments_present"] == again["attachments"] == 4  # counted as there already, not lost
 
 
 def test_an_import_into_an_empty_store_links_documents_to_the_carried_events(tiny_store_template, tmp_path, catalog):

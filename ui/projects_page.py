@@ -211,7 +211,7 @@ def _files() -> None:
                        file_name=tr("projects_ui.template_file"), on_click="ignore",
                        mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                        icon=":material/download:", key="proj-template")
-    up = st.file_uploader(tr("projects_ui.upload"), type=["xlsx"], key="proj-upload")
+    up = st.file_uploader(tr("projects_ui.upload"), type=["xlsx", "csv", "txt"], key="proj-upload")
     if up is None:
         return
     with st.form("proj-import"):
@@ -227,8 +227,11 @@ def _files() -> None:
                             "row": tr("projects_ui.row"), "code": tr("projects_ui.code"),
                             "reason": tr("ui.reason")}), hide_index=True, width="stretch", key="proj-rejected")
                     raise
-                st.session_state["flash"] = tr("projects_ui.imported", added=out.get("added", 0),
-                                               changed=out.get("updated", 0))
+                said = [tr("projects_ui.imported", added=out.get("added", 0), changed=out.get("updated", 0)),
+                        tr("ledger.blanks_kept")]
+                if out.get("examples_skipped"):
+                    said.append(tr("ledger.examples_skipped", n=out["examples_skipped"]))
+                st.session_state["flash"] = "；".join(said) if lang() == "zh" else "; ".join(said)
                 st.rerun()
 
 

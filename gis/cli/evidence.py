@@ -28,7 +28,7 @@ def read_files(paths) -> list[tuple[str, bytes]]:
     """``(file name, bytes)`` of each path, refusing a missing file or one over the size cap before reading it.
 
     Raises:
-        InputError: a path that is not a readable file, or too large.
+        InputError: a folder, a path that is not a readable file, or too large.
     """
     out = []
     for p in paths or ():

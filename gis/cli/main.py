@@ -37,6 +37,7 @@ from gis.maps.basemaps import required_export_basemap
 from gis.maps.cadastre_tiles import cadastre_tiles
 from gis.model.board import village_progress
 from gis.model.catalog import load_layer_catalog
+from gis.model.pipelines import parse_share
 from gis.printing.briefing import (
     default_raster,
     render_atlas,
@@ -149,16 +150,17 @@ def _codes(store, args, blocked: bool | None = None) -> tuple[list[str], bool]:
 
 def cmd_advance(args) -> int:
     store = open_cli_store(args)
+    share = parse_share(args.share)  # checked before anything is read or written
     codes, single = _codes(store, args)
     files = evidence.evidence_of(args, single)
     if single:
         ev = store.advance(codes[0], args.to, args.date, actor(args, store), note=args.note or "",
-                           correction=args.correction, share=args.share, expected_version=args.expect_version,
+                           correction=args.correction, share=share, expected_version=args.expect_version,
                            evidence=files)
         print_json({"event": ev.as_dict(), "parcel": store.parcel(codes[0], args.lang)})
         return 0
     events = store.advance_many(codes, args.to, args.date, actor(args, store), note=args.note or "",
-                                correction=args.correction, share=args.share)
+                                correction=args.correction, share=share)
     print_json({"parcels": len(events), "events": [e.as_dict() for e in events]})
     return 0
 
@@ -182,7 +184,7 @@ def _selection_options(s, what: str) -> None:
     sel = s.add_argument_group(f"or select the parcels to {what} (instead of codes)")
     for opt in ("village", "zone", "kind"):
         sel.add_argument(f"--{opt}", dest=f"select_{opt}", metavar=opt.upper(), help=f"the parcels of this {opt}")
-    sel.add_argument("--stage", dest="select_stage", metavar="STAGE", help="the parcels at this stage (not_started for none)")
+    sel.add_argument("--stage", dest="select_stage", metavar="STAGE", help="the parcels at this stage: key or label, e.g. demolition or 拆除 (not_started for none)")
 
 
 def cmd_history(args) -> int:
@@ -451,12 +453,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("advance", help="move a parcel (or several, all or none) to a stage")
     _selection_options(s, "advance")
-    s.add_argument("--to", required=True, help="stage key, e.g. signing")
+    s.add_argument("--to", required=True, help="stage key or label, e.g. signing or 签约")
     s.add_argument("--date", help="business date YYYY-MM-DD (default: today)")
     s.add_argument("--by", help="who records this")
     s.add_argument("--note", default="")
     s.add_argument("--correction", help="reason, to go back or skip as a correction")
-    s.add_argument("--share", type=float, help="share for a gated stage, e.g. 0.86 for a vote")
+    s.add_argument("--share", help="share for a gated stage: a fraction 0–1 (0.86) or a percentage with its sign"
+                                   " (86%%); a bare 86 is refused")
     s.add_argument("--expect-version", type=int_range(0, 2**62),
                    help="the parcel's version as read; if someone changed it since, exit 4 and write nothing")
     s.add_argument("--evidence", action="append", metavar="FILE",

@@ -14,9 +14,11 @@ Amounts are in 万元, the unit the offices report in.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from gis.base.errors import InputError
+from gis.base.i18n import t
 from gis.cli.common import YEAR, actor, int_range, open_cli_store, output_path, print_json
 from gis.io import projects_io
 from gis.io.templates import TEMPLATE_SUFFIXES
@@ -48,6 +50,11 @@ def cmd_project(args) -> int:
             print_json(out)
         else:
             print(f"+{out['added']} ~{out['updated']} ={out['unchanged']}")
+        # how the import read the sheet, said every time: blanks keep, example rows are not data
+        notes = [t("ledger.blanks_kept", lang) for lang in ("zh", "en")]
+        if out.get("examples_skipped"):
+            notes += [t("ledger.examples_skipped", lang, n=out["examples_skipped"]) for lang in ("zh", "en")]
+        print(" / ".join(notes), file=sys.stderr)
         return 0
     if c == "list":
         rows = store.projects(list_name=args.list, industry=args.industry, as_of=args.as_of, lang=args.lang)
@@ -71,17 +78,17 @@ def cmd_project(args) -> int:
                                          correction=args.correction))
         return 0
     if c == "dispatch":
-        t = model.dispatch_table(store, args.date, cadence="weekly" if args.weekly else None)
-        t["behind_plan"] = _round(t["behind_plan"])
+        table = model.dispatch_table(store, args.date, cadence="weekly" if args.weekly else None)
+        table["behind_plan"] = _round(table["behind_plan"])
         if args.json:
-            print_json(t)
+            print_json(table)
         else:
-            n = t["counts"]
-            print(f"{t['day']} {t['cadence']}: {n['reported']}/{n['dispatched']} reported, "
+            n = table["counts"]
+            print(f"{table['day']} {table['cadence']}: {n['reported']}/{n['dispatched']} reported, "
                   f"{n['missing']} missing, {n['behind_plan']} behind plan")
-            for r in t["missing"]:
+            for r in table["missing"]:
                 print(f"  missing  {r['code']:<10} {r['unit'] or '':<16} {r['name']}")
-            for r in t["behind_plan"]:
+            for r in table["behind_plan"]:
                 print(f"  behind   {r['code']:<10} {r['invested_year']:>10,.0f} / {r['expected_by_now']:>10,.0f}  "
                       f"{r['name']}")
         return 0

@@ -668,12 +668,8 @@ def check_stages(cat, values: dict, kinds: np.ndarray, ok: np.ndarray, rows: "Ro
             """A stage key of the kind's pipeline from a key or a label; "" for not started; None if unknown."""
             if (kind, v) not in memo:
                 low = v.lower()
-                key = "" if low in ("not_started", "未启动", "not started") else None
-                for st in cat.pipeline_for(kind).stages:
-                    if low in (st.key.lower(), st.label_zh.lower(), st.label_en.lower()) or v == st.label_zh.split("（")[0]:
-                        key = st.key
-                        break
-                memo[(kind, v)] = key
+                memo[(kind, v)] = "" if low in ("not_started", "未启动", "not started") else \
+                    cat.pipeline_for(kind).key_of(v)  # the resolver advance and the filters use
             return memo[(kind, v)]
 
         for i in np.flatnonzero(ok & (values["stage"] != "")):
@@ -835,13 +831,15 @@ def area_warnings(fields: FieldValues, plan_gdf: gpd.GeoDataFrame, lang: str) ->
 
 
 def carried_history(store, raw: RawLayer, plan_gdf: gpd.GeoDataFrame, today: dt.date) -> list[dict]:
-    """Stage events the file carries (an exported GeoPackage's), for the parcels new to the store, checked like
-    live events (:func:`check_carried_history`).
+    """Stage events the file carries (an exported GeoPackage's), for the parcels it writes — new ones, and
+    those already stored (the store keeps of those only the events after its own history, when its history
+    is where the file's begins: ``Store.upsert_parcels``), checked like live events
+    (:func:`check_carried_history`).
 
     Raises:
         InputError: ``import.bad_history`` naming every bad row.
     """
-    new = plan_gdf[plan_gdf["status"] == "new"]
+    new = plan_gdf[plan_gdf["status"].isin(("new", "update"))]
     ends = {}
     if "stage" in new.columns and "stage_given" in new.columns:
         ends = {c: (st if isinstance(st, str) and st else None)
@@ -915,6 +913,7 @@ def check_attachments(raw: RawLayer, codes: set[str]) -> tuple[list[dict], int]:
         path, row = raw.media_path, m.row_id
         items.append({"code": m.code, "filename": m.filename, "caption": m.caption, "restricted": m.restricted,
                       "event": m.event, "known_sha256": {s for s in (m.sha256, m.store_sha256) if s},
+                      "added_by": m.added_by, "added_at": m.added_at,
                       "data": lambda path=path, row=row: media_data(path, row)})
     if problems:
         shown = problems[:LIST_CAP]
@@ -1108,7 +1107,8 @@ def commit_import(store, plan: ImportPlan, by: str, today: dt.date | None = None
                                   attachments=plan.attachments)
     report.update(dry_run=False, committed=True, new=result["inserted"], updated=result["updated"],
                   features_imported=result["inserted"] + result["updated"], events_written=result["events"],
-                  attachments_written=result.get("attachments", 0), data_version=result["data_version"])
+                  attachments_written=result.get("attachments", 0),
+                  attachments_present=result.get("attachments_present", 0), data_version=result["data_version"])
     return report
 
 

@@ -195,6 +195,8 @@ class MediaRow:
     store_sha256: str | None   # as the exporting store had it (before personal EXIF was stripped)
     restricted: bool
     event: dict | None         # the exported stage event it documents: parcel, action, to_stage, event_date
+    added_by: str | None = None  # who added it, and when, as the exporting store recorded
+    added_at: str | None = None
 
 
 def read_media(path: Path | str, layer: str) -> list[MediaRow] | None:
@@ -220,14 +222,15 @@ def read_media(path: Path | str, layer: str) -> list[MediaRow] | None:
             sql = (f'SELECT m."{key}" AS row_id, b."code" AS code, m.content_type, {opt("filename")} AS filename,'
                    f' {opt("caption")} AS caption, length(m.data) AS size, {opt("sha256")} AS sha256,'
                    f' {opt("store_sha256")} AS store_sha256, {opt("restricted", "0")} AS restricted,'
-                   f' {opt("event_id")} AS event_id'
+                   f' {opt("event_id")} AS event_id, {opt("added_by")} AS added_by, {opt("added_at")} AS added_at'
                    f' FROM "{mapping}" x JOIN "{layer}" b ON b."{r["base_primary_column"]}" = x.base_id'
                    f' JOIN "{media}" m ON m."{key}" = x.related_id ORDER BY x.rowid')
             for row in con.execute(sql):
                 out.append(MediaRow(int(row["row_id"]), str(row["code"]), row["content_type"] or "",
                                     row["filename"] or f"attachment-{row['row_id']}", row["caption"] or "",
                                     int(row["size"] or 0), row["sha256"], row["store_sha256"],
-                                    bool(row["restricted"]), events.get(row["event_id"])))
+                                    bool(row["restricted"]), events.get(row["event_id"]),
+                                    row["added_by"] or None, row["added_at"] or None))
         return out or None
     except sqlite3.Error:
         return None

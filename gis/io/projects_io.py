@@ -66,8 +66,16 @@ def _header(h, year: int):
     return None
 
 
+def is_example(row: dict) -> bool:
+    """Whether a ledger row is the template's example row: its name (or note) is the template's example
+    text, in either language ("示例行，可删除"). A planner who fills the row in renames it, and it counts."""
+    marks = {t("projects.template_example", lang) for lang in ("zh", "en")}
+    return any(str(row.get(f) or "").strip() in marks for f in ("name", "note"))
+
+
 def rows_from_table(table: list[list], source: str, year: int | None = None) -> list[dict]:
-    """Ledger rows from a table whose first row is the header.
+    """Ledger rows from a table whose first row is the header; the template's example row comes marked
+    ``example`` (:func:`is_example`), for the import to skip.
 
     Raises:
         InputError: empty, or a required column is missing.
@@ -78,7 +86,10 @@ def rows_from_table(table: list[list], source: str, year: int | None = None) -> 
     header = [_header(h, year) for h in table[0]]
     missing = [HEADERS_ZH[c] for c in REQUIRED if c not in header]
     if missing:
-        raise InputError("projects.bad_file", path=source, detail="missing " + "、".join(missing))
+        raise InputError("projects.bad_file", path=source, detail={
+            "zh": t("ledger.missing_columns", "zh", columns="、".join(missing)),
+            "en": t("ledger.missing_columns", "en", columns=", ".join(f"{m} ({c})" for m, c in zip(
+                missing, [c for c in REQUIRED if c not in header])))})
     out = []
     for n, values in enumerate(table[1:], start=2):
         cells = [(h, _cell(v)) for h, v in zip(header, values) if h is not None]
@@ -91,6 +102,8 @@ def rows_from_table(table: list[list], source: str, year: int | None = None) -> 
                     row["plan"][h] = v
             else:
                 row[h] = v
+        if is_example(row):
+            row["example"] = True  # the template's own example row: skipped by the import, and counted
         out.append(row)
         if len(out) > MAX_ROWS:
             raise InputError("projects.bad_file", path=source, detail=f"more than {MAX_ROWS} rows")

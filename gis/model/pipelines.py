@@ -7,6 +7,7 @@ back, or skipping, is allowed only as a correction with a reason.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +83,16 @@ class Pipeline:
 
     def stage(self, key: str) -> Stage:
         return self.stages[self.index(key)]
+
+    def key_of(self, value) -> str | None:
+        """The key of the stage ``value`` names: its key, its Chinese or English label (case-insensitive), or
+        the Chinese label's part before a bracket (入库 for 入库（标图建库）); None when none of this pipeline's."""
+        v = str(value or "").strip()
+        low = v.lower()
+        for s in self.stages:
+            if low in (s.key.lower(), s.label_zh.lower(), s.label_en.lower()) or v == s.label_zh.split("（")[0]:
+                return s.key
+        return None
 
     def next_stage(self, current: str | None) -> str | None:
         i = self.index(current)
@@ -182,6 +193,34 @@ class Catalog:
     def is_stage(self, key: str) -> bool:
         return key in self._all_stage_keys
 
+    def stage_key(self, value, kind: str | None = None) -> str:
+        """The stage key a user typed names — the one resolver of stage names for parcels (``advance --to``,
+        ``--stage`` selections, filters): a key as it is, else a Chinese or English label of the stage
+        (:meth:`Pipeline.key_of`) in ``kind``'s pipeline, or, with no kind, in that of any parcel kind.
+        ``not_started``, 未启动 and "not started" give :data:`NOT_STARTED`.
+
+        Raises:
+            StageTransitionError: ``stage_input.unknown``, naming the stages one may give.
+        """
+        v = str(value or "").strip()
+        if v in self._all_stage_keys:
+            return v  # a key: check_transition says if it is not of this pipeline
+        if v.lower() in (NOT_STARTED, "not started") or v == self.phases[NOT_STARTED].label_zh:
+            return NOT_STARTED
+        pipes = [self.pipeline_for(kind)] if kind else list(dict.fromkeys(
+            self.pipelines[k.pipeline] for k in self.kinds.values()))
+        for pipe in pipes:
+            key = pipe.key_of(v)
+            if key is not None:
+                return key
+        stages: dict = {}
+        for s in (s for pipe in pipes for s in pipe.stages):
+            stages.setdefault(s.key, s)  # a key shared by pipelines (clearance, construction) named once
+        stages = list(stages.values())
+        raise StageTransitionError("stage_input.unknown", stage=v, known={
+            "zh": "、".join(f"{s.label_zh}（{s.key}）" for s in stages),
+            "en": ", ".join(f"{s.label_en} ({s.key})" for s in stages)})
+
     def move_needs(self, kind: str, current: str | None, target: str, lang: str = "zh") -> dict:
         """What a form moving a parcel from ``current`` to ``target`` must ask, by the rules
         :meth:`check_transition` applies: ``share`` (the stage gate's minimum share, or None when
@@ -220,7 +259,8 @@ class Catalog:
             StageTransitionError: unknown stage, stage of another pipeline,
                 date in the future or before the current stage's date,
                 a skip or a step back without a correction reason, an unmet gate.
-            InputError: ``evidence.required``, the stage's evidence is missing.
+            InputError: ``evidence.required``, the stage's evidence is missing; ``stage_input.bad_share``,
+                a share that is not a number from 0 to 1.
         """
         pipe = self.pipeline_for(kind)
         if not self.is_stage(target) and target != NOT_STARTED:
@@ -232,6 +272,9 @@ class Catalog:
             raise StageTransitionError("error.future_date", date=date.isoformat())
         if correction is not None and not correction.strip():
             raise StageTransitionError("error.correction_reason")
+        if share is not None and (isinstance(share, bool) or not isinstance(share, (int, float))
+                                  or not math.isfinite(share) or not 0 <= share <= 1):
+            raise InputError("stage_input.bad_share", value=str(share))  # never stored: nan, 85 or -1
         name = self.stage_labels(kind, target)
         if i_to == i_from:
             raise StageTransitionError("error.same_stage", stage=name)
@@ -259,6 +302,28 @@ class Catalog:
             need = {lang: t(f"evidence.need_{stage.evidence}", lang) for lang in ("zh", "en")}
             raise InputError("evidence.required", stage=name, need=need)
         return "advance"
+
+
+def parse_share(value) -> float | None:
+    """A share as a user gives it (a gated stage's vote or signing rate): a fraction from 0 to 1 (``0.85``),
+    or a percentage written with its sign (``85%``, ``85 %``, ``85％``). A bare number above 1 is refused
+    rather than guessed (is ``1`` 100 % or 1 %?). None or blank: None.
+
+    Raises:
+        InputError: ``stage_input.bad_share``: not a number, not finite, negative, above 1 (or 100 %).
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    text = str(value).strip()
+    percent = text.endswith(("%", "％"))
+    try:
+        v = float(text.rstrip("%％").strip()) if isinstance(value, str) else float(value)
+    except (TypeError, ValueError):
+        raise InputError("stage_input.bad_share", value=text) from None
+    v = v / 100 if percent else v
+    if not math.isfinite(v) or not 0 <= v <= 1:
+        raise InputError("stage_input.bad_share", value=text)
+    return v
 
 
 def default_layers_dir() -> Path:

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from gis.base.clock import office_today
 from gis.base.errors import InputError
 from gis.model.pipelines import default_layers_dir
 
@@ -236,9 +237,16 @@ def dispatch_rows(rollup: pd.DataFrame, reports: list[dict], cfg: ProjectConfig,
 
 
 def dispatch_table(store, day=None, cadence: str | None = None) -> dict:
-    """:func:`dispatch_rows` of the store on ``day`` (default: the office's today)."""
+    """:func:`dispatch_rows` of the store on ``day`` (default: the office's today).
+
+    Raises:
+        InputError: not a date, or a day after today (no unit can have reported for it yet: every project
+            would show as missing).
+    """
     cfg = store.project_config
     day = store.project_day(day)
+    if day > office_today():
+        raise InputError("ledger.dispatch_future", date=day.isoformat(), today=office_today().isoformat())
     cadence = cadence or cfg.cadence
     start, end = report_window(day, cadence)
     rollup = store.project_rollup(day.year, day, window_start=start)

@@ -265,9 +265,10 @@ class AttachmentsMixin:
     def _attach_in(self, con, code: str, upload: Upload, by: str, *, target_kind: str = "parcel",
                    event_id: int | None = None, caption: str = "", restricted: bool | None = None,
                    idempotency_key: str | None = None, supersedes: int | None = None,
-                   checked_by: str | None = None) -> Attachment:
+                   checked_by: str | None = None, added: tuple[str, str] | None = None) -> Attachment:
         """Insert one prepared upload inside the caller's transaction (``checked_by``: the name to record,
-        when the caller has checked the permission already, as ``advance`` has)."""
+        when the caller has checked the permission already, as ``advance`` has; ``added``: who added it and
+        when, as an import carries them from a believed source, instead of the writer and now)."""
         target = self._attachment_target(con, code, target_kind)
         code = target["code"]
         if checked_by is not None:
@@ -306,6 +307,7 @@ class AttachmentsMixin:
                               and self._stage_restricted(target["kind"], stage))
         info = upload.info
         now = utcnow_iso()
+        added_by, added_at = added or (by, now)
         new_id = con.execute(
             "INSERT INTO attachments (content_type, target_kind, target_code, event_id, kind, filename, size, sha256,"
             " caption, added_by, added_at, taken_at, lon, lat, direction, width, height, has_script, restricted,"
@@ -313,7 +315,8 @@ class AttachmentsMixin:
             # the same key sent at the same moment by a retry (PostGIS runs them side by side): the first wins
             " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
             (info.content_type, target_kind, code, None if event_id is None else int(event_id), info.kind,
-             upload.filename, info.size, upload.sha256, caption or None, by, now, info.taken_at, info.lon, info.lat,
+             upload.filename, info.size, upload.sha256, caption or None, added_by, added_at, info.taken_at, info.lon,
+             info.lat,
              info.direction, info.width, info.height, int(info.has_script), int(bool(restricted)), key,
              None if old is None else int(old["id"]), upload.thumbnail, upload.data),
         ).fetchone()

@@ -115,6 +115,8 @@ class BulkMixin:
             check_edit = user is not None and user.role != "admin"  # an admin may edit every parcel
             old = {r["code"]: dict(r) for r in con.execute(
                 "SELECT code, kind, stage, unit, zone, village, park FROM parcels")}
+            # a parcel already stored whose history is where the file's begins takes the file's later events
+            tails = self._history_tails(con, history, {str(p["code"]) for p in parcels if str(p["code"]) in old}, old)
             inserts, updates, events, new_codes = [], {}, [], set()
             for p in parcels:
                 code = str(p["code"])
@@ -134,6 +136,9 @@ class BulkMixin:
                     changed = "stage" in given and new_stage != old_stage
                     keys = ("geom", *sorted(given))
                     updates.setdefault(keys, []).append((geoms[code], *(given[k] for k in keys[1:]), now, by, code))
+                    if code in tails and (tails[code][-1].get("to_stage") or None) == (new_stage or None):
+                        continue  # the carried events say how it got there: they stand instead of an import event
+                    tails.pop(code, None)
                     events.append((code, "import", old_stage, new_stage,
                                    (given.get("stage_date") if changed else None) or today_s, now, by,
                                    given.get("unit", old_unit), note or None, None, None))
@@ -158,11 +163,13 @@ class BulkMixin:
                 sets = ", ".join(f"{k} = {self._geom_sql if k == 'geom' else '?'}" for k in keys)
                 con.executemany(f"UPDATE parcels SET {sets}, version = version + 1, updated_at = ?, updated_by = ?"
                                 " WHERE code = ?", rows)
-            carried = self._carried_events(history, new_codes, old, user, by, now)
+            carry = [e for e in history or () if str(e["parcel"]) in new_codes]
+            carried = self._carried_events(carry + [e for tail in tails.values() for e in tail], old, user, by, now)
             con.executemany(event_sql, carried + [(*e, None, None) for e in events])
-            n_attached = self._import_attachments(con, attachments or (), by)
+            n_attached, n_present = self._import_attachments(con, attachments or (), by,
+                                                             trusted=user is None or user.role == "admin")
             if not (inserts or updates or carried or events or n_attached):
-                return {"inserted": 0, "updated": 0, "events": 0, "attachments": 0,
+                return {"inserted": 0, "updated": 0, "events": 0, "attachments": 0, "attachments_present": n_present,
                         "data_version": int(con.execute(
                             "SELECT value FROM meta WHERE key = 'data_version'").fetchone()[0])}  # nothing new
             self._bump(con)
@@ -172,16 +179,49 @@ class BulkMixin:
                         {"inserted": len(inserts), "updated": sum(len(r) for r in updates.values()),
                          "carried": len(carried)}, note)
         return {"inserted": len(inserts), "updated": sum(len(r) for r in updates.values()),
-                "events": len(carried) + len(events), "attachments": n_attached, "data_version": int(version)}
+                "events": len(carried) + len(events), "attachments": n_attached, "attachments_present": n_present,
+                "data_version": int(version)}
 
-    def _import_attachments(self, con, items, by: str) -> int:
-        """Attach what an import carries, inside its transaction; how many were written.
+    def _history_tails(self, con, history, codes: set[str], parcels: dict) -> dict[str, list[dict]]:
+        """The events a file carries for parcels already stored (``codes``) that come after the stored
+        history: only where the stored history is where the file's begins (an export of this store or of a
+        copy of it, moved on since) and the first of them starts at the parcel's stage. A parcel whose
+        histories part ways takes none (its ``import`` event says what changed)."""
+        mine: dict[str, list[dict]] = {}
+        for e in history or ():
+            if str(e["parcel"]) in codes:
+                mine.setdefault(str(e["parcel"]), []).append(e)
+        if not mine:
+            return {}
+        stored: dict[str, list[tuple]] = {}
+        wanted = sorted(mine)
+        for i in range(0, len(wanted), 500):  # bounded IN lists, on both back ends
+            part = wanted[i:i + 500]
+            for r in con.execute("SELECT parcel, action, from_stage, to_stage, event_date FROM stage_events"
+                                 f" WHERE parcel IN ({', '.join('?' * len(part))}) ORDER BY parcel, event_date, id",
+                                 tuple(part)):
+                stored.setdefault(r[0], []).append((r[1], r[2] or None, r[3] or None, str(r[4])))
+        tails = {}
+        for code, evs in mine.items():
+            evs = sorted(evs, key=lambda e: str(e["event_date"]))  # the order of history(); a day keeps file order
+            keys = [(e["action"], e.get("from_stage") or None, e.get("to_stage") or None, str(e["event_date"]))
+                    for e in evs]
+            have = stored.get(code, [])
+            if len(keys) > len(have) and keys[:len(have)] == have \
+                    and (evs[len(have)].get("from_stage") or None) == (parcels[code]["stage"] or None):
+                tails[code] = evs[len(have):]
+        return tails
+
+    def _import_attachments(self, con, items, by: str, trusted: bool = False) -> tuple[int, int]:
+        """Attach what an import carries, inside its transaction; ``(written, already present)``.
 
         Each item is checked as an upload is (``prepare_upload``: real type, caps, thumbnail) when its turn
         comes, so one file's bytes at a time are held; permission as for any attachment (``_attach_in``).
         A document of a stage event is linked to the parcel's event of the same action, stage and date.
+        Who added it and when is the file's where its carried events are believed (``trusted``: an admin's
+        import, or a store without accounts), else the importer's at the import's time.
         """
-        written = 0
+        written = present = 0
         for item in items:
             code = str(item["code"])
             known = sorted(item.get("known_sha256") or ())
@@ -189,6 +229,7 @@ class BulkMixin:
                     "SELECT 1 FROM attachments WHERE target_code = ? AND target_kind IN ('parcel', 'event')"
                     f" AND withdrawn_at IS NULL AND sha256 IN ({', '.join('?' * len(known))})",
                     (code, *known)).fetchone():
+                present += 1
                 continue
             event_id = None
             ev = item.get("event")
@@ -200,14 +241,17 @@ class BulkMixin:
                                           *([ev["to_stage"]] if ev.get("to_stage") else []))).fetchone()
                 event_id = None if row is None else int(row[0])
             upload = prepare_upload(item["data"](), item.get("filename") or "")
+            added = (item.get("added_by"), item.get("added_at")) if trusted and item.get("added_by") \
+                and item.get("added_at") else None
             self._attach_in(con, code, upload, by, target_kind="event" if event_id is not None else "parcel",
                             event_id=event_id, caption=item.get("caption") or "",
-                            restricted=bool(item.get("restricted")))
+                            restricted=bool(item.get("restricted")), added=added)
             written += 1
-        return written
+        return written, present
 
-    def _carried_events(self, history, new_codes, parcels, user, by: str, now: str) -> list[tuple]:
-        """Rows of the events a file carries for its new parcels (``gis.io.importer`` has checked them).
+    def _carried_events(self, history, parcels, user, by: str, now: str) -> list[tuple]:
+        """Rows of the events a file carries that the import keeps (``gis.io.importer`` has checked them):
+        those of its new parcels, and those after the stored history of parcels already stored.
 
         Their stages must be of the parcel's pipeline, whoever imports. Who recorded
         them and when is believed only from an admin, or on a store without accounts
@@ -221,8 +265,6 @@ class BulkMixin:
         rows = []
         for e in history or ():
             code = str(e["parcel"])
-            if code not in new_codes:
-                continue
             frm, to = e.get("from_stage") or None, e.get("to_stage") or None
             pipe = self.catalog.pipeline_for(parcels[code]["kind"])
             pipe.index(frm), pipe.index(to)

@@ -43,12 +43,13 @@ class BulkUpdatesMixin:
         by = self._require_author(by)
         today = today or clock.office_today()  # the office's day, whatever the server's clock zone
         when = parse_date(date, today=today)
-        target = None if to_stage == NOT_STARTED else to_stage
 
         def check(con, row, actor):
             current_date = parse_date(row["stage_date"]) if row["stage_date"] else None
+            stage = self.catalog.stage_key(to_stage, row["kind"])  # a label (签约) names its stage too
+            target = None if stage == NOT_STARTED else stage
             action = self.catalog.check_transition(
-                row["kind"], row["stage"], to_stage, when,
+                row["kind"], row["stage"], stage, when,
                 current_date=current_date, correction=correction, share=share, today=today,
             )
             changes = {"stage": target, "stage_date": when.isoformat() if target else None,

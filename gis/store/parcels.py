@@ -82,10 +82,9 @@ class ParcelsMixin:
         if village:
             df = df[df["village"] == self.village_code(village)]
         if stage:
+            stage = self.catalog.stage_key(stage, kind or None)  # a key, or a stage's Chinese or English label
             if stage == "not_started":
                 df = df[df["stage"].isna()]
-            elif not self.catalog.is_stage(stage):
-                raise StageTransitionError("error.unknown_stage", stage=stage)
             else:
                 df = df[df["stage"] == stage]
         if blocked is not None:
@@ -275,6 +274,7 @@ class ParcelsMixin:
             by = self._may_edit(con, by, row)
             self._check_version(row, expected_version)
             current_date = parse_date(row["stage_date"]) if row["stage_date"] else None
+            to_stage = self.catalog.stage_key(to_stage, row["kind"])  # a label (签约) names its stage too
             action = self.catalog.check_transition(
                 row["kind"], row["stage"], to_stage, when,
                 current_date=current_date, correction=correction, share=share, today=today,

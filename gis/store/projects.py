@@ -23,6 +23,7 @@ Rules, decided here:
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 import sqlite3
 from functools import cached_property
@@ -41,6 +42,8 @@ PROJECT_FIELDS = ("code", "name", "kind", "industry", "investment_total_wan", "u
                   "started_on", "production_on", "completed_on", "stage", "stage_date", "note", "version",
                   "created_at", "updated_at", "updated_by")
 DATE_FIELDS = ("signed_on", "started_on", "production_on", "completed_on")
+LEDGER_DATE_ZH = {"signed_on": "签约日期", "started_on": "开工日期", "production_on": "投产日期",
+                  "completed_on": "竣工日期"}
 #: the date a stage sets when a project reaches it
 STAGE_DATES = {"signed": "signed_on", "started": "started_on", "production": "production_on",
                "completed": "completed_on"}
@@ -74,11 +77,17 @@ def split_cell(value) -> list[str]:
     return out
 
 
+#: the largest sum a ledger cell or a report may hold, 万元 (10^8 万元 = 1 万亿元, a trillion yuan): above it
+#: the figure is a slip (yuan typed as 万元, a stray exponent), not a project
+MAX_WAN = 1e8
+
+
 def amount(value, field: str, required: bool = False) -> float | None:
     """A sum of money in 万元 from a cell: a number, or text such as '1,200.5'.
 
     Raises:
-        InputError: not a number, negative, or missing when required.
+        InputError: not a number, not finite (inf, nan), negative, above :data:`MAX_WAN`, or missing when
+            required.
     """
     if value is None or (isinstance(value, str) and not value.strip()) or (isinstance(value, float) and value != value):
         if required:
@@ -88,9 +97,19 @@ def amount(value, field: str, required: bool = False) -> float | None:
         v = float(str(value).replace(",", "").replace("，", "").strip()) if isinstance(value, str) else float(value)
     except (TypeError, ValueError):
         raise InputError("projects.bad_amount", field=field, value=str(value)) from None
-    if v != v or v < 0:
+    if not math.isfinite(v):
+        raise InputError("ledger.not_finite", field=field, value=str(value))
+    if v < 0:
         raise InputError("projects.bad_amount", field=field, value=str(value))
+    if v > MAX_WAN:
+        raise InputError("ledger.too_large", field=field, value=str(value), max=f"{MAX_WAN:,.0f}")
     return v
+
+
+def _blank(value) -> bool:
+    """A cell left empty (None, '', spaces, a NaN from a table reader)."""
+    return value is None or (isinstance(value, str) and not value.strip()) or \
+        (isinstance(value, float) and value != value) or (isinstance(value, (list, tuple)) and not value)
 
 
 class ProjectsMixin:
@@ -146,8 +165,12 @@ class ProjectsMixin:
             return user is not None and self._may_report(con, user, p)
 
     # ------------------------------------------------------------------ the ledger
-    def _check_project(self, universe: dict, r: dict, seen: dict, existing: dict, stages: dict) -> dict:
-        """One ledger row resolved, or its error raised (InputError, NotFoundError)."""
+    def _check_project(self, universe: dict, r: dict, seen: dict, existing: dict, stored: dict) -> dict:
+        """One ledger row resolved, or its error raised (InputError, NotFoundError).
+
+        For a project already stored a blank cell (or a column the sheet lacks) keeps the stored value, as
+        the plan import does: a re-import of a sheet with gaps never wipes facts (``stored``: code ->
+        the project's facts, lists, parcels and plan). A new project takes blanks as empty."""
         cfg = self.project_config
         code = str(r.get("code") or "").strip()
         if not code:
@@ -155,32 +178,47 @@ class ProjectsMixin:
         if code in seen:
             raise InputError("projects.duplicate_row", code=code, row=seen[code])
         seen[code] = r.get("row")
-        name = str(r.get("name") or "").strip()
+        old = stored.get(code)
+        facts = old["facts"] if old else {}
+
+        def cell(f: str, column: str | None = None):
+            v = r.get(f)
+            return facts.get(column or f) if _blank(v) and old else v
+
+        name = str(cell("name") or "").strip()
         if not name:
             raise InputError("projects.missing", field="项目名称 name")
-        kind = cfg.kind_key(r.get("kind"))
+        kind = cfg.kind_key(cell("kind"))
         if kind is None:
             raise InputError("projects.missing", field="项目类型 kind")
-        total = amount(r.get("investment_total"), "总投资 investment_total", required=True)
+        given_total = cell("investment_total", "investment_total_wan")
+        total = amount(given_total, "总投资 investment_total", required=True)
         if total <= 0:
-            raise InputError("projects.bad_amount", field="总投资 investment_total", value=str(r.get("investment_total")))
+            raise InputError("ledger.total_not_positive", field="总投资 investment_total", value=str(given_total))
         dates = {}
         for f in DATE_FIELDS:
-            v = r.get(f)
-            dates[f] = parse_date(v).isoformat() if v not in (None, "") else None
-        stage = self._project_stage(r.get("stage")) if str(r.get("stage") or "").strip() else None
-        was = stages.get(code)
+            v = cell(f)
+            dates[f] = parse_date(v).isoformat() if not _blank(v) else None
+        self._check_date_order(code, dates)
+        stage = self._project_stage(r.get("stage")) if not _blank(r.get("stage")) else None
+        was = facts.get("stage")
         if stage is not None and was and self.project_pipeline.index(stage) < self.project_pipeline.index(was):
             # going back is a correction with a reason (advance_project), never a side effect of a ledger
             raise InputError("projects.stage_back", code=code, stage=self.project_stage_label(stage),
                              current=self.project_stage_label(was))
-        lists = [cfg.list_key(x) for x in split_cell(r.get("lists"))]
-        parcels = []
-        for x in split_cell(r.get("parcels")):
-            otype, c, _ = self._resolve_object(universe, x)
-            if otype == "project":
-                raise NotFoundError("projects.unknown_parcel", parcel=x)
-            parcels.append((otype, c))
+        if _blank(r.get("lists")) and old:
+            lists = list(old["lists"])
+        else:
+            lists = [cfg.list_key(x) for x in split_cell(r.get("lists"))]
+        if _blank(r.get("parcels")) and old:
+            parcels = list(old["parcels"])
+        else:
+            parcels = []
+            for x in split_cell(r.get("parcels")):
+                otype, c, _ = self._resolve_object(universe, x)
+                if otype == "project":
+                    raise NotFoundError("projects.unknown_parcel", parcel=x)
+                parcels.append((otype, c))
         plan: dict = {}
         for key, v in (r.get("plan") or {}).items():
             y, m = (key if isinstance(key, tuple) else tuple(int(p) for p in str(key).split("-")))
@@ -189,8 +227,11 @@ class ProjectsMixin:
             a = amount(v, f"{y}年{m}月计划 plan {y}-{m:02d}")
             if a is not None:
                 plan[(int(y), int(m))] = a
-        if sum(plan.values()) > total + 1e-6:
-            raise InputError("projects.plan_over_total", code=code, plan=f"{sum(plan.values()):g}", total=f"{total:g}")
+        # the plan of the years the row gives: its months, the stored ones where its cells are blank
+        years = {y for y, _ in plan}
+        whole = {k: a for k, a in (old["plan"] if old else {}).items() if k[0] in years} | plan
+        if sum(whole.values()) > total + 1e-6:
+            raise InputError("projects.plan_over_total", code=code, plan=f"{sum(whole.values()):g}", total=f"{total:g}")
         done = existing.get(code, 0.0)
         if total + 1e-6 < done:
             raise InputError("projects.total_below_done", code=code, total=f"{total:g}", done=f"{done:g}")
@@ -198,10 +239,20 @@ class ProjectsMixin:
         if fp is not None and not isinstance(fp, (bytes, bytearray, memoryview)):
             fp = shapely.to_wkb(fp)
         return {"row": r.get("row"), "code": code, "name": name, "kind": kind,
-                "industry": cfg.industry_key(r.get("industry")), "investment_total_wan": total,
-                "unit": str(r.get("unit") or "").strip() or None, "investor": str(r.get("investor") or "").strip() or None,
-                "note": str(r.get("note") or "").strip() or None, "stage": stage, "lists": lists, "parcels": parcels,
+                "industry": cfg.industry_key(cell("industry")), "investment_total_wan": total,
+                "unit": str(cell("unit") or "").strip() or None, "investor": str(cell("investor") or "").strip() or None,
+                "note": str(cell("note") or "").strip() or None, "stage": stage, "lists": lists, "parcels": parcels,
                 "plan": plan, "footprint": bytes(fp) if fp is not None else None, **dates}
+
+    @staticmethod
+    def _check_date_order(code: str, dates: dict) -> None:
+        """A project is signed, then started, then in production, then completed: the dates given keep that
+        order. Raises InputError: ``ledger.dates_order``, naming both dates."""
+        given = [(f, dates[f]) for f in DATE_FIELDS if dates.get(f)]
+        for (f0, d0), (f1, d1) in zip(given, given[1:]):
+            if d1 < d0:
+                raise InputError("ledger.dates_order", code=code, later={"zh": LEDGER_DATE_ZH[f1], "en": f1},
+                                 later_date=d1, earlier={"zh": LEDGER_DATE_ZH[f0], "en": f0}, earlier_date=d0)
 
     def _project_stage(self, value) -> str | None:
         """The stage key a key or a label names (None: not started). Raises InputError: not a project stage."""
@@ -216,16 +267,24 @@ class ProjectsMixin:
 
     def check_projects(self, rows: list[dict]) -> tuple[list[dict], list[dict]]:
         """Validate ledger rows without writing: ``(valid, rejected)``; a rejected row is
-        ``{"row", "code", "reason"}`` with the reason in Chinese and English."""
+        ``{"row", "code", "reason"}`` with the reason in Chinese and English. Rows marked as the
+        template's example (``example``) are neither: the caller leaves them out."""
         with self._connect() as con:
             universe = self._plan_universe(con)
             existing = self._invested_to_date(con)
-            stages = {r[0]: r[1] for r in con.execute("SELECT code, stage FROM projects")}
+            stored = {r["code"]: {"facts": dict(r), "lists": [], "parcels": [], "plan": {}} for r in con.execute(
+                f"SELECT {', '.join(PROJECT_FIELDS)} FROM projects")}
+            for r in con.execute("SELECT project, list_name FROM project_lists ORDER BY project, list_name"):
+                stored[r[0]]["lists"].append(r[1])
+            for r in con.execute("SELECT project, object_type, code FROM project_parcels ORDER BY project, id"):
+                stored[r[0]]["parcels"].append((r[1], r[2]))
+            for r in con.execute("SELECT project, year, month, planned_wan FROM project_plan"):
+                stored[r[0]]["plan"][(int(r[1]), int(r[2]))] = float(r[3])
         valid, rejected, seen = [], [], {}
         for i, r in enumerate(rows):
             r = {"row": i + 1, **r}
             try:
-                valid.append(self._check_project(universe, r, seen, existing, stages))
+                valid.append(self._check_project(universe, r, seen, existing, stored))
             except (InputError, NotFoundError) as e:
                 rejected.append({"row": r["row"], "code": str(r.get("code") or ""), "reason": e.bilingual()})
         return valid, rejected
@@ -236,17 +295,21 @@ class ProjectsMixin:
         A row: code, name, kind, industry, investment_total (万元), unit, investor, signed_on, started_on,
         production_on, completed_on, stage, lists and parcels (lists, or text separated by 、 or ,),
         plan ``{(year, month) or "YYYY-MM": 万元}``, note, footprint (shapely or WKB), row (its number).
-        An update replaces the project's facts, its lists and parcels, and its plan for the years given;
-        a stage that differs from the stored one is recorded as an ``import`` event.
+        An update replaces the facts, lists, parcels and plan months the row gives; a blank cell (or a
+        column left out) keeps the stored value, as the plan import does. A stage that differs from the
+        stored one is recorded as an ``import`` event. A row marked ``example`` (the template's example
+        row, gis/io/projects_io.py) is skipped and counted.
 
-        Returns ``{"added", "updated", "unchanged", "rejected": [], "data_version"}``.
+        Returns ``{"added", "updated", "unchanged", "rejected": [], "examples_skipped", "blank_cells": "kept",
+        "data_version"}``.
 
         Raises:
             InputError: bad rows (``params["rejected"]`` names each with its number and reason); nothing written.
             PermissionRefused: ``by`` is not an admin or a leader.
         """
         by = self._require_author(by)
-        valid, rejected = self.check_projects(rows)
+        examples = sum(1 for r in rows if r.get("example"))
+        valid, rejected = self.check_projects([r for r in rows if not r.get("example")])
         if rejected:
             raise InputError("projects.import_rejected", n=len(rejected),
                              rows=", ".join(str(r["row"]) for r in rejected), rejected=rejected)
@@ -265,8 +328,7 @@ class ProjectsMixin:
             for v in valid:
                 code, o = v["code"], old.get(v["code"])
                 lists, parcels = sorted(v["lists"]), sorted(f"{t}:{c}" for t, c in v["parcels"])
-                years = {y for y, _ in v["plan"]}
-                plan_old = {(y, m): a for (c, y, m), a in old_plan.items() if c == code and y in years}
+                plan_old = {(y, m): a for (c, y, m), a in old_plan.items() if c == code and (y, m) in v["plan"]}
                 same = o is not None and all(o[f] == v[f] for f in facts) \
                     and (v["stage"] is None or v["stage"] == o["stage"]) \
                     and sorted(old_lists.get(code, [])) == lists and sorted(old_parcels.get(code, [])) == parcels \
@@ -301,8 +363,9 @@ class ProjectsMixin:
                 con.execute("DELETE FROM project_parcels WHERE project = ?", (code,))
                 con.executemany("INSERT INTO project_parcels (project, object_type, code) VALUES (?,?,?)",
                                 [(code, t, c) for t, c in v["parcels"]])
-                for y in sorted(years):
-                    con.execute("DELETE FROM project_plan WHERE project = ? AND year = ?", (code, y))
+                # the months given replace theirs; a blank month keeps what is stored
+                con.executemany("DELETE FROM project_plan WHERE project = ? AND year = ? AND month = ?",
+                                [(code, y, m) for y, m in sorted(v["plan"])])
                 con.executemany("INSERT INTO project_plan (project, year, month, planned_wan) VALUES (?,?,?,?)",
                                 [(code, y, m, a) for (y, m), a in sorted(v["plan"].items())])
             if added or updated:
@@ -310,7 +373,7 @@ class ProjectsMixin:
             self._audit(con, by, "project_import", f"{len(valid)} rows", "ok", None,
                         {"added": added, "updated": updated, "unchanged": unchanged})
         return {"added": added, "updated": updated, "unchanged": unchanged, "rejected": [],
-                "data_version": self.data_version()}
+                "examples_skipped": examples, "blank_cells": "kept", "data_version": self.data_version()}
 
     @staticmethod
     def _stage_date(v: dict) -> str:
@@ -628,8 +691,8 @@ class ProjectsMixin:
 
         Raises:
             NotFoundError: unknown project or report.
-            InputError: a bad or negative amount, a future date, a correction without a reason or of another
-                project's report, or one that would take the invested-to-date above the total investment.
+            InputError: a bad, negative, non-finite or absurd amount, a future date or one before the
+                project's signing, a correction without a reason or of another project's report, or one that would take the invested-to-date above the total investment.
             ConflictError: the report named was corrected already (correct the latest correction).
             PermissionRefused: ``by`` may not report for this project.
         """
@@ -648,6 +711,10 @@ class ProjectsMixin:
             by, user = self._acting(con, by)
             if user is not None:
                 self._require_report(con, user, p)
+            if correction_of is None and p["signed_on"] and when.isoformat() < str(p["signed_on"]):
+                # no investment before the project exists (a correction keeps its original's date)
+                raise InputError("ledger.report_before_signing", code=code, date=when.isoformat(),
+                                 signed=str(p["signed_on"]))
             replaced = 0.0
             if correction_of is not None:
                 orig = con.execute("SELECT id, project, report_date, invested_wan FROM project_reports WHERE id = ?",
@@ -722,7 +789,7 @@ class ProjectsMixin:
         i_from, i_to = pipe.index(p["stage"]), pipe.index(target)
         name = {"zh": self.project_stage_label(target, "zh"), "en": self.project_stage_label(target, "en")}
         if i_to == i_from:
-            raise StageTransitionError("error.same_stage", stage=name)
+            raise StageTransitionError("ledger.same_stage", code=p["code"], stage=name)
         if correction is not None and not correction.strip():
             raise StageTransitionError("error.correction_reason")
         if correction:
