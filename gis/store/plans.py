@@ -158,7 +158,7 @@ class PlansMixin:
         key = None
         for kind in sorted({m["kind"] for m in members}):
             pipe = self.catalog.pipeline_for(kind)
-            found = next((s.key for s in pipe.stages if stage in (s.key, s.label_zh, s.label_en)), None)
+            found = pipe.key_of(stage)  # the one resolver the CLI and the importer use
             if found is None or (key is not None and found != key):
                 raise InputError("plans.stage_not_in_pipeline", stage=stage, object=object_code,
                                  pipeline={lang: self.catalog.kind(kind).label(lang) for lang in ("zh", "en")})
