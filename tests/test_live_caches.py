@@ -40,3 +40,23 @@ def test_the_search_index_is_kept_through_stage_updates_and_rebuilt_for_a_new_na
     again = indexes.of(table, names)
     assert again is not first and again == build_index(table, names)
     assert any(s.code == code and s.name == "更名后的地块" for s in again) and p["name"] != "更名后的地块"
+
+
+def test_the_projects_mark_moves_with_a_project_and_not_with_a_parcels_stage(demo_where):
+    store = open_store_at(demo_where)
+    live = LiveParcels(store)
+    live.current()
+    mark, epoch = store.projects_mark(), live.geometry_epoch
+    _advance_some(store, random.Random(5), 1)
+    live.current()
+    assert store.projects_mark() == mark and live.geometry_epoch == epoch  # the map's footprints are kept
+    code = store.project_footprints()["code"].iat[0]
+    store.report_project(code, office_today(), 12.5, "admin", note="本周完成投资")
+    assert store.projects_mark() != mark
+    mark = store.projects_mark()
+    keys = store.project_pipeline.keys
+    code = next(c for c, s in zip(store.project_footprints()["code"], store.project_footprints()["stage"])
+                if s in keys and keys.index(s) + 1 < len(keys))
+    stage = store.project(code)["stage"]
+    store.advance_project(code, keys[keys.index(stage) + 1], office_today(), "admin")
+    assert store.projects_mark() != mark

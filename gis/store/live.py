@@ -44,6 +44,7 @@ class LiveParcels:
         self.index = None
         self.full_reads = 0  # how often the whole table was read (tests and benchmarks look)
         self.refreshes = 0
+        self.geometry_epoch = 0  # moves on whenever a geometry may have changed (what map caches key on)
 
     def current(self, version: int | None = None):
         """``(table, index)`` at the store's current version (``version``: one the caller already knows)."""
@@ -59,6 +60,7 @@ class LiveParcels:
         table = self.store.parcels()
         self.table, self.index, self.version = table, ParcelIndex(table), version
         self.full_reads += 1
+        self.geometry_epoch += 1
 
     def _refresh(self, version: int) -> None:
         stamp = self._stamp()
@@ -86,6 +88,7 @@ class LiveParcels:
         self.version = version
         if moved:
             self.index = ParcelIndex(self.table)
+            self.geometry_epoch += 1
         self.refreshes += 1
 
     def _stamp(self) -> str | None:
