@@ -2,11 +2,13 @@
 the quick find's index, the parcel table, the map's parcel layer."""
 from __future__ import annotations
 
+import json
 import random
 
 import shapely
 
 from gis.base.clock import office_today
+from gis.maps.mapview import LayerFiles, build_map
 from gis.model.search import SearchIndexes, build_index, village_names
 from gis.store import open_store_at
 from gis.store.live import LiveParcels
@@ -60,3 +62,60 @@ def test_the_projects_mark_moves_with_a_project_and_not_with_a_parcels_stage(dem
     stage = store.project(code)["stage"]
     store.advance_project(code, keys[keys.index(stage) + 1], office_today(), "admin")
     assert store.projects_mark() != mark
+
+
+def _layers(m) -> dict:
+    """``{layer id: data}`` of a map's parcel layers (the data: a JSON URL, or the FeatureCollection inline)."""
+    out, todo = {}, [m]
+    while todo:
+        el = todo.pop()
+        todo.extend(el._children.values())
+        if type(el).__name__ == "_GeoJsonLayer":
+            opts = json.loads(el.options)
+            if opts.get("mode") == "phase":
+                out[opts.get("id") or len(out)] = json.loads(el.data)
+    return out
+
+
+def _features(collection: dict) -> dict:
+    return {f["properties"]["code"]: f for f in collection["features"]}
+
+
+def test_the_maps_parcel_layer_is_patched_and_equals_a_new_one_after_random_writes(demo_where, tmp_path):
+    store = open_store_at(demo_where)
+    live, files = LiveParcels(store), LayerFiles(tmp_path / "layers")
+    context = store.context()
+
+    def drawn():  # the app's map: the layers' files and the patch over them
+        m = build_map(context, live.current()[0], store.catalog, publish=files)
+        return m, _layers(m)
+
+    m, first = drawn()
+    assert m.ratlas_patch == {} and all(isinstance(u, str) for u in first.values())
+    rng = random.Random(11)
+    changed = set()
+    for _ in range(3):
+        changed |= set(_advance_some(store, rng, 2))
+        code = live.current()[0]["code"].iat[rng.randrange(2000)]
+        p = store.parcel(code)
+        store.set_blocked(code, not p["blocked"], "" if p["blocked"] else "权属争议", "admin",
+                          expected_version=p["version"], today=office_today())
+        changed.add(code)
+        m, urls = drawn()
+        assert urls == first  # the same files: the browser fetches nothing new
+        assert {c for patch in m.ratlas_patch.values() for c in patch} == changed
+        # the files with the patch put over them are what a new map would carry inline
+        fresh = _layers(build_map(context, live.current()[0], store.catalog))
+        for layer, url in urls.items():
+            got = _features(json.loads((tmp_path / "layers" / url.rsplit("/", 1)[1]).read_text()))
+            for code, props in m.ratlas_patch.get(layer, {}).items():
+                got[code]["properties"] = props
+            assert got == _features(fresh[list(urls).index(layer)])
+    # a parcel's new outline: a new file
+    table = live.current()[0]
+    code = table["code"].iat[5]
+    store.upsert_parcels([{"code": code, "name": table["name"].iat[5], "kind": table["kind"].iat[5],
+                           "geom": shapely.to_wkb(shapely.buffer(table.geometry.iat[5], 0.0001))}],
+                         by="admin", today=office_today())
+    m, urls = drawn()
+    assert urls != first

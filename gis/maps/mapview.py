@@ -44,8 +44,10 @@ import hashlib
 import json
 import math
 import os
+import threading
 import time
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
 
 import folium
@@ -157,6 +159,8 @@ class LayerFiles:
         self.url_prefix = url_prefix.rstrip("/")
         self.keep, self.keep_s = keep, keep_s
         self._memo: dict[int, tuple[str, str]] = {}  # id(text) -> (text, url): cached texts are the same str
+        self._bases: dict = {}  # parcel layers: key -> _Base (what the map's script fetches, and what changed since)
+        self._lock = threading.Lock()
 
     def __call__(self, text: str) -> str:
         hit = self._memo.get(id(text))
@@ -176,6 +180,46 @@ class LayerFiles:
         self._memo[id(text)] = (text, url)
         return url
 
+    def patched(self, key, gdf, props: list[dict]) -> tuple[str, dict]:
+        """A parcel layer as ``(url, patch)``: the URL of a file published earlier for the same parcels
+        (``key`` and the same codes, in order, with the same geometries) and ``{code: properties}`` of every
+        parcel whose properties changed since, which the map applies over that file
+        (:func:`patch_group`). A stage update then leaves the map's script, and the 2 MB file the
+        browser holds, as they were (issue 19); more than :data:`MAX_PATCHED` changed parcels, other
+        parcels or a moved geometry: a new file."""
+        codes = tuple(p.get("code") for p in props)
+        geoms = np.asarray(gdf.geometry.values, dtype=object)
+        full = (key, hash(codes))
+        with self._lock:
+            base = self._bases.get(full)
+            if base is not None and base.codes == codes:
+                changed = [i for i, (a, b) in enumerate(zip(props, base.props)) if a != b]
+                moved = [i for i in range(len(geoms)) if geoms[i] is not base.geoms[i]]
+                if moved and not all(shapely.equals_exact(geoms[moved], base.geoms[moved], tolerance=0)):
+                    base = None
+                elif len(base.patched) + len(changed) > MAX_PATCHED:
+                    base = None
+                else:
+                    base.patched.update(codes[i] for i in changed)
+                    self._touch(base.url)
+            else:
+                base = None
+            if base is None:
+                base = _Base(codes, geoms, props, self(feature_collection(gdf, props)), set())
+                self._bases.pop(full, None)
+                self._bases[full] = base
+                while len(self._bases) > MAX_BASES:
+                    self._bases.pop(next(iter(self._bases)))
+            at = {c: i for i, c in enumerate(codes)} if base.patched else {}
+            return base.url, {c: props[at[c]] for c in sorted(base.patched)}
+
+    def _touch(self, url: str) -> None:
+        """Mark a file still in use (``_prune`` keeps what was used within ``keep_s``)."""
+        try:
+            os.utime(self.dir / url.rsplit("/", 1)[1])
+        except OSError:  # removed by another process: the next new file is written again
+            pass
+
     def _prune(self) -> None:
         files = sorted(self.dir.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
         cutoff = time.time() - self.keep_s
@@ -185,6 +229,19 @@ class LayerFiles:
                     old.unlink()
             except OSError:  # another process removed it first
                 pass
+
+
+MAX_PATCHED = 300  # parcels changed since a layer's file was written: beyond, a new file
+MAX_BASES = 16  # parcel layer files held for patching (filters, languages, colourings)
+
+
+@dataclass
+class _Base:
+    codes: tuple
+    geoms: np.ndarray
+    props: list
+    url: str
+    patched: set
 
 
 def _clean(v):
@@ -571,6 +628,7 @@ def build_map(
     village_names = _names(context.get("villages"), lang)
     park_names = _names(context.get("parks"), lang)
     tracked: list = []
+    patches: dict = {}
     for group_key, group in layers.groups.items():
         specs = layers.in_group(group_key)
         fg = None
@@ -593,6 +651,7 @@ def build_map(
                 if not len(sub):
                     continue
                 options = _parcel_options(catalog, lang, spec)
+                patchable = hasattr(publish, "patched")
                 if colouring:  # e.g. 计划状态: the value rides in the feature, the colours in the options
                     props = _parcel_props(sub, spec, catalog, lang, village_names, park_names)
                     field, labels = colouring["field"], colouring.get("labels", {})
@@ -601,11 +660,22 @@ def build_map(
                         pr[field + "_label"] = labels.get(pr[field], pr[field])
                     options.update(colorField=field, colors=colouring["colors"])
                     options["tooltip"] = options["tooltip"] + [[colouring.get("title", field), field + "_label"]]
-                    data = feature_collection(sub, props)
-                else:  # the stage colouring: the same text for every run until the data change
+                    data = None if patchable else feature_collection(sub, props)
+                elif patchable:  # the stage colouring: the same properties for every run until the data change
+                    props = _json_of(parcel_source, ("props", spec.id, lang), lambda sub=sub, spec=spec: (
+                        _parcel_props(sub, spec, catalog, lang, village_names, park_names)))
+                else:
                     data = _json_of(parcel_source, ("parcels", spec.id, lang), lambda sub=sub, spec=spec: (
                         feature_collection(sub, _parcel_props(sub, spec, catalog, lang, village_names, park_names))))
-                layer = _GeoJsonLayer(data, options, publish)
+                if patchable:  # the app: a file published earlier and what changed since (patch_group)
+                    key = (spec.id, lang, colouring["field"] if colouring else None)
+                    url, patch = publish.patched(key, sub, props)
+                    options["id"] = spec.id
+                    if patch:
+                        patches[spec.id] = patch
+                    layer = _GeoJsonLayer(js_json(url), options)
+                else:
+                    layer = _GeoJsonLayer(data, options, publish)
             else:
                 gdf = context.get(spec.source)
                 if gdf is None:
@@ -642,7 +712,35 @@ def build_map(
     folium.LayerControl(position="topright", collapsed=collapsed).add_to(m)
     if view:
         m.fit_bounds(view, padding=(12, 12))
+    m.ratlas_patch = patches  # for patch_group(m): the parcels changed since their layer's file was written
     return m
+
+
+class _Patch(RawMacroElement):
+    """Puts changed parcels' properties over a layer's published file (:meth:`LayerFiles.patched`)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            RenewalAtlas.patch({{ this._parent._parent.get_name() }}, {{ this.patches }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, patches: dict):
+        super().__init__()
+        self._name = "AtlasPatch"
+        self.patches = js_json(patches)
+
+
+def patch_group(m: folium.Map) -> folium.FeatureGroup:
+    """The parcels of a map of :func:`build_map` (with ``publish=`` a :class:`LayerFiles`) whose properties
+    (stage, colour, blocked …) changed since their layer's file was written, as a feature group for
+    streamlit-folium's ``feature_group_to_add``: a stage update recolours its parcel in the map the browser
+    already holds, with no new map script and no new 2 MB file to fetch."""
+    fg = folium.FeatureGroup(name="patch", control=False, show=True)
+    _Patch(getattr(m, "ratlas_patch", None) or {}).add_to(fg)
+    return fg
 
 
 # --------------------------------------------------------------------------- key projects
