@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import random
 
+import pandas as pd
 import shapely
 
 from gis.base.clock import office_today
+from gis.io.parcel_table import LiveTables, parcel_table, store_names
 from gis.maps.mapview import LayerFiles, build_map
 from gis.model.search import SearchIndexes, build_index, village_names
 from gis.store import open_store_at
@@ -119,3 +121,28 @@ def test_the_maps_parcel_layer_is_patched_and_equals_a_new_one_after_random_writ
                          by="admin", today=office_today())
     m, urls = drawn()
     assert urls != first
+
+
+def test_the_parcel_table_is_patched_and_equals_a_new_one_after_random_writes(demo_where):
+    store = open_store_at(demo_where)
+    live, tables = LiveParcels(store), LiveTables()
+    names = store_names(store, "zh")
+    start = store.data_version()
+    first = tables.of(live, start, store.catalog, names, "zh")
+    kept = first.copy(deep=True)
+    assert tables.of(live, start, store.catalog, names, "zh") is first
+    rng = random.Random(23)
+    written = set()
+    for n in (1, 3):
+        written |= set(_advance_some(store, rng, n))
+        code = live.current()[0]["code"].iat[rng.randrange(2000)]
+        p = store.parcel(code)
+        store.set_blocked(code, not p["blocked"], "" if p["blocked"] else "拆迁补偿未谈妥", "admin",
+                          expected_version=p["version"], today=office_today())
+        written.add(code)
+        version = store.data_version()
+        got = tables.of(live, version, store.catalog, names, "zh")
+        pd.testing.assert_frame_equal(got, parcel_table(store.parcels(geometry=False), store.catalog, names, "zh"))
+        assert written <= live.changes(start) and live.changes(version) == frozenset()
+    assert live.full_reads == 1  # patched every time: the parcels were read whole once
+    pd.testing.assert_frame_equal(first, kept)  # a table handed out is never changed afterwards

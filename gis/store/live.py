@@ -45,6 +45,7 @@ class LiveParcels:
         self.full_reads = 0  # how often the whole table was read (tests and benchmarks look)
         self.refreshes = 0
         self.geometry_epoch = 0  # moves on whenever a geometry may have changed (what map caches key on)
+        self._log: list[tuple[int, int, frozenset]] = []  # (from version, to version, codes read again)
 
     def current(self, version: int | None = None):
         """``(table, index)`` at the store's current version (``version``: one the caller already knows)."""
@@ -56,7 +57,24 @@ class LiveParcels:
                 self._refresh(v)
             return self.table, self.index
 
+    def changes(self, since: int) -> frozenset | None:
+        """The codes of the parcels read again between version ``since`` and the one held (a superset of
+        those that changed); None when that is not known (the whole table was read since, or long ago):
+        what a cache derived from the table patches itself with."""
+        with self._lock:
+            if since == self.version:
+                return frozenset()
+            codes: set = set()
+            for start, end, changed in reversed(self._log):
+                codes |= changed
+                if start == since:
+                    return frozenset(codes)
+                if start < since:
+                    break
+            return None
+
     def _read_all(self, version: int) -> None:
+        self._log.clear()
         table = self.store.parcels()
         self.table, self.index, self.version = table, ParcelIndex(table), version
         self.full_reads += 1
@@ -85,6 +103,8 @@ class LiveParcels:
                 values[rows] = changed[col].to_numpy()
             columns[col] = values
         self.table = gpd.GeoDataFrame(columns, geometry=table.geometry.name, crs=table.crs)
+        self._log.append((self.version, version, frozenset(changed["code"])))
+        del self._log[:-64]
         self.version = version
         if moved:
             self.index = ParcelIndex(self.table)
