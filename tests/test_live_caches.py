@@ -146,3 +146,22 @@ def test_the_parcel_table_is_patched_and_equals_a_new_one_after_random_writes(de
         assert written <= live.changes(start) and live.changes(version) == frozenset()
     assert live.full_reads == 1  # patched every time: the parcels were read whole once
     pd.testing.assert_frame_equal(first, kept)  # a table handed out is never changed afterwards
+
+
+def test_one_connection_asks_a_question_once_until_a_write(tiny_store):
+    """A page run (``one_connection``) reads the data version, the user, the zones once; a write through the
+    store empties what it kept, and the next run (a new ``one_connection``) sees another server's writes."""
+    other = open_store_at(tiny_store.where)
+    with tiny_store.one_connection():
+        v = tiny_store.data_version()
+        zones = tiny_store.attributes("zones")
+        other.set_note("V01-003", "另一台服务器写的", "王芳")
+        assert tiny_store.data_version() == v  # the run's own snapshot of the version
+        zones["Z1"] = {"changed": True}
+        assert tiny_store.attributes("zones") != zones  # callers get copies
+        tiny_store.set_note("V01-002", "本次写入", "王芳")
+        assert tiny_store.data_version() == v + 2  # a write through it: asked again, both writes seen
+    with tiny_store.one_connection():
+        other.set_note("V01-003", "又一次", "王芳")
+        assert tiny_store.data_version() == v + 3
+    assert tiny_store.data_version() == v + 3

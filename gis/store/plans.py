@@ -645,14 +645,16 @@ class PlansMixin:
                               current=when >= today and as_recorded is None)
 
     def parcel_plan(self, code: str, as_of=None, lang: str = "zh",
-                    evaluation: model.Evaluation | None = None, as_recorded=None) -> list[dict]:
+                    evaluation: model.Evaluation | None = None, as_recorded=None,
+                    parcel: dict | None = None) -> list[dict]:
         """The targets that concern one parcel — its own and its village's or site's — with planned
         (``due``, ``original_due``) against actual (``reached_on``), ``status`` and ``days_late``.
+        ``parcel``: its record from :meth:`parcel` in ``lang``, when the caller has it already.
 
         Raises:
             NotFoundError: unknown parcel.
         """
-        p = self.parcel(code, lang)
+        p = parcel if parcel is not None and parcel.get("code") == code else self.parcel(code, lang)
         ev = evaluation or self._neighbourhood_status(p, as_of, as_recorded)
         t = ev.targets
         mine = t[((t["object_type"] == "parcel") & (t["object"] == code))
