@@ -60,7 +60,7 @@ def _map(codes: tuple | None, bounds, bm: MapBasemap, day=None, since=None):
     return bm.add_to(build_map(bm.context(), shown, s.catalog, lang=lang(), basemap=bm.underlay,
                                bounds=bm.bounds(bounds), demo=s.is_demo,
                                tiles=cadastre.map_tiles(bm.basemap.datum), colouring=colouring,
-                               projects=bm.display(project_footprints()),
+                               projects=bm.display(project_footprints()), layers=_layers(),
                                photos=bm.points(photo_points()), publish=_layer_files()))
 
 

@@ -617,7 +617,9 @@ def build_map(
     parcel_source = parcels
     parcels = _json_of(parcels, "web", lambda: to_web(parcel_source)) if parcels is not None else None
 
-    view = _latlng_bounds(bounds) or gdf_bounds(context.get("district")) or gdf_bounds(parcels)
+    district = sources.get("district")
+    view = _latlng_bounds(bounds) or (_json_of(district, "bounds", lambda: gdf_bounds(context["district"]))
+                                      if district is not None else None) or gdf_bounds(parcels)
     if view:
         center = [(view[0][0] + view[1][0]) / 2, (view[0][1] + view[1][1]) / 2]
     else:
@@ -707,7 +709,7 @@ def build_map(
             layer.add_to(fg)
 
     if projects is not None and len(projects):
-        tracked.append((PROJECTS_GROUP, add_projects(m, projects, catalog, lang)))
+        tracked.append((PROJECTS_GROUP, add_projects(m, projects, catalog, lang, publish)))
 
     if selected is not None and parcels is not None and len(parcels) and "code" in parcels.columns:
         sel = parcels[parcels["code"] == selected]
@@ -775,25 +777,31 @@ def project_props(footprints, catalog: Catalog, lang: str = "zh") -> list[dict]:
     return out
 
 
-def add_projects(m: folium.Map, footprints, catalog: Catalog, lang: str = "zh") -> folium.FeatureGroup:
+def add_projects(m: folium.Map, footprints, catalog: Catalog, lang: str = "zh", publish=None) -> folium.FeatureGroup:
     """The key projects on ``m``, in a group of their own (重点项目, switched like the others): each footprint
     outlined in its stage's colour (not clickable: the parcels under it stay clickable) and a circle at its
-    centre, sized by the investment, which opens the project's panel when clicked."""
-    gdf = to_web(footprints)
-    gdf = gdf[~(gdf.geometry.isna() | gdf.geometry.is_empty)]
-    if "investment_total" in gdf.columns:  # the big circles below, the small ones on top: each keeps a spot to click
-        gdf = gdf.sort_values("investment_total", ascending=False, kind="stable")
-    props = project_props(gdf, catalog, lang)
+    centre, sized by the investment, which opens the project's panel when clicked. ``publish``: as for
+    :func:`build_map`."""
+    def texts():
+        gdf = to_web(footprints)
+        gdf = gdf[~(gdf.geometry.isna() | gdf.geometry.is_empty)]
+        if "investment_total" in gdf.columns:  # the big circles below, the small ones on top: each keeps a spot
+            gdf = gdf.sort_values("investment_total", ascending=False, kind="stable")
+        props = project_props(gdf, catalog, lang)
+        centres = gdf.set_geometry(shapely.point_on_surface(np.asarray(gdf.geometry.values, dtype=object)), crs=gdf.crs)
+        return feature_collection(gdf, props), feature_collection(centres, props)
+
+    # once per footprints frame (the app caches it until a project changes), not on every click's run
+    outlines, circles = _json_of(footprints, ("projects", lang, id(catalog)), texts)
     fg = folium.FeatureGroup(name=escape_html(t("projects_ui.map_group", lang)), overlay=True, control=True, show=True)
     fg.add_to(m)
     outline = {"mode": "project", "interactive": False, "labelField": "label", "labelMinZoom": 17}  # street scale:
     # several projects share a park, and their names would pile up further out
-    _GeoJsonLayer(feature_collection(gdf, props), outline).add_to(fg)
-    centres = gdf.set_geometry(shapely.point_on_surface(np.asarray(gdf.geometry.values, dtype=object)), crs=gdf.crs)
+    _GeoJsonLayer(outlines, outline, publish).add_to(fg)
     fields = [[t(f"projects_ui.map_{f}", lang), f] for f in ("name", "code", "stage_label", "investment")]
     marker = {"mode": "project", "interactive": True, "tooltip": fields, "sep": _tx("sep", lang), "hoverWeight": 3,
               "edge": PROJECT_EDGE}
-    _GeoJsonLayer(feature_collection(centres, props), marker).add_to(fg)
+    _GeoJsonLayer(circles, marker, publish).add_to(fg)
     return fg
 
 
