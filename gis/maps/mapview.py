@@ -60,7 +60,7 @@ from gis.base.errors import InputError, UnknownCRSError
 from gis.base.fileio import atomic_write
 from gis.base.i18n import LANGUAGES, catalogue, t
 from gis.base.units import WEB_CRS, to_web  # noqa: F401 -- to_web is part of this module's interface
-from gis.maps.elements import RawMacroElement, escape_html, js_json, safe_json_text
+from gis.maps.elements import RawFeatureGroup, RawLayerControl, RawMacroElement, escape_html, js_json, safe_json_text
 from gis.maps.photos import photo_group
 from gis.maps.vectortiles import tile_layer_options
 from gis.model.catalog import load_layer_catalog
@@ -492,7 +492,7 @@ def restore_group(options: dict) -> folium.FeatureGroup:
     """A feature group (not in the layer switcher) that restores ``options`` (``MapState.restore()``:
     the groups to switch off, the view to go back to) once, when the map is new. For streamlit-folium's
     ``feature_group_to_add``: it changes with the state without changing the map's own script."""
-    fg = folium.FeatureGroup(name="restore", control=False, show=True)
+    fg = RawFeatureGroup(name="restore", control=False, show=True)
     _Restore(options).add_to(fg)
     return fg
 
@@ -703,7 +703,7 @@ def build_map(
                                 lambda gdf=gdf, spec=spec: feature_collection(gdf, _context_props(gdf, spec, lang)))
                 layer = _GeoJsonLayer(data, opts, publish)
             if fg is None:
-                fg = folium.FeatureGroup(name=escape_html(group.label(lang)), overlay=True, control=True, show=True)
+                fg = RawFeatureGroup(name=escape_html(group.label(lang)), overlay=True, control=True, show=True)
                 fg.add_to(m)
                 tracked.append((group_key, fg))
             layer.add_to(fg)
@@ -721,7 +721,7 @@ def build_map(
         fg.add_to(m)
         tracked.append(("photos", fg))
     _TrackGroups(tracked).add_to(m)
-    folium.LayerControl(position="topright", collapsed=collapsed).add_to(m)
+    RawLayerControl(position="topright", collapsed=collapsed).add_to(m)
     if view:
         m.fit_bounds(view, padding=(12, 12))
     m.ratlas_patch = patches  # for patch_group(m): the parcels changed since their layer's file was written
@@ -750,7 +750,7 @@ def patch_group(m: folium.Map) -> folium.FeatureGroup:
     (stage, colour, blocked …) changed since their layer's file was written, as a feature group for
     streamlit-folium's ``feature_group_to_add``: a stage update recolours its parcel in the map the browser
     already holds, with no new map script and no new 2 MB file to fetch."""
-    fg = folium.FeatureGroup(name="patch", control=False, show=True)
+    fg = RawFeatureGroup(name="patch", control=False, show=True)
     _Patch(getattr(m, "ratlas_patch", None) or {}).add_to(fg)
     return fg
 
@@ -793,7 +793,7 @@ def add_projects(m: folium.Map, footprints, catalog: Catalog, lang: str = "zh", 
 
     # once per footprints frame (the app caches it until a project changes), not on every click's run
     outlines, circles = _json_of(footprints, ("projects", lang, id(catalog)), texts)
-    fg = folium.FeatureGroup(name=escape_html(t("projects_ui.map_group", lang)), overlay=True, control=True, show=True)
+    fg = RawFeatureGroup(name=escape_html(t("projects_ui.map_group", lang)), overlay=True, control=True, show=True)
     fg.add_to(m)
     outline = {"mode": "project", "interactive": False, "labelField": "label", "labelMinZoom": 17}  # street scale:
     # several projects share a park, and their names would pile up further out
@@ -815,7 +815,7 @@ def selection_group(parcels, code: str | None = None, lang: str = "zh") -> foliu
     if code is not None:
         gdf = gdf[gdf["code"] == code]
     props = [{"layer": "selected", "code": c} for c in _column(gdf, "code")]
-    fg = folium.FeatureGroup(name=escape_html(_tx("selected", lang)), control=False, show=True)
+    fg = RawFeatureGroup(name=escape_html(_tx("selected", lang)), control=False, show=True)
     halo = {"color": "#000000", "weight": 7, "opacity": 0.55, "fill": False, "interactive": False}
     line = {"color": SELECTED_COLOR, "weight": 3.5, "opacity": 1, "fill": False, "interactive": False}
     data = feature_collection(gdf, props)
