@@ -92,8 +92,19 @@ def test_map_shows_the_district_offline_and_a_click_advances_a_parcel(server, pa
     page.get_by_text("签约").filter(visible=True).first.wait_for(timeout=10000)
     page.get_by_role("tab", name="操作").click()  # the panel's forms are in its third tab
     page.get_by_role("button", name="提交").wait_for(timeout=30000)
+    fetched = _map_frame(page, 30, 1).evaluate("() => performance.getEntriesByType('resource')"
+                                           ".filter(e => e.name.includes('/generated/layers/')).length")
     page.get_by_role("button", name="提交").click()
     page.get_by_text(f"已将 {code} 推进到“拆除”").wait_for(timeout=30000)
+    # the map the browser holds recolours the parcel from a small patch: no new layer file is fetched
+    feature = (f"() => {{ let p = null; window.map.eachLayer(l => {{ if (l.feature && l.feature.properties.code"
+               f" === {code!r} && l.feature.properties.phase) p = [l.feature.properties.stage, l.options.fillColor]; }});"
+               " return p; }")
+    assert poll(lambda: (_map_frame(page, 30, 1).evaluate(feature) or [None])[0] == "demolition", 30)
+    frame = _map_frame(page, 30, 1)
+    assert frame.evaluate(feature)[1] == store.catalog.phase_of("village", "demolition").color  # restyled
+    assert frame.evaluate("() => performance.getEntriesByType('resource')"
+                          ".filter(e => e.name.includes('/generated/layers/')).length") == fetched
     page.get_by_role("tab", name="变更记录").click()
     page.get_by_text("签约 → 拆除").wait_for(timeout=30000)  # the history table, every column in view
     page.wait_for_timeout(1500)

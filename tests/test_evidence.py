@@ -328,6 +328,9 @@ def test_permissions_and_restricted_documents(office):
             read(secret.id, viewer="viewer")
     assert s.attachment_data(secret.id, viewer="leader").startswith(b"%PDF")
     assert s.attachment_counts(viewer="viewer") == {"V01-001": 1}
+    # the counts on the panel's tab follow the same rule (the parcels read in one query)
+    assert s.attachment_counts(viewer="ed_north") == {"V01-001": 1}
+    assert s.attachment_counts(viewer="ed_v01") == {"V01-001": 1, "V01-003": 1}
     with pytest.raises(PermissionRefused):
         s.withdraw_attachment(pic.id, "x", "viewer")
     assert s.withdraw_attachment(pic.id, "重复", "admin").withdrawn_by == "admin"

@@ -4,6 +4,7 @@ streamlit; everything it caches is computed by ``gis`` functions."""
 from __future__ import annotations
 
 import re
+import threading
 from contextlib import contextmanager
 
 import streamlit as st
@@ -16,7 +17,7 @@ from gis.base.proxies import client_address
 from gis.base.settings import Settings
 from gis.model.board import village_progress
 from gis.model.dashboard import dashboard_of
-from gis.model.search import build_index, village_names
+from gis.model.search import SearchIndexes, village_names
 from gis.model.spatial import ParcelIndex
 from gis.store import Store, open_store
 from gis.store.live import LiveParcels
@@ -113,10 +114,17 @@ def dashboard_figures(path: str, version: int, language: str) -> dict:
     return dashboard_of(store(), language)
 
 
+@st.cache_resource
+def _search_indexes(path: str, language: str) -> tuple[threading.Lock, SearchIndexes]:
+    return threading.Lock(), SearchIndexes()
+
+
 @st.cache_resource(max_entries=4)
 def search_index(path: str, version: int, language: str) -> list:
-    """The quick find's entries (``gis.model.search``): villages, units, parcels."""
-    return build_index(all_parcels(path, version), village_names(store(), language))
+    """The quick find's entries (``gis.model.search``): villages, units, parcels; a stage update keeps them."""
+    lock, indexes = _search_indexes(path, language)
+    with lock:
+        return indexes.of(all_parcels(path, version), village_names(store(), language))
 
 
 def current_parcels():

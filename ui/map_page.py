@@ -7,7 +7,7 @@ from streamlit_folium import st_folium
 
 from gis.maps.area_select import add_area_select
 from gis.maps.mapstate import MapState
-from gis.maps.mapview import PROJECTS_GROUP, LayerFiles, build_map, restore_group, selection_group
+from gis.maps.mapview import PROJECTS_GROUP, LayerFiles, build_map, patch_group, restore_group, selection_group
 from gis.model.catalog import load_layer_catalog
 from gis.model.spatial import fit_bounds
 from ui import cadastre_panel as cadastre
@@ -60,7 +60,7 @@ def _map(codes: tuple | None, bounds, bm: MapBasemap, day=None, since=None):
     return bm.add_to(build_map(bm.context(), shown, s.catalog, lang=lang(), basemap=bm.underlay,
                                bounds=bm.bounds(bounds), demo=s.is_demo,
                                tiles=cadastre.map_tiles(bm.basemap.datum), colouring=colouring,
-                               projects=bm.display(project_footprints()),
+                               projects=bm.display(project_footprints()), layers=_layers(),
                                photos=bm.points(photo_points()), publish=_layer_files()))
 
 
@@ -209,9 +209,10 @@ def _map_and_panel(filtered, codes: tuple | None, bm: MapBasemap, day, since) ->
             highlight = fp[fp["code"] == project].assign(code=project)
         # a new map (the panel opened, another basemap …) comes back to the planner's groups and view
         restore = restore_group(state.restore(bounds))
-        out = st_folium(add_area_select(_map(codes, bounds, bm=bm, day=day, since=since), lang()), height=680, width=None, key=MAP_KEY,
+        fmap = _map(codes, bounds, bm=bm, day=day, since=since)
+        out = st_folium(add_area_select(fmap, lang()), height=680, width=None, key=MAP_KEY,
                         feature_group_to_add=[selection_group(bm.display(highlight), lang=lang()), restore,
-                                              *bm.view_groups(MAP_KEY)],
+                                              patch_group(fmap), *bm.view_groups(MAP_KEY)],
                         returned_objects=["last_clicked", "last_object_clicked", "last_active_drawing",
                                           "selected_layers", *bm.returned_objects],
                         on_change=_on_map_report(bm, codes, state))

@@ -8,10 +8,10 @@ import json
 import streamlit as st
 
 from gis.io.exporter import MIME, export_bytes, export_filename
-from gis.io.parcel_table import COLUMNS, headers, parcel_table, store_names, table_csv
+from gis.io.parcel_table import COLUMNS, LiveTables, headers, store_names, table_csv
 from gis.maps.area_select import is_drawing, parcels_in_area
 from ui.bulk_form import bulk_form
-from ui.common import current_parcels, lang, store, tr
+from ui.common import lang, live_parcels, store, tr
 
 AREA_KEY = "area_codes"
 
@@ -69,14 +69,21 @@ def _key(codes) -> str:
     return "parcel-table-" + hashlib.sha1(repr(codes).encode()).hexdigest()[:10]
 
 
-@st.cache_data(max_entries=8)
+@st.cache_resource
+def _tables(path: str) -> LiveTables:
+    return LiveTables()
+
+
+@st.cache_resource(max_entries=8)
 def _rows(path: str, version: int, codes: tuple | None, language: str):
-    """The table of the filter ``codes`` (None: every parcel), cached like the parcels it comes from."""
+    """The table of the filter ``codes`` (None: every parcel), cached like the parcels it comes from: the
+    whole table patched for what a write changed (``LiveTables``), a filter's rows taken from it.
+    Never modified by the page (a resource, not a copy per run)."""
     s = store()
-    parcels = current_parcels()
+    table = _tables(path).of(live_parcels(path), version, s.catalog, store_names(s, language), language)
     if codes is not None:
-        parcels = parcels[parcels["code"].isin(codes)]
-    return parcel_table(parcels.drop(columns="geometry"), s.catalog, store_names(s, language), language)
+        table = table[table["code"].isin(codes)].reset_index(drop=True)
+    return table
 
 
 def filtered_table(filtered, codes) -> None:

@@ -6,19 +6,21 @@ import streamlit as st
 
 from gis.base.clock import office_today
 from gis.maps.plan_colouring import plan_colouring
+from gis.store.live import LivePlan
 
 from .common import lang, store, tr
 
 
-@st.cache_resource(max_entries=4)
-def _evaluation(path: str, version: int, day: str):
-    return store().plan_status(day)
+@st.cache_resource
+def _live_plan(path: str) -> LivePlan:
+    """The evaluation for this app process: a write re-evaluates only the targets of what changed."""
+    return LivePlan(store())
 
 
 def plan_evaluation():
     """Every target's and parcel's plan status today (a stage update or a plan change refreshes it)."""
     s = store()
-    return _evaluation(s.location, s.data_version(), office_today().isoformat())
+    return _live_plan(s.location).current(s.data_version(), office_today().isoformat())
 
 
 def status_label(status: str) -> str:

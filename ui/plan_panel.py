@@ -11,16 +11,16 @@ import streamlit as st
 from gis.base.clock import office_today
 from gis.base.i18n import local_time
 
-from .common import author_field, current_user, plain, shown_errors, store, tr
+from .common import author_field, current_user, lang, plain, shown_errors, store, tr
 from .plan_common import plan_evaluation, status_label
 
 _DOT = {"done": ":green[●]", "done_late": ":green[◐]", "on_track": ":blue[●]", "due_soon": ":orange[●]",
         "overdue": ":red[●]", "stalled": ":red[◆]", "no_plan": ":gray[○]"}
 
 
-def _targets(code: str) -> None:
+def _targets(p: dict) -> None:
     s = store()
-    rows = s.parcel_plan(code, evaluation=plan_evaluation())
+    rows = s.parcel_plan(p["code"], lang=lang(), evaluation=plan_evaluation(), parcel=p)
     st.markdown(f"**{tr('plans.ui_plan')}**")
     if not rows:
         st.caption(tr("plans.ui_no_targets"))
@@ -107,6 +107,6 @@ def _orders(code: str, codes: list[str]) -> None:
 def plan_section(p: dict) -> None:
     """The plan and the orders of parcel ``p`` (a record from ``Store.parcel``)."""
     with shown_errors():
-        _targets(p["code"])
+        _targets(p)
         codes = [p["code"]] + [c for c in (p.get("village"), p.get("park")) if c]
         _orders(p["code"], codes)

@@ -9,18 +9,27 @@ import streamlit as st
 from gis.model import projects as model
 from gis.model.project_views import format_wan, project_stage
 
-from .common import lang, store
+from .common import lang, live_parcels, store
 
 
 @st.cache_resource(max_entries=4)
-def _footprints(path: str, version: int):
+def _footprints(path: str, mark: tuple, geometry_epoch: int):
     return store().project_footprints()
 
 
+@st.cache_resource(max_entries=4)
+def _footprints_key(path: str, version: int) -> tuple:
+    """What the footprints depend on, asked once per data version (a click's run asks nothing)."""
+    live = live_parcels(path)
+    live.current(version)
+    return store().projects_mark(), live.geometry_epoch
+
+
 def project_footprints():
-    """The projects' footprints (EPSG:4490) for the map layer."""
+    """The projects' footprints (EPSG:4490) for the map layer: built again when a project changes or a parcel's
+    geometry does (``Store.projects_mark``, ``LiveParcels.geometry_epoch``), not after every stage update."""
     s = store()
-    return _footprints(s.location, s.data_version())
+    return _footprints(s.location, *_footprints_key(s.location, s.data_version()))
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

@@ -24,9 +24,9 @@ def _replay(path: str, version: int, datum: str, _parcels) -> Replay:
 
 @st.cache_resource(max_entries=2, show_spinner=False)
 def _months(path: str, version: int) -> list[str]:
-    ev = store().events()
     today = office_today()
-    first = dt.date.fromisoformat(str(ev["event_date"].min())[:10]) if len(ev) else today
+    first = store().first_event_date()
+    first = dt.date.fromisoformat(first) if first else today
     return [d.isoformat() for d in month_ends(first, today)][:-1]  # the current month is "today"
 
 

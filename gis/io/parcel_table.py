@@ -7,6 +7,7 @@ and every text cell that Excel would run as a formula (``= + - @``) written as t
 from __future__ import annotations
 
 import io
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -49,6 +50,56 @@ def parcel_table(parcels: pd.DataFrame, catalog: Catalog, names: dict[str, dict[
         "blocked": p["blocked"].fillna(0).astype(bool),
         "version": p["version"].fillna(0).astype(int) if "version" in p else 0,
     })
+
+
+MAX_PATCHED = 300  # more parcels changed than this since the table held: build it whole
+
+
+class LiveTables:
+    """The table of every parcel (:func:`parcel_table`) per language, patched after a write.
+
+    ``of(live, version, …)`` takes the parcels of a ``gis.store.live.LiveParcels`` at ``version``; when
+    the table held is of an earlier version, only the rows of the parcels read again since
+    (``LiveParcels.changes``) are made again and put in place (a stage update: one row instead of
+    2,470, issue 19). Thread-safe; a table handed out is never changed afterwards.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._held: dict = {}  # lang -> (version, names, table)
+
+    def of(self, live, version: int, catalog: Catalog, names: dict, lang: str = "zh") -> pd.DataFrame:
+        parcels = live.current(version)[0]
+        with self._lock:
+            held = self._held.get(lang)
+            if held is not None and held[0] == version and held[1] == names:
+                return held[2]
+            table = self._patched(held, live, parcels, catalog, names, lang) if held is not None \
+                and held[1] == names else None
+            if table is None:
+                table = parcel_table(parcels.drop(columns="geometry"), catalog, names, lang)
+            self._held[lang] = (version, names, table)
+            return table
+
+    @staticmethod
+    def _patched(held, live, parcels, catalog, names, lang) -> pd.DataFrame | None:
+        changed = live.changes(held[0])
+        old = held[2]
+        if changed is None or len(changed) > MAX_PATCHED or len(parcels) != len(old):
+            return None
+        if not changed:
+            return old
+        rows = parcels[parcels["code"].isin(changed)]
+        new = parcel_table(rows.drop(columns="geometry"), catalog, names, lang)
+        pos = pd.Index(old["code"]).get_indexer(new["code"])
+        if (pos < 0).any() or len(new) != len(changed):
+            return None
+        out = {}
+        for col in old.columns:
+            arr = old[col].to_numpy(copy=True)
+            arr[pos] = new[col].to_numpy()
+            out[col] = pd.Series(arr, dtype=old[col].dtype, index=old.index, name=col)
+        return pd.DataFrame(out, index=old.index)
 
 
 def headers(lang: str = "zh") -> dict[str, str]:

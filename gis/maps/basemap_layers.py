@@ -23,7 +23,7 @@ from folium.template import Template
 
 from gis.base.i18n import t
 from gis.maps.basemaps import TILE_ERRORS_FOR_NOTICE, TILE_TIMEOUT_MS, Basemap
-from gis.maps.elements import RawMacroElement, escape_html, js_json
+from gis.maps.elements import RawFeatureGroup, RawMacroElement, escape_html, js_json
 from gis.maps.mapview import GENERATED_URL
 from gis.maps.rasterview import raster_info, render_underlay, render_view
 
@@ -136,7 +136,7 @@ def view_group(image: dict | None) -> folium.FeatureGroup | None:
     """A view image as a feature group for streamlit-folium's ``feature_group_to_add``."""
     if image is None:
         return None
-    fg = folium.FeatureGroup(name="view", control=False, show=True)
+    fg = RawFeatureGroup(name="view", control=False, show=True)
     _ViewImage(image["url"], image["bounds"]).add_to(fg)
     return fg
 

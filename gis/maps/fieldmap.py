@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import folium
 
+from gis.maps.elements import RawFeatureGroup
 from gis.maps.mapview import build_map
 from gis.model.pipelines import Catalog
 
@@ -14,7 +15,7 @@ HERE_COLOR = "#1f78b4"
 
 def here_group(lon: float, lat: float, accuracy_m: float | None = None) -> folium.FeatureGroup:
     """Where the phone is: a blue dot and, when known, the circle of its accuracy (no text on it)."""
-    fg = folium.FeatureGroup(name="here", control=False, show=True)
+    fg = RawFeatureGroup(name="here", control=False, show=True)
     if accuracy_m and accuracy_m > 0:
         folium.Circle([lat, lon], radius=float(min(accuracy_m, 5000)), color=HERE_COLOR, weight=1,
                       fill=True, fill_opacity=0.12, interactive=False).add_to(fg)

@@ -44,8 +44,10 @@ import hashlib
 import json
 import math
 import os
+import threading
 import time
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
 
 import folium
@@ -58,7 +60,7 @@ from gis.base.errors import InputError, UnknownCRSError
 from gis.base.fileio import atomic_write
 from gis.base.i18n import LANGUAGES, catalogue, t
 from gis.base.units import WEB_CRS, to_web  # noqa: F401 -- to_web is part of this module's interface
-from gis.maps.elements import RawMacroElement, escape_html, js_json, safe_json_text
+from gis.maps.elements import RawFeatureGroup, RawLayerControl, RawMacroElement, escape_html, js_json, safe_json_text
 from gis.maps.photos import photo_group
 from gis.maps.vectortiles import tile_layer_options
 from gis.model.catalog import load_layer_catalog
@@ -157,6 +159,9 @@ class LayerFiles:
         self.url_prefix = url_prefix.rstrip("/")
         self.keep, self.keep_s = keep, keep_s
         self._memo: dict[int, tuple[str, str]] = {}  # id(text) -> (text, url): cached texts are the same str
+        self._bases: dict = {}  # parcel layers: key -> _Base (what the map's script fetches, and what changed since)
+        self._last: dict = {}  # key -> (props, answer) of the last call: a click's run asks the same again
+        self._lock = threading.Lock()
 
     def __call__(self, text: str) -> str:
         hit = self._memo.get(id(text))
@@ -176,6 +181,54 @@ class LayerFiles:
         self._memo[id(text)] = (text, url)
         return url
 
+    def patched(self, key, gdf, props: list[dict]) -> tuple[str, dict]:
+        """A parcel layer as ``(url, patch)``: the URL of a file published earlier for the same parcels
+        (``key`` and the same codes, in order, with the same geometries) and ``{code: properties}`` of every
+        parcel whose properties changed since, which the map applies over that file
+        (:func:`patch_group`). A stage update then leaves the map's script, and the 2 MB file the
+        browser holds, as they were (issue 19); more than :data:`MAX_PATCHED` changed parcels, other
+        parcels or a moved geometry: a new file."""
+        last = self._last.get(key)
+        if last is not None and last[0] is props:  # the same cached properties (so parcels) as the last run
+            return last[1]
+        out = self._patched(key, gdf, props)
+        self._last[key] = (props, out)
+        return out
+
+    def _patched(self, key, gdf, props: list[dict]) -> tuple[str, dict]:
+        codes = tuple(p.get("code") for p in props)
+        geoms = np.asarray(gdf.geometry.values, dtype=object)
+        full = (key, hash(codes))
+        with self._lock:
+            base = self._bases.get(full)
+            if base is not None and base.codes == codes:
+                changed = [i for i, (a, b) in enumerate(zip(props, base.props)) if a != b]
+                moved = [i for i in range(len(geoms)) if geoms[i] is not base.geoms[i]]
+                if moved and not all(shapely.equals_exact(geoms[moved], base.geoms[moved], tolerance=0)):
+                    base = None
+                elif len(base.patched) + len(changed) > MAX_PATCHED:
+                    base = None
+                else:
+                    base.patched.update(codes[i] for i in changed)
+                    self._touch(base.url)
+            else:
+                base = None
+            if base is None:
+                base = _Base(codes, geoms, props, self(feature_collection(gdf, props)), set())
+                self._bases.pop(full, None)
+                self._bases[full] = base
+                while len(self._bases) > MAX_BASES:
+                    self._bases.pop(next(iter(self._bases)))
+            at = {c: i for i, c in enumerate(codes)} if base.patched else {}
+            return base.url, {c: props[at[c]] for c in sorted(base.patched)}
+
+    def _touch(self, url: str) -> None:
+        """Mark a file still in use (``_prune`` keeps what was used within ``keep_s``)."""
+        try:
+            os.utime(self.dir / url.rsplit("/", 1)[1])
+        except OSError:  # removed by another process: the next new file is written again
+            pass
+
     def _prune(self) -> None:
         files = sorted(self.dir.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
         cutoff = time.time() - self.keep_s
@@ -185,6 +238,19 @@ class LayerFiles:
                     old.unlink()
             except OSError:  # another process removed it first
                 pass
+
+
+MAX_PATCHED = 300  # parcels changed since a layer's file was written: beyond, a new file
+MAX_BASES = 16  # parcel layer files held for patching (filters, languages, colourings)
+
+
+@dataclass
+class _Base:
+    codes: tuple
+    geoms: np.ndarray
+    props: list
+    url: str
+    patched: set
 
 
 def _clean(v):
@@ -223,7 +289,8 @@ def feature_collection(gdf, props: list[dict]) -> str:
 
 def _column(gdf, name, default=None) -> list:
     if name in gdf.columns:
-        return [_clean(v) for v in gdf[name].tolist()]
+        # plain str and int values are what most cells hold: only the others go through _clean
+        return [v if type(v) is str or type(v) is int else _clean(v) for v in gdf[name].tolist()]
     return [default] * len(gdf)
 
 
@@ -425,7 +492,7 @@ def restore_group(options: dict) -> folium.FeatureGroup:
     """A feature group (not in the layer switcher) that restores ``options`` (``MapState.restore()``:
     the groups to switch off, the view to go back to) once, when the map is new. For streamlit-folium's
     ``feature_group_to_add``: it changes with the state without changing the map's own script."""
-    fg = folium.FeatureGroup(name="restore", control=False, show=True)
+    fg = RawFeatureGroup(name="restore", control=False, show=True)
     _Restore(options).add_to(fg)
     return fg
 
@@ -546,11 +613,13 @@ def build_map(
     layers = layers or load_layer_catalog()
     lang = lang if lang in LANGUAGES else "zh"
     sources = {k: v for k, v in (context or {}).items() if v is not None and len(v)}
-    context = {k: to_web(v) for k, v in sources.items()}
+    context = {k: _json_of(v, "web", lambda v=v: to_web(v)) for k, v in sources.items()}  # once per cached layer
     parcel_source = parcels
-    parcels = to_web(parcels) if parcels is not None else None
+    parcels = _json_of(parcels, "web", lambda: to_web(parcel_source)) if parcels is not None else None
 
-    view = _latlng_bounds(bounds) or gdf_bounds(context.get("district")) or gdf_bounds(parcels)
+    district = sources.get("district")
+    view = _latlng_bounds(bounds) or (_json_of(district, "bounds", lambda: gdf_bounds(context["district"]))
+                                      if district is not None else None) or gdf_bounds(parcels)
     if view:
         center = [(view[0][0] + view[1][0]) / 2, (view[0][1] + view[1][1]) / 2]
     else:
@@ -571,6 +640,7 @@ def build_map(
     village_names = _names(context.get("villages"), lang)
     park_names = _names(context.get("parks"), lang)
     tracked: list = []
+    patches: dict = {}
     for group_key, group in layers.groups.items():
         specs = layers.in_group(group_key)
         fg = None
@@ -593,6 +663,7 @@ def build_map(
                 if not len(sub):
                     continue
                 options = _parcel_options(catalog, lang, spec)
+                patchable = hasattr(publish, "patched")
                 if colouring:  # e.g. 计划状态: the value rides in the feature, the colours in the options
                     props = _parcel_props(sub, spec, catalog, lang, village_names, park_names)
                     field, labels = colouring["field"], colouring.get("labels", {})
@@ -601,11 +672,22 @@ def build_map(
                         pr[field + "_label"] = labels.get(pr[field], pr[field])
                     options.update(colorField=field, colors=colouring["colors"])
                     options["tooltip"] = options["tooltip"] + [[colouring.get("title", field), field + "_label"]]
-                    data = feature_collection(sub, props)
-                else:  # the stage colouring: the same text for every run until the data change
+                    data = None if patchable else feature_collection(sub, props)
+                elif patchable:  # the stage colouring: the same properties for every run until the data change
+                    props = _json_of(parcel_source, ("props", spec.id, lang), lambda sub=sub, spec=spec: (
+                        _parcel_props(sub, spec, catalog, lang, village_names, park_names)))
+                else:
                     data = _json_of(parcel_source, ("parcels", spec.id, lang), lambda sub=sub, spec=spec: (
                         feature_collection(sub, _parcel_props(sub, spec, catalog, lang, village_names, park_names))))
-                layer = _GeoJsonLayer(data, options, publish)
+                if patchable:  # the app: a file published earlier and what changed since (patch_group)
+                    key = (spec.id, lang, colouring["field"] if colouring else None)
+                    url, patch = publish.patched(key, sub, props)
+                    options["id"] = spec.id
+                    if patch:
+                        patches[spec.id] = patch
+                    layer = _GeoJsonLayer(js_json(url), options)
+                else:
+                    layer = _GeoJsonLayer(data, options, publish)
             else:
                 gdf = context.get(spec.source)
                 if gdf is None:
@@ -621,13 +703,13 @@ def build_map(
                                 lambda gdf=gdf, spec=spec: feature_collection(gdf, _context_props(gdf, spec, lang)))
                 layer = _GeoJsonLayer(data, opts, publish)
             if fg is None:
-                fg = folium.FeatureGroup(name=escape_html(group.label(lang)), overlay=True, control=True, show=True)
+                fg = RawFeatureGroup(name=escape_html(group.label(lang)), overlay=True, control=True, show=True)
                 fg.add_to(m)
                 tracked.append((group_key, fg))
             layer.add_to(fg)
 
     if projects is not None and len(projects):
-        tracked.append((PROJECTS_GROUP, add_projects(m, projects, catalog, lang)))
+        tracked.append((PROJECTS_GROUP, add_projects(m, projects, catalog, lang, publish)))
 
     if selected is not None and parcels is not None and len(parcels) and "code" in parcels.columns:
         sel = parcels[parcels["code"] == selected]
@@ -639,10 +721,38 @@ def build_map(
         fg.add_to(m)
         tracked.append(("photos", fg))
     _TrackGroups(tracked).add_to(m)
-    folium.LayerControl(position="topright", collapsed=collapsed).add_to(m)
+    RawLayerControl(position="topright", collapsed=collapsed).add_to(m)
     if view:
         m.fit_bounds(view, padding=(12, 12))
+    m.ratlas_patch = patches  # for patch_group(m): the parcels changed since their layer's file was written
     return m
+
+
+class _Patch(RawMacroElement):
+    """Puts changed parcels' properties over a layer's published file (:meth:`LayerFiles.patched`)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            RenewalAtlas.patch({{ this._parent._parent.get_name() }}, {{ this.patches }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, patches: dict):
+        super().__init__()
+        self._name = "AtlasPatch"
+        self.patches = js_json(patches)
+
+
+def patch_group(m: folium.Map) -> folium.FeatureGroup:
+    """The parcels of a map of :func:`build_map` (with ``publish=`` a :class:`LayerFiles`) whose properties
+    (stage, colour, blocked …) changed since their layer's file was written, as a feature group for
+    streamlit-folium's ``feature_group_to_add``: a stage update recolours its parcel in the map the browser
+    already holds, with no new map script and no new 2 MB file to fetch."""
+    fg = RawFeatureGroup(name="patch", control=False, show=True)
+    _Patch(getattr(m, "ratlas_patch", None) or {}).add_to(fg)
+    return fg
 
 
 # --------------------------------------------------------------------------- key projects
@@ -667,25 +777,31 @@ def project_props(footprints, catalog: Catalog, lang: str = "zh") -> list[dict]:
     return out
 
 
-def add_projects(m: folium.Map, footprints, catalog: Catalog, lang: str = "zh") -> folium.FeatureGroup:
+def add_projects(m: folium.Map, footprints, catalog: Catalog, lang: str = "zh", publish=None) -> folium.FeatureGroup:
     """The key projects on ``m``, in a group of their own (重点项目, switched like the others): each footprint
     outlined in its stage's colour (not clickable: the parcels under it stay clickable) and a circle at its
-    centre, sized by the investment, which opens the project's panel when clicked."""
-    gdf = to_web(footprints)
-    gdf = gdf[~(gdf.geometry.isna() | gdf.geometry.is_empty)]
-    if "investment_total" in gdf.columns:  # the big circles below, the small ones on top: each keeps a spot to click
-        gdf = gdf.sort_values("investment_total", ascending=False, kind="stable")
-    props = project_props(gdf, catalog, lang)
-    fg = folium.FeatureGroup(name=escape_html(t("projects_ui.map_group", lang)), overlay=True, control=True, show=True)
+    centre, sized by the investment, which opens the project's panel when clicked. ``publish``: as for
+    :func:`build_map`."""
+    def texts():
+        gdf = to_web(footprints)
+        gdf = gdf[~(gdf.geometry.isna() | gdf.geometry.is_empty)]
+        if "investment_total" in gdf.columns:  # the big circles below, the small ones on top: each keeps a spot
+            gdf = gdf.sort_values("investment_total", ascending=False, kind="stable")
+        props = project_props(gdf, catalog, lang)
+        centres = gdf.set_geometry(shapely.point_on_surface(np.asarray(gdf.geometry.values, dtype=object)), crs=gdf.crs)
+        return feature_collection(gdf, props), feature_collection(centres, props)
+
+    # once per footprints frame (the app caches it until a project changes), not on every click's run
+    outlines, circles = _json_of(footprints, ("projects", lang, id(catalog)), texts)
+    fg = RawFeatureGroup(name=escape_html(t("projects_ui.map_group", lang)), overlay=True, control=True, show=True)
     fg.add_to(m)
     outline = {"mode": "project", "interactive": False, "labelField": "label", "labelMinZoom": 17}  # street scale:
     # several projects share a park, and their names would pile up further out
-    _GeoJsonLayer(feature_collection(gdf, props), outline).add_to(fg)
-    centres = gdf.set_geometry(shapely.point_on_surface(np.asarray(gdf.geometry.values, dtype=object)), crs=gdf.crs)
+    _GeoJsonLayer(outlines, outline, publish).add_to(fg)
     fields = [[t(f"projects_ui.map_{f}", lang), f] for f in ("name", "code", "stage_label", "investment")]
     marker = {"mode": "project", "interactive": True, "tooltip": fields, "sep": _tx("sep", lang), "hoverWeight": 3,
               "edge": PROJECT_EDGE}
-    _GeoJsonLayer(feature_collection(centres, props), marker).add_to(fg)
+    _GeoJsonLayer(circles, marker, publish).add_to(fg)
     return fg
 
 
@@ -699,7 +815,7 @@ def selection_group(parcels, code: str | None = None, lang: str = "zh") -> foliu
     if code is not None:
         gdf = gdf[gdf["code"] == code]
     props = [{"layer": "selected", "code": c} for c in _column(gdf, "code")]
-    fg = folium.FeatureGroup(name=escape_html(_tx("selected", lang)), control=False, show=True)
+    fg = RawFeatureGroup(name=escape_html(_tx("selected", lang)), control=False, show=True)
     halo = {"color": "#000000", "weight": 7, "opacity": 0.55, "fill": False, "interactive": False}
     line = {"color": SELECTED_COLOR, "weight": 3.5, "opacity": 1, "fill": False, "interactive": False}
     data = feature_collection(gdf, props)

@@ -12,7 +12,7 @@ import folium
 from folium.template import Template
 
 from gis.base.i18n import t
-from gis.maps.elements import RawMacroElement, escape_html, js_json, safe_json_text
+from gis.maps.elements import RawFeatureGroup, RawMacroElement, escape_html, js_json, safe_json_text
 
 PHOTO_MIN_ZOOM = 15
 PHOTO_COLOR = "#6a3d9a"
@@ -58,7 +58,7 @@ def photo_group(points: list[dict], lang: str = "zh", min_zoom: int = PHOTO_MIN_
     """Site photos as points, each with an arrow (a cone) turned to the direction it was taken in (EXIF
     GPSImgDirection; a dot where there is none), drawn from zoom ``min_zoom`` on; a tooltip shows the
     parcel, the caption and the time taken. A layer-switcher group named 现场照片."""
-    fg = folium.FeatureGroup(name=escape_html(t("map.photos", lang)), overlay=True, control=True, show=True)
+    fg = RawFeatureGroup(name=escape_html(t("map.photos", lang)), overlay=True, control=True, show=True)
     _PhotoLayer(photo_collection(points), {"minZoom": min_zoom, "color": PHOTO_COLOR, "sep": t("ux.sep", lang),
                                            "codeLabel": t("ui.code", lang)}).add_to(fg)
     return fg

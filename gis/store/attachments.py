@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from gis.auth import accounts
 from gis.base.errors import ConflictError, InputError, NotFoundError, PermissionRefused, StageTransitionError
 from gis.model import media
-from gis.store.base import utcnow_iso
+from gis.store.base import PARCEL_FIELDS, utcnow_iso
 
 TARGET_KINDS = ("parcel", "site", "village", "event")
 #: roles that see restricted (personal) documents anywhere; editors see those of their own area
@@ -192,6 +192,20 @@ class AttachmentsMixin:
         if not self._may_document(user, target):
             raise PermissionRefused("evidence.refused", user=user.username, role=user.role, code=target["code"])
         return user.username, user
+
+    def _prefetch_targets(self, con, target_cache: dict, att_rows) -> None:
+        """The parcels the restricted attachments ``att_rows`` are on, read in one query into ``target_cache``
+        (what :meth:`_sees_restricted` would otherwise ask one parcel at a time: a round trip each on PostGIS)."""
+        codes = sorted({r["target_code"] for r in att_rows if r["target_kind"] in ("parcel", "event")})
+        for i in range(0, len(codes), 500):
+            part = codes[i:i + 500]
+            found = {r["code"]: dict(r) for r in con.execute(
+                f"SELECT {', '.join(PARCEL_FIELDS)} FROM parcels WHERE code IN ({', '.join('?' * len(part))})",
+                tuple(part))}
+            for code in part:
+                if code in found:  # an unknown one is left to _sees_restricted (NotFound: not seen)
+                    for kind in ("parcel", "event"):
+                        target_cache[(kind, code)] = found[code]
 
     def _sees_restricted(self, con, viewer: str | None, target_cache: dict, att_row) -> bool:
         """Whether ``viewer`` may see a restricted attachment (None: the system, which sees everything)."""
@@ -489,6 +503,8 @@ class AttachmentsMixin:
             rows = con.execute("SELECT target_code, target_kind, restricted FROM attachments"
                                " WHERE withdrawn_at IS NULL AND target_kind IN ('parcel', 'event')").fetchall()
             cache: dict = {}
+            if viewer is not None:
+                self._prefetch_targets(con, cache, [r for r in rows if r["restricted"]])
             for r in rows:
                 if not r["restricted"] or self._sees_restricted(con, viewer, cache, r):
                     out[r["target_code"]] = out.get(r["target_code"], 0) + 1

@@ -80,14 +80,22 @@ def parse_date(value: str | dt.date | None, *, today: dt.date | None = None) -> 
         raise InputError("error.bad_date", value=str(value)) from None
 
 
-_HELD = threading.local()  # per thread (a Streamlit session runs in its own): {id(store): (pid, connection)}
+_HELD = threading.local()  # per thread (a Streamlit session runs in its own): {id(store): (pid, connection, memo)}
 
 
 def _held(store):
     """The connection ``one_connection`` holds for ``store`` in this thread, if any (never
     one inherited by a forked worker: a connection must not cross a fork)."""
-    pid, con = getattr(_HELD, "stores", {}).get(id(store), (None, None))
+    pid, con, _ = getattr(_HELD, "stores", {}).get(id(store), (None, None, None))
     return con if pid == os.getpid() else None
+
+
+def _run_memo(store) -> dict | None:
+    """What reads inside ``one_connection`` may keep for its length (a page run asks for the data version,
+    the signed-in user, the zones' names a dozen times each; on PostGIS every question is a round trip):
+    emptied by every write through it; None outside ``one_connection``."""
+    pid, _, memo = getattr(_HELD, "stores", {}).get(id(store), (None, None, None))
+    return memo if pid == os.getpid() else None
 
 
 class StoreBase:
@@ -123,8 +131,15 @@ class StoreBase:
         Inside ``one_connection()`` every call of this thread shares one connection."""
         held = _held(self)
         if held is not None:
-            with self._use(held, write) as con:
-                yield con
+            memo = _run_memo(self)
+            if write and memo:
+                memo.clear()
+            try:
+                with self._use(held, write) as con:
+                    yield con
+            finally:
+                if write and memo:
+                    memo.clear()  # what was read during the write, too
             return
         with self._open() as raw, self._use(raw, write) as con:
             yield con
@@ -138,7 +153,7 @@ class StoreBase:
             yield
             return
         with self._open() as raw:
-            _HELD.stores = {**getattr(_HELD, "stores", {}), id(self): (os.getpid(), raw)}
+            _HELD.stores = {**getattr(_HELD, "stores", {}), id(self): (os.getpid(), raw, {})}
             try:
                 yield
             finally:
@@ -226,15 +241,29 @@ class StoreBase:
         df.index.name = "id"
         return df.reset_index().sort_values("id", kind="stable").reset_index(drop=True)
 
+    def _memoized(self, key, read):
+        """``read()``, kept for the rest of ``one_connection`` (see :func:`_run_memo`); callers get a shared
+        answer and must not change it."""
+        memo = _run_memo(self)
+        if memo is None:
+            return read()
+        if key not in memo:
+            memo[key] = read()
+        return memo[key]
+
     def meta(self) -> dict[str, str]:
-        with self._connect() as con:
-            return {r["key"]: r["value"] for r in con.execute("SELECT key, value FROM meta")}
+        def read():
+            with self._connect() as con:
+                return {r["key"]: r["value"] for r in con.execute("SELECT key, value FROM meta")}
+        return dict(self._memoized("meta", read))
 
     def data_version(self) -> int:
         """Bumped by every write; what caches key on."""
-        with self._connect() as con:
-            row = con.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchone()
-        return int(row[0]) if row else 0
+        def read():
+            with self._connect() as con:
+                row = con.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchone()
+            return int(row[0]) if row else 0
+        return self._memoized("data_version", read)
 
     @property
     def is_demo(self) -> bool:
@@ -266,10 +295,13 @@ class StoreBase:
         """
         if table not in ("zones", "villages", "parks", "points", "devzone"):
             raise NotFoundError("error.no_layer", layer=table)
-        with self._connect() as con:
-            cols = [c for c in self._columns(con, table) if c not in ("fid", "geom")]
-            rows = con.execute(f'SELECT {", ".join(cols)} FROM "{table}"').fetchall()
-        return {r["code"]: dict(r) for r in rows}
+
+        def read():
+            with self._connect() as con:
+                cols = [c for c in self._columns(con, table) if c not in ("fid", "geom")]
+                rows = con.execute(f'SELECT {", ".join(cols)} FROM "{table}"').fetchall()
+            return {r["code"]: dict(r) for r in rows}
+        return {c: dict(r) for c, r in self._memoized(("attributes", table), read).items()}
 
     def names(self, table: str) -> dict[str, tuple[str, str]]:
         """``{code: (name, name_en)}`` of zones, villages or parks."""

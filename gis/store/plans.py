@@ -529,16 +529,56 @@ class PlansMixin:
         today = office_today()
         when = parse_date(as_of, today=today)
         targets = self.plan_targets(baseline=baseline, original=original, as_recorded=as_recorded)
-        with self._connect() as con:  # only the columns the status needs, read in one go
-            parcels = _frame(con, "SELECT code, kind, zone, village, park, unit, stage, stage_date, blocked, area_m2"
-                                  " FROM parcels ORDER BY code")
-            events = _frame(con, "SELECT id, parcel, action, from_stage, to_stage, event_date, recorded_at"
-                                 " FROM stage_events ORDER BY id")
+        parcels, events = self.plan_inputs()  # only the columns the status needs, read in one go
         if as_recorded is not None and len(events):
             events = events[_recorded_by(events["recorded_at"], as_recorded)]
         events = events.drop(columns="recorded_at")
         return model.evaluate(targets, parcels, events, self.catalog, when, rules,
                               current=when >= today and as_recorded is None)
+
+    # what a plan evaluation kept in memory (gis.store.live.LivePlan) reads to patch itself
+    def plan_marks(self) -> dict:
+        """How far the plan's inputs go: ``targets`` and ``events`` as ``(rows, largest id)`` (both tables are
+        append-only, so a new row shows as a larger id, a restore or a removal as a count that does not add
+        up) and ``updated``, the newest ``updated_at`` of a parcel."""
+        with self._connect() as con:
+            t = con.execute("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM plan_targets").fetchone()
+            e = con.execute("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM stage_events").fetchone()
+            u = con.execute("SELECT MAX(updated_at) FROM parcels").fetchone()
+        return {"targets": (int(t[0]), int(t[1])), "events": (int(e[0]), int(e[1])), "updated": u[0]}
+
+    def plan_changes(self, after_event: int, stamp: str | None) -> tuple[dict[str, int], set[str], int]:
+        """What changed for the plan since a read: ``{code: version}`` of the parcels whose ``updated_at``
+        is ``stamp`` or later (every parcel for None), the parcels with a stage event after id
+        ``after_event``, and how many such events there are."""
+        with self._connect() as con:
+            new = [r[0] for r in con.execute("SELECT parcel FROM stage_events WHERE id > ?", (after_event,))]
+            rows = con.execute("SELECT code, version FROM parcels" + (" WHERE updated_at >= ?" if stamp else ""),
+                               (stamp,) if stamp else ()).fetchall()
+        return {r[0]: int(r[1] or 0) for r in rows}, set(new), len(new)
+
+    def plan_inputs(self, codes=None, groups=()) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The parcels (code order) and stage events (id order) that :meth:`plan_status` evaluates: all of
+        them, or those of the parcels ``codes`` and of every parcel in a village or park of ``groups``."""
+        pcols = "code, kind, zone, village, park, unit, stage, stage_date, blocked, area_m2"
+        ecols = "id, parcel, action, from_stage, to_stage, event_date, recorded_at"
+        with self._connect() as con:
+            if codes is None:
+                return (_frame(con, f"SELECT {pcols} FROM parcels ORDER BY code"),
+                        _frame(con, f"SELECT {ecols} FROM stage_events ORDER BY id"))
+            keys = sorted({*codes})
+            names = sorted({g for g in groups if g})
+            cond = " OR ".join(c for c in (f"code IN ({', '.join('?' * len(keys))})" if keys else "",
+                                           f"village IN ({', '.join('?' * len(names))})" if names else "",
+                                           f"park IN ({', '.join('?' * len(names))})" if names else "") if c)
+            args = (*keys, *names, *names)
+            if not cond:
+                return _frame(con, f"SELECT {pcols} FROM parcels WHERE 1 = 0"), \
+                    _frame(con, f"SELECT {ecols} FROM stage_events WHERE 1 = 0")
+            parcels = _frame(con, f"SELECT {pcols} FROM parcels WHERE {cond} ORDER BY code", args)
+            events = _frame(con, f"SELECT {ecols} FROM stage_events WHERE parcel IN"
+                                 f" (SELECT code FROM parcels WHERE {cond}) ORDER BY id", args)
+        return parcels, events
 
     def status_rows(self, as_of=None, village: str | None = None, zone: str | None = None,
                     unit: str | None = None, baseline: str | None = None, lang: str = "zh",
@@ -605,14 +645,16 @@ class PlansMixin:
                               current=when >= today and as_recorded is None)
 
     def parcel_plan(self, code: str, as_of=None, lang: str = "zh",
-                    evaluation: model.Evaluation | None = None, as_recorded=None) -> list[dict]:
+                    evaluation: model.Evaluation | None = None, as_recorded=None,
+                    parcel: dict | None = None) -> list[dict]:
         """The targets that concern one parcel — its own and its village's or site's — with planned
         (``due``, ``original_due``) against actual (``reached_on``), ``status`` and ``days_late``.
+        ``parcel``: its record from :meth:`parcel` in ``lang``, when the caller has it already.
 
         Raises:
             NotFoundError: unknown parcel.
         """
-        p = self.parcel(code, lang)
+        p = parcel if parcel is not None and parcel.get("code") == code else self.parcel(code, lang)
         ev = evaluation or self._neighbourhood_status(p, as_of, as_recorded)
         t = ev.targets
         mine = t[((t["object_type"] == "parcel") & (t["object"] == code))

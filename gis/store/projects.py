@@ -37,6 +37,7 @@ from gis.base.errors import ConflictError, InputError, NotFoundError, Permission
 from gis.model import projects as model
 from gis.model.pipelines import NOT_STARTED
 from gis.store.base import parse_date, utcnow_iso
+from gis.store.schema import PROJECT_TABLES
 
 PROJECT_FIELDS = ("code", "name", "kind", "industry", "investment_total_wan", "unit", "investor", "signed_on",
                   "started_on", "production_on", "completed_on", "stage", "stage_date", "note", "version",
@@ -609,6 +610,17 @@ class ProjectsMixin:
             r["superseded"] = bool(r["superseded"])
             r["correction_of"] = None if r["correction_of"] is None else int(r["correction_of"])
         return rows
+
+    def projects_mark(self) -> tuple:
+        """What :meth:`project_footprints` reads besides the parcels' geometry, in a few numbers: the day,
+        and each project table's rows and largest id (the projects' versions summed, their newest update).
+        The same mark, the same footprints: a stage update of a parcel leaves it alone (issue 19)."""
+        with self._connect() as con:
+            marks = [tuple(con.execute(f'SELECT COUNT(*), COALESCE(MAX(id), 0) FROM "{t}"').fetchone())
+                     for t in PROJECT_TABLES]
+            own = tuple(con.execute("SELECT COALESCE(SUM(version), 0), MAX(updated_at) FROM projects").fetchone())
+        return (self.project_day(None).isoformat(), *(tuple(int(v) for v in m) for m in marks),
+                (int(own[0]), own[1]))
 
     def project_footprints(self) -> gpd.GeoDataFrame:
         """The projects on the map: code, name, stage, industry, investment_total, invested_to_date and the

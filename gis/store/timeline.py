@@ -35,6 +35,13 @@ class TimelineMixin:
         cols = [c for c in LOG_COLUMNS if recorded or c != "recorded_at"]
         return EventLog.from_arrow(self._event_arrow(cols))
 
+    def first_event_date(self) -> str | None:
+        """The earliest business date in the event log (ISO), None when it is empty: where a time slider starts
+        (one SQL aggregate, where reading the whole log for it cost ~35 ms on the demo)."""
+        with self._connect() as con:
+            row = con.execute("SELECT MIN(event_date) FROM stage_events").fetchone()
+        return str(row[0])[:10] if row and row[0] else None
+
     def _log_for(self, moment: Moment) -> EventLog:
         """The events a replay as of ``moment`` needs (here, all of them: a GeoPackage streams them quickly).
         PostGIS sends a reduced log instead, made by the database (``PostgisStore._log_for``)."""

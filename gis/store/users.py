@@ -83,17 +83,23 @@ class UsersMixin:
 
     def display_names(self) -> dict[str, str]:
         """``{username: display name}`` of every account (the username where it has none)."""
-        with self._connect() as con:
-            return {r["username"]: r["display_name"] or r["username"]
-                    for r in con.execute("SELECT username, display_name FROM users")}
+        def read():
+            with self._connect() as con:
+                return {r["username"]: r["display_name"] or r["username"]
+                        for r in con.execute("SELECT username, display_name FROM users")}
+        return dict(self._memoized("display_names", read))
 
     def accounts_enabled(self) -> bool:
-        with self._connect() as con:
-            return self._accounts_on(con)
+        def read():
+            with self._connect() as con:
+                return self._accounts_on(con)
+        return self._memoized("accounts_enabled", read)
 
     def user(self, username: str) -> User | None:
-        with self._connect() as con:
-            return self._user(con, username)
+        def read():
+            with self._connect() as con:
+                return self._user(con, username)
+        return self._memoized(("user", username), read)  # a User is frozen: shared safely
 
     def users(self) -> list[dict]:
         with self._connect() as con:

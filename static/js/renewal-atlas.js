@@ -136,10 +136,24 @@ window.RenewalAtlas = window.RenewalAtlas || (function () {
       lyr.on('mouseover', function (e) { if (e.layer.setStyle) { e.layer.setStyle({weight: o.hoverWeight}); } });
       lyr.on('mouseout', function (e) { lyr.resetStyle(e.layer); });
     }
+    lyr._ratlasId = o.id;
     lyr.addTo(parent);
     orderOf(map).push(lyr);
     if (o.labelField) { addLabels(map, parent, lyr, o); }
     return lyr;
+  }
+  /* parcels whose properties changed since their layer's file was written (gis/maps/mapview.py patch_group):
+     their new properties, and the style and tooltip that follow from them, over the features drawn */
+  function patch(map, patches) {
+    var order = orderOf(map);
+    for (var i = 0; i < order.length; i++) {
+      var lyr = order[i], mine = lyr._ratlasId && patches[lyr._ratlasId];
+      if (!mine || !lyr.eachLayer) { continue; }
+      lyr.eachLayer(function (l) {
+        var p = l.feature && l.feature.properties, next = p && mine[p.code];
+        if (next) { l.feature.properties = next; lyr.resetStyle(l); }
+      });
+    }
   }
   /* permanent name labels (catalogue label_field), shown from a zoom level on, switched with the group */
   function addLabels(map, parent, lyr, o) {
@@ -271,6 +285,6 @@ window.RenewalAtlas = window.RenewalAtlas || (function () {
     map._ratlasToken = s.token || 'map';
     saveView(map);  /* the view this map starts with (a fitted result included) is the one to come back to */
   }
-  return {init: init, addLayer: addLayer, addImage: addImage, addPhotos: addPhotos, collapsible: collapsible, small: small,
+  return {init: init, addLayer: addLayer, patch: patch, addImage: addImage, addPhotos: addPhotos, collapsible: collapsible, small: small,
           track: track, restore: restore, shownGroups: shownGroups};
 })();
