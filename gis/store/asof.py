@@ -18,6 +18,8 @@ import datetime as dt
 import json
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from gis.base import clock
 from gis.model.timeline import STATE_FIELDS, Moment, events_until
@@ -43,6 +45,19 @@ def _instant(value) -> pd.Timestamp:
     return t.tz_convert("UTC")
 
 
+def _instants(values) -> pd.Series:
+    """:func:`_instant` of each value (parsed once per distinct text: a log holds many equal stamps)."""
+    v = pd.Series(values).astype(object)
+    v = v.where(v.notna(), None)
+    parsed = {x: _instant(x) for x in pd.unique(v.to_numpy())}
+    return pd.Series(pd.DatetimeIndex([parsed[x] for x in v], tz="UTC"), index=v.index)
+
+
+def _noted(value) -> bool:
+    """A note is there: text, not empty (``e.note`` is truthy on the parcel's page)."""
+    return isinstance(value, str) and value != ""
+
+
 def _filled(value) -> bool:
     return value is not None and not (isinstance(value, float) and value != value) and str(value).strip() != ""
 
@@ -60,7 +75,7 @@ class StoreAt:
     def __init__(self, store, moment: Moment):
         self._store = store
         self.moment = moment
-        self._cache: tuple[int, pd.DataFrame] | None = None
+        self._cache: tuple[int, pd.DataFrame, pd.DataFrame] | None = None
 
     def __getattr__(self, name):
         return getattr(self._store, name)
@@ -88,7 +103,9 @@ class StoreAt:
         return out
 
     # ---- the state, replayed once per store version
-    def _state(self) -> pd.DataFrame:
+    def _state(self, facts: str = "then") -> pd.DataFrame:
+        """Every parcel by code with the stages of the moment and, ``facts="then"``, its facts of then
+        (:meth:`_all_facts_then`); ``facts="now"``: with its record's facts as they are."""
         version = self._store.data_version()
         if self._cache is None or self._cache[0] != version:
             parcels = self._store.parcels(geometry=False)
@@ -98,19 +115,102 @@ class StoreAt:
                 values = parcels["code"].map(state[col])
                 parcels[col] = values.fillna(0).astype(int) if col == "blocked" else \
                     values.astype(object).where(values.notna(), None)
-            self._cache = (version, parcels.set_index("code", drop=False))
-        return self._cache[1]
+            parcels = parcels.set_index("code", drop=False)
+            self._cache = (version, parcels, self._all_facts_then(parcels))
+        return self._cache[2 if facts == "then" else 1]
+
+    def _all_facts_then(self, parcels: pd.DataFrame) -> pd.DataFrame:
+        """``parcels`` (by code) with the :data:`FACT_FIELDS` of :meth:`cut` and an ``unknown_then`` column:
+        :meth:`_facts_then`'s rules for every parcel at once (what a listing or an export of the past shows).
+
+        Parcels not written since the cut (one compare of ``updated_at``) keep their record; of the others,
+        one read of the audit trail after the cut gives the before images, one read of the event log the
+        notes and last entries of those the trail does not hold.
+        """
+        parcels = parcels.copy()
+        unknown: dict[str, list[str]] = {}
+        if len(parcels):
+            cut = pd.Timestamp(self.cut())
+            later = list(parcels.index[(_instants(parcels["updated_at"]) > cut).to_numpy()])
+            images = self._images_at(set(later), cut) if later else {}
+            for code, image in images.items():
+                for f in FACT_FIELDS:
+                    parcels.at[code, f] = image.get(f)
+            rest = [c for c in later if c not in images]
+            if rest:
+                then = self._log_facts_at(rest, cut)
+                for code, row in zip(rest, parcels.loc[rest, list(FACT_FIELDS)].to_dict("records")):
+                    known = then.get(code, {})
+                    for f in FACT_FIELDS:
+                        parcels.at[code, f] = known.get(f)
+                    # a fact empty today and not known then is left empty, not marked (as on the parcel's page)
+                    unknown[code] = [f for f in FACT_FIELDS if f not in known and f != "updated_by" and _filled(row[f])]
+        parcels["unknown_then"] = [unknown.get(c, []) for c in parcels.index]
+        return parcels
+
+    def _images_at(self, codes: set, cut: pd.Timestamp) -> dict[str, dict]:
+        """Of ``codes``, the full records as they stood at ``cut`` that the audit trail holds
+        (:meth:`_image_at` for many parcels, in one query: the trail's rows since the day before the cut)."""
+        since = (cut.tz_convert(clock.office_zone()).date() - dt.timedelta(days=1)).isoformat()
+        with self._store._connect() as con:
+            # ``at`` is ISO text: every row of the cut's day or later sorts at or after the day before it
+            rows = con.execute("SELECT id, target, at, before FROM audit WHERE outcome = 'ok'"
+                               " AND before IS NOT NULL AND at >= ? ORDER BY id", (since,)).fetchall()
+        if not rows:
+            return {}
+        trail = pd.DataFrame([(r[0], r[1], r[2], r[3]) for r in rows], columns=["id", "target", "at", "before"])
+        trail = trail[trail["target"].isin(codes)]
+        trail = trail[_instants(trail["at"]).to_numpy() > cut].drop_duplicates("target", keep="first")
+        out = {}
+        for code, before in zip(trail["target"], trail["before"]):
+            try:
+                image = json.loads(before)
+            except (TypeError, ValueError):
+                continue
+            if not isinstance(image, dict) or "updated_at" not in image or "land_use" not in image:
+                continue  # a partial image (a note edit): the other facts then are not in it
+            if _instant(image.get("updated_at")) <= cut:
+                out[code] = image
+        return out
+
+    def _log_facts_at(self, codes: list[str], cut: pd.Timestamp) -> dict[str, dict]:
+        """By parcel of ``codes`` with an event recorded by ``cut``: ``updated_at``/``updated_by`` of the last
+        of them and ``note`` of the last advance or correction with a note (the facts the log tells)."""
+        ev = self._store._event_arrow(["id", "parcel", "action", "recorded_at", "recorded_by", "note"])
+        ev = ev.filter(pc.is_in(ev.column("parcel"), value_set=pa.array(list(codes), pa.string())))
+        ev = ev.to_pandas()
+        ev["t"] = _instants(ev["recorded_at"]).to_numpy()
+        ev = ev[ev["t"] <= cut].sort_values(["t", "id"], kind="stable")
+        out: dict[str, dict] = {}
+        for code, at, by in zip(*(ev.drop_duplicates("parcel", keep="last")[c] for c in ("parcel", "recorded_at", "recorded_by"))):
+            out[code] = {"updated_at": at, "updated_by": by}
+        noted = ev[ev["action"].isin(["advance", "correction"]) & ev["note"].map(_noted).astype(bool)]
+        for code, note in zip(*(noted.drop_duplicates("parcel", keep="last")[c] for c in ("parcel", "note"))):
+            out[code]["note"] = note
+        return out
 
     def parcels(self, kind=None, zone=None, village=None, stage=None, search=None, blocked=None,
                 geometry: bool = True):
-        """``Store.parcels`` with stage, stage date and blocked flag as of the moment (filtered on those)."""
+        """``Store.parcels`` with stage, stage date and blocked flag as of the moment (filtered on those), and
+        the facts of then (:data:`FACT_FIELDS`, the rules of :meth:`parcel`); ``unknown_then``: the facts of
+        each parcel whose value then is not kept (None in their column, never today's)."""
         df = self._store.parcels(kind=kind, zone=zone, village=village, search=search, geometry=geometry)
         state = self._state()
-        for col in STATE_FIELDS:
+        for col in (*STATE_FIELDS, *FACT_FIELDS):
             values = df["code"].map(state[col])
             df[col] = values.astype(object).where(values.notna(), None) if col != "blocked" else \
                 values.fillna(0).astype(int)
+        df["unknown_then"] = df["code"].map(state["unknown_then"]).map(lambda u: u if isinstance(u, list) else [])
         return self._store.filter(df, stage=stage, blocked=blocked)
+
+    def describe_many(self, rows, lang: str = "zh") -> list[dict]:
+        """``Store.describe_many`` keeping each row's ``unknown_then`` (a list, which ``describe`` leaves alone)."""
+        rows = list(rows)
+        unknown = [r.pop("unknown_then", None) for r in rows]
+        out = self._store.describe_many(rows, lang)
+        for r, u in zip(out, unknown):
+            r["unknown_then"] = list(u) if isinstance(u, list) else []
+        return out
 
     def parcel(self, code: str, lang: str = "zh") -> dict:
         """``Store.parcel`` as of the moment. Raises NotFoundError: unknown code.
@@ -119,7 +219,7 @@ class StoreAt:
         owner, last modified) are those of the moment where the record tells them; ``unknown_then``
         lists the ones it does not (their value then is not kept: None here, never today's).
         """
-        state = self._state()
+        state = self._state("now")
         if code not in state.index:
             return self._store.parcel(code, lang)  # raises NotFoundError (or a parcel added since: as it is now)
         row = {k: v for k, v in state.loc[code].to_dict().items()}
