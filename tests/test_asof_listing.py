@@ -8,6 +8,7 @@ import json
 import random
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -112,9 +113,9 @@ def _ledger(store, day, tmp_path, lang="zh") -> dict:
 
 def test_the_ledger_of_a_date_has_the_last_modified_of_then_or_says_not_recorded(edited, tmp_path):
     july = _ledger(edited, "2025-07-15", tmp_path)["V01-002"]
-    assert (july["最近修改"].date(), july["修改人"]) == (dt.date(2025, 7, 1), "王芳")
+    assert (july["最后变更时间"].date(), july["最后变更人"]) == (dt.date(2025, 7, 1), "王芳")
     early = _ledger(edited, "2024-01-01", tmp_path)
-    assert early["V01-002"]["最近修改"] == "该日情况未记录" and early["V01-002"]["修改人"] == "该日情况未记录"
+    assert early["V01-002"]["最后变更时间"] == "该日情况未记录" and early["V01-002"]["最后变更人"] == "该日情况未记录"
     english = _ledger(edited, "2024-01-01", tmp_path, "en")["V01-002"]
     assert "not recorded for that date" in english.values()
     now = tmp_path / "now.xlsx"
@@ -135,6 +136,20 @@ def test_a_geopackage_of_a_date_carries_the_facts_of_then(edited, tmp_path):
     df = pyogrio.read_dataframe(early, layer="parcels").set_index("code")
     assert df.at["V01-002", "land_use"] in (None, "") and "待补充" not in str(df.at["V01-002", "note"])
     assert set(df.at["V01-002", "unknown_then"].split(",")) == {"note", "land_use", "updated_at"}
+    # the shapefile (its field table explains the short name) and the GeoJSON say the same
+    shp = tmp_path / "early.zip"
+    export(store_at(edited, Moment(as_of=dt.date(2024, 1, 1))), "shp", shp)
+    df = pyogrio.read_dataframe(f"/vsizip/{shp}/parcels.shp").set_index("code")
+    assert set(df.at["V01-002", "unknown"].split(",")) == {"note", "land_use", "updated_at"}
+    with zipfile.ZipFile(shp) as zf:
+        assert "该日情况未记录的字段" in zf.read("parcels_fields.csv").decode("utf-8-sig")
+    gj = tmp_path / "early.geojson"
+    export(store_at(edited, Moment(as_of=dt.date(2024, 1, 1))), "geojson", gj)
+    props = {f["properties"]["code"]: f["properties"] for f in json.loads(gj.read_text())["features"]}
+    assert props["V01-002"]["note"] is None and "land_use" in props["V01-003"]["unknown_then"].split(",")
+    now = tmp_path / "now.gpkg"
+    export(edited, "gpkg", now)
+    assert "unknown_then" not in pyogrio.read_dataframe(now, layer="parcels").columns  # today's: as before
 
 
 def _cli(where, *args):
