@@ -56,8 +56,10 @@ SHP_FIELDS = {
     "village": "village", "park": "park", "unit": "unit", "owner": "owner", "land_use": "land_use",
     "stage": "stage", "stage_label": "stage_lbl", "stage_date": "stage_date", "blocked": "blocked",
     "blocked_reason": "blk_reason", "note": "note", "area_m2": "area_m2", "area_mu": "area_mu",
-    "version": "version", "updated_at": "updated_at", "updated_by": "updated_by", "unknown_then": "unknown",
+    "version": "version", "updated_at": "updated_at", "updated_by": "updated_by",
 }
+#: and in a shapefile of a past date (gis.store.asof): the facts whose value then is not kept
+AS_OF_SHP_FIELDS = {"unknown_then": "unknown"}
 EVENT_FIELDS = ("id", "parcel", "action", "from_stage", "to_stage", "event_date", "recorded_at", "recorded_by",
                 "unit", "note", "reason", "share")
 #: the name ending of the field-name table in a shapefile zip
@@ -235,8 +237,9 @@ def export_shapefile_zip(store, path, codes=None, encoding: str = "utf-8", lang:
     if key not in SHP_ENCODINGS:
         raise InputError("export.bad_encoding", encoding=encoding, known="utf-8, gbk")
     parcels = parcels_for_export(store, codes, lang)
-    shp_names = {full: short for full, short in SHP_FIELDS.items() if full in parcels.columns}
-    parcels = parcels.rename(columns=SHP_FIELDS)
+    fields = {**SHP_FIELDS, **AS_OF_SHP_FIELDS}
+    shp_names = {full: short for full, short in fields.items() if full in parcels.columns}
+    parcels = parcels.rename(columns=fields)
     py_enc = "gbk" if key == "gbk" else "utf-8"
     truncated = 0
     for col in parcels.columns:
