@@ -46,16 +46,29 @@ def _instant(value) -> pd.Timestamp:
 
 
 def _instants(values) -> pd.Series:
-    """:func:`_instant` of each value (parsed once per distinct text: a log holds many equal stamps)."""
+    """:func:`_instant` of each value, parsed as arrays: ISO text with an offset as such, without one in the
+    office's time; anything else one by one (missing or unreadable: the far future)."""
     v = pd.Series(values).astype(object)
-    v = v.where(v.notna(), None)
-    parsed = {x: _instant(x) for x in pd.unique(v.to_numpy())}
-    return pd.Series(pd.DatetimeIndex([parsed[x] for x in v], tz="UTC"), index=v.index)
-
-
-def _noted(value) -> bool:
-    """A note is there: text, not empty (``e.note`` is truthy on the parcel's page)."""
-    return isinstance(value, str) and value != ""
+    out = pd.Series(_NEVER, index=v.index, dtype="datetime64[ns, UTC]")
+    text = v.map(lambda x: isinstance(x, str) and x != "").to_numpy(bool)
+    if text.any():
+        t = v[text].astype(str).str.strip()
+        aware = t.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True).to_numpy(bool)
+        parsed = pd.Series(pd.NaT, index=t.index, dtype="datetime64[ns, UTC]")
+        if aware.any():
+            parsed[aware] = pd.to_datetime(t[aware], utc=True, format="ISO8601", errors="coerce")
+        if (~aware).any():
+            naive = pd.to_datetime(t[~aware], format="ISO8601", errors="coerce")
+            parsed[~aware] = naive.dt.tz_localize(clock.office_zone(), ambiguous="NaT",
+                                                  nonexistent="shift_forward").dt.tz_convert("UTC")
+        odd = parsed.isna().to_numpy(bool)
+        if odd.any():  # text ISO 8601 does not read (another layout): one by one, as _instant does
+            parsed[odd] = pd.Series([_instant(x) for x in t[odd]], index=t.index[odd], dtype="datetime64[ns, UTC]")
+        out[text] = parsed
+    other = ~text & v.notna().to_numpy(bool)
+    if other.any():  # a timestamp object (not what a store holds, but a frame may): as _instant reads it
+        out[other] = [_instant(x) for x in v[other]]
+    return out
 
 
 def _filled(value) -> bool:
@@ -133,18 +146,20 @@ class StoreAt:
             cut = pd.Timestamp(self.cut())
             later = list(parcels.index[(_instants(parcels["updated_at"]) > cut).to_numpy()])
             images = self._images_at(set(later), cut) if later else {}
-            for code, image in images.items():
+            if images:
+                codes = list(images)
                 for f in FACT_FIELDS:
-                    parcels.at[code, f] = image.get(f)
+                    parcels.loc[codes, f] = pd.Series([images[c].get(f) for c in codes], index=codes, dtype=object)
             rest = [c for c in later if c not in images]
             if rest:
                 then = self._log_facts_at(rest, cut)
-                for code, row in zip(rest, parcels.loc[rest, list(FACT_FIELDS)].to_dict("records")):
+                today = {f: parcels.loc[rest, f].map(_filled).to_numpy(bool) for f in FACT_FIELDS}
+                for f in FACT_FIELDS:
+                    parcels.loc[rest, f] = pd.Series([then.get(c, {}).get(f) for c in rest], index=rest, dtype=object)
+                # a fact empty today and not known then is left empty, not marked (as on the parcel's page)
+                for i, code in enumerate(rest):
                     known = then.get(code, {})
-                    for f in FACT_FIELDS:
-                        parcels.at[code, f] = known.get(f)
-                    # a fact empty today and not known then is left empty, not marked (as on the parcel's page)
-                    unknown[code] = [f for f in FACT_FIELDS if f not in known and f != "updated_by" and _filled(row[f])]
+                    unknown[code] = [f for f in FACT_FIELDS if f != "updated_by" and f not in known and today[f][i]]
         parcels["unknown_then"] = [unknown.get(c, []) for c in parcels.index]
         return parcels
 
@@ -178,13 +193,19 @@ class StoreAt:
         of them and ``note`` of the last advance or correction with a note (the facts the log tells)."""
         ev = self._store._event_arrow(["id", "parcel", "action", "recorded_at", "recorded_by", "note"])
         ev = ev.filter(pc.is_in(ev.column("parcel"), value_set=pa.array(list(codes), pa.string())))
+        # what was recorded two days or more after the cut's day cannot be by the cut: left out before parsing
+        rec = pc.fill_null(ev.column("recorded_at").cast(pa.string()), "")
+        limit = (cut.tz_convert(clock.office_zone()).date() + dt.timedelta(days=2)).isoformat()
+        dated = pc.match_substring_regex(rec, r"^\d{4}-\d\d-\d\d")
+        ev = ev.filter(pc.invert(pc.and_(dated, pc.greater_equal(pc.utf8_slice_codeunits(rec, 0, 10), limit))))
         ev = ev.to_pandas()
         ev["t"] = _instants(ev["recorded_at"]).to_numpy()
         ev = ev[ev["t"] <= cut].sort_values(["t", "id"], kind="stable")
         out: dict[str, dict] = {}
         for code, at, by in zip(*(ev.drop_duplicates("parcel", keep="last")[c] for c in ("parcel", "recorded_at", "recorded_by"))):
             out[code] = {"updated_at": at, "updated_by": by}
-        noted = ev[ev["action"].isin(["advance", "correction"]) & ev["note"].map(_noted).astype(bool)]
+        noted = ev[ev["action"].isin(["advance", "correction"]).to_numpy(bool)
+                   & (ev["note"].fillna("").astype(str) != "").to_numpy(bool)]
         for code, note in zip(*(noted.drop_duplicates("parcel", keep="last")[c] for c in ("parcel", "note"))):
             out[code]["note"] = note
         return out
