@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -47,28 +48,40 @@ def _instant(value) -> pd.Timestamp:
 
 def _instants(values) -> pd.Series:
     """:func:`_instant` of each value, parsed as arrays: ISO text with an offset as such, without one in the
-    office's time; anything else one by one (missing or unreadable: the far future)."""
-    v = pd.Series(values).astype(object)
+    office's time; what ISO 8601 does not read one by one, as :func:`_instant` does (missing: the far future)."""
+    series = pd.Series(values)
+    codes, distinct = pd.factorize(series, use_na_sentinel=True)
+    if len(distinct) < len(series):  # a log holds many equal stamps: each distinct one parsed once
+        parsed = np.append(_instants(pd.Series(distinct, dtype=object)).array.asi8, _NEVER.value)
+        nanos = parsed[np.where(codes >= 0, codes, len(parsed) - 1)]  # missing (-1): the far future
+        return pd.Series(pd.DatetimeIndex(nanos.view("datetime64[ns]"), tz="UTC"), index=series.index)
+    v = series.astype(object)
     out = pd.Series(_NEVER, index=v.index, dtype="datetime64[ns, UTC]")
-    text = v.map(lambda x: isinstance(x, str) and x != "").to_numpy(bool)
-    if text.any():
-        t = v[text].astype(str).str.strip()
-        aware = t.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True).to_numpy(bool)
-        parsed = pd.Series(pd.NaT, index=t.index, dtype="datetime64[ns, UTC]")
-        if aware.any():
-            parsed[aware] = pd.to_datetime(t[aware], utc=True, format="ISO8601", errors="coerce")
-        if (~aware).any():
-            naive = pd.to_datetime(t[~aware], format="ISO8601", errors="coerce")
-            parsed[~aware] = naive.dt.tz_localize(clock.office_zone(), ambiguous="NaT",
-                                                  nonexistent="shift_forward").dt.tz_convert("UTC")
-        odd = parsed.isna().to_numpy(bool)
-        if odd.any():  # text ISO 8601 does not read (another layout): one by one, as _instant does
-            parsed[odd] = pd.Series([_instant(x) for x in t[odd]], index=t.index[odd], dtype="datetime64[ns, UTC]")
-        out[text] = parsed
-    other = ~text & v.notna().to_numpy(bool)
-    if other.any():  # a timestamp object (not what a store holds, but a frame may): as _instant reads it
-        out[other] = [_instant(x) for x in v[other]]
+    given = v.notna().to_numpy(bool)
+    if not given.any():
+        return out
+    text = pc.utf8_trim_whitespace(pa.array(v[given].astype(str).to_numpy(object), pa.string()))
+    aware = pc.match_substring_regex(text, r"(?:Z|[+-]\d\d:?\d\d)$").to_numpy(zero_copy_only=False)
+    t = pd.Series(text.to_numpy(zero_copy_only=False), index=v.index[given], dtype=object)
+    parsed = pd.Series(pd.NaT, index=t.index, dtype="datetime64[ns, UTC]")
+    if aware.any():
+        parsed[aware] = pd.to_datetime(t[aware], utc=True, format="ISO8601", errors="coerce")
+    if (~aware).any():
+        naive = pd.to_datetime(t[~aware], format="ISO8601", errors="coerce")
+        parsed[~aware] = naive.dt.tz_localize(clock.office_zone(), ambiguous="NaT",
+                                              nonexistent="shift_forward").dt.tz_convert("UTC")
+    odd = (parsed.isna() & (t != "")).to_numpy(bool)
+    if odd.any():  # not ISO 8601 (another layout, a timestamp object): one by one
+        parsed[odd] = pd.Series([_instant(x) for x in v[given][odd]], index=t.index[odd], dtype="datetime64[ns, UTC]")
+    out[given] = parsed.where(parsed.notna(), _NEVER)
     return out
+
+
+def _filled_all(values: pd.Series) -> np.ndarray:
+    """:func:`_filled` of each value."""
+    v = values.astype(object)
+    given = v.notna()
+    return (given & (v.where(given, "").astype(str).str.strip() != "")).to_numpy(bool)
 
 
 def _filled(value) -> bool:
@@ -146,21 +159,30 @@ class StoreAt:
             cut = pd.Timestamp(self.cut())
             later = list(parcels.index[(_instants(parcels["updated_at"]) > cut).to_numpy()])
             images = self._images_at(set(later), cut) if later else {}
+            columns = {f: parcels[f].to_numpy(object).copy() for f in FACT_FIELDS}
             if images:
-                codes = list(images)
+                pos = parcels.index.get_indexer(list(images))
                 for f in FACT_FIELDS:
-                    parcels.loc[codes, f] = pd.Series([images[c].get(f) for c in codes], index=codes, dtype=object)
+                    columns[f][pos] = [im.get(f) for im in images.values()]
             rest = [c for c in later if c not in images]
             if rest:
-                then = self._log_facts_at(rest, cut)
-                today = {f: parcels.loc[rest, f].map(_filled).to_numpy(bool) for f in FACT_FIELDS}
-                for f in FACT_FIELDS:
-                    parcels.loc[rest, f] = pd.Series([then.get(c, {}).get(f) for c in rest], index=rest, dtype=object)
+                pos = parcels.index.get_indexer(rest)
+                then = self._log_facts_at(rest, cut).reindex(rest)
+                seen = then["seen"].fillna(False).to_numpy(bool)
+                known = {"note": then["note"].notna().to_numpy(bool), "land_use": np.zeros(len(rest), bool),
+                         "owner": np.zeros(len(rest), bool), "updated_at": seen}
                 # a fact empty today and not known then is left empty, not marked (as on the parcel's page)
-                for i, code in enumerate(rest):
-                    known = then.get(code, {})
-                    unknown[code] = [f for f in FACT_FIELDS if f != "updated_by" and f not in known and today[f][i]]
-        parcels["unknown_then"] = [unknown.get(c, []) for c in parcels.index]
+                marks = {f: ~k & _filled_all(parcels[f].iloc[pos]) for f, k in known.items()}
+                for f in FACT_FIELDS:
+                    col = then[f] if f in then else pd.Series(None, index=then.index, dtype=object)
+                    columns[f][pos] = col.astype(object).where(col.notna(), None).to_numpy(object)
+                any_mark = np.logical_or.reduce(list(marks.values()))
+                for i in np.flatnonzero(any_mark):
+                    unknown[rest[i]] = [f for f in known if marks[f][i]]
+            for f in FACT_FIELDS:
+                parcels[f] = columns[f]
+        parcels["unknown_then"] = [unknown.get(c, []) for c in parcels.index] if unknown else \
+            [[] for _ in range(len(parcels))]
         return parcels
 
     def _images_at(self, codes: set, cut: pd.Timestamp) -> dict[str, dict]:
@@ -188,9 +210,9 @@ class StoreAt:
                 out[code] = image
         return out
 
-    def _log_facts_at(self, codes: list[str], cut: pd.Timestamp) -> dict[str, dict]:
-        """By parcel of ``codes`` with an event recorded by ``cut``: ``updated_at``/``updated_by`` of the last
-        of them and ``note`` of the last advance or correction with a note (the facts the log tells)."""
+    def _log_facts_at(self, codes: list[str], cut: pd.Timestamp) -> pd.DataFrame:
+        """By parcel of ``codes`` with an event recorded by ``cut`` (``seen``): ``updated_at``/``updated_by`` of
+        the last of them and ``note`` of the last advance or correction with a note (the facts the log tells)."""
         ev = self._store._event_arrow(["id", "parcel", "action", "recorded_at", "recorded_by", "note"])
         ev = ev.filter(pc.is_in(ev.column("parcel"), value_set=pa.array(list(codes), pa.string())))
         # what was recorded two days or more after the cut's day cannot be by the cut: left out before parsing
@@ -199,15 +221,26 @@ class StoreAt:
         dated = pc.match_substring_regex(rec, r"^\d{4}-\d\d-\d\d")
         ev = ev.filter(pc.invert(pc.and_(dated, pc.greater_equal(pc.utf8_slice_codeunits(rec, 0, 10), limit))))
         ev = ev.to_pandas()
-        ev["t"] = _instants(ev["recorded_at"]).to_numpy()
-        ev = ev[ev["t"] <= cut].sort_values(["t", "id"], kind="stable")
-        out: dict[str, dict] = {}
-        for code, at, by in zip(*(ev.drop_duplicates("parcel", keep="last")[c] for c in ("parcel", "recorded_at", "recorded_by"))):
-            out[code] = {"updated_at": at, "updated_by": by}
-        noted = ev[ev["action"].isin(["advance", "correction"]).to_numpy(bool)
-                   & (ev["note"].fillna("").astype(str) != "").to_numpy(bool)]
-        for code, note in zip(*(noted.drop_duplicates("parcel", keep="last")[c] for c in ("parcel", "note"))):
-            out[code]["note"] = note
+        t = _instants(ev["recorded_at"]).array.asi8
+        by = np.flatnonzero(t <= pd.Timestamp(cut).as_unit("ns").value)
+        ids = ev["id"].to_numpy(np.int64)
+        order = by[np.lexsort((ids[by], t[by]))]  # recorded by the cut, in the order recorded (then by id)
+        group, _ = pd.factorize(ev["parcel"])
+
+        def last_of(rows: np.ndarray) -> np.ndarray:
+            """The last of ``rows`` (in recorded order) of each parcel."""
+            _, first = np.unique(group[rows[::-1]], return_index=True)
+            return rows[::-1][first]
+
+        last = last_of(order)
+        pick = (lambda col, rows: ev[col].iloc[rows].astype(object).to_numpy(object))
+        out = pd.DataFrame({"updated_at": pick("recorded_at", last), "updated_by": pick("recorded_by", last),
+                            "seen": True}, index=pd.Index(pick("parcel", last), name="parcel"))
+        noted = ev["action"].isin(["advance", "correction"]).to_numpy(bool) & \
+            (ev["note"].fillna("").astype(str) != "").to_numpy(bool)
+        with_note = last_of(order[noted[order]])
+        out["note"] = pd.Series(pick("note", with_note), index=pick("parcel", with_note), dtype=object
+                                ).reindex(out.index)
         return out
 
     def parcels(self, kind=None, zone=None, village=None, stage=None, search=None, blocked=None,
