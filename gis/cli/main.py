@@ -122,6 +122,8 @@ def cmd_parcels(args) -> int:
     df = store.parcels(kind=args.kind, zone=args.zone, village=args.village, search=args.search, stage=args.stage,
                        geometry=False)
     rows = store.describe_many(df.to_dict("records"), args.lang)
+    for r in rows:  # the same fields now and as of a date: the facts not kept for that date (none today)
+        r.setdefault("unknown_then", [])
     if args.json:
         print_json(rows)
     else:

@@ -58,6 +58,8 @@ SHP_FIELDS = {
     "blocked_reason": "blk_reason", "note": "note", "area_m2": "area_m2", "area_mu": "area_mu",
     "version": "version", "updated_at": "updated_at", "updated_by": "updated_by",
 }
+#: and in a shapefile of a past date (gis.store.asof): the facts whose value then is not kept
+AS_OF_SHP_FIELDS = {"unknown_then": "unknown"}
 EVENT_FIELDS = ("id", "parcel", "action", "from_stage", "to_stage", "event_date", "recorded_at", "recorded_by",
                 "unit", "note", "reason", "share")
 #: the name ending of the field-name table in a shapefile zip
@@ -88,6 +90,9 @@ def parcels_for_export(store, codes=None, lang: str = "zh") -> gpd.GeoDataFrame:
     cols = [*PARCEL_FIELDS[:10], "stage_label", *PARCEL_FIELDS[10:], "kind_label", "area_mu"]
     cols = [c for c in dict.fromkeys(cols) if c in df.columns]
     out = df[cols + ["geometry"]]
+    if "unknown_then" in df.columns:  # a store seen at a past date (gis.store.asof): the facts not known then
+        out = out.assign(unknown_then=[",".join(u) if isinstance(u, list) else "" for u in df["unknown_then"]])
+        out = out[[*cols, "unknown_then", "geometry"]]
     return gpd.GeoDataFrame(out, geometry="geometry", crs=df.crs)
 
 
@@ -232,8 +237,9 @@ def export_shapefile_zip(store, path, codes=None, encoding: str = "utf-8", lang:
     if key not in SHP_ENCODINGS:
         raise InputError("export.bad_encoding", encoding=encoding, known="utf-8, gbk")
     parcels = parcels_for_export(store, codes, lang)
-    shp_names = {full: short for full, short in SHP_FIELDS.items() if full in parcels.columns}
-    parcels = parcels.rename(columns=SHP_FIELDS)
+    fields = {**SHP_FIELDS, **AS_OF_SHP_FIELDS}
+    shp_names = {full: short for full, short in fields.items() if full in parcels.columns}
+    parcels = parcels.rename(columns=fields)
     py_enc = "gbk" if key == "gbk" else "utf-8"
     truncated = 0
     for col in parcels.columns:
@@ -361,9 +367,12 @@ def export_ledger_xlsx(store, path, codes=None, lang: str = "zh") -> dict:
                T("blocked_reason"),
                T("updated_at"), T("updated_by")]
     rows = []
+    unknown_then = t("brief.unknown_then", lang)
     for r in parcels.itertuples(index=False):
         updated = None
-        if isinstance(r.updated_at, str) and r.updated_at:
+        if "updated_at" in (getattr(r, "unknown_then", "") or "").split(","):
+            updated = unknown_then  # a ledger of a past date: when it was last modified then is not kept
+        elif isinstance(r.updated_at, str) and r.updated_at:
             try:
                 u = dt.datetime.fromisoformat(r.updated_at.replace("Z", "+00:00"))
                 # the office's wall clock, as every time a planner reads (Excel has no time zones)
@@ -377,7 +386,7 @@ def export_ledger_xlsx(store, path, codes=None, lang: str = "zh") -> dict:
             *[dates.get((r.code, key)) for key, _ in stage_cols],
             *plan.get(r.code, [None] * len(plan_headers)),
             r.unit or "", t("export.yes" if r.blocked else "export.no", lang), r.blocked_reason or "",
-            updated, r.updated_by or "",
+            updated, unknown_then if updated == unknown_then else (r.updated_by or ""),
         ])
 
     wb = Workbook()

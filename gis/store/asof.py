@@ -17,7 +17,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from gis.base import clock
 from gis.model.timeline import STATE_FIELDS, Moment, events_until
@@ -43,6 +46,44 @@ def _instant(value) -> pd.Timestamp:
     return t.tz_convert("UTC")
 
 
+def _instants(values) -> pd.Series:
+    """:func:`_instant` of each value, parsed as arrays: ISO text with an offset as such, without one in the
+    office's time; what ISO 8601 does not read one by one, as :func:`_instant` does (missing: the far future)."""
+    series = pd.Series(values)
+    codes, distinct = pd.factorize(series, use_na_sentinel=True)
+    if len(distinct) < len(series):  # a log holds many equal stamps: each distinct one parsed once
+        parsed = np.append(_instants(pd.Series(distinct, dtype=object)).array.asi8, _NEVER.value)
+        nanos = parsed[np.where(codes >= 0, codes, len(parsed) - 1)]  # missing (-1): the far future
+        return pd.Series(pd.DatetimeIndex(nanos.view("datetime64[ns]"), tz="UTC"), index=series.index)
+    v = series.astype(object)
+    out = pd.Series(_NEVER, index=v.index, dtype="datetime64[ns, UTC]")
+    given = v.notna().to_numpy(bool)
+    if not given.any():
+        return out
+    text = pc.utf8_trim_whitespace(pa.array(v[given].astype(str).to_numpy(object), pa.string()))
+    aware = pc.match_substring_regex(text, r"(?:Z|[+-]\d\d:?\d\d)$").to_numpy(zero_copy_only=False)
+    t = pd.Series(text.to_numpy(zero_copy_only=False), index=v.index[given], dtype=object)
+    parsed = pd.Series(pd.NaT, index=t.index, dtype="datetime64[ns, UTC]")
+    if aware.any():
+        parsed[aware] = pd.to_datetime(t[aware], utc=True, format="ISO8601", errors="coerce")
+    if (~aware).any():
+        naive = pd.to_datetime(t[~aware], format="ISO8601", errors="coerce")
+        parsed[~aware] = naive.dt.tz_localize(clock.office_zone(), ambiguous="NaT",
+                                              nonexistent="shift_forward").dt.tz_convert("UTC")
+    odd = (parsed.isna() & (t != "")).to_numpy(bool)
+    if odd.any():  # not ISO 8601 (another layout, a timestamp object): one by one
+        parsed[odd] = pd.Series([_instant(x) for x in v[given][odd]], index=t.index[odd], dtype="datetime64[ns, UTC]")
+    out[given] = parsed.where(parsed.notna(), _NEVER)
+    return out
+
+
+def _filled_all(values: pd.Series) -> np.ndarray:
+    """:func:`_filled` of each value."""
+    v = values.astype(object)
+    given = v.notna()
+    return (given & (v.where(given, "").astype(str).str.strip() != "")).to_numpy(bool)
+
+
 def _filled(value) -> bool:
     return value is not None and not (isinstance(value, float) and value != value) and str(value).strip() != ""
 
@@ -60,7 +101,7 @@ class StoreAt:
     def __init__(self, store, moment: Moment):
         self._store = store
         self.moment = moment
-        self._cache: tuple[int, pd.DataFrame] | None = None
+        self._cache: tuple[int, pd.DataFrame, pd.DataFrame] | None = None
 
     def __getattr__(self, name):
         return getattr(self._store, name)
@@ -88,7 +129,9 @@ class StoreAt:
         return out
 
     # ---- the state, replayed once per store version
-    def _state(self) -> pd.DataFrame:
+    def _state(self, facts: str = "then") -> pd.DataFrame:
+        """Every parcel by code with the stages of the moment and, ``facts="then"``, its facts of then
+        (:meth:`_all_facts_then`); ``facts="now"``: with its record's facts as they are."""
         version = self._store.data_version()
         if self._cache is None or self._cache[0] != version:
             parcels = self._store.parcels(geometry=False)
@@ -98,19 +141,130 @@ class StoreAt:
                 values = parcels["code"].map(state[col])
                 parcels[col] = values.fillna(0).astype(int) if col == "blocked" else \
                     values.astype(object).where(values.notna(), None)
-            self._cache = (version, parcels.set_index("code", drop=False))
-        return self._cache[1]
+            parcels = parcels.set_index("code", drop=False)
+            self._cache = (version, parcels, self._all_facts_then(parcels))
+        return self._cache[2 if facts == "then" else 1]
+
+    def _all_facts_then(self, parcels: pd.DataFrame) -> pd.DataFrame:
+        """``parcels`` (by code) with the :data:`FACT_FIELDS` of :meth:`cut` and an ``unknown_then`` column:
+        :meth:`_facts_then`'s rules for every parcel at once (what a listing or an export of the past shows).
+
+        Parcels not written since the cut (one compare of ``updated_at``) keep their record; of the others,
+        one read of the audit trail after the cut gives the before images, one read of the event log the
+        notes and last entries of those the trail does not hold.
+        """
+        parcels = parcels.copy()
+        unknown: dict[str, list[str]] = {}
+        if len(parcels):
+            cut = pd.Timestamp(self.cut())
+            later = list(parcels.index[(_instants(parcels["updated_at"]) > cut).to_numpy()])
+            images = self._images_at(set(later), cut) if later else {}
+            columns = {f: parcels[f].to_numpy(object).copy() for f in FACT_FIELDS}
+            if images:
+                pos = parcels.index.get_indexer(list(images))
+                for f in FACT_FIELDS:
+                    columns[f][pos] = [im.get(f) for im in images.values()]
+            rest = [c for c in later if c not in images]
+            if rest:
+                pos = parcels.index.get_indexer(rest)
+                then = self._log_facts_at(rest, cut).reindex(rest)
+                seen = then["seen"].fillna(False).to_numpy(bool)
+                known = {"note": then["note"].notna().to_numpy(bool), "land_use": np.zeros(len(rest), bool),
+                         "owner": np.zeros(len(rest), bool), "updated_at": seen}
+                # a fact empty today and not known then is left empty, not marked (as on the parcel's page)
+                marks = {f: ~k & _filled_all(parcels[f].iloc[pos]) for f, k in known.items()}
+                for f in FACT_FIELDS:
+                    col = then[f] if f in then else pd.Series(None, index=then.index, dtype=object)
+                    columns[f][pos] = col.astype(object).where(col.notna(), None).to_numpy(object)
+                any_mark = np.logical_or.reduce(list(marks.values()))
+                for i in np.flatnonzero(any_mark):
+                    unknown[rest[i]] = [f for f in known if marks[f][i]]
+            for f in FACT_FIELDS:
+                parcels[f] = columns[f]
+        parcels["unknown_then"] = [unknown.get(c, []) for c in parcels.index] if unknown else \
+            [[] for _ in range(len(parcels))]
+        return parcels
+
+    def _images_at(self, codes: set, cut: pd.Timestamp) -> dict[str, dict]:
+        """Of ``codes``, the full records as they stood at ``cut`` that the audit trail holds
+        (:meth:`_image_at` for many parcels, in one query: the trail's rows since the day before the cut)."""
+        since = (cut.tz_convert(clock.office_zone()).date() - dt.timedelta(days=1)).isoformat()
+        with self._store._connect() as con:
+            # ``at`` is ISO text: every row of the cut's day or later sorts at or after the day before it
+            rows = con.execute("SELECT id, target, at, before FROM audit WHERE outcome = 'ok'"
+                               " AND before IS NOT NULL AND at >= ? ORDER BY id", (since,)).fetchall()
+        if not rows:
+            return {}
+        trail = pd.DataFrame([(r[0], r[1], r[2], r[3]) for r in rows], columns=["id", "target", "at", "before"])
+        trail = trail[trail["target"].isin(codes)]
+        trail = trail[_instants(trail["at"]).to_numpy() > cut].drop_duplicates("target", keep="first")
+        out = {}
+        for code, before in zip(trail["target"], trail["before"]):
+            try:
+                image = json.loads(before)
+            except (TypeError, ValueError):
+                continue
+            if not isinstance(image, dict) or "updated_at" not in image or "land_use" not in image:
+                continue  # a partial image (a note edit): the other facts then are not in it
+            if _instant(image.get("updated_at")) <= cut:
+                out[code] = image
+        return out
+
+    def _log_facts_at(self, codes: list[str], cut: pd.Timestamp) -> pd.DataFrame:
+        """By parcel of ``codes`` with an event recorded by ``cut`` (``seen``): ``updated_at``/``updated_by`` of
+        the last of them and ``note`` of the last advance or correction with a note (the facts the log tells)."""
+        ev = self._store._event_arrow(["id", "parcel", "action", "recorded_at", "recorded_by", "note"])
+        ev = ev.filter(pc.is_in(ev.column("parcel"), value_set=pa.array(list(codes), pa.string())))
+        # what was recorded two days or more after the cut's day cannot be by the cut: left out before parsing
+        rec = pc.fill_null(ev.column("recorded_at").cast(pa.string()), "")
+        limit = (cut.tz_convert(clock.office_zone()).date() + dt.timedelta(days=2)).isoformat()
+        dated = pc.match_substring_regex(rec, r"^\d{4}-\d\d-\d\d")
+        ev = ev.filter(pc.invert(pc.and_(dated, pc.greater_equal(pc.utf8_slice_codeunits(rec, 0, 10), limit))))
+        ev = ev.to_pandas()
+        t = _instants(ev["recorded_at"]).array.asi8
+        by = np.flatnonzero(t <= pd.Timestamp(cut).as_unit("ns").value)
+        ids = ev["id"].to_numpy(np.int64)
+        order = by[np.lexsort((ids[by], t[by]))]  # recorded by the cut, in the order recorded (then by id)
+        group, _ = pd.factorize(ev["parcel"])
+
+        def last_of(rows: np.ndarray) -> np.ndarray:
+            """The last of ``rows`` (in recorded order) of each parcel."""
+            _, first = np.unique(group[rows[::-1]], return_index=True)
+            return rows[::-1][first]
+
+        last = last_of(order)
+        pick = (lambda col, rows: ev[col].iloc[rows].astype(object).to_numpy(object))
+        out = pd.DataFrame({"updated_at": pick("recorded_at", last), "updated_by": pick("recorded_by", last),
+                            "seen": True}, index=pd.Index(pick("parcel", last), name="parcel"))
+        noted = ev["action"].isin(["advance", "correction"]).to_numpy(bool) & \
+            (ev["note"].fillna("").astype(str) != "").to_numpy(bool)
+        with_note = last_of(order[noted[order]])
+        out["note"] = pd.Series(pick("note", with_note), index=pick("parcel", with_note), dtype=object
+                                ).reindex(out.index)
+        return out
 
     def parcels(self, kind=None, zone=None, village=None, stage=None, search=None, blocked=None,
                 geometry: bool = True):
-        """``Store.parcels`` with stage, stage date and blocked flag as of the moment (filtered on those)."""
+        """``Store.parcels`` with stage, stage date and blocked flag as of the moment (filtered on those), and
+        the facts of then (:data:`FACT_FIELDS`, the rules of :meth:`parcel`); ``unknown_then``: the facts of
+        each parcel whose value then is not kept (None in their column, never today's)."""
         df = self._store.parcels(kind=kind, zone=zone, village=village, search=search, geometry=geometry)
         state = self._state()
-        for col in STATE_FIELDS:
+        for col in (*STATE_FIELDS, *FACT_FIELDS):
             values = df["code"].map(state[col])
             df[col] = values.astype(object).where(values.notna(), None) if col != "blocked" else \
                 values.fillna(0).astype(int)
+        df["unknown_then"] = df["code"].map(state["unknown_then"]).map(lambda u: u if isinstance(u, list) else [])
         return self._store.filter(df, stage=stage, blocked=blocked)
+
+    def describe_many(self, rows, lang: str = "zh") -> list[dict]:
+        """``Store.describe_many`` keeping each row's ``unknown_then`` (a list, which ``describe`` leaves alone)."""
+        rows = list(rows)
+        unknown = [r.pop("unknown_then", None) for r in rows]
+        out = self._store.describe_many(rows, lang)
+        for r, u in zip(out, unknown):
+            r["unknown_then"] = list(u) if isinstance(u, list) else []
+        return out
 
     def parcel(self, code: str, lang: str = "zh") -> dict:
         """``Store.parcel`` as of the moment. Raises NotFoundError: unknown code.
@@ -119,7 +273,7 @@ class StoreAt:
         owner, last modified) are those of the moment where the record tells them; ``unknown_then``
         lists the ones it does not (their value then is not kept: None here, never today's).
         """
-        state = self._state()
+        state = self._state("now")
         if code not in state.index:
             return self._store.parcel(code, lang)  # raises NotFoundError (or a parcel added since: as it is now)
         row = {k: v for k, v in state.loc[code].to_dict().items()}
