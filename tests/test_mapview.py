@@ -507,6 +507,10 @@ def _hover_feature(page, code_or_layer: str, key: str = "code"):
     page.mouse.move(xy[0] - 3, xy[1] - 3)
     page.mouse.move(*xy)
     page.wait_for_selector(".ratlas-tooltip", state="visible")
+    if key == "code":  # the previous feature's tooltip may still be up for a moment (canvas): wait for this one's
+        page.wait_for_function("c => [...document.querySelectorAll('.ratlas-tooltip')].some("
+                               "t => t.innerText.includes(c))", arg=code_or_layer)
+        return next(t for t in page.locator(".ratlas-tooltip").all_inner_texts() if code_or_layer in t)
     return page.inner_text(".ratlas-tooltip")
 
 
