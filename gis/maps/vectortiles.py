@@ -561,25 +561,38 @@ def build_tileset(
                 total += len(data)
             if tiles:
                 index[str(z)] = _bitset(list(tiles))
-        w, s, e, n = gdf.to_crs("EPSG:4326").total_bounds if len(gdf) else (0, 0, 0, 0)
-        manifest = {
-            "name": name, "url": f"{url_prefix.rstrip('/')}/{name}/{{z}}/{{x}}/{{y}}.pbf",
-            "levels": levels, "extent": EXTENT, "layer": layer,
-            "class_field": class_field, "detail_fields": list(detail or {}),
-            "bounds": [[float(s), float(w)], [float(n), float(e)]], "tiles": index,
-            "features": int(len(gdf)), "bytes": int(total), "build_s": round(time.perf_counter() - t0, 3),
-            "built_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{time.time_ns() % 10**9:09d}Z",
-            "value_labels": value_labels or {},
-        }
-        (tmp / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-        try:
-            os.replace(tmp, out_dir / name)
-        except OSError:  # another process finished the same pyramid first
-            pass
+        bounds = gdf.to_crs("EPSG:4326").total_bounds if len(gdf) else (0, 0, 0, 0)
+        manifest = _manifest(name, url_prefix, levels, layer, class_field, detail, bounds, index,
+                             len(gdf), total, t0, value_labels)
+        _publish(tmp, out_dir / name, manifest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     _prune(out_dir, name, keep)
     return find_tileset(out_dir, name) or manifest
+
+
+def _manifest(name, url_prefix, levels, layer, class_field, detail, bounds, index, features, total, t0,
+              value_labels) -> dict:
+    """A pyramid's ``manifest.json``: where its tiles are, which exist, what they carry."""
+    w, s, e, n = bounds
+    return {
+        "name": name, "url": f"{url_prefix.rstrip('/')}/{name}/{{z}}/{{x}}/{{y}}.pbf",
+        "levels": levels, "extent": EXTENT, "layer": layer,
+        "class_field": class_field, "detail_fields": list(detail or {}),
+        "bounds": [[float(s), float(w)], [float(n), float(e)]], "tiles": index,
+        "features": int(features), "bytes": int(total), "build_s": round(time.perf_counter() - t0, 3),
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{time.time_ns() % 10**9:09d}Z",
+        "value_labels": value_labels or {},
+    }
+
+
+def _publish(tmp: Path, final: Path, manifest: dict) -> None:
+    """Write the manifest into the built folder ``tmp`` and rename it into place in one step."""
+    (tmp / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    try:
+        os.replace(tmp, final)
+    except OSError:  # another process finished the same pyramid first
+        pass
 
 
 class _Column:
@@ -714,22 +727,9 @@ def build_tileset_in_blocks(
                 del tiles
             if written:
                 index[str(z)] = _bitset(written)
-        if not count:
-            w = s = e = n = 0
-        manifest = {
-            "name": name, "url": f"{url_prefix.rstrip('/')}/{name}/{{z}}/{{x}}/{{y}}.pbf",
-            "levels": levels, "extent": EXTENT, "layer": layer,
-            "class_field": class_field, "detail_fields": list(detail or {}),
-            "bounds": [[float(s), float(w)], [float(n), float(e)]], "tiles": index,
-            "features": int(count), "bytes": int(total), "build_s": round(time.perf_counter() - t0, 3),
-            "built_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{time.time_ns() % 10**9:09d}Z",
-            "value_labels": value_labels or {},
-        }
-        (tmp / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-        try:
-            os.replace(tmp, out_dir / name)
-        except OSError:  # another process finished the same pyramid first
-            pass
+        manifest = _manifest(name, url_prefix, levels, layer, class_field, detail,
+                             (w, s, e, n) if count else (0, 0, 0, 0), index, count, total, t0, value_labels)
+        _publish(tmp, out_dir / name, manifest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     _prune(out_dir, name, keep)
