@@ -7,26 +7,10 @@ from __future__ import annotations
 
 import shutil
 
+from gis.demo.evidence import sample_pdf
 from gis.io.exporter import export
 from gis.io.importer import import_file
 from gis.store.store import Store
-
-
-def pdf(text: str = "minutes") -> bytes:
-    """A one-page PDF (no scripts)."""
-    body = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
-    objs = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
-            b"<< /Length %d >>\nstream\n" % len(body) + body + b"\nendstream"]
-    out, offsets = bytearray(b"%PDF-1.4\n"), []
-    for i, o in enumerate(objs, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % i + o + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
-    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
-    return bytes(out)
 
 
 def _moved_on(tiny_store_template, tmp_path, catalog) -> Store:
@@ -38,7 +22,7 @@ def _moved_on(tiny_store_template, tmp_path, catalog) -> Store:
     src.advance("V01-002", "baseline", "2024-05-01", "王芳")
     src.advance("V01-002", "plan", "2024-06-01", "王芳")
     src.advance("V01-002", "vote", "2024-07-01", "李强", note="村民大会", share=0.9,
-                evidence=[("表决纪要.pdf", pdf(), "表决纪要")])
+                evidence=[("表决纪要.pdf", sample_pdf("minutes"), "表决纪要")])
     return src
 
 
