@@ -504,14 +504,22 @@ def _hover_feature(page, code_or_layer: str, key: str = "code"):
         [key, code_or_layer],
     )
     assert xy, code_or_layer
-    page.mouse.move(xy[0] - 3, xy[1] - 3)
-    page.mouse.move(*xy)
-    page.wait_for_selector(".ratlas-tooltip", state="visible")
-    if key == "code":  # the previous feature's tooltip may still be up for a moment (canvas): wait for this one's
-        page.wait_for_function("c => [...document.querySelectorAll('.ratlas-tooltip')].some("
-                               "t => t.innerText.includes(c))", arg=code_or_layer)
-        return next(t for t in page.locator(".ratlas-tooltip").all_inner_texts() if code_or_layer in t)
-    return page.inner_text(".ratlas-tooltip")
+    if key != "code":
+        page.mouse.move(xy[0] - 3, xy[1] - 3)
+        page.mouse.move(*xy)
+        page.wait_for_selector(".ratlas-tooltip", state="visible")
+        return page.inner_text(".ratlas-tooltip")
+    # Leaflet's canvas renderer throttles hover checks (one per 32 ms), so a move that lands inside the window is
+    # dropped and the previous parcel stays hovered: move again, a frame apart, until this parcel's tooltip is up
+    for _ in range(40):
+        page.mouse.move(xy[0] - 3, xy[1] - 3)
+        page.wait_for_timeout(50)
+        page.mouse.move(*xy)
+        page.wait_for_timeout(100)
+        shown = [t for t in page.locator(".ratlas-tooltip").all_inner_texts() if code_or_layer in t]
+        if shown:
+            return shown[0]
+    raise AssertionError(f"no tooltip for {code_or_layer}: {page.locator('.ratlas-tooltip').all_inner_texts()}")
 
 
 @pytest.mark.browser
