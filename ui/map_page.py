@@ -251,7 +251,7 @@ def _map_and_panel(filtered, codes: tuple | None, bm: MapBasemap, day, since) ->
                 cadastre.close()
                 _rerun_map()
             if selected:
-                parcel_panel(selected)
+                parcel_panel(selected, day=day)
             elif project:
                 project_downloads(project)
                 project_panel(project, on_map=True)
