@@ -183,6 +183,34 @@ def test_map_as_of_a_past_month_and_compared_with_an_earlier_date(app):
     assert len(app.dataframe[0].value) == 30
 
 
+def test_a_parcels_panel_at_a_past_month_shows_that_day_and_acts_on_today(app):
+    """With the map at a past month, the panel's facts, stage timeline and history are those of that day
+    (a later advance is not there yet), it says so, and its advance form acts on today's record."""
+    app.run()
+    slider = app.select_slider(key="as_of_month")
+    slider.set_value(slider.options[:-1][-6]).run()
+    day = app.session_state["as_of_month"]  # the month's last day, YYYY-MM-DD
+    s = open_store_at(app.store_where)
+    log = s.events()
+    later = log[(log["action"] == "advance") & (log["event_date"].astype(str).str[:10] > day)]
+    code = later["parcel"].iloc[0]
+    before = [e for e in s.history(code) if str(e.event_date)[:10] <= day]
+    then_stage = before[-1].to_stage if before else None
+    now = s.parcel(code)
+    assert now["stage"] != then_stage
+    app.session_state["selected"] = code
+    app.run()
+    assert not app.exception, app.exception
+    assert any(f"地图为 {day} 的情况" in i.value for i in app.info)
+    facts = next(m.value for m in app.markdown if "**当前阶段**" in m.value)
+    label = s.catalog.stage_label(now["kind"], then_stage, "zh")
+    assert f"**当前阶段**：{label}" in facts.replace("\\", "")
+    history = next(tb.value for tb in app.table)
+    assert len(history) == len(before)  # nothing recorded for a later date
+    target = next(w for w in app.selectbox if w.label == "目标阶段")
+    assert target.value == (now["next_stage"] or now["stage"])  # the form starts from today's stage
+
+
 def test_compare_colouring_counts_what_changed(tiny_store):
     import datetime as dt
 

@@ -379,6 +379,28 @@ def test_the_demo_has_a_believable_plan(demo_where):
                 assert e["actor"] == f"editor_{zone}"
 
 
+def test_a_parcels_plan_rows_are_its_own_its_villages_and_its_sites_targets(demo_where):
+    """``parcel_plan`` takes a parcel's rows from positions grouped once per evaluation (issue 19): the same
+    rows as a filter over every target, for a village parcel and a park parcel; an unknown key gives none."""
+    from gis.store import open_store_at
+
+    s = open_store_at(demo_where)
+    ev = s.plan_status("2026-11-28")
+    t = ev.targets
+    parcels = s.parcels(geometry=False)
+    for kind in ("village", "park"):
+        p = s.parcel(parcels.loc[parcels["kind"] == kind, "code"].iloc[0])
+        keys = [("parcel", p["code"]), ("village", p["village"]), ("site", p["park"])]
+        want = t[pd.Series(list(zip(t["object_type"], t["object"])), index=t.index).isin(keys)]
+        assert len(want) and ev.targets_of(keys).equals(want)
+        rows = s.parcel_plan(p["code"], evaluation=ev, parcel=p)
+        assert sorted((r["object_type"], r["object"], r["stage"], r["baseline"]) for r in rows) == sorted(
+            zip(want["object_type"], want["object"], want["stage"], want["baseline"]))
+        labels = {b["name"]: b["label"] for b in s.plan_baselines()}
+        assert {r["baseline_label"] for r in rows} <= set(labels.values())
+    assert ev.targets_of([("parcel", "NO-SUCH"), ("village", None)]).empty
+
+
 def test_the_demo_plan_is_deterministic(tmp_path, catalog):
     import shutil
     import sqlite3

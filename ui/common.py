@@ -132,6 +132,19 @@ def current_parcels():
     return all_parcels(s.location, s.data_version())
 
 
+@st.cache_resource(max_entries=4)
+def _code_rows(path: str, version: int) -> dict[str, int]:
+    return {c: i for i, c in enumerate(all_parcels(path, version)["code"])}
+
+
+def parcel_rows(codes):
+    """The current parcels' rows of ``codes`` (unknown codes left out), by a cached code → row map instead
+    of comparing every code on every run."""
+    s = store()
+    at = _code_rows(s.location, s.data_version())
+    return current_parcels().iloc[[at[c] for c in codes if c in at]]
+
+
 # --------------------------------------------------------------- sidebar
 def sidebar() -> None:
     with st.sidebar:

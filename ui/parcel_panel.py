@@ -11,6 +11,8 @@ from gis.base.i18n import local_time
 from gis.base.units import format_area
 from gis.model.history import history_labels, history_table
 from gis.model.pipelines import stage_timeline
+from gis.model.timeline import Moment
+from gis.store.asof import store_at
 
 from . import evidence_widgets as ev
 from .common import author_field, current_user, lang, plain, shown_errors, store, tr
@@ -35,6 +37,8 @@ def _zone_roles(code: str | None) -> str:
 
 def _facts(p: dict) -> None:
     who = store().display_names().get(p["updated_by"] or "", p["updated_by"] or "")
+    unknown = set(p.get("unknown_then") or ())  # a past date's facts its record does not tell (gis/store/asof.py)
+    then = (lambda field, value: tr("brief.unknown_then") if field in unknown else value)
     rows = [
         (tr("ui.code"), p["code"]),
         (tr("ui.kind"), p["kind_label"]),
@@ -45,10 +49,11 @@ def _facts(p: dict) -> None:
         (tr("ui.current_stage"), p["stage_label"] + (tr("ux.paren", text=p["stage_date"]) if p["stage_date"] else "")),
         (tr("ui.next_stage"), p["next_stage_label"] or tr("ui.finished")),
         (tr("ui.unit"), p["unit"]),
-        (tr("ui.owner"), p.get("owner")),
-        (tr("ui.land_use"), p.get("land_use")),
-        (tr("ui.note"), p.get("note")),
-        (tr("ui.updated"), f"{local_time(p['updated_at'])} {who}".strip()),
+        (tr("ui.owner"), then("owner", p.get("owner"))),
+        (tr("ui.land_use"), then("land_use", p.get("land_use"))),
+        (tr("ui.note"), then("note", p.get("note"))),
+        (tr("ui.updated"), then("updated_at", f"{local_time(p['updated_at'])} {who}".strip()
+                                 if p.get("updated_at") else None)),
     ]
     st.markdown("  \n".join(f"**{k}**{tr('ux.sep')}{plain(v)}" for k, v in rows if v))
 
@@ -143,13 +148,19 @@ def _block_form(p: dict) -> None:
                 st.rerun()
 
 
-def parcel_panel(code: str) -> None:
-    """Everything about one parcel, and the forms to change it (only those the user may use)."""
+def parcel_panel(code: str, day=None) -> None:
+    """Everything about one parcel, and the forms to change it (only those the user may use). ``day``: the
+    map shows that past date, and so do the facts, the stage timeline, the history and the plan; the
+    evidence and the forms stay today's record (an advance acts on the parcel as it is now)."""
     with shown_errors():
         s = store()
-        p = s.parcel(code, lang())
-        history = s.history(code)
+        now = s.parcel(code, lang())
+        view = store_at(s, Moment(as_of=day)) if day else s
+        p = view.parcel(code, lang()) if day else now
+        history = view.history(code)
         st.subheader(plain(p["name"]))
+        if day:
+            st.info(tr("timeline.panel_as_of", date=day.isoformat()))
         if p["blocked"]:
             st.warning(f"{tr('ui.blocked')}{tr('ux.sep')}{plain(p['blocked_reason'] or '')}")
         n = ev.attachment_count(code)
@@ -163,7 +174,7 @@ def parcel_panel(code: str) -> None:
                 st.warning(tr("ui.bad_events", rows=tr("ux.list_sep").join(
                     tr("ui.bad_event_row", id=i, stage=plain(k)) for i, k in bad)))
             _timeline(p, history)
-            plan_section(p)
+            plan_section(p, view if day else None)
         user = current_user()
         editor = s.may_edit(code, user.username if user else None)
         with evidence:
@@ -178,5 +189,5 @@ def parcel_panel(code: str) -> None:
             if not editor:
                 st.info(tr("ux.read_only_viewer") if user is not None and user.role == "viewer" else tr("ux.read_only"))
                 return
-            _advance_form(p)
-            _block_form(p)
+            _advance_form(now)
+            _block_form(now)

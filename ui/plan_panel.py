@@ -18,9 +18,10 @@ _DOT = {"done": ":green[●]", "done_late": ":green[◐]", "on_track": ":blue[�
         "overdue": ":red[●]", "stalled": ":red[◆]", "no_plan": ":gray[○]"}
 
 
-def _targets(p: dict) -> None:
+def _targets(p: dict, past=None) -> None:
     s = store()
-    rows = s.parcel_plan(p["code"], lang=lang(), evaluation=plan_evaluation(), parcel=p)
+    rows = (past.parcel_plan(p["code"], lang=lang()) if past is not None
+            else s.parcel_plan(p["code"], lang=lang(), evaluation=plan_evaluation(), parcel=p))
     st.markdown(f"**{tr('plans.ui_plan')}**")
     if not rows:
         st.caption(tr("plans.ui_no_targets"))
@@ -73,8 +74,10 @@ def order_forms(f: dict) -> None:
                     st.rerun()
 
 
-def _orders(code: str, codes: list[str]) -> None:
-    s = store()
+def _orders(code: str, codes: list[str], past=None) -> None:
+    """The orders on the parcel, its village or site, with their forms; ``past`` (a view of a past date):
+    the orders issued by then, each in its state then, and no forms (they act on today's orders)."""
+    s = past if past is not None else store()
     orders = s.followups(codes=codes)
     open_orders = [f for f in orders if f["state"] != "closed"]
     st.markdown(f"**{tr('plans.ui_orders')}**（{len(open_orders)}/{len(orders)}）")
@@ -85,8 +88,10 @@ def _orders(code: str, codes: list[str]) -> None:
             for e in s.followup_trail(f["id"]):
                 st.markdown(f"{local_time(e['at'])} **{plain(e['actor'])}** "
                             f"{tr('plans.action_' + e['action'])}：{plain(e['text'] or '')}")
-            if f["state"] != "closed":
+            if f["state"] != "closed" and past is None:
                 order_forms(f)
+    if past is not None:
+        return
     user = current_user()
     if user is None or user.role in ("leader", "admin"):
         with st.expander(tr("plans.ui_issue")):
@@ -104,9 +109,10 @@ def _orders(code: str, codes: list[str]) -> None:
                         st.rerun()
 
 
-def plan_section(p: dict) -> None:
-    """The plan and the orders of parcel ``p`` (a record from ``Store.parcel``)."""
+def plan_section(p: dict, past=None) -> None:
+    """The plan and the orders of parcel ``p`` (a record from ``Store.parcel``); ``past``: a view of the
+    store at a past date (``gis.store.asof``), whose plan and orders are shown as they stood then."""
     with shown_errors():
-        _targets(p)
+        _targets(p, past)
         codes = [p["code"]] + [c for c in (p.get("village"), p.get("park")) if c]
-        _orders(p["code"], codes)
+        _orders(p["code"], codes, past)

@@ -7,6 +7,8 @@ the zone whose central meridian is nearest to each feature, never in degrees.
 """
 from __future__ import annotations
 
+import functools
+
 import geopandas as gpd
 import numpy as np
 import pyproj
@@ -82,11 +84,28 @@ def to_web(gdf):
     CGCS2000 and WGS 84 differ by centimetres and PROJ's transformation between
     them is the identity ("ballpark"): a layer in 4490 is only relabelled, instead
     of every vertex going through PROJ on every run of the page (a quarter of it)."""
-    if gdf.crs is None or gdf.crs.equals(STORE_CRS):
-        return gdf.set_crs(WEB_CRS, allow_override=True)
-    if not gdf.crs.equals(WEB_CRS):
+    if gdf.crs is None or _crs_is(gdf.crs, STORE_CRS):
+        return gdf.set_crs(_web_crs(), allow_override=True)  # a CRS object: not the string parsed again
+    if not _crs_is(gdf.crs, WEB_CRS):
         gdf = gdf.to_crs(WEB_CRS)
     return gdf
+
+
+@functools.lru_cache(maxsize=1)
+def _web_crs() -> pyproj.CRS:
+    return pyproj.CRS.from_user_input(WEB_CRS)
+
+
+@functools.lru_cache(maxsize=64)
+def _crs_equal(srs: str, code: str) -> bool:
+    return pyproj.CRS.from_user_input(srs).equals(code)
+
+
+def _crs_is(crs, code: str) -> bool:
+    """``crs.equals(code)``, remembered by the CRS's definition: pyproj parses ``code`` again on every
+    ``equals`` (≈0.3 ms; a page run with a panel open asked it a dozen times, issue 19)."""
+    srs = getattr(crs, "srs", None)
+    return _crs_equal(srs, code) if isinstance(srs, str) and srs else crs.equals(code)
 
 
 def format_area(m2: float, lang: str = "zh") -> str:

@@ -659,7 +659,8 @@ def build_map(
             elif spec.is_parcels:
                 if parcels is None or not len(parcels) or "kind" not in parcels.columns:
                     continue
-                sub = parcels[parcels["kind"].isin(spec.kinds)]
+                sub = _json_of(parcel_source, ("kinds", spec.id),  # once per cached frame, not per run
+                               lambda spec=spec: parcels[parcels["kind"].isin(spec.kinds)])
                 if not len(sub):
                     continue
                 options = _parcel_options(catalog, lang, spec)

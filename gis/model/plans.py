@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -171,9 +171,22 @@ class Evaluation:
     targets: pd.DataFrame
     parcels: pd.DataFrame
     rules: PlanRules
+    _positions: dict | None = field(default=None, init=False, repr=False, compare=False)  # see targets_of
 
     def stalled(self) -> pd.DataFrame:
         return self.parcels[self.parcels["stalled"]].reset_index(drop=True)
+
+    def targets_of(self, keys) -> pd.DataFrame:
+        """The rows of :attr:`targets` whose ``(object_type, object)`` is one of ``keys``, in their order in
+        the table; from positions grouped once per evaluation (a parcel's panel asks on every page run)."""
+        if self._positions is None:
+            t = self.targets
+            groups: dict = {}
+            for i, key in enumerate(zip(t["object_type"].tolist(), t["object"].tolist())):
+                groups.setdefault(key, []).append(i)
+            self._positions = groups
+        at = sorted(i for key in dict.fromkeys(keys) for i in self._positions.get(key, ()))
+        return self.targets.iloc[at]
 
     def status_of_parcel(self) -> dict[str, str]:
         return dict(zip(self.parcels["code"], self.parcels["plan_status"]))

@@ -397,6 +397,11 @@ class StoreAt:
     def plan_baselines(self, as_recorded=None) -> list[dict]:
         return self._store.plan_baselines(as_recorded or self.moment.as_recorded)
 
+    def followup_trail(self, fid) -> list[dict]:
+        """An order's steps taken by the moment (the end of its day, or its ``as_recorded`` instant)."""
+        cut = pd.Timestamp(self.cut())
+        return [e for e in self._store.followup_trail(fid) if _instant(e["at"]) <= cut]
+
     def followups(self, open_only: bool = False, unit=None, on=None, as_of=None, codes=None,
                   as_recorded=None) -> list[dict]:
         """The orders issued by the end of the moment's day (and recorded by its instant), each in its state then."""

@@ -277,6 +277,16 @@ class PlansMixin:
             r["targets"] = int(counts.get(r["name"], 0))
         return rows
 
+    def _baseline_names(self, as_recorded=None) -> list[dict]:
+        """The baselines' names and labels in order (what a parcel's plan rows are labelled with), without
+        :meth:`plan_baselines`' count of targets; kept for the page run (``one_connection``)."""
+        def read():
+            with self._connect() as con:
+                return [dict(r) for r in con.execute(
+                    "SELECT name, label, label_en, created_at FROM plan_baselines ORDER BY id")]
+        rows = self._memoized("baseline_names", read)
+        return [r for r in rows if as_recorded is None or _by(r.get("created_at"), as_recorded)]
+
     def add_baseline(self, name: str, by: str, label: str = "", kind: str = "plan", start=None, end=None,
                      note: str = "") -> dict:
         """A new baseline, or a campaign (``kind="campaign"`` with a start and an end date).
@@ -656,12 +666,11 @@ class PlansMixin:
         """
         p = parcel if parcel is not None and parcel.get("code") == code else self.parcel(code, lang)
         ev = evaluation or self._neighbourhood_status(p, as_of, as_recorded)
-        t = ev.targets
-        mine = t[((t["object_type"] == "parcel") & (t["object"] == code))
-                 | ((t["object_type"] == "village") & (t["object"] == p.get("village")) & bool(p.get("village")))
-                 | ((t["object_type"] == "site") & (t["object"] == p.get("park")) & bool(p.get("park")))]
+        keys = [("parcel", code)] + [(kind, p.get(field)) for kind, field in (("village", "village"), ("site", "park"))
+                                     if p.get(field)]
+        mine = ev.targets_of(keys)
         labels = {b["name"]: (b["label_en"] if lang == "en" else b["label"]) or b["name"]
-                  for b in self.plan_baselines(as_recorded)}
+                  for b in self._baseline_names(as_recorded)}
         own = {"parcel": p["name"], "village": p.get("village_name"), "site": p.get("park_name")}
         order = {n: i for i, n in enumerate(labels)}
         rows = [{"baseline": r.baseline, "baseline_label": labels.get(r.baseline, r.baseline),
