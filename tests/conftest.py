@@ -31,11 +31,24 @@ def pytest_configure(config):
 def pytest_collection_modifyitems(config, items):
     """A bare ``pytest`` (the whole suite) without ``--slow`` leaves out the tests marked slow: a
     developer's quicker run. CI runs everything (``--slow``); naming files or ``-m`` selects as usual."""
+    def parts(item) -> set[str]:
+        return set(item.callspec.id.split("-")) if hasattr(item, "callspec") else set()
+
+    with_desktop = {(i.path, i.originalname) for i in items if "desktop" in parts(i)}
     for item in items:
         # a browser walk on PostGIS repeats its GeoPackage walk through the same pages; the store under
         # the pages is tested on both back ends in the quick run, and CI walks both
         params = getattr(item, "callspec", None)
-        if item.get_closest_marker("browser") and params and "postgis" in params.params.values():
+        values = set(map(str, params.params.values())) if params else set()
+        if item.get_closest_marker("browser") and "postgis" in values:
+            item.add_marker(pytest.mark.slow)
+        # a phone walk repeats its desktop walk at another size (the layout is what it adds: CI walks it)
+        if item.get_closest_marker("browser") and "phone" in parts(item) and (item.path, item.originalname) in with_desktop:
+            item.add_marker(pytest.mark.slow)
+        # a command-line walk on PostGIS repeats its GeoPackage walk through subprocesses; the store's
+        # commands are tested on both back ends in the quick run, and CI walks both
+        if "postgis" in values and (item.path.name == "test_cli.py" or item.path.name.endswith("_cli.py")
+                                    or item.path.name == "test_plan_checks.py"):
             item.add_marker(pytest.mark.slow)
     named = config.args_source != pytest.Config.ArgsSource.TESTPATHS  # files or tests named on the command line
     if config.getoption("--slow") or config.option.markexpr or named:

@@ -176,6 +176,7 @@ def test_demo_villages_board(demo_copy):
     assert all(0 <= b["cleared_share"] <= 1 for b in board)
 
 
+@pytest.mark.slow  # an office set up on PostGIS through a dozen CLI subprocesses (≈10 s); CI runs it
 def test_postgis_office_from_scratch(pg_server, tmp_path):
     """init-db, load-demo, then the same commands against the server; backup and restore; exit 4 on a lost race."""
     from tests.conftest import pg_database
