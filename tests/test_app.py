@@ -55,6 +55,9 @@ def test_parcel_panel_advances_the_parcel(app):
     app.run()
     assert not app.exception, app.exception
     assert any(code.replace("-", "\\-") in m.value for m in app.markdown)  # escaped markdown
+    assert not any(b.label == "提交" for b in app.button)  # the forms' tab is closed: its content did not run
+    app.session_state["panel_tab"] = "操作"
+    app.run()
     _by_label(app.text_area, "备注").set_value("拆除完成")
     submit = next(b for b in app.button if b.label == "提交")
     submit.click().run()
@@ -68,6 +71,7 @@ def test_parcel_panel_shows_a_refused_advance_in_chinese(app):
     s = open_store_at(app.store_where)
     code = s.parcels(kind="village", stage="signing", blocked=False, geometry=False)["code"].iloc[0]
     app.session_state["selected"] = code
+    app.session_state["panel_tab"] = "操作"
     app.run()
     _by_label(app.selectbox, "目标阶段").set_value("completed").run()  # a skip: recorded only as a correction
     next(b for b in app.button if b.label == "提交").click().run()
@@ -117,6 +121,7 @@ def test_editor_is_refused_outside_their_villages(app):
     code = s.parcels(kind="village", zone="south", stage="signing", blocked=False, geometry=False)["code"].iloc[0]
     app.session_state["user"] = "editor_north"
     app.session_state["selected"] = code
+    app.session_state["panel_tab"] = "操作"
     app.run()
     assert any("无权修改" in i.value for i in app.info)
     assert not any(b.label == "提交" for b in app.button)  # no form the store would refuse
@@ -205,8 +210,12 @@ def test_a_parcels_panel_at_a_past_month_shows_that_day_and_acts_on_today(app):
     facts = next(m.value for m in app.markdown if "**当前阶段**" in m.value)
     label = s.catalog.stage_label(now["kind"], then_stage, "zh")
     assert f"**当前阶段**：{label}" in facts.replace("\\", "")
+    app.session_state["panel_tab"] = "变更记录"
+    app.run()
     history = next(tb.value for tb in app.table)
     assert len(history) == len(before)  # nothing recorded for a later date
+    app.session_state["panel_tab"] = "操作"
+    app.run()
     target = next(w for w in app.selectbox if w.label == "目标阶段")
     assert target.value == (now["next_stage"] or now["stage"])  # the form starts from today's stage
 

@@ -150,6 +150,7 @@ def test_the_panel_asks_for_the_evidence_a_stage_needs(make_app):
     df = s.parcels(kind="village", geometry=False)
     code = df[(df["stage"] == stage) & (df["blocked"] == 0)]["code"].iloc[0]
     at.session_state["selected"] = code
+    at.session_state["panel_tab"] = "操作"  # the forms' tab (only the open tab's content runs)
     at.run()
     assert not at.exception, at.exception
     files = _uploader(at, f"adv-files-{code}")
@@ -185,6 +186,7 @@ def test_the_panel_gallery_hides_withdrawn_and_restricted_items_from_who_may_not
     def panel(user):
         at = make_app(user)
         at.session_state["selected"] = code
+        at.session_state["panel_tab"] = "照片与材料"  # the tab under its label with the count
         at.run()
         assert not at.exception, at.exception
         return at, " ".join(m.value for m in at.markdown), " ".join(c.value for c in at.caption)

@@ -45,6 +45,7 @@ def test_panel_in_tabs_asks_for_a_share_only_at_a_gate_and_a_reason_only_for_a_c
     rows = s.parcels(kind="village", stage="plan", blocked=False, geometry=False)
     code = rows["code"].iloc[0]
     app.session_state["selected"] = code
+    app.session_state["panel_tab"] = "操作"  # only the open tab's content runs
     app.run()
     assert not app.exception, app.exception
     assert [t.label for t in app.tabs][:3] == ["概况", "变更记录", "操作"]
@@ -65,6 +66,7 @@ def test_viewer_sees_no_forms(app):
     code = open_store_at(app.store_where).parcels(kind="village", geometry=False)["code"].iloc[0]
     app.session_state["user"] = "viewer"
     app.session_state["selected"] = code
+    app.session_state["panel_tab"] = "操作"
     app.run()
     assert not app.exception, app.exception
     assert any("查看者账号只能浏览和导出" in i.value for i in app.info)

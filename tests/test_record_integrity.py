@@ -304,5 +304,7 @@ def test_the_panel_shows_the_facts_and_names_a_bad_stored_event(app):  # noqa: F
     assert not app.error, [e.value for e in app.error]
     assert any("bogus" in w.value for w in app.warning)
     assert any(code.replace("-", "\\-") in m.value for m in app.markdown)  # the facts are there
+    app.session_state["panel_tab"] = "变更记录"
+    app.run()
     history = next(tb.value for tb in app.table if "文件所称记录人及时间" in tb.value.columns)  # the panel's history
     assert "admin 2019-05-01" in history["文件所称记录人及时间"].tolist()  # what the file claimed, beside the record

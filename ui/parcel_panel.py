@@ -148,6 +148,25 @@ def _block_form(p: dict) -> None:
                 st.rerun()
 
 
+PANEL_TAB = "panel_tab"  # the panel's open tab (its label), kept from parcel to parcel
+
+
+def _tabs(code: str):
+    """The panel's four tabs; only the open one's content runs (a click on a parcel draws its facts, not
+    its forms, gallery and history: issue 19), a tab switch reruns the map's fragment. The evidence tab's
+    label carries its count: after an upload it is the same tab under its new label."""
+    n = ev.attachment_count(code)
+    labels = [tr("ux.tab_facts"), tr("ux.tab_history"), tr("ux.tab_actions"),
+              tr("field.tab_evidence") + (f" ({n})" if n else "")]
+    open_tab = st.session_state.get(PANEL_TAB)
+    if open_tab is not None and open_tab not in labels:
+        if str(open_tab).startswith(tr("field.tab_evidence")):
+            st.session_state[PANEL_TAB] = labels[3]
+        else:  # another language's label: the first tab
+            del st.session_state[PANEL_TAB]
+    return st.tabs(labels, key=PANEL_TAB, on_change="rerun")
+
+
 def parcel_panel(code: str, day=None) -> None:
     """Everything about one parcel, and the forms to change it (only those the user may use). ``day``: the
     map shows that past date, and so do the facts, the stage timeline, the history and the plan; the
@@ -163,31 +182,34 @@ def parcel_panel(code: str, day=None) -> None:
             st.info(tr("timeline.panel_as_of", date=day.isoformat()))
         if p["blocked"]:
             st.warning(f"{tr('ui.blocked')}{tr('ux.sep')}{plain(p['blocked_reason'] or '')}")
-        n = ev.attachment_count(code)
-        facts, past, actions, evidence = st.tabs([tr("ux.tab_facts"), tr("ux.tab_history"), tr("ux.tab_actions"),
-                                                  tr("field.tab_evidence") + (f" ({n})" if n else "")])
-        with facts:
-            parcel_downloads(code)
-            _facts(p)
-            bad = s.catalog.bad_events(p["kind"], history)
-            if bad:  # a bad event already stored: the facts stay, the row is named
-                st.warning(tr("ui.bad_events", rows=tr("ux.list_sep").join(
-                    tr("ui.bad_event_row", id=i, stage=plain(k)) for i, k in bad)))
-            _timeline(p, history)
-            plan_section(p, view if day else None)
+        facts, past, actions, evidence = _tabs(code)
+        if facts.open is not False:
+            with facts:
+                parcel_downloads(code)
+                _facts(p)
+                bad = s.catalog.bad_events(p["kind"], history)
+                if bad:  # a bad event already stored: the facts stay, the row is named
+                    st.warning(tr("ui.bad_events", rows=tr("ux.list_sep").join(
+                        tr("ui.bad_event_row", id=i, stage=plain(k)) for i, k in bad)))
+                _timeline(p, history)
+                plan_section(p, view if day else None)
+        if past.open is not False:
+            with past:
+                _history(p, history)
         user = current_user()
         editor = s.may_edit(code, user.username if user else None)
-        with evidence:
-            ev.page_styles()
-            ev.gallery(code, editor=editor)
-            if editor:
-                ev.upload_form(code, "panel")
-        with past:
-            _history(p, history)
-        with actions:
-            # the store's own rule (the write would be refused): show what the user may do
-            if not editor:
-                st.info(tr("ux.read_only_viewer") if user is not None and user.role == "viewer" else tr("ux.read_only"))
-                return
-            _advance_form(now)
-            _block_form(now)
+        if evidence.open is not False:
+            with evidence:
+                ev.page_styles()
+                ev.gallery(code, editor=editor)
+                if editor:
+                    ev.upload_form(code, "panel")
+        if actions.open is not False:
+            with actions:
+                # the store's own rule (the write would be refused): show what the user may do
+                if not editor:
+                    st.info(tr("ux.read_only_viewer") if user is not None and user.role == "viewer"
+                            else tr("ux.read_only"))
+                    return
+                _advance_form(now)
+                _block_form(now)
