@@ -50,6 +50,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-b
 USER, PASSWORD = "editor_north", "renewal-north"
 INTERACTIONS = ("login", "filter", "click", "advance", "board")
 TIMEOUT = 60_000  # ms
+STOCK_BARE = False  # --stock-bare: the bare page on ``python -m streamlit`` (with its ~40 ms Nagle delay per request)
 
 
 # ------------------------------------------------------------------ the server's CPU
@@ -212,7 +213,8 @@ def bare_server(where: str, work: Path):
     port = free_port()
     log = open(work / "bare.log", "w")
     env = dict(os.environ, BARE_STORE=where, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(folder / "bare_app.py"),
+    launcher = ["-m", "streamlit"] if STOCK_BARE else [str(ROOT / "ui" / "serve.py")]  # the app's server, or stock
+    proc = subprocess.Popen([sys.executable, *launcher, "run", str(folder / "bare_app.py"),
                              "--server.port", str(port), "--server.headless", "true",
                              "--server.address", "127.0.0.1"], cwd=ROOT, env=env, stdout=log,
                             stderr=subprocess.STDOUT)
@@ -271,7 +273,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.interaction", description=__doc__.splitlines()[0])
     ap.add_argument("--backend", choices=("gpkg", "postgis", "both"), default="both")
     ap.add_argument("--reps", type=int, default=3, help="measured rounds per page (after one warm-up)")
+    ap.add_argument("--stock-bare", action="store_true",
+                    help="run the bare page with `python -m streamlit` rather than the app's server (ui/serve.py)")
     args = ap.parse_args(argv)
+    global STOCK_BARE
+    STOCK_BARE = args.stock_bare
     backends = ("gpkg", "postgis") if args.backend == "both" else (args.backend,)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -356,7 +356,7 @@ def cmd_serve(args) -> int:
     a service manager's stop) reaches the server itself, so stopping it leaves nothing on the port."""
     # seed the working store before Streamlit starts, so a broken setup fails here, readably
     open_cli_store(args)
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+    cmd = [sys.executable, str(ROOT / "ui" / "serve.py"), "run", str(ROOT / "app.py"),
            "--server.port", str(args.port or args.settings.port), "--server.headless", "true"]
     env = dict(os.environ)
     for key in PATH_SETTINGS:
