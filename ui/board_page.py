@@ -94,7 +94,8 @@ def page() -> None:
         st.switch_page("ui/map_page.py")
 
     st.subheader(tr("board.chart"))
-    st.altair_chart(_chart(board), width="stretch")
+    when = day.isoformat() if day else ""
+    st.vega_lite_chart(spec=_spec("bars", s.location, s.data_version(), lang(), when, board), width="stretch")
     _trend_charts(day)
 
 
@@ -116,18 +117,49 @@ def _trend(path: str, version: int, until: str) -> pd.DataFrame:
                           until=dt.date.fromisoformat(until))
 
 
+def _cleared_chart(trend: pd.DataFrame) -> alt.Chart:
+    label = tr("timeline.board_trend")
+    return alt.Chart(trend[["month", "area_mu_cleared"]]).mark_line(point=False).encode(
+        x=alt.X("month:O", title=None), y=alt.Y("area_mu_cleared:Q", title=label),
+        tooltip=[alt.Tooltip("month:O", title=tr("timeline.month")),
+                 alt.Tooltip("area_mu_cleared:Q", title=label, format=".1f")]).properties(height=300)
+
+
+def _mix_chart(trend: pd.DataFrame) -> alt.Chart:
+    phases = list(store().catalog.phases.values())
+    labels = [p.label(lang()) for p in phases]
+    long = trend[["month"] + [f"phase_{p.key}" for p in phases]].melt(id_vars=["month"], var_name="phase",
+                                                                       value_name="count")
+    long["phase"] = long["phase"].map({f"phase_{p.key}": p.label(lang()) for p in phases})
+    long["order"] = long["phase"].map({label: i for i, label in enumerate(labels)})
+    return alt.Chart(long).mark_area().encode(
+        x=alt.X("month:O", title=None), y=alt.Y("count:Q", stack="zero", title=tr("board.parcels")),
+        color=alt.Color("phase:N", title=tr("ui.stage"), scale=alt.Scale(domain=labels, range=[p.color for p in phases])),
+        order=alt.Order("order:Q"),
+        tooltip=[alt.Tooltip("month:O", title=tr("timeline.month")), alt.Tooltip("phase:N", title=tr("ui.stage")),
+                 alt.Tooltip("count:Q", title=tr("board.parcels"))]).properties(height=300)
+
+
+_CHARTS = {"bars": _chart, "cleared": _cleared_chart, "mix": _mix_chart}
+
+
+@st.cache_data(max_entries=48, show_spinner=False)
+def _spec(kind: str, path: str, version: int, language: str, day: str, _data: pd.DataFrame) -> dict:
+    """A chart's Vega-Lite spec (its data inline), made and validated by Altair once per data version, language
+    and date: Altair's schema validation took over half of the board's every run (issue 19)."""
+    return _CHARTS[kind](_data).to_dict()
+
+
 def _trend_charts(day) -> None:
     """Cumulative area past site clearance and the stage mix, month by month, up to the date shown."""
     s = store()
-    trend = _trend(s.location, s.data_version(), (day or office_today()).isoformat())
+    until = (day or office_today()).isoformat()
+    trend = _trend(s.location, s.data_version(), until)
     left, right = st.columns(2)
     left.subheader(tr("timeline.board_trend"))
-    left.line_chart(trend.set_index("month")[["area_mu_cleared"]].rename(columns={"area_mu_cleared": tr("timeline.board_trend")}))
-    right.subheader(tr("timeline.board_phases"))
-    phases = s.catalog.phases
-    mix = trend.set_index("month")[[f"phase_{k}" for k in phases]]
-    mix.columns = [p.label(lang()) for p in phases.values()]
-    right.area_chart(mix, color=[p.color for p in phases.values()], stack=True)  # the stage mix, stacked
+    left.vega_lite_chart(spec=_spec("cleared", s.location, s.data_version(), lang(), until, trend), width="stretch")
+    right.subheader(tr("timeline.board_phases"))  # the stage mix, stacked
+    right.vega_lite_chart(spec=_spec("mix", s.location, s.data_version(), lang(), until, trend), width="stretch")
 
 
 with shown_errors():
