@@ -14,7 +14,7 @@ from playwright.sync_api import Error as PlaywrightError
 
 from gis.devtools.devserver import running_app
 from gis.store.open import open_store_at
-from tests.conftest import local_only_page, map_frame, poll, set_view
+from tests.conftest import local_only_page, map_frame, poll, screenshot_dir, set_view, sign_in
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "data" / "parcels" / "demo.gpkg"
@@ -343,3 +343,84 @@ def test_tooltips_stay_inside_the_map_and_legends_fold(browser, tiny_gpkg, tmp_p
             assert ("ratlas-folded" in (legend.get_attribute("class") or "")) is not folded
         finally:
             page.close()
+
+
+PARCELS_DRAWN = ("() => { const out = []; window.map.eachLayer(l => { if (l.feature && l.feature.properties.kind)"
+                 " out.push(l.feature.properties.code); }); return out; }")
+LAYER_FILES = "() => performance.getEntriesByType('resource').filter(e => e.name.includes('/generated/layers/')).length"
+
+
+def _tooltip_over(page, frame, lat, lon, tries=12) -> str:
+    """The tooltips' text with the pointer on a map location (moved a frame apart, until one shows)."""
+    x, y = screen_xy(page, frame, lat, lon)
+    shown = ""
+    for _ in range(tries):
+        page.mouse.move(x - 3, y - 3)
+        page.wait_for_timeout(60)
+        page.mouse.move(x, y)
+        page.wait_for_timeout(150)
+        shown = " ".join(frame.locator(".ratlas-tooltip").all_inner_texts())
+        if shown:
+            return shown
+    return shown
+
+
+def test_a_filter_hides_and_fits_on_the_map_the_browser_holds(server, desktop):
+    """Issue 19: a filter sends its result to the map the browser already holds (filter_group): the other
+    parcels are hidden (no tooltip, no click), the view fits the result, no layer file is fetched again and
+    the Leaflet map is the same object; later reruns keep the planner's view; cleared, every parcel is back."""
+    page = desktop
+    sign_in(page, server["url"], "viewer", "renewal-viewer")
+    frame = map_frame(page, min_paths=2000)
+    settled(page)
+    every = sorted(frame.evaluate(PARCELS_DRAWN))
+    assert len(every) > 2000
+    frame.evaluate("() => { window.__mark = window.map; }")  # gone if the iframe or the map is replaced
+    fetched = frame.evaluate(LAYER_FILES)
+    assert fetched >= 1
+
+    store = open_store_at(server["store"])
+    villages = store.parcels(kind="village", zone="north")
+    target = villages.iloc[3]
+    near = villages[(villages["code"] != target["code"])
+                    & (villages.geometry.distance(target.geometry) < 0.0008)].iloc[0]
+    pt, npt = shapely.point_on_surface(target.geometry), shapely.point_on_surface(near.geometry)
+
+    search(page, target["code"])
+    assert poll(lambda: frame.evaluate(PARCELS_DRAWN) == [target["code"]], 30), "the other parcels stay drawn"
+    assert poll(lambda: frame.evaluate(f"() => window.map.getZoom() >= 15 && window.map.getBounds()"
+                                       f".contains([{pt.y}, {pt.x}])"), 30), "the view was not fitted"
+    settled(page)
+    assert frame.evaluate("() => window.__mark === window.map")  # the same iframe, the same Leaflet map
+    assert frame.evaluate(LAYER_FILES) == fetched  # nothing fetched again
+    # the hidden neighbour gives no tooltip (the village's own may show), the result does
+    if not frame.evaluate(f"() => window.map.getBounds().contains([{npt.y}, {npt.x}])"):
+        set_view(frame.evaluate, (pt.y + npt.y) / 2, (pt.x + npt.x) / 2, 16)
+    assert near["code"] not in _tooltip_over(page, frame, npt.y, npt.x)
+    assert target["code"] in _tooltip_over(page, frame, pt.y, pt.x)
+    page.screenshot(path=str(screenshot_dir(server["work"]) / "map_filtered_desktop.png"))
+
+    # the planner zooms out a step; a click opens the panel (a rerun with the same filter): the view stays
+    zoom = int(frame.evaluate("() => window.map.getZoom()")) - 1
+    set_view(frame.evaluate, pt.y, pt.x, zoom)
+    page.wait_for_timeout(500)
+    page.mouse.click(*screen_xy(page, frame, pt.y, pt.x))
+    page.get_by_role("heading", name=target["name"]).wait_for(timeout=30000)
+    settled(page)
+    assert frame.evaluate("() => window.__mark === window.map")
+    assert_view(frame, zoom, pt.y, pt.x)
+
+    # the filter cleared: every parcel back, the view where the planner left it, still the same map
+    expand = page.locator("[data-testid='stExpandSidebarButton']")
+    assert not (expand.count() and expand.first.is_visible())  # desktop: the sidebar is open
+    box = page.get_by_label("搜索名称或编号")
+    box.fill("")
+    box.press("Enter")
+    assert poll(lambda: sorted(frame.evaluate(PARCELS_DRAWN)) == every, 30), "the parcels did not come back"
+    settled(page)
+    assert page.get_by_text("符合条件的地块：").count() == 0
+    assert frame.evaluate("() => window.__mark === window.map")
+    assert frame.evaluate(LAYER_FILES) == fetched
+    assert_view(frame, zoom, pt.y, pt.x)
+    assert near["code"] in _tooltip_over(page, frame, npt.y, npt.x)
+    assert page.blocked == [], page.blocked

@@ -245,3 +245,33 @@ def test_board_rows_fit_the_board_in_both_languages(demo_where):
     assert set(rows["zone"]) <= set(zones.values()) and rows["cleared_share"].between(0, 100).all()
     assert set(board_rows(board, zones, "en")["status"]) <= {"Completed", "In progress", "Not started"}
     assert sum(BOARD_COLUMNS.values()) <= 900  # beside the sidebar on a 1,400 px screen
+
+
+# ------------------------------------------------------------------ a filter on the map the browser holds
+def _map_args(at) -> tuple[str, dict]:
+    """The map component's own script and the filter its feature groups send (streamlit-folium's args)."""
+    args = json.loads(at.get("component_instance")[0].proto.json_args)
+    text = args["feature_group"].split("RenewalAtlas.filter(map_div, ", 1)[1].split(");", 1)[0]
+    return args["script"], json.loads(text)
+
+
+def test_the_map_page_sends_a_filter_to_the_map_the_browser_holds(make_app):
+    """Issue 19: a filter leaves the map's script as it was (streamlit-folium keeps the map, its layer file
+    and the view) and sends the result and its bounds in a feature group."""
+    from gis.store.open import open_store_at
+
+    at = make_app("viewer")
+    at.run()
+    assert not at.exception, at.exception
+    script, first = _map_args(at)
+    assert first["codes"] is None and first["bounds"] is None and first["token"]
+    code = open_store_at(at.store_where).parcels(kind="village", geometry=False)["code"].iloc[0]
+    next(b for b in at.sidebar.text_input if b.label == "搜索名称或编号").set_value(code).run()
+    assert not at.exception, at.exception
+    again, filtered = _map_args(at)
+    assert again == script
+    assert filtered["codes"] == [code] and filtered["key"] and filtered["token"] == first["token"]
+    (s, w), (n, e) = filtered["bounds"]
+    assert s < n and w < e and n - s < 0.01  # one parcel's bounds, not the district's
+    next(b for b in at.sidebar.text_input if b.label == "搜索名称或编号").set_value("").run()
+    assert _map_args(at) == (script, first)

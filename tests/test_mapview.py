@@ -30,7 +30,7 @@ from gis.maps.mapview import (
     selection_group,
 )
 from gis.model.pipelines import load_catalog
-from tests.conftest import poll
+from tests.conftest import poll, set_view
 
 ROOT = Path(__file__).resolve().parent.parent
 VENDOR = ROOT / "static" / "vendor" / "leaflet"
@@ -629,5 +629,152 @@ def test_browser_screenshot(browser, cat, tmp_path, small_tif):
         page.screenshot(path=str(tmp_path / "map.png"))
         assert (tmp_path / "map.png").stat().st_size > 10_000
         assert errors == [] and dialogs == []
+    finally:
+        page.close()
+
+
+# ----------------------------------------------------------------------------- the filter on the map the browser holds
+
+def test_filter_group_carries_the_result_and_the_bounds_to_fit(tiny_store):
+    from streamlit_folium import _get_feature_group_string
+
+    from gis.maps.mapstate import view_key
+    from gis.maps.mapview import filter_group
+
+    m = build_map(tiny_store.context(), tiny_store.parcels(), tiny_store.catalog)
+    m.get_root().render()
+
+    def options(fg):
+        text = _get_feature_group_string(fg, m, 1)
+        return json.loads(text.split("RenewalAtlas.filter(map_div, ", 1)[1].split(");", 1)[0])
+
+    got = options(filter_group(("V01-002", "V01-001", "V01-001"), [[37.4, 121.3], [37.401, 121.303]], "tok"))
+    assert got == {"codes": ["V01-001", "V01-002"], "bounds": [[37.4, 121.3], [37.401, 121.303]],
+                   "key": view_key([[37.4, 121.3], [37.401, 121.303]]), "token": "tok"}
+    # (minx, miny, maxx, maxy) bounds are the same bounds: the same key, no second fit
+    assert options(filter_group(["V01-001"], (121.3, 37.4, 121.303, 37.401), "tok"))["key"] == got["key"]
+    assert options(filter_group(None, None, "tok")) == {"codes": None, "bounds": None, "key": None, "token": "tok"}
+    assert options(filter_group((), None))["codes"] == []  # nothing kept: every parcel hidden
+    assert view_key(None) is None and view_key([[1, 2], [3, 4]]) != view_key([[1, 2], [3, 4.0001]])
+
+
+def test_the_maps_script_and_layer_file_do_not_depend_on_the_filter(tiny_store, tmp_path):
+    """The app builds its map from every parcel whatever the filter: the same script, the same file."""
+    from streamlit_folium import _get_map_string
+
+    from gis.maps.mapview import LayerFiles, filter_group
+
+    files = LayerFiles(tmp_path / "layers")
+    scripts = []
+    for codes in (None, ("V01-001",), ("HSR-001", "MIN-01")):
+        m = build_map(tiny_store.context(), tiny_store.parcels(), tiny_store.catalog, publish=files)
+        filter_group(codes, None, "t")  # built beside the map, not on it
+        m.get_root().render()
+        scripts.append(_get_map_string(m))
+    assert scripts[0] == scripts[1] == scripts[2]
+    assert "RenewalAtlas.filter" not in scripts[0]
+
+
+def _map_of(page) -> str:
+    return "Object.values(window).find(v => v instanceof L.Map)"
+
+
+def _tooltip_at(page, xy, tries=15) -> str:
+    """The tooltips' text with the pointer on ``xy`` (moved a frame apart: the canvas renderer drops moves)."""
+    shown = ""
+    for _ in range(tries):
+        page.mouse.move(xy[0] - 3, xy[1] - 3)
+        page.wait_for_timeout(50)
+        page.mouse.move(*xy)
+        page.wait_for_timeout(100)
+        shown = " ".join(page.locator(".ratlas-tooltip").all_inner_texts())
+        if shown:
+            return shown
+    return shown
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("renderer", ["svg", "canvas"])
+def test_browser_filter_hides_parcels_and_fits_once(browser, evil_context, evil_parcels, cat, tmp_path, renderer):
+    """filter_group on the map the browser holds: the parcels not in the result give no tooltip and no click
+    (svg and canvas), the view fits the result once, every parcel comes back when the filter is cleared."""
+    from gis.maps.mapstate import view_key
+    from gis.maps.mapview import filter_group
+    from gis.model.spatial import fit_bounds
+
+    parcels = evil_parcels[evil_parcels["kind"] == "village"]
+    kept, hidden = parcels.iloc[4], parcels.iloc[5]  # neighbours in one village
+    bounds = fit_bounds(parcels.iloc[[4]])
+    m = build_map(evil_context, evil_parcels, cat, renderer=renderer)
+    filter_group([kept["code"]], bounds, "tok").add_to(m)  # as streamlit-folium evaluates it, after the map
+    page, dialogs, errors, _ = _open(browser, write_offline_page(m, tmp_path / "f.html"))
+    the_map = _map_of(page)
+
+    def xy(row):
+        pt = shapely.point_on_surface(row.geometry)
+        return page.evaluate(f"""() => {{ const map = {the_map}; const p = map.latLngToContainerPoint([{pt.y}, {pt.x}]);
+                                 const r = map.getContainer().getBoundingClientRect(); return [p.x + r.left, p.y + r.top]; }}""")
+
+    def drawn():
+        return page.evaluate(f"""() => {{ const out = []; {the_map}.eachLayer(l => {{
+            if (l.feature && l.feature.properties.phase) out.push(l.feature.properties.code); }}); return out; }}""")
+
+    def view():
+        return page.evaluate(f"() => {{ const m = {the_map}, c = m.getCenter(); return [m.getZoom(), c.lat, c.lng]; }}")
+
+    try:
+        assert drawn() == [kept["code"]]
+        fitted = page.evaluate(f"() => {the_map}.getBoundsZoom({json.dumps(bounds)}, false, L.point(24, 24))")
+        assert poll(lambda: view()[0] == fitted) and fitted > 12  # fitted to the one parcel, not the district
+        (s, w), (n, e) = bounds
+        assert page.evaluate(f"() => {the_map}.getBounds().contains([[{s}, {w}], [{n}, {e}]])")
+        if renderer == "svg":  # the hidden parcels' paths are gone from the DOM
+            n_paths = page.evaluate("() => document.querySelectorAll('path.leaflet-interactive').length")
+            assert n_paths < len(evil_parcels)
+        page.evaluate(f"""() => {{ window.__got = []; for (const l of {the_map}._ratlasOrder) if (l._ratlasParcels)
+            l.on('click', e => window.__got.push(e.layer.feature.properties.code)); }}""")
+        hxy = xy(hidden)
+        assert hxy[0] > 0 and hxy[1] > 0, "the neighbour is out of view"
+        assert hidden["code"] not in _tooltip_at(page, hxy, 8)  # no tooltip (the village's own may show)
+        page.mouse.down()
+        page.mouse.up()
+        page.wait_for_timeout(300)
+        assert page.evaluate("window.__got") == []  # and no click
+        assert kept["code"] in _tooltip_at(page, xy(kept))
+        page.mouse.down()
+        page.mouse.up()
+        assert poll(lambda: page.evaluate("window.__got") == [kept["code"]])
+
+        # the same filter again (a later rerun): the planner's pan and zoom stay
+        set_view(page.evaluate, hidden.geometry.centroid.y, hidden.geometry.centroid.x, 16, the_map)
+        before = view()
+        opts = json.dumps({"codes": [kept["code"]], "bounds": bounds, "key": view_key(bounds), "token": "tok"})
+        page.evaluate(f"() => {{ RenewalAtlas.filter({the_map}, {opts}); }}")
+        page.wait_for_timeout(100)
+        assert view() == before
+        # a stage update while a parcel is hidden: it comes back with its new properties
+        new_phase = "prep" if cat.phase_of("village", hidden["stage"]).key == "done" else "done"
+        page.evaluate(f"""() => {{ for (const l of {the_map}._ratlasOrder) if (l._ratlasParcels) l._ratlasId = 'p';
+            RenewalAtlas.patch({the_map}, {{p: {{{json.dumps(hidden['code'])}: {{code: {json.dumps(hidden['code'])},
+            phase: {json.dumps(new_phase)}, layer: 'x', name: 'patched'}}}}}}); }}""")
+        # cleared: every parcel back, the view where the planner left it
+        page.evaluate(f"() => {{ RenewalAtlas.filter({the_map}, {{codes: null, bounds: null, key: null, token: 'tok'}}); }}")
+        assert sorted(drawn()) == sorted(evil_parcels["code"])
+        assert view() == before
+        assert hidden["code"] in _tooltip_at(page, xy(hidden))
+        color = page.evaluate(f"""() => {{ let c = null; {the_map}.eachLayer(l => {{ if (l.feature &&
+            l.feature.properties.code === {json.dumps(hidden['code'])} && l.feature.properties.phase) c = l.options.fillColor; }});
+            return c; }}""")
+        assert color == cat.phases[new_phase].color
+        # the parcels back are drawn where they were: above the zones, below the selection
+        page.evaluate("window.__got = []")
+        page.mouse.down()
+        page.mouse.up()
+        assert poll(lambda: page.evaluate("window.__got") == [hidden["code"]])
+        # the same filter once more after clearing: fitted again
+        set_view(page.evaluate, kept.geometry.centroid.y, kept.geometry.centroid.x, 10, the_map)
+        page.evaluate(f"() => {{ RenewalAtlas.filter({the_map}, {opts}); }}")
+        assert poll(lambda: view()[0] == fitted) and drawn() == [kept["code"]]
+        assert dialogs == [] and errors == []
     finally:
         page.close()

@@ -7,7 +7,15 @@ from streamlit_folium import st_folium
 
 from gis.maps.area_select import add_area_select
 from gis.maps.mapstate import MapState
-from gis.maps.mapview import PROJECTS_GROUP, LayerFiles, build_map, patch_group, restore_group, selection_group
+from gis.maps.mapview import (
+    PROJECTS_GROUP,
+    LayerFiles,
+    build_map,
+    filter_group,
+    patch_group,
+    restore_group,
+    selection_group,
+)
 from gis.model.catalog import load_layer_catalog
 from gis.model.spatial import fit_bounds
 from ui import cadastre_panel as cadastre
@@ -54,10 +62,12 @@ def _state() -> MapState:
     return st.session_state["map_state"]
 
 
-def _map(codes: tuple | None, bounds, bm: MapBasemap, day=None, since=None):
-    """The folium map of the current filter result. Built each run (≈0.1 s for the demo) from
-    cached layers: folium maps are mutated by st_folium, so the object itself is not cached.
-    Over a GCJ-02 basemap (AMap) every layer is drawn shifted to GCJ-02 (``bm``)."""
+def _map(codes: tuple | None, bm: MapBasemap, day=None, since=None):
+    """The folium map of every parcel, whatever the filter: its script and its layer file stay the same, so
+    streamlit-folium keeps the map the browser holds, and the filter's result rides in :func:`filter_group`
+    (issue 19); ``codes`` only narrow a two-date comparison's counts. Built each run from cached layers:
+    folium maps are mutated by st_folium, so the object itself is not cached. Over a GCJ-02 basemap (AMap)
+    every layer is drawn shifted to GCJ-02 (``bm``)."""
     s = store()
     parcels = bm.parcels()
     colouring = map_colouring()
@@ -66,9 +76,7 @@ def _map(codes: tuple | None, bounds, bm: MapBasemap, day=None, since=None):
         parcels = rp.at(day) if day else parcels
         if since:
             colouring = timeline.compare_colouring(rp, codes, since, day)
-    shown = parcels[parcels["code"].isin(codes)] if codes is not None else parcels
-    return bm.add_to(build_map(bm.context(), shown, s.catalog, lang=lang(), basemap=bm.underlay,
-                               bounds=bm.bounds(bounds), demo=s.is_demo,
+    return bm.add_to(build_map(bm.context(), parcels, s.catalog, lang=lang(), basemap=bm.underlay, demo=s.is_demo,
                                tiles=cadastre.map_tiles(bm.basemap.datum), colouring=colouring,
                                projects=bm.display(project_footprints()), layers=_layers(),
                                photos=bm.points(photo_points()), publish=_layer_files()))
@@ -167,14 +175,17 @@ def page() -> None:
     filtered, codes = sidebar_filters()
     bm = basemap_sidebar()
     day, since = timeline.moment_control()
-    if day:
-        st.caption(tr("timeline.as_of_caption", date=day.isoformat()))
-    if "flash" in st.session_state:
-        st.success(st.session_state.pop("flash"))
-    if len(filtered) == 0:
-        st.info(tr("ui.no_results"))
-    elif codes is not None:
-        st.caption(tr("ui.results", n=len(filtered)))
+    # the notes above the map in one block that is always there: the map keeps its place in the page, and so its
+    # iframe (a block that moves, e.g. under a new "n parcels" caption, is mounted anew: a new map, issue 19)
+    with st.container():
+        if day:
+            st.caption(tr("timeline.as_of_caption", date=day.isoformat()))
+        if "flash" in st.session_state:
+            st.success(st.session_state.pop("flash"))
+        if len(filtered) == 0:
+            st.info(tr("ui.no_results"))
+        elif codes is not None:
+            st.caption(tr("ui.results", n=len(filtered)))
     map_and_panel(filtered, codes, bm, day, since)
     # below the map and its panel, outside their fragment: a click on the map does not redo the table
     if st.session_state.get("f_village"):  # a village is open: its briefing page
@@ -219,10 +230,11 @@ def _map_and_panel(filtered, codes: tuple | None, bm: MapBasemap, day, since) ->
             highlight = fp[fp["code"] == project].assign(code=project)
         # a new map (the panel opened, another basemap …) comes back to the planner's groups and view
         restore = restore_group(state.restore(bounds))
-        fmap = _map(codes, bounds, bm=bm, day=day, since=since)
+        fmap = _map(codes, bm=bm, day=day, since=since)
         out = st_folium(add_area_select(fmap, lang()), height=680, width=None, key=MAP_KEY,
                         feature_group_to_add=[selection_group(bm.display(highlight), lang=lang()), restore,
-                                              patch_group(fmap), *bm.view_groups(MAP_KEY)],
+                                              patch_group(fmap), filter_group(codes, bm.bounds(bounds), state.token),
+                                              *bm.view_groups(MAP_KEY)],
                         returned_objects=["last_clicked", "last_object_clicked", "last_active_drawing",
                                           "selected_layers", *bm.returned_objects],
                         on_change=_on_map_report(bm, codes, state),

@@ -27,10 +27,12 @@ REPORT = "ratlas:"  # prefix of the url of our entries in selected_layers
 ON, OFF, VIEW = "ratlas:on", "ratlas:off", "ratlas:view"  # static/js/renewal-atlas.js writes these
 
 
-def _bounds_key(bounds) -> tuple | None:
+def view_key(bounds) -> str | None:
+    """What identifies bounds to fit (``[[s, w], [n, e]]``): equal bounds, one fit. The page's
+    :meth:`MapState.restore` and the browser's filter (``gis.maps.mapview.filter_group``) key on it."""
     if bounds is None:
         return None
-    return tuple(round(float(v), 7) for pair in bounds for v in pair)
+    return ",".join(f"{float(v):.7f}" for pair in bounds for v in pair)
 
 
 @dataclass
@@ -40,7 +42,7 @@ class MapState:
     hidden: frozenset = frozenset()
     center: tuple | None = None  # (lat, lon)
     zoom: float | None = None
-    fitted: tuple | None = None
+    fitted: str | None = None  # view_key of the bounds last fitted
     token: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     _seen: str | None = field(default=None, repr=False)
 
@@ -74,7 +76,7 @@ class MapState:
         The view is kept unless ``bounds`` is new (a new filter result, a cadastre parcel opened):
         then the map fits them, once; the same bounds again keep the planner's view.
         """
-        key = _bounds_key(bounds)
+        key = view_key(bounds)
         fit = key is not None and key != self.fitted
         self.fitted = key
         out = {"hidden": sorted(self.hidden), "fit": fit, "token": self.token}

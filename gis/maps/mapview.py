@@ -61,6 +61,7 @@ from gis.base.fileio import atomic_write
 from gis.base.i18n import LANGUAGES, catalogue, t
 from gis.base.units import WEB_CRS, to_web  # noqa: F401 -- to_web is part of this module's interface
 from gis.maps.elements import RawFeatureGroup, RawLayerControl, RawMacroElement, escape_html, js_json, safe_json_text
+from gis.maps.mapstate import view_key
 from gis.maps.photos import photo_group
 from gis.maps.vectortiles import tile_layer_options
 from gis.model.catalog import load_layer_catalog
@@ -753,6 +754,38 @@ def patch_group(m: folium.Map) -> folium.FeatureGroup:
     already holds, with no new map script and no new 2 MB file to fetch."""
     fg = RawFeatureGroup(name="patch", control=False, show=True)
     _Patch(getattr(m, "ratlas_patch", None) or {}).add_to(fg)
+    return fg
+
+
+class _Filter(RawMacroElement):
+    """Shows only a filter's parcels on the map the browser holds and fits the view to them (:func:`filter_group`)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            RenewalAtlas.filter({{ this._parent._parent.get_name() }}, {{ this.options }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, options: dict):
+        super().__init__()
+        self._name = "AtlasFilter"
+        self.options = js_json(options)
+
+
+def filter_group(codes, bounds=None, token: str | None = None) -> folium.FeatureGroup:
+    """A filter's result on the map the browser already holds, as a feature group for streamlit-folium's
+    ``feature_group_to_add`` (issue 19): the map is built from every parcel, so its script and its layer
+    files stay the same whatever the filter, and this group's script takes the parcels whose code is not in
+    ``codes`` off their layers (kept aside: no tooltip, no click; None: every parcel back) and fits the view
+    to ``bounds`` (``[[s, w], [n, e]]`` as drawn, or ``(minx, miny, maxx, maxy)``) when they are new to the
+    map: the same bounds again (a click, a panel, a stage update) leave the planner's pan and zoom alone.
+    ``token`` (``MapState.token``) names where the browser keeps the bounds it fitted last, so that a map
+    mounted anew (another basemap, the other language) does not fit them again."""
+    fg = RawFeatureGroup(name="filter", control=False, show=True)
+    _Filter({"codes": None if codes is None else sorted({str(c) for c in codes}),
+             "bounds": _latlng_bounds(bounds), "key": view_key(_latlng_bounds(bounds)), "token": token}).add_to(fg)
     return fg
 
 

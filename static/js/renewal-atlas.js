@@ -77,12 +77,7 @@ window.RenewalAtlas = window.RenewalAtlas || (function () {
       map.getPane('ratlasBasemap').style.zIndex = 250;  /* above tiles, below the vectors */
     }
     /* a group switched back on is drawn last: restore the declared order */
-    map.on('overlayadd', function () {
-      var order = orderOf(map);
-      for (var i = 0; i < order.length; i++) {
-        if (map.hasLayer(order[i]) && order[i].bringToFront) { order[i].bringToFront(); }
-      }
-    });
+    map.on('overlayadd', function () { reorder(map); });
     L.control.scale({metric: true, imperial: false, position: 'bottomleft', maxWidth: 150}).addTo(map);
     if (o.legend) {
       var legend = L.control({position: 'bottomleft'});
@@ -137,6 +132,7 @@ window.RenewalAtlas = window.RenewalAtlas || (function () {
       lyr.on('mouseout', function (e) { lyr.resetStyle(e.layer); });
     }
     lyr._ratlasId = o.id;
+    lyr._ratlasParcels = o.mode === 'phase';  /* what a filter shows or hides (filter) */
     lyr.addTo(parent);
     orderOf(map).push(lyr);
     if (o.labelField) { addLabels(map, parent, lyr, o); }
@@ -153,7 +149,61 @@ window.RenewalAtlas = window.RenewalAtlas || (function () {
         var p = l.feature && l.feature.properties, next = p && mine[p.code];
         if (next) { l.feature.properties = next; lyr.resetStyle(l); }
       });
+      var aside = lyr._ratlasAside || [];  /* filtered out: restyled when they come back */
+      for (var j = 0; j < aside.length; j++) {
+        var next = mine[codeOf(aside[j])];
+        if (next) { aside[j].feature.properties = next; }
+      }
     }
+  }
+  function codeOf(l) { return l.feature && l.feature.properties ? l.feature.properties.code : undefined; }
+  /* the declared drawing order (a group switched back on, parcels back from a filter are drawn last) */
+  function reorder(map) {
+    var order = orderOf(map);
+    for (var i = 0; i < order.length; i++) {
+      if (map.hasLayer(order[i]) && order[i].bringToFront) { order[i].bringToFront(); }
+    }
+  }
+  /* a filter's result on the map the browser holds (gis/maps/mapview.py filter_group): the parcels not in
+     it come off their layer (no path, so no tooltip and no click, on svg and canvas alike) and wait aside
+     to come back (s.codes null: all of them); the view fits s.bounds when they are new to this map (the
+     key of the bounds fitted last is kept in sessionStorage under the session's token, so that a map
+     mounted anew does not fit them again): a rerun with the same filter leaves the planner's view alone */
+  function filter(map, s) {
+    var keep = null, back = false, order = orderOf(map);
+    if (s.codes) {
+      keep = {};
+      for (var i = 0; i < s.codes.length; i++) { keep[s.codes[i]] = true; }
+    }
+    for (var j = 0; j < order.length; j++) {
+      var lyr = order[j];
+      if (!lyr._ratlasParcels) { continue; }
+      var aside = lyr._ratlasAside || [], still = [], off = [];
+      for (var k = 0; k < aside.length; k++) {
+        if (keep && !keep[codeOf(aside[k])]) { still.push(aside[k]); continue; }
+        lyr.addLayer(aside[k]);
+        lyr.resetStyle(aside[k]);
+        back = true;
+      }
+      if (keep) { lyr.eachLayer(function (l) { if (!keep[codeOf(l)]) { off.push(l); } }); }
+      if (off.length) { lyr.closeTooltip(); }
+      for (var n = 0; n < off.length; n++) { lyr.removeLayer(off[n]); still.push(off[n]); }
+      lyr._ratlasAside = still;
+    }
+    if (back) { reorder(map); }
+    var key = s.key || null, slot = 'ratlas:fit:' + (s.token || 'map'), last = map._ratlasFit;
+    if (last === undefined) {
+      try { last = sessionStorage.getItem(slot); } catch (e) { last = null; }
+    }
+    if (s.bounds && key !== last) {
+      /* a frame later: after a new map's first animation, and after the hidden parcels are repainted (fitting
+         in the same task measured slower in bench.interaction: the map's frame shares the page's thread) */
+      settled(map, function () { map.fitBounds(s.bounds, {padding: [12, 12], animate: false}); });
+    }
+    map._ratlasFit = key;
+    try {
+      if (key === null) { sessionStorage.removeItem(slot); } else { sessionStorage.setItem(slot, key); }
+    } catch (e) { /* no storage (private mode): this map remembers it */ }
   }
   /* permanent name labels (catalogue label_field), shown from a zoom level on, switched with the group */
   function addLabels(map, parent, lyr, o) {
@@ -266,6 +316,14 @@ window.RenewalAtlas = window.RenewalAtlas || (function () {
     for (var k in groups) { out[k] = map.hasLayer(groups[k]); }
     return out;
   }
+  /* fn() once the map has settled the view its own script set: a new map's first fitBounds animates its
+     zoom from the next frame on, and Leaflet drops a setView during that animation (or undoes one made
+     before it starts); requestAnimFrame callbacks run in order, so this one runs after it has started */
+  function settled(map, fn) {
+    L.Util.requestAnimFrame(function () {
+      if (map._animatingZoom) { map.once('zoomend', fn); } else { fn(); }
+    });
+  }
   /* once per map: the groups the planner had switched off stay off, the view stays (unless the page fits
      a new result); later calls (the state changed, the map did not) leave the planner's map alone */
   function restore(map, s) {
@@ -280,11 +338,11 @@ window.RenewalAtlas = window.RenewalAtlas || (function () {
       var v = null;
       try { v = JSON.parse(sessionStorage.getItem('ratlas:view:' + s.token) || 'null'); } catch (e) { v = null; }
       if (!v && s.center) { v = {center: s.center, zoom: s.zoom}; }
-      if (v && v.center) { map.setView(v.center, v.zoom, {animate: false}); }
+      if (v && v.center) { settled(map, function () { map.setView(v.center, v.zoom, {animate: false}); }); }
     }
     map._ratlasToken = s.token || 'map';
     saveView(map);  /* the view this map starts with (a fitted result included) is the one to come back to */
   }
-  return {init: init, addLayer: addLayer, patch: patch, addImage: addImage, addPhotos: addPhotos, collapsible: collapsible, small: small,
+  return {init: init, addLayer: addLayer, patch: patch, filter: filter, addImage: addImage, addPhotos: addPhotos, collapsible: collapsible, small: small,
           track: track, restore: restore, shownGroups: shownGroups};
 })();
