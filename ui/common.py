@@ -231,12 +231,19 @@ def filter_result():
     version: ``(filtered, codes)``, codes None when no filter is set. A fragment that runs alone after a
     write calls this rather than taking the result of the last full run as its argument."""
     s = store()
-    parcels = current_parcels()
-    zone, kind, village, stage, search = (st.session_state.get(k) or "" for k in FILTER_WIDGETS)
-    if not any((zone, kind, village, stage, search.strip())):
-        return parcels, None
-    filtered = s.filter(parcels, kind=kind or None, zone=zone or None, village=village or None,
-                        stage=stage or None, search=search or None)
+    values = tuple(st.session_state.get(k) or "" for k in FILTER_WIDGETS)
+    if not any((*values[:4], values[4].strip())):
+        return current_parcels(), None
+    return _filtered(s.location, s.data_version(), *values)
+
+
+@st.cache_resource(max_entries=16)
+def _filtered(path: str, version: int, zone: str, kind: str, village: str, stage: str, search: str):
+    """A filter's result at a data version, shared by the page's fragments (an advance runs two) and
+    sessions; never modified by a page."""
+    s = store()
+    filtered = s.filter(all_parcels(path, version), kind=kind or None, zone=zone or None,
+                        village=village or None, stage=stage or None, search=search or None)
     return filtered, tuple(filtered["code"])
 
 
