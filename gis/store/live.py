@@ -203,14 +203,17 @@ class LivePlan:
         pos = pd.Index(p["code"]).get_indexer(codes)
         if (pos < 0).any():  # a parcel this evaluation does not know: start again
             return None
-        now, _ = self.store.plan_inputs(codes)
+        # the villages and parks the changed parcels were in and are in now: their targets change. Read
+        # with those they were in; only when one moved to another (an import) read again with both
+        was = {g for c in codes for g in self._groups.get(c, ()) if isinstance(g, str) and g}
+        parcels, events = self.store.plan_inputs(codes, was)
+        now = parcels[parcels["code"].isin(codes)]
         if len(now) != len(codes):  # removed meanwhile
             return None
-        # the villages and parks the changed parcels were in and are in now: their targets change
-        groups = {g for c in codes for g in self._groups.get(c, ())} | {*now["village"], *now["park"]}
-        groups = {g for g in groups if isinstance(g, str) and g}
+        groups = was | {g for g in (*now["village"], *now["park"]) if isinstance(g, str) and g}
+        if groups != was:
+            parcels, events = self.store.plan_inputs(codes, groups)
         self._groups.update(zip(now["code"], zip(now["village"], now["park"])))
-        parcels, events = self.store.plan_inputs(codes, groups)
         targets = self._targets  # unchanged (the marks say so)
         obj, otype = targets["object"], targets["object_type"]
         keep = ((otype == "parcel") & obj.isin(codes)) | (otype.isin(("village", "site")) & obj.isin(groups))
