@@ -94,6 +94,7 @@ def test_an_advance_under_a_stage_filter_takes_the_parcel_out_of_the_result(app)
     app.session_state["f_kind"] = "village"
     app.session_state["f_stage"] = "signing"
     app.session_state["selected"] = code
+    app.session_state["panel_tab"] = "操作"
     app.run()
     assert not app.exception, app.exception
     assert any(f"符合条件的地块：{len(rows)} 个" in c.value for c in app.caption)
@@ -113,6 +114,7 @@ def test_parcel_panel_flags_a_block_and_shows_a_refusal(app):
     s = open_store_at(app.store_where)
     code = s.parcels(kind="village", stage="signing", blocked=False, geometry=False)["code"].iloc[0]
     app.session_state["selected"] = code
+    app.session_state["panel_tab"] = "操作"
     app.run()
     next(b for b in app.button if b.label == "保存卡点").click().run()  # no reason: refused
     assert not app.exception, app.exception
