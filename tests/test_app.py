@@ -80,6 +80,58 @@ def test_parcel_panel_shows_a_refused_advance_in_chinese(app):
     assert open_store_at(app.store_where).parcel(code)["stage"] == "signing"
 
 
+def _table_codes(app) -> set:
+    """The codes in the parcel table under the map (the panel has tables of its own)."""
+    return set(next(d for d in app.dataframe if "code" in d.value.columns).value["code"])
+
+
+def test_an_advance_under_a_stage_filter_takes_the_parcel_out_of_the_result(app):
+    """The map's and the table's fragments read the filter's result after the write (not the last full
+    run's): the parcel advanced out of the stage filtered on leaves the table and the count."""
+    s = open_store_at(app.store_where)
+    rows = s.parcels(kind="village", stage="signing", geometry=False)
+    code = rows[~rows["blocked"].astype(bool)]["code"].iloc[0]
+    app.session_state["f_kind"] = "village"
+    app.session_state["f_stage"] = "signing"
+    app.session_state["selected"] = code
+    app.session_state["panel_tab"] = "操作"
+    app.run()
+    assert not app.exception, app.exception
+    assert any(f"符合条件的地块：{len(rows)} 个" in c.value for c in app.caption)
+    assert code in _table_codes(app)
+    next(b for b in app.button if b.label == "提交").click().run()
+    assert not app.exception, app.exception
+    assert any(f"已将 {code} 推进到“拆除”" in m.value for m in app.success)
+    assert any(f"符合条件的地块：{len(rows) - 1} 个" in c.value for c in app.caption)
+    assert code not in _table_codes(app)
+    assert not app.title and not app.sidebar.selectbox  # the two fragments ran, not the page and its sidebar
+    app.run()  # the next whole run: the filters are as they were, the parcel still out of the result
+    assert _by_label(app.sidebar.selectbox, "阶段").value == "signing"
+    assert any(f"符合条件的地块：{len(rows) - 1} 个" in c.value for c in app.caption)
+
+
+def test_parcel_panel_flags_a_block_and_shows_a_refusal(app):
+    s = open_store_at(app.store_where)
+    code = s.parcels(kind="village", stage="signing", blocked=False, geometry=False)["code"].iloc[0]
+    app.session_state["selected"] = code
+    app.session_state["panel_tab"] = "操作"
+    app.run()
+    next(b for b in app.button if b.label == "保存卡点").click().run()  # no reason: refused
+    assert not app.exception, app.exception
+    assert any("标记卡点必须填写原因" in e.value for e in app.error)
+    assert not open_store_at(app.store_where).parcel(code)["blocked"]
+    _by_label(app.text_input, "卡点原因").set_value("村民意见分歧")
+    next(b for b in app.button if b.label == "保存卡点").click().run()
+    assert not app.exception, app.exception
+    assert any(f"已标记 {code} 为卡点" in m.value for m in app.success)
+    p = open_store_at(app.store_where).parcel(code)
+    assert p["blocked"] and p["blocked_reason"] == "村民意见分歧"
+    assert any("村民意见分歧" in w.value for w in app.warning)  # the panel shows the block
+    next(b for b in app.button if b.label == "解除卡点").click().run()
+    assert any(f"已解除 {code} 的卡点" in m.value for m in app.success)
+    assert not open_store_at(app.store_where).parcel(code)["blocked"]
+
+
 def test_board_page_lists_30_villages(app):
     app.run()
     app.switch_page("ui/board_page.py").run()

@@ -8,6 +8,7 @@ import threading
 from contextlib import contextmanager
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 from gis.auth import sessions
 from gis.base import clock
@@ -60,6 +61,15 @@ def shown_errors():
         yield
     except RenewalError as e:
         st.error(e.message(lang()))
+
+
+def rerun_parts(keys) -> None:
+    """From a widget callback: rerun only the page's fragments named ``keys`` (``@st.fragment(key=...)``),
+    or the whole page where one of them is not on it (the panel on another page) or outside a callback."""
+    try:
+        st.rerun(list(keys))
+    except StreamlitAPIException:  # an unknown key, or not in a callback: Streamlit refuses a keyed rerun
+        st.rerun()
 
 
 # --------------------------------------------------------------- resources
@@ -184,14 +194,13 @@ def keep_widget_state() -> None:
 def sidebar_filters():
     """Zone, kind, village, stage and text filters in the sidebar.
 
-    Returns the filtered parcels (from the cached table: nothing is re-read)
-    and their codes as a tuple, or None for the codes when no filter is set.
+    Returns their result (:func:`filter_result`): the filtered parcels (from the cached table:
+    nothing is re-read) and their codes as a tuple, or None for the codes when no filter is set.
     """
     s = store()
     if "goto_village" in st.session_state:  # set by the village board
         st.session_state["f_village"] = st.session_state.pop("goto_village")
         st.session_state.pop("f_zone", None)
-    parcels = current_parcels()
     cat = s.catalog
     zones, villages = s.attributes("zones"), s.attributes("villages")
     name = (lambda r: r.get("name_en") or r["name"]) if lang() == "en" else (lambda r: r["name"])
@@ -209,12 +218,32 @@ def sidebar_filters():
             stages = ["not_started"] + sorted({k for p in cat.pipelines.values() for k in p.keys})
             first = {k: p for p in cat.pipelines.values() for k in reversed(p.keys)}
             label = lambda k: cat.stage_label("village", None, lang()) if k == "not_started" else first[k].stage(k).label(lang())
-        stage = _choice(tr("ui.stage"), [""] + stages, label, "f_stage")
-        search = st.text_input(tr("ui.search"), key="f_search")
-    if not any((zone, kind, village, stage, search.strip())):
-        return parcels, None
-    filtered = s.filter(parcels, kind=kind or None, zone=zone or None, village=village or None,
-                        stage=stage or None, search=search or None)
+        _choice(tr("ui.stage"), [""] + stages, label, "f_stage")
+        st.text_input(tr("ui.search"), key="f_search")
+    return filter_result()
+
+
+FILTER_WIDGETS = ("f_zone", "f_kind", "f_village", "f_stage", "f_search")
+
+
+def filter_result():
+    """The sidebar filters' values (their widgets' state) applied to the parcels of the current data
+    version: ``(filtered, codes)``, codes None when no filter is set. A fragment that runs alone after a
+    write calls this rather than taking the result of the last full run as its argument."""
+    s = store()
+    values = tuple(st.session_state.get(k) or "" for k in FILTER_WIDGETS)
+    if not any((*values[:4], values[4].strip())):
+        return current_parcels(), None
+    return _filtered(s.location, s.data_version(), *values)
+
+
+@st.cache_resource(max_entries=16)
+def _filtered(path: str, version: int, zone: str, kind: str, village: str, stage: str, search: str):
+    """A filter's result at a data version, shared by the page's fragments (an advance runs two) and
+    sessions; never modified by a page."""
+    s = store()
+    filtered = s.filter(all_parcels(path, version), kind=kind or None, zone=zone or None,
+                        village=village or None, stage=stage or None, search=search or None)
     return filtered, tuple(filtered["code"])
 
 

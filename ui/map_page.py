@@ -23,6 +23,7 @@ from ui import timeline_control as timeline
 from ui.basemap_picker import MapBasemap, basemap_sidebar
 from ui.common import (
     current_parcels,
+    filter_result,
     lang,
     parcel_index,
     parcel_rows,
@@ -34,7 +35,7 @@ from ui.common import (
 )
 from ui.downloads import project_downloads, village_downloads
 from ui.evidence_widgets import photo_points
-from ui.parcel_panel import parcel_panel
+from ui.parcel_panel import STAGE_VIEWS, parcel_panel
 from ui.parcel_table import area_parcels, area_picked, filtered_table, new_area
 from ui.plan_common import map_colouring
 from ui.project_common import project_footprints
@@ -43,6 +44,7 @@ from ui.quick_find import quick_find
 from ui.village_panel import village_charts
 
 MAP_KEY = "district-map"
+MAP_FRAGMENT, BELOW_FRAGMENT = STAGE_VIEWS  # the keys of the two fragments an advance reruns
 
 
 @st.cache_resource
@@ -172,35 +174,46 @@ def _clicked_code(out: dict | None, bm: MapBasemap, codes: tuple | None, state: 
 def page() -> None:
     st.title(tr("app.title"))
     quick_find()
-    filtered, codes = sidebar_filters()
+    sidebar_filters()  # the widgets; each fragment below takes their result from the state (``filter_result``)
     bm = basemap_sidebar()
     day, since = timeline.moment_control()
-    # the notes above the map in one block that is always there: the map keeps its place in the page, and so its
-    # iframe (a block that moves, e.g. under a new "n parcels" caption, is mounted anew: a new map, issue 19)
-    with st.container():
-        if day:
-            st.caption(tr("timeline.as_of_caption", date=day.isoformat()))
-        if "flash" in st.session_state:
-            st.success(st.session_state.pop("flash"))
-        if len(filtered) == 0:
-            st.info(tr("ui.no_results"))
-        elif codes is not None:
-            st.caption(tr("ui.results", n=len(filtered)))
-    map_and_panel(filtered, codes, bm, day, since)
-    # below the map and its panel, outside their fragment: a click on the map does not redo the table
-    if st.session_state.get("f_village"):  # a village is open: its briefing page
-        village_downloads(st.session_state["f_village"])
-        village_charts(st.session_state["f_village"], day)
-    filtered_table(filtered, codes)
+    map_and_panel(bm, day, since)
+    below_map(day)  # outside the map's fragment: a click on the map does not redo the table
 
 
-@st.fragment
-def map_and_panel(filtered, codes: tuple | None, bm: MapBasemap, day, since) -> None:
+# A fragment's arguments are those of the last full run: what a write changes (the filter's result, the
+# flash) is read inside each fragment, so that the panel's advance reruns these two only (issue 19).
+@st.fragment(key=MAP_FRAGMENT)
+def map_and_panel(bm: MapBasemap, day, since) -> None:
     """The map and the panel beside it, as one fragment: a click on the map, a tab or a form of the
-    panel reruns this part only (not the sidebar, its filters, the quick find and the table); what
-    changes data (an advance, a filter) reruns the whole page."""
+    panel reruns this part only (not the sidebar, its filters, the quick find and the table); an advance
+    or a block reruns it with the part below the map (``ui.parcel_panel.STAGE_VIEWS``); a filter, the
+    whole page."""
     with shown_errors(), store().one_connection():  # a run of the fragment alone: app.py's connection is not held
+        filtered, codes = filter_result()
+        # the notes above the map in one block that is always there: the map keeps its place in the page, and so
+        # its iframe (a block that moves, e.g. under a new "n parcels" caption, is mounted anew: a new map, issue 19)
+        with st.container():
+            if day:
+                st.caption(tr("timeline.as_of_caption", date=day.isoformat()))
+            if "flash" in st.session_state:
+                st.success(st.session_state.pop("flash"))
+            if len(filtered) == 0:
+                st.info(tr("ui.no_results"))
+            elif codes is not None:
+                st.caption(tr("ui.results", n=len(filtered)))
         _map_and_panel(filtered, codes, bm, day, since)
+
+
+@st.fragment(key=BELOW_FRAGMENT)
+def below_map(day) -> None:
+    """What is below the map: an open village's briefing and charts, the filter's table."""
+    with shown_errors(), store().one_connection():
+        filtered, codes = filter_result()
+        if st.session_state.get("f_village"):  # a village is open: its briefing page
+            village_downloads(st.session_state["f_village"])
+            village_charts(st.session_state["f_village"], day)
+        filtered_table(filtered, codes)
 
 
 def _map_and_panel(filtered, codes: tuple | None, bm: MapBasemap, day, since) -> None:

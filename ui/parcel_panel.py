@@ -15,11 +15,16 @@ from gis.model.timeline import Moment
 from gis.store.asof import store_at
 
 from . import evidence_widgets as ev
-from .common import author_field, current_user, lang, plain, shown_errors, store, tr
+from .common import author_field, current_user, lang, plain, rerun_parts, shown_errors, store, tr
 from .downloads import parcel_downloads
 from .plan_panel import plan_section
 
 _REFUSED = "_advance_refused"  # a refused advance's message, for the run after its callback
+_BLOCK_REFUSED = "_block_refused"  # the same for the block form
+# the keyed fragments of the map page (ui/map_page.py) that show a parcel's stage: the map with this panel,
+# and what is below the map (the table, a village's charts). A write here reruns these two only (issue 19);
+# on a page without them, the whole page.
+STAGE_VIEWS = ("map", "below")
 
 # symbols every CJK font has (no emoji font on many office machines)
 _MARK = {"done": ":green[●]", "current": ":orange[◆]", "ahead": ":gray[○]"}
@@ -79,9 +84,10 @@ def _history(p: dict, history) -> None:
 
 def _advance(p: dict, target: str, keys: dict, by: str, today, need: str | None = None) -> None:
     """The advance form's submit, as its callback: the write happens before the run that follows, and a
-    success makes that run the whole page (the table, the map's colours) instead of this fragment and
-    then the page again (issue 19). A refusal is kept for the panel to show in that run. The stage's
-    evidence (``need``) is asked for here in the planner's words; the store refuses without it too."""
+    success makes that run the map with this panel and the table below it (``STAGE_VIEWS``; they read the
+    filter's result and the flash themselves), not the sidebar and its quick find (issue 19). A refusal
+    is kept for the panel to show in the run of its fragment. The stage's evidence (``need``) is asked
+    for here in the planner's words; the store refuses without it too."""
     cat = store().catalog
     get = st.session_state.get
     by = get(f"by-{p['code']}", by)  # the name typed in the form (a store without accounts), as submitted
@@ -98,7 +104,7 @@ def _advance(p: dict, target: str, keys: dict, by: str, today, need: str | None 
         st.session_state[_REFUSED] = e.message(lang())
         return
     st.session_state["flash"] = tr("ui.advanced", code=p["code"], stage=cat.stage_label(p["kind"], event.to_stage, lang()))
-    st.rerun()
+    rerun_parts(STAGE_VIEWS)
 
 
 def _advance_form(p: dict) -> None:
@@ -132,20 +138,34 @@ def _advance_form(p: dict) -> None:
                               args=(p, target, fields, by, today, need))
 
 
+def _block(p: dict, keys: dict, by: str) -> None:
+    """The block form's submit, as its callback (like :func:`_advance`): flag or clear, then rerun the
+    views of the parcel's state only; a refusal is kept for the form to show."""
+    get = st.session_state.get
+    try:
+        store().set_blocked(p["code"], not p["blocked"], get(keys["reason"]) or "", get(keys["by"], by),
+                            expected_version=p["version"], today=office_today(),
+                            evidence=ev.as_evidence(get(keys["files"])))
+    except RenewalError as e:
+        st.session_state[_BLOCK_REFUSED] = e.message(lang())
+        return
+    st.session_state["flash"] = tr("ui.unblocked_saved" if p["blocked"] else "ui.blocked_saved", code=p["code"])
+    rerun_parts(STAGE_VIEWS)
+
+
 def _block_form(p: dict) -> None:
+    keys = {"reason": f"blk-reason-{p['code']}-{p['version']}", "files": f"blk-files-{p['code']}",
+            "by": f"bb-{p['code']}"}
     with st.form(f"block-{p['code']}", border=False):
         st.markdown(f"**{tr('ui.clear_block') if p['blocked'] else tr('ui.flag_block')}**")
-        reason = "" if p["blocked"] else st.text_input(tr("ui.block_reason"))
-        files = ev.evidence_uploader(None, f"blk-files-{p['code']}")
-        by = author_field(f"bb-{p['code']}")
+        if _BLOCK_REFUSED in st.session_state:
+            st.error(st.session_state.pop(_BLOCK_REFUSED))
+        if not p["blocked"]:
+            st.text_input(tr("ui.block_reason"), key=keys["reason"])
+        ev.evidence_uploader(None, keys["files"])
+        by = author_field(keys["by"])
         label = tr("ui.submit_unblock") if p["blocked"] else tr("ui.submit_block")
-        if st.form_submit_button(label):
-            with shown_errors():
-                store().set_blocked(p["code"], not p["blocked"], reason, by, expected_version=p["version"],
-                                    today=office_today(), evidence=ev.as_evidence(files))
-                key = "ui.unblocked_saved" if p["blocked"] else "ui.blocked_saved"
-                st.session_state["flash"] = tr(key, code=p["code"])
-                st.rerun()
+        st.form_submit_button(label, on_click=_block, args=(p, keys, by))
 
 
 PANEL_TAB = "panel_tab"  # the panel's open tab (its label), kept from parcel to parcel

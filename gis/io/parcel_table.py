@@ -15,6 +15,7 @@ import pandas as pd
 from gis.base.fileio import atomic_write
 from gis.base.i18n import t
 from gis.base.units import M2_PER_MU
+from gis.model.frames import replace_rows
 from gis.model.pipelines import NOT_STARTED, Catalog
 
 #: the table's columns, in order; headers come from the ``table.col_<name>`` strings
@@ -94,12 +95,7 @@ class LiveTables:
         pos = pd.Index(old["code"]).get_indexer(new["code"])
         if (pos < 0).any() or len(new) != len(changed):
             return None
-        out = {}
-        for col in old.columns:
-            arr = old[col].to_numpy(copy=True)
-            arr[pos] = new[col].to_numpy()
-            out[col] = pd.Series(arr, dtype=old[col].dtype, index=old.index, name=col)
-        return pd.DataFrame(out, index=old.index)
+        return replace_rows(old, pos, new)
 
 
 def headers(lang: str = "zh") -> dict[str, str]:

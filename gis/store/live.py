@@ -14,13 +14,13 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
 
 from gis.base.clock import office_today
 from gis.model import plans as model
+from gis.model.frames import replace_rows
 from gis.model.spatial import ParcelIndex
 
 # How far back from the newest ``updated_at`` held a refresh looks: app servers'
@@ -95,14 +95,11 @@ class LiveParcels:
         rows = rows.astype(int).to_numpy()
         geoms = table.geometry.values
         moved = not all(shapely.equals_exact(geoms[rows], changed.geometry.values, tolerance=0))
-        columns = {}
-        for col in table.columns:
-            values = table[col].to_numpy()
-            if col in changed.columns:
-                values = values.copy()
-                values[rows] = changed[col].to_numpy()
-            columns[col] = values
-        self.table = gpd.GeoDataFrame(columns, geometry=table.geometry.name, crs=table.crs)
+        if set(table.columns) <= set(changed.columns):
+            self.table = replace_rows(table, rows, changed)
+        else:  # columns the read does not carry keep their values
+            self.table = replace_rows(table, rows, table.iloc[rows].assign(
+                **{c: changed[c].to_numpy() for c in table.columns if c in changed.columns}))
         self._log.append((self.version, version, frozenset(changed["code"])))
         del self._log[:-64]
         self.version = version
@@ -206,14 +203,17 @@ class LivePlan:
         pos = pd.Index(p["code"]).get_indexer(codes)
         if (pos < 0).any():  # a parcel this evaluation does not know: start again
             return None
-        now, _ = self.store.plan_inputs(codes)
+        # the villages and parks the changed parcels were in and are in now: their targets change. Read
+        # with those they were in; only when one moved to another (an import) read again with both
+        was = {g for c in codes for g in self._groups.get(c, ()) if isinstance(g, str) and g}
+        parcels, events = self.store.plan_inputs(codes, was)
+        now = parcels[parcels["code"].isin(codes)]
         if len(now) != len(codes):  # removed meanwhile
             return None
-        # the villages and parks the changed parcels were in and are in now: their targets change
-        groups = {g for c in codes for g in self._groups.get(c, ())} | {*now["village"], *now["park"]}
-        groups = {g for g in groups if isinstance(g, str) and g}
+        groups = was | {g for g in (*now["village"], *now["park"]) if isinstance(g, str) and g}
+        if groups != was:
+            parcels, events = self.store.plan_inputs(codes, groups)
         self._groups.update(zip(now["code"], zip(now["village"], now["park"])))
-        parcels, events = self.store.plan_inputs(codes, groups)
         targets = self._targets  # unchanged (the marks say so)
         obj, otype = targets["object"], targets["object_type"]
         keep = ((otype == "parcel") & obj.isin(codes)) | (otype.isin(("village", "site")) & obj.isin(groups))
@@ -227,13 +227,7 @@ class LivePlan:
 
 def _put(frame: pd.DataFrame, rows: np.ndarray, values: pd.DataFrame) -> pd.DataFrame:
     """A copy of ``frame`` with its rows at positions ``rows`` taken from ``values`` (same columns)."""
-    out = {}
-    for col in frame.columns:
-        arr = frame[col].to_numpy(copy=True)
-        if len(rows):
-            arr[rows] = values[col].to_numpy()
-        out[col] = pd.Series(arr, dtype=frame[col].dtype, index=frame.index, name=col)
-    return pd.DataFrame(out, index=frame.index)
+    return replace_rows(frame, rows, values)
 
 
 def _slack(stamp) -> str | None:
