@@ -124,6 +124,16 @@ def iframe_box(page):
     return page.locator("iframe[title*='st_folium']").first.bounding_box()
 
 
+def shown(page, text: str | None = None, selector: str = "body", timeout: int = TIMEOUT) -> None:
+    """Wait, checking on every animation frame, until an element of ``selector`` (containing ``text``) is
+    on screen. Playwright's ``wait_for`` polls at growing intervals (…, 100, 500 ms), which rounded a
+    result that came 0.1 s after the last poll up by up to half a second, on either page."""
+    page.wait_for_function(
+        """([sel, text]) => [...document.querySelectorAll(sel)].some(e => e.offsetParent !== null
+                && (text === null || e.textContent.includes(text)))""",
+        arg=[selector, text], polling="raf", timeout=timeout)
+
+
 # ------------------------------------------------------------------ one round
 def one_round(browser, url: str, pid: int, parcel, bare: bool, out: dict) -> None:
     ctx = browser.new_context(viewport={"width": 1500, "height": 950}, locale="zh-CN")
@@ -141,7 +151,7 @@ def one_round(browser, url: str, pid: int, parcel, bare: bool, out: dict) -> Non
         box.fill(parcel["code"])
         with measured(pid, out, "filter"):
             box.press("Enter")
-            page.get_by_text("符合条件的地块：1 个").wait_for(timeout=TIMEOUT)
+            shown(page, "符合条件的地块：1 个", "[data-testid='stCaptionContainer'], p")
             xy = zoomed_to(page, pt.y, pt.x)
         page.wait_for_timeout(800)  # Leaflet settles its view
         with measured(pid, out, "click"):
@@ -150,7 +160,7 @@ def one_round(browser, url: str, pid: int, parcel, bare: bool, out: dict) -> Non
                 frame_box = iframe_box(page)
                 page.mouse.click(frame_box["x"] + xy[0], frame_box["y"] + xy[1])
                 try:
-                    page.get_by_role("heading", name=parcel["name"]).wait_for(timeout=TIMEOUT // 3)
+                    shown(page, parcel["name"], "h1, h2, h3", timeout=TIMEOUT // 3)
                     break
                 except PlaywrightTimeout:
                     if attempt == 2:
@@ -158,18 +168,18 @@ def one_round(browser, url: str, pid: int, parcel, bare: bool, out: dict) -> Non
         if not bare:  # the panel's forms are in its third tab, whose content runs when it is opened
             with measured(pid, out, "tab"):
                 page.get_by_role("tab", name="操作").click()
-                page.get_by_role("button", name="提交").wait_for(timeout=TIMEOUT)
-        page.get_by_role("button", name="提交").wait_for(timeout=TIMEOUT)
+                shown(page, "提交", "button")
+        shown(page, "提交", "button")
         with measured(pid, out, "advance"):
             page.get_by_role("button", name="提交").click()
-            page.get_by_text(f"已将 {parcel['code']} 推进到").wait_for(timeout=TIMEOUT)
+            shown(page, f"已将 {parcel['code']} 推进到", "[data-testid='stAlertContentSuccess'], p")
         with measured(pid, out, "board"):
             if bare:
                 page.get_by_role("button", name="旧村改造进度").click()
             else:
                 page.get_by_role("link", name="旧村改造进度").click()
-            page.get_by_text("30个旧村改造进度").wait_for(timeout=TIMEOUT)
-            page.locator("[data-testid='stDataFrame']").first.wait_for(timeout=TIMEOUT)
+            shown(page, "30个旧村改造进度", "h1, h2, h3")
+            shown(page, None, "[data-testid='stDataFrame']")
     finally:
         ctx.close()
 
