@@ -203,7 +203,7 @@ def test_a_photo_attached_by_cli_shows_in_the_gallery_and_on_the_map(server, pag
 
     page.set_viewport_size({"width": 1400, "height": 900})
     sign_in(page, server["url"], "admin", "renewal-admin")
-    _open_parcel(page, row["code"], row["geometry"])
+    _open_parcel(page, row["code"], row["geometry"])  # the click lands on the photo's point: it goes on to the parcel
     page.get_by_role("tab", name=re.compile(r"^照片与材料 \(\d+\)$")).click()  # with its count
     gallery = page.locator("[class*='st-key-ratlas-gallery']")
     gallery.get_by_text("东门现状").wait_for(timeout=30000)

@@ -260,7 +260,9 @@ window.RenewalAtlas = window.RenewalAtlas || (function () {
     var group = L.layerGroup(), feats = (data && data.features) || [];
     for (var i = 0; i < feats.length; i++) {
       var f = feats[i], c = f.geometry.coordinates, p = f.properties || {};
-      var mk = L.marker([c[1], c[0]], {icon: photoIcon(p, o.color), photoId: p.id, photo: p, keyboard: false});
+      /* a click on a photo's point goes on to the map: it picks the parcel under it, as a click beside it would */
+      var mk = L.marker([c[1], c[0]], {icon: photoIcon(p, o.color), photoId: p.id, photo: p, keyboard: false,
+                                        bubblingMouseEvents: true});
       mk.bindTooltip(photoTip(o), {direction: 'top', className: 'ratlas-tooltip', offset: [0, -10]});
       group.addLayer(mk);
     }
