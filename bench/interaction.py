@@ -50,7 +50,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-b
 USER, PASSWORD = "editor_north", "renewal-north"
 INTERACTIONS = ("login", "filter", "click", "advance", "board")
 TIMEOUT = 60_000  # ms
-STOCK_BARE = False  # --stock-bare: the bare page on ``python -m streamlit`` (with its ~40 ms Nagle delay per request)
 
 
 # ------------------------------------------------------------------ the server's CPU
@@ -211,7 +210,7 @@ def app_server(backend: str, work: Path):
 
 
 @contextmanager
-def bare_server(where: str, work: Path):
+def bare_server(where: str, work: Path, stock: bool = False):
     """bench/bare_app.py beside a link to the app's static/ (Streamlit serves the script's folder's)."""
     import subprocess
     import urllib.request
@@ -223,7 +222,8 @@ def bare_server(where: str, work: Path):
     port = free_port()
     log = open(work / "bare.log", "w")
     env = dict(os.environ, BARE_STORE=where, PYTHONPATH=str(ROOT))
-    launcher = ["-m", "streamlit"] if STOCK_BARE else [str(ROOT / "ui" / "serve.py")]  # the app's server, or stock
+    # the app's server (ui/serve.py), or ``stock``: ``python -m streamlit``, with its ~40 ms Nagle delay per reply
+    launcher = ["-m", "streamlit"] if stock else [str(ROOT / "ui" / "serve.py")]
     proc = subprocess.Popen([sys.executable, *launcher, "run", str(folder / "bare_app.py"),
                              "--server.port", str(port), "--server.headless", "true",
                              "--server.address", "127.0.0.1"], cwd=ROOT, env=env, stdout=log,
@@ -250,7 +250,7 @@ def medians(samples: list[tuple[float, float]]) -> tuple[float, float]:
     return (round(statistics.median(b for b, _ in samples), 3), round(statistics.median(s for _, s in samples), 3))
 
 
-def run_backend(browser, backend: str, reps: int) -> list[dict]:
+def run_backend(browser, backend: str, reps: int, stock_bare: bool = False) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix=f"bench-interaction-{backend}-") as tmp:
         work = Path(tmp)
         with app_server(backend, work) as (url, pid, where):
@@ -262,7 +262,7 @@ def run_backend(browser, backend: str, reps: int) -> list[dict]:
             one_round(browser, url, pid, todo.iloc[0], False, {})  # warm-up: caches, the first map
             for i in range(reps):
                 one_round(browser, url, pid, todo.iloc[1 + i], False, ours)
-            with bare_server(where, work) as (burl, bpid):
+            with bare_server(where, work, stock_bare) as (burl, bpid):
                 one_round(browser, burl, bpid, todo.iloc[1 + reps], True, {})
                 for i in range(reps):
                     one_round(browser, burl, bpid, todo.iloc[2 + reps + i], True, bare)
@@ -286,14 +286,12 @@ def main(argv=None) -> int:
     ap.add_argument("--stock-bare", action="store_true",
                     help="run the bare page with `python -m streamlit` rather than the app's server (ui/serve.py)")
     args = ap.parse_args(argv)
-    global STOCK_BARE
-    STOCK_BARE = args.stock_bare
     backends = ("gpkg", "postgis") if args.backend == "both" else (args.backend,)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             for backend in backends:
-                for line in run_backend(browser, backend, args.reps):
+                for line in run_backend(browser, backend, args.reps, args.stock_bare):
                     print(json.dumps(line, ensure_ascii=False), flush=True)
         finally:
             browser.close()

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -32,15 +33,16 @@ def group_alive(pgid: int) -> bool:
     return True
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_signal_to_renewal_serve_stops_streamlit_and_frees_the_port(sig, demo_where, tmp_path):
+@contextmanager
+def renewal_serve(store: str, tmp_path: Path):
+    """``renewal serve`` on ``store`` and a free port, once its health check answers: ``(proc, port)``.
+    It runs in a session of its own: whatever the command starts stays in its process group, where we can
+    look; what is left of the group is killed on the way out."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ISOLATED}
     env["RENEWAL_DATA_DIR"] = str(tmp_path)
     log = open(tmp_path / "serve.log", "w")
-    # a session of its own: whatever the command starts stays in its process group, where we can look
-    proc = subprocess.Popen([sys.executable, "-m", "gis.cli", "--store", demo_where, "serve", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "gis.cli", "--store", store, "serve", "--port", str(port)],
                             cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True)
     try:
@@ -52,15 +54,23 @@ def test_a_signal_to_renewal_serve_stops_streamlit_and_frees_the_port(sig, demo_
             except OSError:
                 assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
                 time.sleep(0.3)
+        yield proc, port
+    finally:
+        if group_alive(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+        log.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_to_renewal_serve_stops_streamlit_and_frees_the_port(sig, demo_where, tmp_path):
+    with renewal_serve(demo_where, tmp_path) as (proc, port):
         proc.send_signal(sig)
         assert proc.wait(30) in (0, -sig, 128 + sig)
         # the process that was signalled was the server: its group is empty and the port is free at once
         assert not group_alive(proc.pid), "a process of `renewal serve` outlived it"
         assert not _listening(port), f"port {port} still answers after `renewal serve` stopped"
-    finally:
-        if group_alive(proc.pid):
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
 
 
 def test_a_kept_alive_connection_gets_its_replies_without_nagles_delay(tmp_path):
@@ -73,18 +83,7 @@ def test_a_kept_alive_connection_gets_its_replies_without_nagles_delay(tmp_path)
 
     demo_where = str(tmp_path / "demo.gpkg")
     shutil.copy(ROOT / "data" / "parcels" / "demo.gpkg", demo_where)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ISOLATED}
-    env["RENEWAL_DATA_DIR"] = str(tmp_path)
-    log = open(tmp_path / "serve.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "gis.cli", "--store", demo_where, "serve", "--port", str(port)],
-                            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True)
-    try:
-        deadline = time.monotonic() + 90
-        while not _listening(port):
-            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
-            time.sleep(0.3)
+    with renewal_serve(demo_where, tmp_path) as (_, port):
         con = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         times = {}
         for path in ("/_stcore/health", "/app/static/js/renewal-atlas.js"):
@@ -96,10 +95,6 @@ def test_a_kept_alive_connection_gets_its_replies_without_nagles_delay(tmp_path)
                 times.setdefault(path, []).append(time.perf_counter() - t0)
                 assert reply.status == 200 and body, (path, reply.status)
         con.close()
-        # one connection throughout (kept alive); with the delay every reply after the first took 40–48 ms
-        for path, ts in times.items():
-            assert statistics.median(ts[1:]) < 0.02, (path, [round(t * 1000, 1) for t in ts])
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(30)
-        log.close()
+    # one connection throughout (kept alive); with the delay every reply after the first took 40–48 ms
+    for path, ts in times.items():
+        assert statistics.median(ts[1:]) < 0.02, (path, [round(t * 1000, 1) for t in ts])

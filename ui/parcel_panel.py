@@ -193,9 +193,9 @@ def parcel_panel(code: str, day=None) -> None:
     evidence and the forms stay today's record (an advance acts on the parcel as it is now)."""
     with shown_errors():
         s = store()
-        now = s.parcel(code, lang())
-        view = store_at(s, Moment(as_of=day)) if day else s
-        p = view.parcel(code, lang()) if day else now
+        view = store_at(s, Moment(as_of=day))  # the store itself when ``day`` is None (today)
+        p = view.parcel(code, lang())
+        now = p if view is s else s.parcel(code, lang())
         history = view.history(code)
         st.subheader(plain(p["name"]))
         if day:
@@ -212,7 +212,7 @@ def parcel_panel(code: str, day=None) -> None:
                     st.warning(tr("ui.bad_events", rows=tr("ux.list_sep").join(
                         tr("ui.bad_event_row", id=i, stage=plain(k)) for i, k in bad)))
                 _timeline(p, history)
-                plan_section(p, view if day else None)
+                plan_section(p, None if view is s else view)
         if past.open is not False:
             with past:
                 _history(p, history)
