@@ -97,6 +97,7 @@ def test_an_advance_updates_the_table_and_the_map_and_leaves_a_stage_filter(serv
     # one parcel found by its code: after the advance its row shows the new stage, the map recolours it
     _open_parcel(page, first["code"], first.geometry)
     page.get_by_role("heading", name=first["name"]).wait_for(timeout=30000)
+    page.get_by_text("地块列表（1 个）").click()  # the list opens at a click, and stays open for the filters after
     assert poll(lambda: _rows(page) == {first["code"]: "签约"}, 15), _rows(page)
     layers = ("() => performance.getEntriesByType('resource')"
               ".filter(e => e.name.includes('/generated/layers/')).length")

@@ -45,6 +45,34 @@ def test_filter_by_search_narrows_the_result(app):
     app.sidebar.text_input[0].set_value(code).run()
     assert not app.exception
     assert any("1 个" in c.value for c in app.caption)
+    assert any(e.label == "地块列表（1 个）" for e in app.expander)
+    # a search text reruns the map and the table only: not the title, the sidebar and its quick find (issue 19)
+    assert not app.title and not app.sidebar.selectbox
+    app.run()  # the next whole run: the search is as typed, the result the same
+    assert app.title and app.sidebar.text_input[0].value == code
+    assert any("1 个" in c.value for c in app.caption)
+
+
+def test_a_zone_reruns_the_whole_page(app):
+    """A zone narrows the villages the sidebar offers: it reruns the page, sidebar and all."""
+    app.run()
+    zone = _by_label(app.sidebar.selectbox, "片区")
+    zone.set_value(zone.options[1] if zone.options[0] == "全部" else zone.options[0]).run()
+    assert not app.exception, app.exception
+    assert app.title and app.sidebar.selectbox
+
+
+def test_the_parcel_table_is_sent_when_opened(app):
+    """Shut, the table under the map is not sent with the page (its whole district held up the map's first
+    drawing, issue 19); opened, it lists the parcels."""
+    app.run()
+    assert not app.exception, app.exception
+    n = len(open_store_at(app.store_where).parcels(geometry=False))
+    assert any(e.label == f"地块列表（{n} 个）" for e in app.expander)
+    assert not any("code" in d.value.columns for d in app.dataframe)
+    app.session_state["_table_open"] = True
+    app.run()
+    assert len(_table_codes(app)) == n
 
 
 def test_parcel_panel_advances_the_parcel(app):
@@ -95,6 +123,7 @@ def test_an_advance_under_a_stage_filter_takes_the_parcel_out_of_the_result(app)
     app.session_state["f_stage"] = "signing"
     app.session_state["selected"] = code
     app.session_state["panel_tab"] = "操作"
+    app.session_state["_table_open"] = True
     app.run()
     assert not app.exception, app.exception
     assert any(f"符合条件的地块：{len(rows)} 个" in c.value for c in app.caption)

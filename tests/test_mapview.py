@@ -675,6 +675,28 @@ def test_the_maps_script_and_layer_file_do_not_depend_on_the_filter(tiny_store, 
     assert "RenewalAtlas.filter" not in scripts[0]
 
 
+def test_the_maps_first_script_fetches_every_published_layer_at_once(tiny_store, tmp_path):
+    """The map's layer files are asked for side by side by a first script, before Leaflet loads (the map's
+    script read them one after another, issue 19): its ``data:`` URL names each published file once."""
+    import base64
+    import re
+
+    from gis.maps.mapview import LayerFiles
+
+    files = LayerFiles(tmp_path / "layers")
+    m = build_map(tiny_store.context(), tiny_store.parcels(), tiny_store.catalog, publish=files)
+    m.get_root().render()
+    name, src = m.default_js[0]
+    assert name == "ratlas_prefetch" and src.startswith("data:text/javascript;base64,")
+    code = base64.b64decode(src.split(",", 1)[1]).decode()
+    asked = re.findall(r'"(/app/static/generated/layers/[0-9a-f]+\.json)"', code)
+    published = {f"/app/static/generated/layers/{p.name}" for p in (tmp_path / "layers").glob("*.json")}
+    assert asked and len(asked) == len(set(asked)) and set(asked) == published
+    assert m.default_js[1][0] == "leaflet"
+    inline = build_map(tiny_store.context(), tiny_store.parcels(), tiny_store.catalog)  # an export: data inline
+    assert all(n != "ratlas_prefetch" for n, _ in inline.default_js)
+
+
 def _map_of(page) -> str:
     return "Object.values(window).find(v => v instanceof L.Map)"
 

@@ -172,10 +172,11 @@ def sidebar() -> None:
 
 
 # --------------------------------------------------------------- filters
-def _choice(label: str, options: list, fmt, key: str):
+def _choice(label: str, options: list, fmt, key: str, on_change=None):
     if st.session_state.get(key) not in options:
         st.session_state.pop(key, None)
-    return st.selectbox(label, options, format_func=lambda v: tr("ui.all") if v == "" else fmt(v), key=key)
+    return st.selectbox(label, options, format_func=lambda v: tr("ui.all") if v == "" else fmt(v), key=key,
+                        on_change=on_change)
 
 
 # widgets whose values a planner expects to find again after visiting another page
@@ -218,9 +219,22 @@ def sidebar_filters():
             stages = ["not_started"] + sorted({k for p in cat.pipelines.values() for k in p.keys})
             first = {k: p for p in cat.pipelines.values() for k in reversed(p.keys)}
             label = lambda k: cat.stage_label("village", None, lang()) if k == "not_started" else first[k].stage(k).label(lang())
-        _choice(tr("ui.stage"), [""] + stages, label, "f_stage")
-        st.text_input(tr("ui.search"), key="f_search")
+        _choice(tr("ui.stage"), [""] + stages, label, "f_stage", on_change=_rerun_views)
+        st.text_input(tr("ui.search"), key="f_search", on_change=_rerun_views)
     return filter_result()
+
+
+# the keyed fragments of the map page (ui/map_page.py) that show the parcels and take the filter's result
+# from the state (``filter_result``): the map with its panel, and what is below the map (the table, a
+# village's charts). A new search or stage, an advance or a block reruns these two only (issue 19).
+MAP_VIEWS = ("map", "below")
+
+
+def _rerun_views() -> None:
+    """A new search text or stage: no other widget of the sidebar changes with them (a zone narrows the
+    villages, a kind or village the stages), so only the map and the table run again, not the sidebar and
+    its quick find (issue 19)."""
+    rerun_parts(MAP_VIEWS)
 
 
 FILTER_WIDGETS = ("f_zone", "f_kind", "f_village", "f_stage", "f_search")

@@ -22,6 +22,7 @@ from ui import cadastre_panel as cadastre
 from ui import timeline_control as timeline
 from ui.basemap_picker import MapBasemap, basemap_sidebar
 from ui.common import (
+    MAP_VIEWS,
     current_parcels,
     filter_result,
     lang,
@@ -35,7 +36,7 @@ from ui.common import (
 )
 from ui.downloads import project_downloads, village_downloads
 from ui.evidence_widgets import photo_points
-from ui.parcel_panel import STAGE_VIEWS, parcel_panel
+from ui.parcel_panel import parcel_panel
 from ui.parcel_table import area_parcels, area_picked, filtered_table, new_area
 from ui.plan_common import map_colouring
 from ui.project_common import project_footprints
@@ -44,7 +45,7 @@ from ui.quick_find import quick_find
 from ui.village_panel import village_charts
 
 MAP_KEY = "district-map"
-MAP_FRAGMENT, BELOW_FRAGMENT = STAGE_VIEWS  # the keys of the two fragments an advance reruns
+MAP_FRAGMENT, BELOW_FRAGMENT = MAP_VIEWS  # the keys of the two fragments a filter or an advance reruns
 
 
 @st.cache_resource
@@ -186,18 +187,20 @@ def page() -> None:
 @st.fragment(key=MAP_FRAGMENT)
 def map_and_panel(bm: MapBasemap, day, since) -> None:
     """The map and the panel beside it, as one fragment: a click on the map, a tab or a form of the
-    panel reruns this part only (not the sidebar, its filters, the quick find and the table); an advance
-    or a block reruns it with the part below the map (``ui.parcel_panel.STAGE_VIEWS``); a filter, the
-    whole page."""
+    panel reruns this part only (not the sidebar, its filters, the quick find and the table); an advance,
+    a block, a new search text or stage rerun it with the part below the map (``ui.common.MAP_VIEWS``); a
+    zone, kind or village, the whole page."""
     with shown_errors(), store().one_connection():  # a run of the fragment alone: app.py's connection is not held
-        filtered, codes = filter_result()
         # the notes above the map in one block that is always there: the map keeps its place in the page, and so
         # its iframe (a block that moves, e.g. under a new "n parcels" caption, is mounted anew: a new map, issue 19)
-        with st.container():
+        notes = st.container()
+        with notes:
             if day:
                 st.caption(tr("timeline.as_of_caption", date=day.isoformat()))
-            if "flash" in st.session_state:
+            if "flash" in st.session_state:  # an advance's confirmation, before the filter's result is made again
                 st.success(st.session_state.pop("flash"))
+        filtered, codes = filter_result()
+        with notes:
             if len(filtered) == 0:
                 st.info(tr("ui.no_results"))
             elif codes is not None:

@@ -15,16 +15,15 @@ from gis.model.timeline import Moment
 from gis.store.asof import store_at
 
 from . import evidence_widgets as ev
-from .common import author_field, current_user, lang, plain, rerun_parts, shown_errors, store, tr
+from .common import MAP_VIEWS, author_field, current_user, lang, plain, rerun_parts, shown_errors, store, tr
 from .downloads import parcel_downloads
 from .plan_panel import plan_section
 
 _REFUSED = "_advance_refused"  # a refused advance's message, for the run after its callback
 _BLOCK_REFUSED = "_block_refused"  # the same for the block form
-# the keyed fragments of the map page (ui/map_page.py) that show a parcel's stage: the map with this panel,
-# and what is below the map (the table, a village's charts). A write here reruns these two only (issue 19);
-# on a page without them, the whole page.
-STAGE_VIEWS = ("map", "below")
+# a write here reruns the map page's fragments that show a parcel's stage only (issue 19); on a page
+# without them, the whole page
+STAGE_VIEWS = MAP_VIEWS
 
 # symbols every CJK font has (no emoji font on many office machines)
 _MARK = {"done": ":green[●]", "current": ":orange[◆]", "ahead": ":gray[○]"}

@@ -86,14 +86,28 @@ def _rows(path: str, version: int, codes: tuple | None, language: str):
     return table
 
 
+_OPEN = "_table_open"  # the planner opened the list: a new count in its title is a new expander, opened as well
+
+
+def _remember_open() -> None:
+    st.session_state[_OPEN] = bool(st.session_state.get("table-open"))
+
+
 def filtered_table(filtered, codes) -> None:
     """The table of ``filtered`` (the sidebar's result; ``codes`` None when no filter is set)."""
     s = store()
     language = lang()
+    _area_form(filtered)
+    # shut, the table is not sent: the whole district's (2,470 rows of the demo, ≈0.4 MB) came with every run of
+    # the page and held up the map's first drawing after a login, and a filter's table (its grid drawn anew) held
+    # up the map's zoom to the result (issue 19). It opens at the planner's click and stays open, filter or not
+    box = st.expander(tr("table.title", n=len(filtered)), expanded=bool(st.session_state.get(_OPEN)),
+                      on_change=_remember_open, key="table-open")
+    if box.open is False:
+        return
     table = _rows(s.location, s.data_version(), codes, language)
     head = headers(language)
-    _area_form(filtered)
-    with st.expander(tr("table.title", n=len(table)), expanded=codes is not None):
+    with box:
         st.caption(tr("table.hint"))
         event = st.dataframe(
             table[list(COLUMNS)], hide_index=True, width="stretch", height=min(420, 38 + 35 * max(len(table), 1)),

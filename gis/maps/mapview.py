@@ -40,6 +40,7 @@ from __future__ import annotations
 
 # Lazy imports, on purpose: rasterio and Pillow are imported only where the basemap PNG is rendered,
 # so that the command line and the app start without those heavy libraries.
+import base64
 import hashlib
 import json
 import math
@@ -727,7 +728,35 @@ def build_map(
     if view:
         m.fit_bounds(view, padding=(12, 12))
     m.ratlas_patch = patches  # for patch_group(m): the parcels changed since their layer's file was written
+    if publish is not None:
+        _prefetch_layers(m)
     return m
+
+
+def _prefetch_layers(m: folium.Map) -> None:
+    """Start fetching the map's published layer files at once, side by side, before Leaflet loads.
+
+    streamlit-folium loads the map's scripts one after another, then runs the map's script, which reads
+    each layer's file synchronously (``fetched`` in static/js/renewal-atlas.js: the layers are added,
+    ordered and labelled as with inline data): a dozen requests in a row (≈0.1 s of a login, issue 19).
+    A first script (a ``data:`` URL, nothing to fetch) sends them all; the map's script takes the answers
+    that are in and asks again only for one that is not."""
+    urls: list[str] = []
+
+    def walk(el) -> None:
+        for child in el._children.values():
+            if isinstance(child, _GeoJsonLayer) and child.data.startswith('"'):  # a URL, not inline GeoJSON
+                url = json.loads(child.data)
+                if url not in urls:
+                    urls.append(url)
+            walk(child)
+
+    walk(m)
+    if urls:
+        src = ("(function(){var p=window.RenewalAtlasPrefetched={};" + json.dumps(urls) +
+               ".forEach(function(u){var x=new XMLHttpRequest();x.open('GET',u,true);x.send(null);p[u]=x;});})();")
+        m.default_js = [("ratlas_prefetch", "data:text/javascript;base64," + base64.b64encode(src.encode()).decode()),
+                        *m.default_js]
 
 
 class _Patch(RawMacroElement):

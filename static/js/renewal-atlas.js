@@ -109,6 +109,14 @@ window.RenewalAtlas = window.RenewalAtlas || (function () {
   /* a layer's GeoJSON published as a file (the app: the map's script stays small and the same between
      reruns); read synchronously so that layers are added, ordered and labelled as with inline data */
   function fetched(url) {
+    /* the map's first script sent every layer's request at once (gis.maps.mapview._prefetch_layers): an
+       answer that is in is taken, one still on its way is dropped and asked for here */
+    var pre = window.RenewalAtlasPrefetched && window.RenewalAtlasPrefetched[url];
+    if (pre) {
+      delete window.RenewalAtlasPrefetched[url];
+      if (pre.readyState === 4 && pre.status === 200) { return JSON.parse(pre.responseText); }
+      pre.abort();
+    }
     var x = new XMLHttpRequest();
     x.open('GET', url, false);
     x.send(null);
