@@ -21,9 +21,6 @@ from .plan_panel import plan_section
 
 _REFUSED = "_advance_refused"  # a refused advance's message, for the run after its callback
 _BLOCK_REFUSED = "_block_refused"  # the same for the block form
-# a write here reruns the map page's fragments that show a parcel's stage only (issue 19); on a page
-# without them, the whole page
-STAGE_VIEWS = MAP_VIEWS
 
 # symbols every CJK font has (no emoji font on many office machines)
 _MARK = {"done": ":green[●]", "current": ":orange[◆]", "ahead": ":gray[○]"}
@@ -83,7 +80,7 @@ def _history(p: dict, history) -> None:
 
 def _advance(p: dict, target: str, keys: dict, by: str, today, need: str | None = None) -> None:
     """The advance form's submit, as its callback: the write happens before the run that follows, and a
-    success makes that run the map with this panel and the table below it (``STAGE_VIEWS``; they read the
+    success makes that run the map with this panel and the table below it (``MAP_VIEWS``; they read the
     filter's result and the flash themselves), not the sidebar and its quick find (issue 19). A refusal
     is kept for the panel to show in the run of its fragment. The stage's evidence (``need``) is asked
     for here in the planner's words; the store refuses without it too."""
@@ -103,7 +100,7 @@ def _advance(p: dict, target: str, keys: dict, by: str, today, need: str | None 
         st.session_state[_REFUSED] = e.message(lang())
         return
     st.session_state["flash"] = tr("ui.advanced", code=p["code"], stage=cat.stage_label(p["kind"], event.to_stage, lang()))
-    rerun_parts(STAGE_VIEWS)
+    rerun_parts(MAP_VIEWS)  # on a page without them, the whole page
 
 
 def _advance_form(p: dict) -> None:
@@ -149,7 +146,7 @@ def _block(p: dict, keys: dict, by: str) -> None:
         st.session_state[_BLOCK_REFUSED] = e.message(lang())
         return
     st.session_state["flash"] = tr("ui.unblocked_saved" if p["blocked"] else "ui.blocked_saved", code=p["code"])
-    rerun_parts(STAGE_VIEWS)
+    rerun_parts(MAP_VIEWS)
 
 
 def _block_form(p: dict) -> None:

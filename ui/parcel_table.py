@@ -86,11 +86,12 @@ def _rows(path: str, version: int, codes: tuple | None, language: str):
     return table
 
 
+_EXPANDER = "table-open"  # the list's expander
 _OPEN = "_table_open"  # the planner opened the list: a new count in its title is a new expander, opened as well
 
 
 def _remember_open() -> None:
-    st.session_state[_OPEN] = bool(st.session_state.get("table-open"))
+    st.session_state[_OPEN] = bool(st.session_state.get(_EXPANDER))
 
 
 def filtered_table(filtered, codes) -> None:
@@ -102,7 +103,7 @@ def filtered_table(filtered, codes) -> None:
     # the page and held up the map's first drawing after a login, and a filter's table (its grid drawn anew) held
     # up the map's zoom to the result (issue 19). It opens at the planner's click and stays open, filter or not
     box = st.expander(tr("table.title", n=len(filtered)), expanded=bool(st.session_state.get(_OPEN)),
-                      on_change=_remember_open, key="table-open")
+                      on_change=_remember_open, key=_EXPANDER)
     if box.open is False:
         return
     table = _rows(s.location, s.data_version(), codes, language)
