@@ -5,7 +5,8 @@
 
 For each back end the app runs on a copy of the demo (``gis.devtools.devserver``;
 PostGIS: a throwaway cluster, ``gis.devtools.pgtest``), and Debian's headless
-Chromium does, ``--reps`` times in a fresh browser context: log in → the map
+Chromium does, ``--reps`` times, each in a new session (a new page, signed out first; the browser keeps
+its HTTP cache as a planner's does, ``--cold`` for a brand-new profile each round): log in → the map
 drawn (``login``); type a parcel's code in the filter → one result, the map
 zoomed to it (``filter``); click the parcel → its panel (``click``); open the
 panel's 操作 tab (``tab``: its content runs when opened; the bare page has no tabs, so no ratio);
@@ -134,8 +135,18 @@ def shown(page, text: str | None = None, selector: str = "body", timeout: int = 
 
 
 # ------------------------------------------------------------------ one round
-def one_round(browser, url: str, pid: int, parcel, bare: bool, out: dict) -> None:
-    ctx = browser.new_context(viewport={"width": 1500, "height": 950}, locale="zh-CN")
+def browser_context(browser):
+    return browser.new_context(viewport={"width": 1500, "height": 950}, locale="zh-CN")
+
+
+def one_round(browser, url: str, pid: int, parcel, bare: bool, out: dict, ctx=None) -> None:
+    """One planner's visit: a new page (a new Streamlit session), signed out first. In ``ctx`` (a browser
+    context kept from round to round), the browser keeps its HTTP cache, as an office planner's does: the
+    page's hashed script bundles (``Cache-Control: immutable``) come once, not with every round's first
+    click on a new kind of element. Without ``ctx`` (``--cold``), a brand-new browser profile each round."""
+    own = ctx is None
+    ctx = browser_context(browser) if own else ctx
+    ctx.clear_cookies()  # the sign-in cookie: every round logs in
     page = ctx.new_page()
     try:
         page.goto(url, wait_until="domcontentloaded")
@@ -180,7 +191,9 @@ def one_round(browser, url: str, pid: int, parcel, bare: bool, out: dict) -> Non
             shown(page, "30个旧村改造进度", "h1, h2, h3")
             shown(page, None, "[data-testid='stDataFrame']")
     finally:
-        ctx.close()
+        page.close()
+        if own:
+            ctx.close()
 
 
 # ------------------------------------------------------------------ the two servers
@@ -250,7 +263,7 @@ def medians(samples: list[tuple[float, float]]) -> tuple[float, float]:
     return (round(statistics.median(b for b, _ in samples), 3), round(statistics.median(s for _, s in samples), 3))
 
 
-def run_backend(browser, backend: str, reps: int, stock_bare: bool = False) -> list[dict]:
+def run_backend(browser, backend: str, reps: int, stock_bare: bool = False, cold: bool = False) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix=f"bench-interaction-{backend}-") as tmp:
         work = Path(tmp)
         with app_server(backend, work) as (url, pid, where):
@@ -259,23 +272,29 @@ def run_backend(browser, backend: str, reps: int, stock_bare: bool = False) -> l
             if len(todo) < 2 * reps + 1:
                 raise RuntimeError("not enough parcels to advance")
             ours, bare = {}, {}
-            one_round(browser, url, pid, todo.iloc[0], False, {})  # warm-up: caches, the first map
-            for i in range(reps):
-                one_round(browser, url, pid, todo.iloc[1 + i], False, ours)
-            with bare_server(where, work, stock_bare) as (burl, bpid):
-                one_round(browser, burl, bpid, todo.iloc[1 + reps], True, {})
+            ctx = None if cold else browser_context(browser)  # one browser for both pages: each its own cache
+            try:
+                one_round(browser, url, pid, todo.iloc[0], False, {}, ctx)  # warm-up: caches, the first map
                 for i in range(reps):
-                    one_round(browser, burl, bpid, todo.iloc[2 + reps + i], True, bare)
+                    one_round(browser, url, pid, todo.iloc[1 + i], False, ours, ctx)
+                with bare_server(where, work, stock_bare) as (burl, bpid):
+                    one_round(browser, burl, bpid, todo.iloc[1 + reps], True, {}, ctx)
+                    for i in range(reps):
+                        one_round(browser, burl, bpid, todo.iloc[2 + reps + i], True, bare, ctx)
+            finally:
+                if ctx is not None:
+                    ctx.close()
     lines = []
     for name in INTERACTIONS:
         b, s = medians(ours[name])
         bb, bs = medians(bare[name])
         lines.append({"interaction": name, "backend": backend, "server_s": s, "browser_s": b,
                       "bare_server_s": bs, "bare_browser_s": bb, "ratio_bare": round(b / bb, 2) if bb else None,
-                      "reps": reps, "load": round(os.getloadavg()[0], 2)})
+                      "reps": reps, "cache": "cold" if cold else "kept", "load": round(os.getloadavg()[0], 2)})
     b, s = medians(ours["tab"])  # the bare page has no tabs: its panel shows its form at once
     lines.append({"interaction": "tab", "backend": backend, "server_s": s, "browser_s": b, "bare_server_s": None,
-                  "bare_browser_s": None, "ratio_bare": None, "reps": reps, "load": round(os.getloadavg()[0], 2)})
+                  "bare_browser_s": None, "ratio_bare": None, "reps": reps, "cache": "cold" if cold else "kept",
+                  "load": round(os.getloadavg()[0], 2)})
     return lines
 
 
@@ -285,13 +304,15 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=3, help="measured rounds per page (after one warm-up)")
     ap.add_argument("--stock-bare", action="store_true",
                     help="run the bare page with `python -m streamlit` rather than the app's server (ui/serve.py)")
+    ap.add_argument("--cold", action="store_true",
+                    help="a brand-new browser profile each round (no HTTP cache: every script bundle fetched again)")
     args = ap.parse_args(argv)
     backends = ("gpkg", "postgis") if args.backend == "both" else (args.backend,)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             for backend in backends:
-                for line in run_backend(browser, backend, args.reps, args.stock_bare):
+                for line in run_backend(browser, backend, args.reps, args.stock_bare, args.cold):
                     print(json.dumps(line, ensure_ascii=False), flush=True)
         finally:
             browser.close()

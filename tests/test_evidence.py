@@ -331,6 +331,10 @@ def test_permissions_and_restricted_documents(office):
     # the counts on the panel's tab follow the same rule (the parcels read in one query)
     assert s.attachment_counts(viewer="ed_north") == {"V01-001": 1}
     assert s.attachment_counts(viewer="ed_v01") == {"V01-001": 1, "V01-003": 1}
+    # one parcel's count (the tab's label) by the same rule
+    assert s.attachment_counts(viewer="ed_v01", codes=["V01-003"]) == {"V01-003": 1}
+    assert s.attachment_counts(viewer="ed_north", codes=["V01-003"]) == {}
+    assert s.attachment_counts(viewer="ed_north", codes=[]) == {}
     with pytest.raises(PermissionRefused):
         s.withdraw_attachment(pic.id, "x", "viewer")
     assert s.withdraw_attachment(pic.id, "重复", "admin").withdrawn_by == "admin"

@@ -39,3 +39,21 @@ def test_no_rows_is_the_same_table_and_a_misfit_falls_back_column_by_column():
     assert out.dtypes.equals(table.dtypes) and list(out["n"]) == [1, 2, 7] and list(out["code"]) == ["a", "b", "z"]
     with pytest.raises(ValueError):
         replace_rows(table, [0, 1], table.iloc[[0]])
+
+
+def test_a_frame_of_numpy_columns_and_another_index_gets_its_rows():
+    """The plan evaluation's frames (object, int, float columns, another index): rows in place, the rest
+    and the frame given unchanged."""
+    n = 50
+    table = pd.DataFrame({"code": np.array([f"P{i}" for i in range(n)], dtype=object),
+                          "status": np.array(["on_track"] * n, dtype=object),
+                          "days": np.arange(n, dtype=np.int64), "area": np.linspace(0, 1, n)},
+                         index=pd.RangeIndex(10, 10 + n))
+    before = table.copy()
+    new = pd.DataFrame({"code": pd.Series(["P7", "P3"], dtype=object), "status": pd.Series(["overdue", None], dtype=object),
+                        "days": np.array([70, 30], dtype=np.int64), "area": [9.0, 3.0]})
+    out = replace_rows(table, [7, 3], new)
+    assert out.dtypes.equals(table.dtypes) and list(out.index) == list(table.index)
+    assert out["status"].iloc[7] == "overdue" and pd.isna(out["status"].iloc[3]) and out["days"].iloc[7] == 70
+    assert (out.drop(index=out.index[[3, 7]]) == table.drop(index=table.index[[3, 7]])).all().all()
+    pd.testing.assert_frame_equal(table, before)

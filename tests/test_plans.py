@@ -457,3 +457,29 @@ def test_a_briefing_page_states_plan_against_actual(any_store):
     any_store.set_target("V01-002", "survey", "2024-03-31", "王芳")
     assert parcel_facts(any_store, "V01-002", "en")["plan"] == \
         "Plan at the start of the year: Willingness survey by 2024-03-31, Done on time on 2024-03-01"
+
+
+@pytest.mark.parametrize("extra", [[], ["2026-1-30"], ["2026-11-30T10:00:00"]])
+def test_day_numbers_read_one_by_one_agree_with_pandas(extra, monkeypatch):
+    """The day numbers of plain ISO dates, read through a memo (a patch after one write reads a village's
+    few hundred), are pandas' own; any other form sends the whole column to pandas' parser."""
+    values = np.array(["2026-11-30", "2024-02-29", "2023-02-30", None, "", dt.date(2020, 1, 5), float("nan"),
+                       "2021-01-01", "2026-11-30", *extra], dtype=object)
+    ours = pm.day_number(values)
+    monkeypatch.setattr(pm, "_text_days", lambda uniques: None)
+    theirs = pm.day_number(values)
+    assert ours.tolist() == theirs.tolist()
+    assert ours[0] == pm.day_of(dt.date(2026, 11, 30)) and ours[2] == pm.NO_DATE and ours[5] == pm.day_of(dt.date(2020, 1, 5))
+
+
+def test_group_pairs_is_the_inner_join_in_order():
+    """Targets on a village or a site joined to its parcels without two frames and a merge: the same
+    pairs in the same order as ``merge(how="inner")``; a missing group joins nothing."""
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        groups = rng.choice(np.array(["a", "b", "c", None, "d"], dtype=object), size=rng.integers(0, 30))
+        wanted = rng.choice(np.array(["a", "b", "z", "c"], dtype=object), size=rng.integers(0, 6))
+        t_of, p_of = pm._group_pairs(wanted, groups)
+        j = pd.DataFrame({"t": np.arange(len(wanted)), "g": wanted}).merge(
+            pd.DataFrame({"g": groups, "p": np.arange(len(groups))}), on="g", how="inner")
+        assert t_of.tolist() == j["t"].tolist() and p_of.tolist() == j["p"].tolist()

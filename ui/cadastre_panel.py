@@ -25,7 +25,7 @@ VIEW_KEY = "_cadastre_view"  # the map view fitted when the panel opened
 VIEW_PAD = 0.0025  # degrees (≈ 250 m) around the first parcel clicked: a street-level view
 
 
-@st.cache_resource(max_entries=4)
+@st.cache_resource(max_entries=4, show_spinner=False)
 def _spec(layers_dir: str):
     try:
         return load_layer_catalog(f"{layers_dir}/catalog.toml").get("cadastre")

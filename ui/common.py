@@ -73,14 +73,14 @@ def rerun_parts(keys) -> None:
 
 
 # --------------------------------------------------------------- resources
-@st.cache_resource
+@st.cache_resource(show_spinner=False)
 def settings() -> Settings:
     s = Settings.load()
     clock.configure(s.timezone)  # the office's day for every date the pages and the core use
     return s
 
 
-@st.cache_resource
+@st.cache_resource(show_spinner=False)
 def store() -> Store:
     return open_store(settings())
 
@@ -91,45 +91,45 @@ def data_version() -> int:
 
 # Caches key on the store path and its data version: a click or a filter
 # change reuses them; a stage update (which bumps the version) refreshes them.
-@st.cache_resource(max_entries=2)
+@st.cache_resource(max_entries=2, show_spinner=False)
 def context_layers(path: str) -> dict:
     return store().context()
 
 
-@st.cache_resource
+@st.cache_resource(show_spinner=False)
 def live_parcels(path: str) -> LiveParcels:
     """The parcels in memory for this app process: a write re-reads only what changed."""
     return LiveParcels(store())
 
 
-@st.cache_resource(max_entries=4)
+@st.cache_resource(max_entries=4, show_spinner=False)
 def all_parcels(path: str, version: int):
     return live_parcels(path).current(version)[0]
 
 
-@st.cache_resource(max_entries=4)
+@st.cache_resource(max_entries=4, show_spinner=False)
 def parcel_index(path: str, version: int) -> ParcelIndex:
     return live_parcels(path).current(version)[1]
 
 
-@st.cache_data(max_entries=8)
+@st.cache_data(max_entries=8, show_spinner=False)
 def board_table(path: str, version: int, language: str):
     s = store()
     return village_progress(s.parcels(kind="village", geometry=False), s.layer("villages"),
                             s.events(), s.catalog, language)
 
 
-@st.cache_data(max_entries=8)
+@st.cache_data(max_entries=8, show_spinner=False)
 def dashboard_figures(path: str, version: int, language: str) -> dict:
     return dashboard_of(store(), language)
 
 
-@st.cache_resource
+@st.cache_resource(show_spinner=False)
 def _search_indexes(path: str, language: str) -> tuple[threading.Lock, SearchIndexes]:
     return threading.Lock(), SearchIndexes()
 
 
-@st.cache_resource(max_entries=4)
+@st.cache_resource(max_entries=4, show_spinner=False)
 def search_index(path: str, version: int, language: str) -> list:
     """The quick find's entries (``gis.model.search``): villages, units, parcels; a stage update keeps them."""
     lock, indexes = _search_indexes(path, language)
@@ -142,7 +142,7 @@ def current_parcels():
     return all_parcels(s.location, s.data_version())
 
 
-@st.cache_resource(max_entries=4)
+@st.cache_resource(max_entries=4, show_spinner=False)
 def _code_rows(path: str, version: int) -> dict[str, int]:
     return {c: i for i, c in enumerate(all_parcels(path, version)["code"])}
 
@@ -251,7 +251,7 @@ def filter_result():
     return _filtered(s.location, s.data_version(), *values)
 
 
-@st.cache_resource(max_entries=16)
+@st.cache_resource(max_entries=16, show_spinner=False)
 def _filtered(path: str, version: int, zone: str, kind: str, village: str, stage: str, search: str):
     """A filter's result at a data version, shared by the page's fragments (an advance runs two) and
     sessions; never modified by a page."""

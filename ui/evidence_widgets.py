@@ -65,15 +65,16 @@ def photo_points(bounds=None) -> list[dict]:
     return _photo_points(s.location, s.data_version(), viewer(), bbox)
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def _counts(location: str, version: int, who: str | None) -> dict[str, int]:
-    return store().attachment_counts(viewer=who)
+@st.cache_data(max_entries=256, show_spinner=False)
+def _count(location: str, version: int, who: str | None, code: str) -> int:
+    # that parcel's rows only: counting the whole table again after every write was ~9 ms of an advance
+    return store().attachment_counts(viewer=who, codes=[code]).get(code, 0)
 
 
 def attachment_count(code: str) -> int:
     """How many photos and documents (not withdrawn) of a parcel the viewer may see (for a tab's label)."""
     s = store()
-    return _counts(s.location, s.data_version(), viewer()).get(code, 0)
+    return _count(s.location, s.data_version(), viewer(), code)
 
 
 @st.cache_data(max_entries=1024, show_spinner=False)

@@ -48,12 +48,12 @@ MAP_KEY = "district-map"
 MAP_FRAGMENT, BELOW_FRAGMENT = MAP_VIEWS  # the keys of the two fragments a filter or an advance reruns
 
 
-@st.cache_resource
+@st.cache_resource(show_spinner=False)
 def _layers():
     return load_layer_catalog()  # the catalogue build_map draws
 
 
-@st.cache_resource
+@st.cache_resource(show_spinner=False)
 def _layer_files() -> LayerFiles:
     return LayerFiles(settings().generated_dir / "layers")  # the layers' GeoJSON, fetched by the map
 

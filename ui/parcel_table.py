@@ -69,12 +69,12 @@ def _key(codes) -> str:
     return "parcel-table-" + hashlib.sha1(repr(codes).encode()).hexdigest()[:10]
 
 
-@st.cache_resource
+@st.cache_resource(show_spinner=False)
 def _tables(path: str) -> LiveTables:
     return LiveTables()
 
 
-@st.cache_resource(max_entries=8)
+@st.cache_resource(max_entries=8, show_spinner=False)
 def _rows(path: str, version: int, codes: tuple | None, language: str):
     """The table of the filter ``codes`` (None: every parcel), cached like the parcels it comes from: the
     whole table patched for what a write changed (``LiveTables``), a filter's rows taken from it.

@@ -11,7 +11,7 @@ from gis.store.live import LivePlan
 from .common import lang, store, tr
 
 
-@st.cache_resource
+@st.cache_resource(show_spinner=False)
 def _live_plan(path: str) -> LivePlan:
     """The evaluation for this app process: a write re-evaluates only the targets of what changed."""
     return LivePlan(store())

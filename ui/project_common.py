@@ -12,12 +12,12 @@ from gis.model.project_views import format_wan, project_stage
 from .common import lang, live_parcels, store
 
 
-@st.cache_resource(max_entries=4)
+@st.cache_resource(max_entries=4, show_spinner=False)
 def _footprints(path: str, mark: tuple, geometry_epoch: int):
     return store().project_footprints()
 
 
-@st.cache_resource(max_entries=4)
+@st.cache_resource(max_entries=4, show_spinner=False)
 def _footprints_key(path: str, version: int) -> tuple:
     """What the footprints depend on, asked once per data version (a click's run asks nothing)."""
     live = live_parcels(path)

@@ -22,8 +22,10 @@ def replace_rows(frame: pd.DataFrame, rows, values: pd.DataFrame) -> pd.DataFram
         raise ValueError("one row of values per position")
     if not len(rows):
         return frame.copy(deep=False)
-    values = values[list(frame.columns)]
-    differ = {c: t for c, t in frame.dtypes.items() if values[c].dtype != t}
+    if not values.columns.equals(frame.columns):
+        values = values[list(frame.columns)]
+    have = values.dtypes  # one Series of types, not a Series made per column (~0.6 ms on the plan's targets)
+    differ = {c: t for c, t in frame.dtypes.items() if have[c] != t}
     if differ:  # a few rows read alone (a column all None in them: object, not str): the table's types
         try:
             values = values.astype(differ)

@@ -114,6 +114,9 @@ class PlanRules:
         return cls(**{k: int(v) for k, v in rules.items() if k in ("due_soon_days", "blocked_max_days")})
 
 
+_EPOCH = dt.date(1970, 1, 1).toordinal()  # day numbers count from 1970-01-01, as NumPy's
+
+
 def _factorized(values):
     """``(codes, uniques)`` of a column: a log holds few distinct dates and stages, so each is parsed once."""
     codes, uniques = pd.factorize(pd.Series(values) if not isinstance(values, pd.Series) else values,
@@ -121,12 +124,48 @@ def _factorized(values):
     return codes, uniques
 
 
+_DAYS: dict[str, int] = {}  # ISO date text -> day number: an office's log holds a few thousand distinct dates
+
+
+def _text_days(uniques) -> np.ndarray | None:
+    """Day numbers of plain ``YYYY-MM-DD`` texts and dates, one by one through a memo (pandas' parser
+    costs ~0.5 ms a call and ~5 ms for a village's few hundred dates: what a patch after one write
+    pays); None when one is anything else (a time, another form), left to pandas."""
+    out = np.empty(len(uniques), dtype=np.int64)
+    memo = _DAYS
+    for i, v in enumerate(uniques):
+        if isinstance(v, str):
+            day = memo.get(v)
+            if day is None:
+                if not v:
+                    out[i] = NO_DATE  # an empty text
+                    continue
+                if len(v) != 10 or v[4] != "-" or v[7] != "-":
+                    return None
+                try:
+                    day = dt.date.fromisoformat(v).toordinal() - _EPOCH
+                except ValueError:
+                    day = NO_DATE  # not a date (pandas' coerce)
+                if len(memo) < 100_000:
+                    memo[v] = day
+            out[i] = day
+        elif v is None:
+            out[i] = NO_DATE
+        elif type(v) is dt.date:
+            out[i] = v.toordinal() - _EPOCH
+        else:
+            return None
+    return out
+
+
 def day_number(values) -> np.ndarray:
     """ISO dates (str, date, None/NaN) as int64 day numbers; missing → NO_DATE."""
     codes, uniques = _factorized(values)
-    d = pd.to_datetime(pd.Series(uniques, dtype=object), errors="coerce", format="ISO8601")
-    days = d.values.astype("datetime64[D]").astype(np.int64)
-    days[d.isna().values] = NO_DATE
+    days = _text_days(uniques)
+    if days is None:
+        d = pd.to_datetime(pd.Series(uniques, dtype=object), errors="coerce", format="ISO8601")
+        days = d.values.astype("datetime64[D]").astype(np.int64)
+        days[d.isna().values] = NO_DATE
     return np.where(codes >= 0, days[np.clip(codes, 0, None)] if len(days) else NO_DATE, NO_DATE).astype(np.int64)
 
 
@@ -298,6 +337,22 @@ def _status(reached: np.ndarray, reach_day: np.ndarray, due: np.ndarray, as_of_d
     return code, days_late, days_left
 
 
+def _group_pairs(wanted: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every (i, p) with ``groups[p] == wanted[i]``, in ``i`` order and, within one ``i``, in ``p``
+    order (an inner join of the targets on their group's parcels, as ``merge`` gives it, without
+    building two frames for a handful of rows: a patch after a write evaluates a few targets).
+    A missing value (None, NaN) matches nothing."""
+    codes, _ = pd.factorize(np.concatenate([wanted, groups]), use_na_sentinel=True)
+    tc, pc = codes[:len(wanted)], codes[len(wanted):]
+    order = np.argsort(pc, kind="stable")
+    ordered = pc[order]
+    lo = np.searchsorted(ordered, tc, "left")
+    n = np.where(tc >= 0, np.searchsorted(ordered, tc, "right") - lo, 0)
+    t_of = np.repeat(np.arange(len(wanted), dtype=np.int64), n)
+    starts = np.repeat(lo - np.r_[0, np.cumsum(n)[:-1]], n)
+    return t_of, order[starts + np.arange(int(n.sum()))].astype(np.int64)
+
+
 def evaluate(targets: pd.DataFrame, parcels: pd.DataFrame, events: pd.DataFrame | None, catalog: Catalog,
              as_of: dt.date, rules: PlanRules | None = None, current: bool = True) -> Evaluation:
     """Every target's status and every parcel's plan status as of ``as_of``.
@@ -351,11 +406,9 @@ def evaluate(targets: pd.DataFrame, parcels: pd.DataFrame, events: pd.DataFrame 
     for ot, col in (("village", "village"), ("site", "park")):
         sel = np.flatnonzero(otype == ot)
         if len(sel) and col in parcels:
-            left = pd.DataFrame({"t": sel, "g": obj[sel]})
-            right = pd.DataFrame({"g": parcels[col].to_numpy(object), "p": np.arange(n)})
-            j = left.merge(right, on="g", how="inner")
-            rows_t.append(j["t"].to_numpy(np.int64))
-            rows_p.append(j["p"].to_numpy(np.int64))
+            t_of, p_of = _group_pairs(obj[sel], parcels[col].to_numpy(object))
+            rows_t.append(sel[t_of])
+            rows_p.append(p_of)
     et, ep = np.concatenate(rows_t), np.concatenate(rows_p)
     # the target's stage in each parcel's pipeline (a parcel of another pipeline drops out)
     tstage = t["stage"].to_numpy(object) if m else np.array([], dtype=object)

@@ -496,12 +496,20 @@ class AttachmentsMixin:
                      "direction": _float(r["direction"]), "caption": r["caption"] or "", "taken_at": r["taken_at"]}
                     for r in rows if not r["restricted"] or self._sees_restricted(con, viewer, cache, r)]
 
-    def attachment_counts(self, viewer: str | None = None) -> dict[str, int]:
-        """``{parcel code: attachments not withdrawn}`` (restricted ones counted only for who may see them)."""
+    def attachment_counts(self, viewer: str | None = None, codes=None) -> dict[str, int]:
+        """``{parcel code: attachments not withdrawn}`` (restricted ones counted only for who may see them);
+        ``codes``: of those parcels only (a panel's tab label: one indexed query, not the whole table)."""
         out: dict[str, int] = {}
+        where, args = "", ()
+        if codes is not None:
+            codes = sorted(set(codes))
+            if not codes:
+                return out
+            where, args = f" AND target_code IN ({', '.join('?' * len(codes))})", tuple(codes)
         with self._connect() as con:
             rows = con.execute("SELECT target_code, target_kind, restricted FROM attachments"
-                               " WHERE withdrawn_at IS NULL AND target_kind IN ('parcel', 'event')").fetchall()
+                               " WHERE withdrawn_at IS NULL AND target_kind IN ('parcel', 'event')" + where,
+                               args).fetchall()
             cache: dict = {}
             if viewer is not None:
                 self._prefetch_targets(con, cache, [r for r in rows if r["restricted"]])

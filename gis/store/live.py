@@ -218,7 +218,7 @@ class LivePlan:
         obj, otype = targets["object"], targets["object_type"]
         keep = ((otype == "parcel") & obj.isin(codes)) | (otype.isin(("village", "site")) & obj.isin(groups))
         rows = np.flatnonzero(keep.to_numpy())
-        sub = model.evaluate(targets.iloc[rows], parcels, events.drop(columns="recorded_at"), self.store.catalog,
+        sub = model.evaluate(targets.iloc[rows], parcels, events, self.store.catalog,  # recorded_at: not read
                              ev.as_of, ev.rules, current=ev.as_of >= office_today())
         at = pd.Index(sub.parcels["code"]).get_indexer(codes)
         return model.Evaluation(as_of=ev.as_of, targets=_put(ev.targets, rows, sub.targets),
