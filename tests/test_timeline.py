@@ -213,3 +213,53 @@ def test_report_refuses_a_bad_period_or_format(demo_where, tmp_path):
     res = _cli(demo_where, "report", "--since", "2026-11-01", "-o", str(out / "r.pptx"))
     assert res.returncode == 2 and ".docx" in res.stderr
     assert not list(out.iterdir())
+
+
+def _trend_reference(parcels, events, catalog, until):
+    """The trend as first written: each month's state as a frame (``Replay.at``), its ``kind<US>stage`` keys
+    looked up in dictionaries. :func:`trend_by_month` gives the same numbers from integer lookups."""
+    from gis.model.timeline import NO_DAY, Replay, _keys, _stage_index, day_number
+
+    replay = Replay(parcels, events, catalog)
+    days = replay.stage_days[replay.stage_days != NO_DAY]
+    first = dt.date(1970, 1, 1) + dt.timedelta(days=int(days.min()))
+    area = parcels["area_m2"].astype(float).to_numpy()
+    sep = "\x1f"
+    phase_of = {f"{k}{sep}": catalog.phase_of(k, None).key for k in catalog.kinds}
+    phase_of.update({f"{k}{sep}{s.key}": s.phase for k in catalog.kinds for s in catalog.pipeline_for(k).stages})
+    past = {f"{k}{sep}{s.key}" for k in catalog.kinds for s in catalog.pipeline_for(k).stages if s.past_clearance}
+    village = (parcels["kind"] == "village").to_numpy()
+    vkeys = catalog.pipeline_for("village").keys
+    rows, prev = [], day_number(first.replace(day=1) - dt.timedelta(days=1))
+    for end in month_ends(first, until):
+        state = replay.at(end)
+        keys = _keys(state["kind"], state["stage"])
+        cleared = keys.isin(past).to_numpy()
+        counts = keys.map(phase_of).value_counts()
+        pos = _stage_index(catalog, state["kind"].to_numpy()[village], state["stage"].to_numpy()[village])
+        m2 = float(area[cleared].sum())
+        rows.append({"month": end.isoformat()[:7], "area_m2_cleared": round(m2, 1), "cleared_parcels": int(cleared.sum()),
+                     **{f"phase_{k}": int(counts.get(k, 0)) for k in catalog.phases},
+                     "advanced": int(((days > prev) & (days <= day_number(end))).sum()),
+                     "blocked": int(state["blocked"].sum()),
+                     "signed_share": round(float((pos >= vkeys.index("signing")).mean()), 4),
+                     "demolished_share": round(float((pos >= vkeys.index("demolition") + 1).mean()), 4)})
+        prev = day_number(end)
+    return pd.DataFrame(rows)
+
+
+def test_the_trend_month_by_month_is_the_state_of_each_month_end(demo_where):
+    """The trend's every month (the board's and the report's charts) agrees with the parcels' state replayed
+    to that month's end, on the whole demo district: all kinds, then the old villages alone."""
+    from gis.store.open import open_store_at
+
+    s = open_store_at(demo_where)
+    parcels, events = s.parcels(geometry=False), s.events()
+    until = dt.date(2026, 12, 2)
+    for table in (parcels, parcels[parcels["kind"] == "village"]):
+        log = events[events["parcel"].isin(table["code"])]
+        got = trend_by_month(table, log, s.catalog, until=until)
+        want = _trend_reference(table, log, s.catalog, until)
+        assert len(got) == len(want) > 12
+        pd.testing.assert_frame_equal(got[list(want.columns)].reset_index(drop=True), want, check_dtype=False)
+        assert got["cleared_parcels"].iloc[-1] > 0 and got["advanced"].sum() > 0

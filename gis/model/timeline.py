@@ -310,29 +310,42 @@ class Replay:
         """The parcels as they were on business date ``day``."""
         d = day_number(day)
         out = self.parcels.copy()
-        n = len(out)
-        stage = np.full(n, None, dtype=object)
-        date = np.full(n, None, dtype=object)
-        pos, vals = self.stages.last_until(d)
-        stage[pos] = np.append(self.log.stages, None)[vals["stage"]]
-        date[pos] = iso_days(vals["day"])
-        known = self.legacy & (self.legacy_day <= d) & (self.legacy_day != NO_DAY)
-        stage[known] = out["stage"].to_numpy(dtype=object)[known]
-        date[known] = out["stage_date"].to_numpy(dtype=object)[known]
-        stage[stage == NOT_STARTED] = None
-        blocked = np.zeros(n, dtype=bool)
-        reason = np.full(n, None, dtype=object)
-        pos, vals = self.blocks.last_until(d)
-        blocked[pos] = vals["block"]
+        stage, blocked, date, (pos, vals) = self._state(d, dates=True)
+        reason = np.full(len(out), None, dtype=object)
         reason[pos] = np.where(vals["block"], np.append(self.log.reasons, None)[vals["reason"]], None)
         kept = out["blocked_reason"].to_numpy(dtype=object)
         reason[self.unknown_block] = kept[self.unknown_block]
         obj = (lambda values: pd.Series(values, index=out.index, dtype=object))  # None stays None, not NaN
         out["stage"] = obj(stage)
         out["stage_date"] = obj(date)
-        out["blocked"] = (blocked | self.unknown_block).astype(int)
+        out["blocked"] = blocked.astype(int)
         out["blocked_reason"] = obj(np.where(pd.isna(reason), None, reason))
         return out
+
+    def stages_at(self, day: dt.date) -> tuple[np.ndarray, np.ndarray]:
+        """``(stage, blocked)`` of every parcel (in ``parcels``' order) on business date ``day``, as :meth:`at`
+        gives them, without the frame: a stage per parcel (None: not started) and whether it was blocked."""
+        stage, blocked, _, _ = self._state(day_number(day), dates=False)
+        return stage, blocked
+
+    def _state(self, d: int, dates: bool):
+        n = len(self.parcels)
+        stage = np.full(n, None, dtype=object)
+        date = np.full(n, None, dtype=object) if dates else None
+        pos, vals = self.stages.last_until(d)
+        stage[pos] = np.append(self.log.stages, None)[vals["stage"]]
+        if dates:
+            date[pos] = iso_days(vals["day"])
+        known = self.legacy & (self.legacy_day <= d) & (self.legacy_day != NO_DAY)
+        if known.any():
+            stage[known] = self.parcels["stage"].to_numpy(dtype=object)[known]
+            if dates:
+                date[known] = self.parcels["stage_date"].to_numpy(dtype=object)[known]
+        stage[stage == NOT_STARTED] = None
+        blocked = np.zeros(n, dtype=bool)
+        bpos, bvals = self.blocks.last_until(d)
+        blocked[bpos] = bvals["block"]
+        return stage, blocked | self.unknown_block, date, (bpos, bvals)
 
 
 def state_at(parcels: pd.DataFrame, events: pd.DataFrame, catalog: Catalog, moment: Moment) -> pd.DataFrame:
@@ -384,32 +397,55 @@ def trend_by_month(parcels: pd.DataFrame, events: pd.DataFrame, catalog: Catalog
     days = replay.stage_days[replay.stage_days != NO_DAY]
     first = since or (dt.date(1970, 1, 1) + dt.timedelta(days=int(days.min())) if len(days) else until)
     area = parcels["area_m2"].astype(float).to_numpy()
-    phase_of = {f"{k}{_SEP}": catalog.phase_of(k, None).key for k in catalog.kinds}
-    phase_of.update({f"{k}{_SEP}{st.key}": st.phase for k in catalog.kinds for st in catalog.pipeline_for(k).stages})
-    past = {f"{k}{_SEP}{st.key}" for k in catalog.kinds for st in catalog.pipeline_for(k).stages if st.past_clearance}
-    rows = []
-    prev = day_number(first.replace(day=1) - dt.timedelta(days=1))
+    phases = list(catalog.phases)
+    kcode, kinds_u = pd.factorize(parcels["kind"].to_numpy(dtype=object))
     village = (parcels["kind"] == "village").to_numpy()
     vkeys = catalog.pipeline_for("village").keys if "village" in catalog.kinds else []
     signed_from = vkeys.index("signing") if "signing" in vkeys else len(vkeys)
     demolished_from = vkeys.index("demolition") + 1 if "demolition" in vkeys else len(vkeys)
     n_village = int(village.sum())
+    looked: dict = {}  # (kind, stage) -> (phase index or -1, past clearance, position in its pipeline or -1)
+
+    def look(kind, stage):
+        key = (kind, stage)
+        if key not in looked:
+            ph, past, step = -1, False, -1
+            if isinstance(kind, str) and kind in catalog.kinds:
+                pipe = catalog.pipeline_for(kind)
+                if stage is None or stage == "":  # not started
+                    ph = phases.index(catalog.phase_of(kind, None).key)
+                else:
+                    for i, st in enumerate(pipe.stages):
+                        if st.key == stage:
+                            ph, past, step = (phases.index(st.phase) if st.phase in phases else -1), bool(
+                                st.past_clearance), i
+            looked[key] = (ph, past, step)
+        return looked[key]
+
+    rows = []
+    prev = day_number(first.replace(day=1) - dt.timedelta(days=1))
     for end in month_ends(first, until):
-        state = replay.at(end)
-        keys = _keys(state["kind"], state["stage"])
-        phase = keys.map(phase_of)
-        cleared = keys.isin(past).to_numpy()
+        stage, blocked = replay.stages_at(end)
+        # (kind, stage) pairs factorised, each looked up once: no per-parcel strings or frames each month (the
+        # board's trend took ~270 ms for the demo's months, after every write, issue 19)
+        scode, stages_u = pd.factorize(stage)  # None: -1
+        shape = (len(kinds_u) + 1, len(stages_u) + 1)  # the last row/column: a missing kind/stage (code -1)
+        ph_t, past_t, step_t = np.full(shape, -1, np.int64), np.zeros(shape, bool), np.full(shape, -1, np.int64)
+        for i, k in enumerate((*kinds_u, None)):
+            for j, st in enumerate((*stages_u, None)):
+                ph_t[i, j], past_t[i, j], step_t[i, j] = look(k, st)
+        phase, cleared, step = ph_t[kcode, scode], past_t[kcode, scode], step_t[kcode, scode]
         m2 = float(area[cleared].sum())
         day = end.isoformat()
         row = {"month": day[:7], "date": day, "area_m2_cleared": round(m2, 1),
                "area_mu_cleared": round(m2 / (10000 / 15), 2), "cleared_parcels": int(cleared.sum())}
-        counts = phase.value_counts()
-        for key in catalog.phases:
-            row[f"phase_{key}"] = int(counts.get(key, 0))
+        counts = np.bincount(phase[phase >= 0], minlength=len(phases))
+        for i, key in enumerate(phases):
+            row[f"phase_{key}"] = int(counts[i])
         row["advanced"] = int(((days > prev) & (days <= day_number(end))).sum())
-        row["blocked"] = int(state["blocked"].sum())
+        row["blocked"] = int(blocked.sum())
         if n_village:
-            pos = _stage_index(catalog, state["kind"].to_numpy()[village], state["stage"].to_numpy()[village])
+            pos = step[village]
             row["signed_share"] = round(float((pos >= signed_from).mean()), 4)
             row["demolished_share"] = round(float((pos >= demolished_from).mean()), 4)
         else:
