@@ -113,6 +113,38 @@ def _table_codes(app) -> set:
     return set(next(d for d in app.dataframe if "code" in d.value.columns).value["code"])
 
 
+def test_an_advance_that_changes_nothing_below_the_map_reruns_the_map_alone(app, monkeypatch):
+    """No village open, the list shut, no filter whose count the write changes: the advance asks for no
+    rerun of the part below the map, so its run is the map's fragment, the form's own (one run, not two:
+    the confirmation sooner, issue 19; AppTest itself runs the page whole, the browser test runs the
+    fragment). Opened, the list is rerun with the map and lists the parcel's new stage."""
+    import ui.parcel_panel as panel
+
+    asked = []
+    real = panel.rerun_parts
+    monkeypatch.setattr(panel, "rerun_parts", lambda keys: (asked.append(tuple(keys)), real(keys)))
+    s = open_store_at(app.store_where)
+    rows = s.parcels(kind="village", stage="signing", blocked=False, geometry=False)
+    first, second = rows["code"].iloc[0], rows["code"].iloc[1]
+    app.session_state["selected"] = first
+    app.session_state["panel_tab"] = "操作"
+    app.run()
+    next(b for b in app.button if b.label == "提交").click().run()
+    assert not app.exception, app.exception
+    assert any(f"已将 {first} 推进到" in m.value for m in app.success)
+    assert asked == [] and s.parcel(first)["stage"] != "signing"
+    app.session_state["selected"] = second
+    app.session_state["_table_open"] = True
+    app.run()
+    assert second in _table_codes(app)
+    next(b for b in app.button if b.label == "提交").click().run()
+    assert not app.exception, app.exception
+    assert asked == [("map", "below")]
+    assert not app.title  # the two fragments ran, not the page
+    table = next(d for d in app.dataframe if "code" in d.value.columns).value
+    assert table.loc[table["code"] == second, "stage"].iloc[0] == s.parcel(second)["stage_label"]
+
+
 def test_an_advance_under_a_stage_filter_takes_the_parcel_out_of_the_result(app):
     """The map's and the table's fragments read the filter's result after the write (not the last full
     run's): the parcel advanced out of the stage filtered on leaves the table and the count."""

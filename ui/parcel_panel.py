@@ -15,8 +15,20 @@ from gis.model.timeline import Moment
 from gis.store.asof import store_at
 
 from . import evidence_widgets as ev
-from .common import MAP_VIEWS, author_field, current_user, lang, plain, rerun_parts, shown_errors, store, tr
+from .common import (
+    MAP_VIEWS,
+    author_field,
+    current_user,
+    filter_result,
+    lang,
+    plain,
+    rerun_parts,
+    shown_errors,
+    store,
+    tr,
+)
 from .downloads import parcel_downloads
+from .parcel_table import shows_parcel_state
 from .plan_panel import plan_section
 
 _REFUSED = "_advance_refused"  # a refused advance's message, for the run after its callback
@@ -78,12 +90,24 @@ def _history(p: dict, history) -> None:
     st.table(df.rename(columns=history_labels(lang())), hide_index=True)
 
 
+def _rerun_after_write(count_before: int) -> None:
+    """After a write from the panel (in its callback): the map's fragment, the form's own, runs next and shows
+    the confirmation and the parcel's new state. The part below the map runs with it (``MAP_VIEWS``; each
+    reads the filter's result and the flash itself) only when what it shows may have changed: an open
+    village's briefing and charts, the list open or a rectangle's form, or the result's count in the list's
+    title (a stage filter). Otherwise one run, not two (the callback's rerun ended the first and started
+    another): the confirmation was on screen 35 ms sooner (bench/RESULTS.md, issue 19)."""
+    if (st.session_state.get("f_village") or shows_parcel_state()
+            or len(filter_result()[0]) != count_before):
+        rerun_parts(MAP_VIEWS)  # on a page without them, the whole page
+
+
 def _advance(p: dict, target: str, keys: dict, by: str, today, need: str | None = None) -> None:
-    """The advance form's submit, as its callback: the write happens before the run that follows, and a
-    success makes that run the map with this panel and the table below it (``MAP_VIEWS``; they read the
-    filter's result and the flash themselves), not the sidebar and its quick find (issue 19). A refusal
-    is kept for the panel to show in the run of its fragment. The stage's evidence (``need``) is asked
-    for here in the planner's words; the store refuses without it too."""
+    """The advance form's submit, as its callback: the write happens before the run that follows, which
+    runs the map with this panel (and the part below it where that changes, :func:`_rerun_after_write`),
+    not the sidebar and its quick find (issue 19). A refusal is kept for the panel to show in the run of
+    its fragment. The stage's evidence (``need``) is asked for here in the planner's words; the store
+    refuses without it too."""
     cat = store().catalog
     get = st.session_state.get
     by = get(f"by-{p['code']}", by)  # the name typed in the form (a store without accounts), as submitted
@@ -92,6 +116,7 @@ def _advance(p: dict, target: str, keys: dict, by: str, today, need: str | None 
         st.session_state[_REFUSED] = tr("field.evidence_missing", stage=plain(cat.stage_label(p["kind"], target, lang())),
                                         evidence=tr(f"field.evidence.{need}"))
         return
+    count_before = len(filter_result()[0])  # cached since the last run: what the list's title says
     try:
         event = store().advance(p["code"], target, get(keys["date"]), by, note=get(keys["note"]) or "",
                                 correction=get(keys["reason"]), share=get(keys["share"]),
@@ -100,7 +125,7 @@ def _advance(p: dict, target: str, keys: dict, by: str, today, need: str | None 
         st.session_state[_REFUSED] = e.message(lang())
         return
     st.session_state["flash"] = tr("ui.advanced", code=p["code"], stage=cat.stage_label(p["kind"], event.to_stage, lang()))
-    rerun_parts(MAP_VIEWS)  # on a page without them, the whole page
+    _rerun_after_write(count_before)
 
 
 def _advance_form(p: dict) -> None:
@@ -138,6 +163,7 @@ def _block(p: dict, keys: dict, by: str) -> None:
     """The block form's submit, as its callback (like :func:`_advance`): flag or clear, then rerun the
     views of the parcel's state only; a refusal is kept for the form to show."""
     get = st.session_state.get
+    count_before = len(filter_result()[0])
     try:
         store().set_blocked(p["code"], not p["blocked"], get(keys["reason"]) or "", get(keys["by"], by),
                             expected_version=p["version"], today=office_today(),
@@ -146,7 +172,7 @@ def _block(p: dict, keys: dict, by: str) -> None:
         st.session_state[_BLOCK_REFUSED] = e.message(lang())
         return
     st.session_state["flash"] = tr("ui.unblocked_saved" if p["blocked"] else "ui.blocked_saved", code=p["code"])
-    rerun_parts(MAP_VIEWS)
+    _rerun_after_write(count_before)
 
 
 def _block_form(p: dict) -> None:

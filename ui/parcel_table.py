@@ -94,6 +94,12 @@ def _remember_open() -> None:
     st.session_state[_OPEN] = bool(st.session_state.get(_EXPANDER))
 
 
+def shows_parcel_state() -> bool:
+    """Whether the table's part shows the parcels' stages now: the list open, or a rectangle's bulk form.
+    Shut, it shows only the result's count (what a write to one parcel changes only under some filters)."""
+    return bool(st.session_state.get(_OPEN)) or st.session_state.get(AREA_KEY) is not None
+
+
 def filtered_table(filtered, codes) -> None:
     """The table of ``filtered`` (the sidebar's result; ``codes`` None when no filter is set)."""
     s = store()
