@@ -237,6 +237,9 @@ def _rerun_views() -> None:
     rerun_parts(MAP_VIEWS)
 
 
+# Of these, only the stage reads what a write to one parcel changes (a stage update): the panel's writes
+# rerun the list below the map for it (ui.parcel_panel._rerun_after_write); a filter on another changing
+# field must be named there too.
 FILTER_WIDGETS = ("f_zone", "f_kind", "f_village", "f_stage", "f_search")
 
 

@@ -19,7 +19,6 @@ from .common import (
     MAP_VIEWS,
     author_field,
     current_user,
-    filter_result,
     lang,
     plain,
     rerun_parts,
@@ -90,15 +89,17 @@ def _history(p: dict, history) -> None:
     st.table(df.rename(columns=history_labels(lang())), hide_index=True)
 
 
-def _rerun_after_write(count_before: int) -> None:
+def _rerun_after_write(stage_changed: bool) -> None:
     """After a write from the panel (in its callback): the map's fragment, the form's own, runs next and shows
     the confirmation and the parcel's new state. The part below the map runs with it (``MAP_VIEWS``; each
     reads the filter's result and the flash itself) only when what it shows may have changed: an open
     village's briefing and charts, the list open or a rectangle's form, or the result's count in the list's
-    title (a stage filter). Otherwise one run, not two (the callback's rerun ended the first and started
-    another): the confirmation was on screen 35 ms sooner (bench/RESULTS.md, issue 19)."""
+    title (a stage filter and a new stage: the other filters, search included, read what a stage update or a
+    block leaves as it was). Otherwise one run, not two (the callback's rerun ended the first and started
+    another): the confirmation was on screen 35 ms sooner (bench/RESULTS.md, issue 19). Nothing is computed
+    here: the filter's result after the write is made after the confirmation is drawn."""
     if (st.session_state.get("f_village") or shows_parcel_state()
-            or len(filter_result()[0]) != count_before):
+            or (stage_changed and st.session_state.get("f_stage"))):
         rerun_parts(MAP_VIEWS)  # on a page without them, the whole page
 
 
@@ -116,7 +117,6 @@ def _advance(p: dict, target: str, keys: dict, by: str, today, need: str | None 
         st.session_state[_REFUSED] = tr("field.evidence_missing", stage=plain(cat.stage_label(p["kind"], target, lang())),
                                         evidence=tr(f"field.evidence.{need}"))
         return
-    count_before = len(filter_result()[0])  # cached since the last run: what the list's title says
     try:
         event = store().advance(p["code"], target, get(keys["date"]), by, note=get(keys["note"]) or "",
                                 correction=get(keys["reason"]), share=get(keys["share"]),
@@ -125,7 +125,7 @@ def _advance(p: dict, target: str, keys: dict, by: str, today, need: str | None 
         st.session_state[_REFUSED] = e.message(lang())
         return
     st.session_state["flash"] = tr("ui.advanced", code=p["code"], stage=cat.stage_label(p["kind"], event.to_stage, lang()))
-    _rerun_after_write(count_before)
+    _rerun_after_write(stage_changed=True)
 
 
 def _advance_form(p: dict) -> None:
@@ -163,7 +163,6 @@ def _block(p: dict, keys: dict, by: str) -> None:
     """The block form's submit, as its callback (like :func:`_advance`): flag or clear, then rerun the
     views of the parcel's state only; a refusal is kept for the form to show."""
     get = st.session_state.get
-    count_before = len(filter_result()[0])
     try:
         store().set_blocked(p["code"], not p["blocked"], get(keys["reason"]) or "", get(keys["by"], by),
                             expected_version=p["version"], today=office_today(),
@@ -172,7 +171,7 @@ def _block(p: dict, keys: dict, by: str) -> None:
         st.session_state[_BLOCK_REFUSED] = e.message(lang())
         return
     st.session_state["flash"] = tr("ui.unblocked_saved" if p["blocked"] else "ui.blocked_saved", code=p["code"])
-    _rerun_after_write(count_before)
+    _rerun_after_write(stage_changed=False)
 
 
 def _block_form(p: dict) -> None:
