@@ -77,3 +77,32 @@ def test_another_servers_writes_and_new_targets_are_seen(demo_where):
     other.set_target(village, "signing", "2027-06-30", "admin", reason="调度会调整")  # a new target row: all again
     _same(live, store)
     assert live.full_builds == 2
+
+
+def test_a_parcels_targets_after_writes_need_no_patch_of_the_district(demo_where):
+    """A panel's evaluation after a write (``LivePlan.of_parcel``): the parcel's own, village's and site's
+    targets as a full evaluation finds them, while the district's evaluation held is not patched (the next
+    whole-district question patches it); new targets are seen at once."""
+    store = open_store_at(demo_where)
+    live = LivePlan(store)
+    live.current()
+    rng = random.Random(5)
+    written = _writes(store, rng, 4)
+    assert written
+    for code in dict.fromkeys(written):
+        p = store.parcel(code)
+        keys = [("parcel", code)] + [(k, p.get(f)) for k, f in (("village", "village"), ("site", "park")) if p.get(f)]
+        got = live.of_parcel(p).targets_of(keys).reset_index(drop=True)
+        want = store.plan_status(office_today().isoformat()).targets_of(keys).reset_index(drop=True)
+        assert len(want) and len(got) == len(want)
+        cols = ["id", "object", "stage", "due_date", "status", "days_late", "reached_on", "parcels", "parcels_done"]
+        pd.testing.assert_frame_equal(got[cols], want[cols], check_dtype=False)
+        assert store.parcel_plan(code, evaluation=live.of_parcel(p), parcel=p) == store.parcel_plan(code)
+    assert live.patches == 0 and live.full_builds == 1  # the district's held as it was
+    _same(live, store)  # and patched when asked for
+    assert live.patches == 1
+    code = next(c for c in written if store.parcel(c).get("village"))
+    store.set_target(store.parcel(code)["village"], "demolition", "2027-09-30", "admin", reason="调度会调整")
+    p = store.parcel(code)
+    assert any(r["stage"] == "demolition" and r["due"] == "2027-09-30"
+               for r in store.parcel_plan(p["code"], evaluation=live.of_parcel(p), parcel=p))

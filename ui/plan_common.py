@@ -23,6 +23,13 @@ def plan_evaluation():
     return _live_plan(s.location).current(s.data_version(), office_today().isoformat())
 
 
+def parcel_plan_evaluation(p: dict):
+    """An evaluation that holds one parcel's targets today (``LivePlan.of_parcel``): the panel's, without
+    patching the district's after every write."""
+    s = store()
+    return _live_plan(s.location).of_parcel(p, s.data_version(), office_today().isoformat())
+
+
 def status_label(status: str) -> str:
     return tr(f"plans.status_{status}")
 

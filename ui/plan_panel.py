@@ -12,7 +12,7 @@ from gis.base.clock import office_today
 from gis.base.i18n import local_time
 
 from .common import author_field, current_user, lang, plain, shown_errors, store, tr
-from .plan_common import plan_evaluation, status_label
+from .plan_common import parcel_plan_evaluation, status_label
 
 _DOT = {"done": ":green[●]", "done_late": ":green[◐]", "on_track": ":blue[●]", "due_soon": ":orange[●]",
         "overdue": ":red[●]", "stalled": ":red[◆]", "no_plan": ":gray[○]"}
@@ -21,7 +21,7 @@ _DOT = {"done": ":green[●]", "done_late": ":green[◐]", "on_track": ":blue[�
 def _targets(p: dict, past=None) -> None:
     s = store()
     rows = (past.parcel_plan(p["code"], lang=lang()) if past is not None
-            else s.parcel_plan(p["code"], lang=lang(), evaluation=plan_evaluation(), parcel=p))
+            else s.parcel_plan(p["code"], lang=lang(), evaluation=parcel_plan_evaluation(p), parcel=p))
     st.markdown(f"**{tr('plans.ui_plan')}**")
     if not rows:
         st.caption(tr("plans.ui_no_targets"))
